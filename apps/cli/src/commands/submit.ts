@@ -1,0 +1,88 @@
+import { DEFAULT_TENANT, type FetchJob } from '@crawlfleet/core';
+import { Producer, prepareJobs, type SubmitReport } from '@crawlfleet/producer';
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { type CommandContext, connect, type GlobalOptions, loadSettings, type Settings } from '../context.js';
+import { readTargets } from '../input.js';
+import { plural, printJson, say } from '../output.js';
+
+export interface TargetOptions {
+  file?: string;
+  tenant: string;
+  session?: string;
+  key?: string;
+  method?: string;
+  force?: boolean;
+}
+
+/** The target options `submit` and `crawl` share. */
+export function withTargetOptions(command: Command): Command {
+  return command
+    .argument('[urls...]', 'URLs to fetch')
+    .option(
+      '-f, --file <file>',
+      'read targets from a file (- for stdin): one URL, or one JSON object {"url","method","headers","body","key"}, per line',
+    )
+    .option('-t, --tenant <name>', 'tenant from the config file', DEFAULT_TENANT)
+    .option('-s, --session <id>', 'a session the jobs share (cookies, auth)')
+    .option(
+      '-k, --key <key>',
+      'idempotency key for a single target (derived from tenant, method, canonical URL and body by default)',
+    )
+    .option('-X, --method <method>', 'HTTP method for targets that do not name one (default GET)')
+    .option('--force', 'enqueue again keys that already finished or are known to the queue');
+}
+
+/** Reads and validates every target into jobs; nothing touches Redis yet. */
+export async function prepareTargets(settings: Settings, urls: string[], options: TargetOptions): Promise<FetchJob[]> {
+  const targets = await readTargets({ urls, file: options.file, key: options.key, method: options.method });
+  return prepareJobs(settings.config, targets, { tenant: options.tenant, sessionId: options.session });
+}
+
+/** Enqueues prepared jobs in batches, with a progress bar for large inputs on a terminal. */
+export async function enqueueJobs(context: CommandContext, jobs: FetchJob[], force?: boolean): Promise<SubmitReport> {
+  const producer = new Producer(context.redis, context.keys, context.config);
+  const bar =
+    jobs.length >= 1_000 && process.stderr.isTTY
+      ? new cliProgress.SingleBar(
+          { stream: process.stderr, format: 'submitting {bar} {value}/{total} {percentage}%' },
+          cliProgress.Presets.shades_classic,
+        )
+      : undefined;
+  bar?.start(jobs.length, 0);
+  try {
+    return await producer.submit(jobs, { force, onProgress: (done) => bar?.update(done) });
+  } finally {
+    bar?.stop();
+    await producer.close();
+  }
+}
+
+export function registerSubmit(program: Command): void {
+  withTargetOptions(program.command('submit'))
+    .description('enqueue fetch jobs on the crawl queue; known keys count as duplicates')
+    .option('--json', 'print {"enqueued":N,"duplicates":M}')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ crawlfleet submit https://example.com/ https://example.com/about
+  $ crawlfleet submit --file urls.txt --tenant shop --session account-1
+  $ cat urls.txt | crawlfleet submit --file - --json`,
+    )
+    .action(async (urls: string[], options: TargetOptions & { json?: boolean }, command: Command) => {
+      const settings = loadSettings(command.optsWithGlobals<GlobalOptions>());
+      const jobs = await prepareTargets(settings, urls, options);
+      const context = await connect(settings);
+      try {
+        const report = await enqueueJobs(context, jobs, options.force);
+        if (options.json) printJson({ enqueued: report.enqueued, duplicates: report.duplicates });
+        else
+          say(
+            `enqueued ${plural(report.enqueued, 'job')}, ${plural(report.duplicates, 'duplicate')} skipped (tenant ${options.tenant})`,
+          );
+      } finally {
+        await context.close();
+      }
+    });
+}

@@ -1,0 +1,35 @@
+import { DEFAULT_CONCURRENCY, DEFAULT_GRACE_MS, runWorkerProcess } from '@crawlfleet/crawler';
+import { createLogger } from '@crawlfleet/log';
+import type { Command } from 'commander';
+import { type GlobalOptions, loadSettings } from '../context.js';
+import { positiveInt } from '../options.js';
+
+export function registerWorker(program: Command): void {
+  program
+    .command('worker')
+    .description('run a worker: take jobs from the crawl queue until SIGTERM/SIGINT, then drain')
+    .option(
+      '-c, --concurrency <n>',
+      `jobs processed at once (default ${DEFAULT_CONCURRENCY}, or CRAWLFLEET_CONCURRENCY)`,
+      positiveInt,
+    )
+    .option('--grace-ms <ms>', `how long a drain waits for active jobs (default ${DEFAULT_GRACE_MS})`, positiveInt)
+    .addHelpText(
+      'after',
+      `
+Run one per machine (or many); they share work through Redis. Logs are JSON lines on stdout.
+  $ REDIS_URL=redis://queue.internal:6379 crawlfleet worker --concurrency 32`,
+    )
+    .action(async (options: { concurrency?: number; graceMs?: number }, command: Command) => {
+      const { env, config } = loadSettings(command.optsWithGlobals<GlobalOptions>());
+      const fromEnv = process.env.CRAWLFLEET_CONCURRENCY;
+      await runWorkerProcess({
+        redisUrl: env.redisUrl,
+        prefix: env.prefix,
+        config,
+        logger: createLogger({ name: 'worker' }),
+        concurrency: options.concurrency ?? (fromEnv ? positiveInt(fromEnv) : undefined),
+        graceMs: options.graceMs,
+      });
+    });
+}

@@ -1,0 +1,50 @@
+import {
+  type CrawlfleetConfig,
+  connectRedis,
+  type Environment,
+  type KeyLayout,
+  keyLayout,
+  loadConfig,
+  readEnvironment,
+} from '@crawlfleet/core';
+import type { Redis } from 'ioredis';
+
+/** Options every command accepts. */
+export interface GlobalOptions {
+  config?: string;
+}
+
+/** Settings and config: everything a command can check before it connects anywhere. */
+export interface Settings {
+  env: Environment;
+  config: CrawlfleetConfig;
+  keys: KeyLayout;
+}
+
+/** What a command needs to talk to the fleet: settings plus one Redis connection. */
+export interface CommandContext extends Settings {
+  redis: Redis;
+  close(): Promise<void>;
+}
+
+export function loadSettings(globals: GlobalOptions): Settings {
+  const env = readEnvironment();
+  return { env, config: loadConfig({ path: globals.config }), keys: keyLayout(env.prefix) };
+}
+
+/** Connects to `redisUrl` (default: the environment's); throws `RedisUnavailableError`. */
+export async function connect(settings: Settings, redisUrl?: string): Promise<CommandContext> {
+  const redis = await connectRedis(redisUrl ?? settings.env.redisUrl, { role: 'command' });
+  return {
+    ...settings,
+    redis,
+    close: async () => {
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+/** Reads settings and config first (bad input fails before any connection), then connects. */
+export function openContext(globals: GlobalOptions): Promise<CommandContext> {
+  return connect(loadSettings(globals));
+}

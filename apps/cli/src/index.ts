@@ -1,0 +1,1 @@
+export { buildProgram, VERSION } from './program.js';

@@ -1,0 +1,54 @@
+import { once } from 'node:events';
+
+/** Writes a line to stdout, waiting when the pipe is full (exports can be large). */
+export async function writeLine(stream: NodeJS.WritableStream, line: string): Promise<void> {
+  if (!stream.write(`${line}\n`)) await once(stream, 'drain');
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value)}\n`);
+}
+
+/** A message for the person at the terminal (stderr, so stdout stays data). */
+export function say(message: string): void {
+  process.stderr.write(`${message}\n`);
+}
+
+/** Plain aligned columns; the last column is not padded. */
+export function table(headers: string[], rows: string[][]): string {
+  const widths = headers.map((header, i) => Math.max(header.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n');
+}
+
+export function plural(count: number, word: string): string {
+  if (count === 1) return `${count} ${word}`;
+  return `${count} ${word.endsWith('y') ? `${word.slice(0, -1)}ie` : word}s`;
+}
+
+/**
+ * A one-line progress display on stderr: redrawn in place on a terminal, printed every few
+ * seconds otherwise (so CI logs and pipes still show progress without flooding).
+ */
+export class ProgressLine {
+  private lastPrint = 0;
+  private readonly tty = process.stderr.isTTY === true;
+
+  update(text: string, force = false): void {
+    const now = Date.now();
+    if (this.tty) {
+      process.stderr.write(`\r\x1b[2K${text}`);
+    } else if (force || now - this.lastPrint >= 5_000) {
+      process.stderr.write(`${text}\n`);
+      this.lastPrint = now;
+    }
+  }
+
+  done(): void {
+    if (this.tty) process.stderr.write('\r\x1b[2K');
+  }
+}

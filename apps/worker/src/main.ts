@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+import { exitCodeOf, InputError, loadConfig, oneLine, readEnvironment } from '@crawlfleet/core';
+import { runWorkerProcess } from '@crawlfleet/crawler';
+import { createLogger } from '@crawlfleet/log';
+
+/** Reads a positive integer setting from the environment. */
+function intFromEnv(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new InputError('invalid_setting', `${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+/**
+ * The worker process, configured by environment variables only (one command on any machine):
+ * REDIS_URL, CRAWLFLEET_PREFIX, CRAWLFLEET_CONFIG, CRAWLFLEET_CONCURRENCY, CRAWLFLEET_GRACE_MS.
+ */
+async function main(): Promise<void> {
+  const logger = createLogger({ name: 'worker' });
+  try {
+    const env = readEnvironment();
+    await runWorkerProcess({
+      redisUrl: env.redisUrl,
+      prefix: env.prefix,
+      config: loadConfig(),
+      logger,
+      concurrency: intFromEnv('CRAWLFLEET_CONCURRENCY'),
+      graceMs: intFromEnv('CRAWLFLEET_GRACE_MS'),
+    });
+  } catch (error) {
+    process.stderr.write(`crawlfleet-worker: ${oneLine(error)}\n`);
+    process.exitCode = exitCodeOf(error);
+  }
+}
+
+await main();

@@ -1,0 +1,42 @@
+import { InputError } from './errors.js';
+import { isValidPrefix } from './keys.js';
+
+export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
+export const DEFAULT_PREFIX = 'cf';
+
+/** What the environment says about where crawlfleet keeps its state. */
+export interface Environment {
+  redisUrl: string;
+  /** True when `REDIS_URL` was set (so no local fallback is started). */
+  redisUrlFromEnv: boolean;
+  sessionRedisUrl: string;
+  prefix: string;
+}
+
+export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environment {
+  const redisUrl = env.REDIS_URL || DEFAULT_REDIS_URL;
+  const prefix = env.CRAWLFLEET_PREFIX || DEFAULT_PREFIX;
+  if (!isValidPrefix(prefix)) {
+    throw new InputError(
+      'invalid_prefix',
+      `CRAWLFLEET_PREFIX must be 1-64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(prefix)}`,
+    );
+  }
+  for (const [name, value] of [
+    ['REDIS_URL', redisUrl],
+    ['CRAWLFLEET_SESSION_REDIS_URL', env.CRAWLFLEET_SESSION_REDIS_URL],
+  ] as const) {
+    if (value && !/^rediss?:\/\//.test(value)) {
+      throw new InputError(
+        'invalid_redis_url',
+        `${name} must start with redis:// or rediss://, got ${JSON.stringify(value)}`,
+      );
+    }
+  }
+  return {
+    redisUrl,
+    redisUrlFromEnv: Boolean(env.REDIS_URL),
+    sessionRedisUrl: env.CRAWLFLEET_SESSION_REDIS_URL || redisUrl,
+    prefix,
+  };
+}

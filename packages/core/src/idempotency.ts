@@ -1,0 +1,36 @@
+import { createHash } from 'node:crypto';
+import { InputError } from './errors.js';
+
+export interface IdempotencyInput {
+  tenant: string;
+  method: string;
+  /** Already canonical (see `canonicalizeUrl`). */
+  canonicalUrl: string;
+  body?: string | undefined;
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/**
+ * The key that makes a fetch happen once: tenant, method, canonical URL and a hash of the body.
+ * It is the BullMQ job id, so it must never be all digits (BullMQ rejects integer ids) nor hold
+ * a colon (it would split Redis key names): hex behind a fixed `ik-` prefix is neither.
+ */
+export function deriveIdempotencyKey(input: IdempotencyInput): string {
+  const bodyHash = input.body === undefined || input.body === '' ? '-' : sha256(input.body);
+  const digest = sha256([input.tenant, input.method.toUpperCase(), input.canonicalUrl, bodyHash].join('\n'));
+  return `ik-${digest.slice(0, 40)}`;
+}
+
+const CALLER_KEY = /^[A-Za-z0-9._~-]{1,200}$/;
+
+/** Checks a key the caller chose (`--key`): same alphabet rules as a derived one. */
+export function checkCallerKey(key: string): string {
+  if (!CALLER_KEY.test(key) || /^\d+$/.test(key)) {
+    throw new InputError(
+      'invalid_key',
+      `--key must be 1-200 characters of A-Z a-z 0-9 . _ ~ - and not only digits, got ${JSON.stringify(key)}`,
+    );
+  }
+  return key;
+}

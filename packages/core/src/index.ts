@@ -1,0 +1,30 @@
+export { canonicalizeUrl, isTrackingParam, parseTargetUrl } from './canonical-url.js';
+export {
+  type CrawlfleetConfig,
+  crawlfleetConfigSchema,
+  DEFAULT_CONFIG_FILE,
+  DEFAULT_TENANT,
+  type FetchConfig,
+  type JobsConfig,
+  type LoadConfigOptions,
+  loadConfig,
+  parseConfig,
+  type RetentionConfig,
+  type TenantConfig,
+  tenantConfig,
+} from './config.js';
+export { DEFAULT_PREFIX, DEFAULT_REDIS_URL, type Environment, readEnvironment } from './environment.js';
+export { ConfigError, exitCodeOf, InputError, oneLine, RedisUnavailableError } from './errors.js';
+export { checkCallerKey, deriveIdempotencyKey, type IdempotencyInput } from './idempotency.js';
+export {
+  describeZodError,
+  type FetchJob,
+  type FetchJobParse,
+  fetchJobSchema,
+  HTTP_METHODS,
+  type HttpMethod,
+  NAME_PATTERN,
+  parseFetchJob,
+} from './job.js';
+export { CRAWL_QUEUE, DLQ_QUEUE, isValidPrefix, type KeyLayout, keyLayout } from './keys.js';
+export { type ConnectOptions, connectRedis, redactRedisUrl } from './redis.js';

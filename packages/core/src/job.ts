@@ -1,0 +1,52 @@
+import { z } from 'zod';
+
+export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
+export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+/** Tenant and session names end up in Redis key names and metrics labels: keep them plain. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** W3C trace context carried from the producer to the worker. */
+export const traceContextSchema = z.object({
+  traceparent: z.string().max(128),
+  tracestate: z.string().max(512).optional(),
+});
+
+/**
+ * One fetch job as it sits in the `crawl` queue. Version 1. The worker parses every job it
+ * takes with this schema: a payload written by someone else that does not fit goes to the DLQ.
+ */
+export const fetchJobSchema = z.object({
+  v: z.literal(1),
+  url: z.string().url().max(8192),
+  method: z.enum(HTTP_METHODS),
+  headers: z.record(z.string(), z.string()).optional(),
+  body: z
+    .string()
+    .max(1024 * 1024)
+    .optional(),
+  tenant: z.string().regex(NAME_PATTERN),
+  sessionId: z.string().regex(NAME_PATTERN).optional(),
+  idempotencyKey: z.string().min(1).max(200),
+  submittedAt: z.string().datetime(),
+  trace: traceContextSchema.optional(),
+});
+
+export type FetchJob = z.infer<typeof fetchJobSchema>;
+
+export type FetchJobParse = { ok: true; job: FetchJob } | { ok: false; reason: string };
+
+/** Parses job data; on failure, says which field is wrong in one line. */
+export function parseFetchJob(data: unknown): FetchJobParse {
+  const result = fetchJobSchema.safeParse(data);
+  if (result.success) return { ok: true, job: result.data };
+  return { ok: false, reason: describeZodError(result.error) };
+}
+
+/** `field.path: message` for the first issue, the way every edge of crawlfleet reports input. */
+export function describeZodError(error: z.ZodError): string {
+  const issue = error.issues[0];
+  if (issue === undefined) return 'invalid value';
+  const path = issue.path.length === 0 ? '(root)' : issue.path.map(String).join('.');
+  return `${path}: ${issue.message}`;
+}

@@ -1,0 +1,42 @@
+/** The two BullMQ queues of the design. */
+export const CRAWL_QUEUE = 'crawl';
+export const DLQ_QUEUE = 'crawl-dlq';
+
+/**
+ * Every Redis key crawlfleet owns, in one place. Fleet-wide keys (both queues, the results
+ * stream, the ledger) share the hash tag `{prefix}`, so BullMQ's multi-key scripts and our
+ * result+ledger script stay in one Redis Cluster slot. Session keys (see the slates package)
+ * carry a hash tag per session instead, so sessions spread over the cluster.
+ */
+export interface KeyLayout {
+  /** The configured prefix, `cf` by default (`CRAWLFLEET_PREFIX`). */
+  readonly prefix: string;
+  /** The `prefix` option for every BullMQ Queue and Worker. */
+  readonly bullPrefix: string;
+  /** The results stream that `results export` reads. */
+  readonly results: string;
+  /** The ledger entry that marks an idempotency key as finished. */
+  ledger(idempotencyKey: string): string;
+  /** BullMQ's hash for a job of the crawl queue (`<bullPrefix>:crawl:<id>`). */
+  crawlJob(jobId: string): string;
+  /** BullMQ's hash for an entry of the DLQ (`<bullPrefix>:crawl-dlq:<id>`). */
+  dlqJob(jobId: string): string;
+}
+
+const PREFIX_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+
+export function isValidPrefix(prefix: string): boolean {
+  return PREFIX_PATTERN.test(prefix);
+}
+
+export function keyLayout(prefix: string): KeyLayout {
+  const tag = `{${prefix}}`;
+  return {
+    prefix,
+    bullPrefix: tag,
+    results: `${tag}:results`,
+    ledger: (idempotencyKey) => `${tag}:ledger:${idempotencyKey}`,
+    crawlJob: (jobId) => `${tag}:${CRAWL_QUEUE}:${jobId}`,
+    dlqJob: (jobId) => `${tag}:${DLQ_QUEUE}:${jobId}`,
+  };
+}

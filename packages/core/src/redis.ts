@@ -1,0 +1,48 @@
+import { Redis } from 'ioredis';
+import { RedisUnavailableError } from './errors.js';
+
+/** A Redis URL with its password replaced, for messages and logs. */
+export function redactRedisUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(unparseable Redis URL)';
+  }
+}
+
+export interface ConnectOptions {
+  /**
+   * `command`: a short-lived CLI command, which must fail fast with a clear error when Redis is
+   * down. `worker`: a long-lived process, which must ride out Redis restarts by itself
+   * (BullMQ needs `maxRetriesPerRequest: null` there).
+   */
+  role: 'command' | 'worker';
+  connectTimeoutMs?: number;
+}
+
+/** Opens a Redis connection and waits until it is ready; throws `RedisUnavailableError`. */
+export async function connectRedis(url: string, options: ConnectOptions): Promise<Redis> {
+  const worker = options.role === 'worker';
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: options.connectTimeoutMs ?? 3_000,
+    maxRetriesPerRequest: worker ? null : 2,
+    enableReadyCheck: true,
+    retryStrategy: worker ? (times) => Math.min(times * 200, 5_000) : (times) => (times > 2 ? null : times * 200),
+  });
+  // Errors surface through connect() and commands; the socket's own error says why best.
+  let socketError: Error | undefined;
+  redis.on('error', (error: Error) => {
+    socketError = error;
+  });
+  try {
+    await redis.connect();
+  } catch (error) {
+    redis.disconnect();
+    const reason = (socketError ?? (error as Error)).message;
+    throw new RedisUnavailableError(`cannot reach Redis at ${redactRedisUrl(url)}: ${reason}`);
+  }
+  return redis;
+}

@@ -1,0 +1,227 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  type CrawlfleetConfig,
+  DEFAULT_CONFIG_FILE,
+  loadConfig,
+  parseConfig,
+  tenantConfig,
+} from '../src/index.js';
+import { expectInputError } from './expect-input-error.js';
+
+const MiB = 1024 * 1024;
+
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'crawlfleet-config-'));
+});
+
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes `content` (JSON-encoded unless it is already a string) to `name` in the temp dir. */
+function writeConfig(name: string, content: unknown): string {
+  const path = join(dir, name);
+  writeFileSync(path, typeof content === 'string' ? content : JSON.stringify(content));
+  return path;
+}
+
+/** Loads the config and returns the ConfigError it must throw. */
+function expectConfigError(load: () => unknown): ConfigError {
+  const error = expectInputError(load, 'invalid_config');
+  expect(error).toBeInstanceOf(ConfigError);
+  return error as ConfigError;
+}
+
+describe('loadConfig', () => {
+  it('returns the defaults when there is no file anywhere', () => {
+    const config = loadConfig({ cwd: dir, env: {} });
+    expect(config.source).toBeUndefined();
+    expect(config.tenants).toEqual({});
+    expect(config.fetch).toEqual({
+      timeoutMs: 30_000,
+      connectTimeoutMs: 10_000,
+      maxRedirects: 10,
+      maxBodyBytes: 16 * MiB,
+      resultBodyBytes: 2 * MiB,
+      userAgent: 'crawlfleet/0.1',
+      maxSocketsPerHost: 32,
+    });
+    expect(config.jobs).toEqual({ retries: 3, backoffBaseMs: 1_000, backoffMaxMs: 60_000 });
+    expect(config.retention).toEqual({
+      resultsMaxLen: 100_000,
+      ledgerTtlSeconds: 30 * 24 * 3600,
+      completedJobs: 1_000,
+      failedJobs: 5_000,
+    });
+  });
+
+  it('reads ./crawlfleet.config.json from cwd when nothing is named', () => {
+    const path = writeConfig(DEFAULT_CONFIG_FILE, { jobs: { retries: 5 } });
+    const config = loadConfig({ cwd: dir, env: {} });
+    expect(config.jobs.retries).toBe(5);
+    expect(config.source).toContain(path);
+  });
+
+  it('prefers CRAWLFLEET_CONFIG over the file in cwd', () => {
+    writeConfig(DEFAULT_CONFIG_FILE, { jobs: { retries: 5 } });
+    const fromEnv = writeConfig('env.json', { jobs: { retries: 7 } });
+    expect(loadConfig({ cwd: dir, env: { CRAWLFLEET_CONFIG: fromEnv } }).jobs.retries).toBe(7);
+  });
+
+  it('prefers an explicit path over CRAWLFLEET_CONFIG', () => {
+    writeConfig(DEFAULT_CONFIG_FILE, { jobs: { retries: 5 } });
+    const fromEnv = writeConfig('env.json', { jobs: { retries: 7 } });
+    const explicit = writeConfig('explicit.json', { jobs: { retries: 9 } });
+    const config = loadConfig({ path: explicit, cwd: dir, env: { CRAWLFLEET_CONFIG: fromEnv } });
+    expect(config.jobs.retries).toBe(9);
+    expect(config.source).toContain(explicit);
+  });
+
+  it('resolves a relative path against cwd', () => {
+    mkdirSync(join(dir, 'conf'));
+    writeConfig(join('conf', 'fleet.json'), { jobs: { retries: 11 } });
+    expect(loadConfig({ path: 'conf/fleet.json', cwd: dir, env: {} }).jobs.retries).toBe(11);
+    expect(loadConfig({ cwd: dir, env: { CRAWLFLEET_CONFIG: 'conf/fleet.json' } }).jobs.retries).toBe(11);
+  });
+
+  it('ignores an empty CRAWLFLEET_CONFIG', () => {
+    writeConfig(DEFAULT_CONFIG_FILE, { jobs: { retries: 5 } });
+    expect(loadConfig({ cwd: dir, env: { CRAWLFLEET_CONFIG: '' } }).jobs.retries).toBe(5);
+  });
+
+  it('fails when an explicitly named file is missing, naming the path', () => {
+    const missing = join(dir, 'nope.json');
+    const error = expectConfigError(() => loadConfig({ path: missing, cwd: dir, env: {} }));
+    expect(error.message).toContain(missing);
+    expect(error.message).toContain('file not found');
+  });
+
+  it('fails when the file named by CRAWLFLEET_CONFIG is missing', () => {
+    const missing = join(dir, 'from-env.json');
+    const error = expectConfigError(() => loadConfig({ cwd: dir, env: { CRAWLFLEET_CONFIG: missing } }));
+    expect(error.message).toContain(missing);
+    expect(error.message).toContain('file not found');
+  });
+
+  it('fails on a file that is not JSON, naming the path', () => {
+    const path = writeConfig('broken.json', '{ "jobs": { "retries": 3, } ');
+    const error = expectConfigError(() => loadConfig({ path, cwd: dir, env: {} }));
+    expect(error.message).toContain('not valid JSON');
+    expect(error.message).toContain(path);
+  });
+
+  it('fails on an unknown top-level field, naming it', () => {
+    const path = writeConfig('c.json', { fetch: {}, retires: 3 });
+    const error = expectConfigError(() => loadConfig({ path, cwd: dir, env: {} }));
+    expect(error.message).toContain('retires');
+  });
+
+  it('fails on an unknown tenant field, naming the tenant and the field', () => {
+    const path = writeConfig('c.json', { tenants: { acme: { allowHosts: [], userAgnet: 'x' } } });
+    const error = expectConfigError(() => loadConfig({ path, cwd: dir, env: {} }));
+    expect(error.message).toContain('tenants.acme');
+    expect(error.message).toContain('userAgnet');
+  });
+
+  it('fails on an unknown field inside a section, naming the section', () => {
+    const path = writeConfig('c.json', { fetch: { timeout: 5000 } });
+    const error = expectConfigError(() => loadConfig({ path, cwd: dir, env: {} }));
+    expect(error.message).toContain('fetch');
+    expect(error.message).toContain('timeout');
+  });
+
+  it('fails on a wrong type, naming the field path', () => {
+    const path = writeConfig('c.json', { fetch: { timeoutMs: 'fast' } });
+    const error = expectConfigError(() => loadConfig({ path, cwd: dir, env: {} }));
+    expect(error.message).toContain('fetch.timeoutMs');
+    expect(error.message).toContain(path);
+  });
+
+  it('fails on a value out of range, naming the field path', () => {
+    const path = writeConfig('c.json', { jobs: { retries: -1 } });
+    expect(expectConfigError(() => loadConfig({ path, cwd: dir, env: {} })).message).toContain('jobs.retries');
+  });
+
+  it('fails on an invalid tenant name', () => {
+    const path = writeConfig('c.json', { tenants: { 'acme corp': {} } });
+    expect(expectConfigError(() => loadConfig({ path, cwd: dir, env: {} })).message).toContain('tenants');
+  });
+
+  it('fails on a JSON document that is not an object', () => {
+    const path = writeConfig('c.json', '[]');
+    expectConfigError(() => loadConfig({ path, cwd: dir, env: {} }));
+  });
+
+  it('applies the defaults of a section that is only partly given', () => {
+    const path = writeConfig('c.json', { fetch: { maxRedirects: 3 } });
+    const config = loadConfig({ path, cwd: dir, env: {} });
+    expect(config.fetch.maxRedirects).toBe(3);
+    expect(config.fetch.timeoutMs).toBe(30_000);
+    expect(config.fetch.resultBodyBytes).toBe(2 * MiB);
+    expect(config.jobs.retries).toBe(3);
+  });
+
+  it('applies the defaults of a tenant that is only partly given', () => {
+    const path = writeConfig('c.json', { tenants: { acme: { userAgent: 'acme-bot/1' } } });
+    expect(loadConfig({ path, cwd: dir, env: {} }).tenants.acme).toEqual({
+      allowHosts: [],
+      headers: {},
+      userAgent: 'acme-bot/1',
+    });
+  });
+});
+
+describe('tenantConfig', () => {
+  const config: CrawlfleetConfig = parseConfig(
+    {
+      tenants: {
+        acme: { allowHosts: ['intranet.acme.example', '10.0.0.0/8'], headers: { 'x-team': 'crawl' } },
+        globex: {},
+      },
+    },
+    'config /etc/crawlfleet.json',
+  );
+
+  it('returns a configured tenant', () => {
+    expect(tenantConfig(config, 'acme')).toEqual({
+      allowHosts: ['intranet.acme.example', '10.0.0.0/8'],
+      headers: { 'x-team': 'crawl' },
+    });
+  });
+
+  it('returns the defaults for "default" even when it is not configured', () => {
+    expect(tenantConfig(config, 'default')).toEqual({ allowHosts: [], headers: {} });
+    expect(tenantConfig(parseConfig({}), 'default')).toEqual({ allowHosts: [], headers: {} });
+  });
+
+  it('returns a configured "default" tenant over the built-in one', () => {
+    const custom = parseConfig({ tenants: { default: { userAgent: 'custom/1' } } });
+    expect(tenantConfig(custom, 'default').userAgent).toBe('custom/1');
+  });
+
+  it('refuses an unknown tenant, listing the known ones', () => {
+    const error = expectInputError(() => tenantConfig(config, 'initech'), 'unknown_tenant');
+    expect(error).not.toBeInstanceOf(ConfigError);
+    expect(error.message).toContain('"initech"');
+    expect(error.message).toContain('default, acme, globex');
+    expect(error.message).toContain('/etc/crawlfleet.json');
+  });
+
+  it('says no config file is loaded when refusing a tenant under the defaults', () => {
+    const error = expectInputError(() => tenantConfig(parseConfig({}), 'acme'), 'unknown_tenant');
+    expect(error.message).toContain('no config file is loaded');
+  });
+
+  it.each(['constructor', 'toString', 'hasOwnProperty', 'valueOf', '__proto__'])(
+    'refuses %s, a name inherited from Object.prototype, as an unknown tenant',
+    (name) => {
+      expectInputError(() => tenantConfig(config, name), 'unknown_tenant');
+    },
+  );
+});

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { type FetchJob, parseFetchJob } from '../src/index.js';
+
+const minimal = {
+  v: 1,
+  url: 'https://example.com/',
+  method: 'GET',
+  tenant: 'default',
+  idempotencyKey: 'ik-0123456789abcdef0123456789abcdef01234567',
+  submittedAt: '2025-01-15T10:30:00.000Z',
+};
+
+const full = {
+  ...minimal,
+  url: 'https://api.example.com/v2/search?q=shoes',
+  method: 'POST',
+  headers: { 'content-type': 'application/json', accept: 'application/json' },
+  body: '{"page":1}',
+  tenant: 'acme.prod',
+  sessionId: 'session_01',
+  trace: {
+    traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+    tracestate: 'vendor=value',
+  },
+};
+
+/** The reason a job was refused; fails the test when the job was accepted. */
+function reasonFor(data: unknown): string {
+  const result = parseFetchJob(data);
+  if (result.ok) throw new Error(`expected ${JSON.stringify(data)} to be refused`);
+  return result.reason;
+}
+
+describe('parseFetchJob', () => {
+  it('accepts a job with every field', () => {
+    const result = parseFetchJob(full);
+    expect(result).toEqual({ ok: true, job: full });
+  });
+
+  it('accepts a minimal job', () => {
+    const result = parseFetchJob(minimal);
+    expect(result.ok).toBe(true);
+    const job: FetchJob | undefined = result.ok ? result.job : undefined;
+    expect(job?.headers).toBeUndefined();
+    expect(job?.body).toBeUndefined();
+    expect(job?.trace).toBeUndefined();
+  });
+
+  it.each(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'])('accepts the %s method', (method) => {
+    expect(parseFetchJob({ ...minimal, method }).ok).toBe(true);
+  });
+
+  it('rejects a job without a url and names the url field', () => {
+    const { url: _url, ...withoutUrl } = minimal;
+    expect(reasonFor(withoutUrl)).toMatch(/^url: /);
+  });
+
+  it('rejects a url that is not a URL', () => {
+    expect(reasonFor({ ...minimal, url: 'not a url' })).toMatch(/^url: /);
+  });
+
+  it.each(['get', 'FETCH', '', 'CONNECT'])('rejects the method %j and names the method field', (method) => {
+    expect(reasonFor({ ...minimal, method })).toMatch(/^method: /);
+  });
+
+  it.each(['acme corp', '', '-acme', 'a:b', 't'.repeat(65)])(
+    'rejects the tenant name %j and names the tenant field',
+    (tenant) => {
+      expect(reasonFor({ ...minimal, tenant })).toMatch(/^tenant: /);
+    },
+  );
+
+  it('rejects a bad session id and names the sessionId field', () => {
+    expect(reasonFor({ ...minimal, sessionId: 'has space' })).toMatch(/^sessionId: /);
+  });
+
+  it.each([2, 0, '1', undefined])('rejects the version %j and names the v field', (v) => {
+    expect(reasonFor({ ...minimal, v })).toMatch(/^v: /);
+  });
+
+  it('rejects a submittedAt that is not an ISO date-time', () => {
+    expect(reasonFor({ ...minimal, submittedAt: 'yesterday' })).toMatch(/^submittedAt: /);
+  });
+
+  it('names the nested path of a wrong header value', () => {
+    expect(reasonFor({ ...minimal, headers: { accept: 42 } })).toMatch(/^headers\.accept: /);
+  });
+
+  it('names the nested path of a missing traceparent', () => {
+    expect(reasonFor({ ...minimal, trace: {} })).toMatch(/^trace\.traceparent: /);
+  });
+
+  it.each([
+    { shape: 'null', data: null },
+    { shape: 'a string', data: 'https://example.com/' },
+    { shape: 'a number', data: 1 },
+    { shape: 'an array', data: [minimal] },
+    { shape: 'undefined', data: undefined },
+  ])('rejects $shape and says the root is wrong', ({ data }) => {
+    expect(reasonFor(data)).toMatch(/^\(root\): /);
+  });
+
+  it('gives a one-line reason', () => {
+    expect(reasonFor({})).not.toMatch(/[\r\n]/);
+  });
+});

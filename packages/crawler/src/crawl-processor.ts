@@ -1,0 +1,252 @@
+import {
+  type CrawlfleetConfig,
+  type FetchJob,
+  InputError,
+  type KeyLayout,
+  parseFetchJob,
+  parseTargetUrl,
+  type TenantConfig,
+  tenantConfig,
+} from '@crawlfleet/core';
+import type { AttemptRecord, DeadLetter, DeadLetterQueue } from '@crawlfleet/dlq';
+import {
+  type Classification,
+  classifyError,
+  classifyResponse,
+  type ResponseSummary,
+  retryDelay,
+} from '@crawlfleet/failures';
+import type { FetchedPage, Fetcher } from '@crawlfleet/fetcher';
+import type { Logger } from '@crawlfleet/log';
+import { encodeBody, pickStoredHeaders, type ResultsStore, type StoredResult } from '@crawlfleet/results';
+import { type Job, type Queue, UnrecoverableError } from 'bullmq';
+
+/** What a finished job returns (BullMQ keeps it as the job's return value). */
+export interface JobOutcome {
+  outcome: 'stored' | 'duplicate';
+  status?: number;
+  entryId?: string;
+}
+
+/** Thrown for a recoverable failure with attempts left; carries the delay it chose. */
+export class RetryLaterError extends Error {
+  override readonly name = 'RetryLaterError';
+
+  constructor(
+    message: string,
+    readonly backoffMs: number,
+    readonly classification: Classification,
+  ) {
+    super(message);
+  }
+}
+
+/** Thrown after a job was routed to the DLQ: BullMQ fails it without retrying. */
+export class DeadLetteredError extends UnrecoverableError {
+  override readonly name = 'DeadLetteredError';
+
+  constructor(readonly letter: DeadLetter) {
+    super(`${letter.class}/${letter.reason}: ${letter.message}`);
+  }
+}
+
+const SNIPPET_BYTES = 2048;
+
+export interface CrawlProcessorDeps {
+  config: CrawlfleetConfig;
+  keys: KeyLayout;
+  fetcher: Fetcher;
+  results: ResultsStore;
+  dlq: DeadLetterQueue;
+  /** The crawl queue, to read a job's recorded attempts. */
+  queue: Queue;
+  logger: Logger;
+}
+
+/**
+ * What one job does: check its payload, skip it when its key already finished, fetch, classify,
+ * then either write the result and ledger mark in one step, schedule a retry, or route it to the
+ * DLQ before the job is failed (so a crash in between cannot lose the DLQ entry).
+ */
+export class CrawlProcessor {
+  constructor(private readonly deps: CrawlProcessorDeps) {}
+
+  async process(job: Job): Promise<JobOutcome> {
+    const attempt = job.attemptsMade + 1;
+    const parsed = parseFetchJob(job.data);
+    if (!parsed.ok) {
+      return this.deadLetter(
+        job,
+        undefined,
+        { failureClass: 'non_recoverable', reason: 'invalid_payload' },
+        parsed.reason,
+        attempt,
+      );
+    }
+    const data = parsed.job;
+    let tenant: TenantConfig;
+    try {
+      tenant = tenantConfig(this.deps.config, data.tenant);
+    } catch (error) {
+      return this.deadLetter(
+        job,
+        data,
+        { failureClass: 'non_recoverable', reason: 'unknown_tenant' },
+        (error as Error).message,
+        attempt,
+      );
+    }
+    if (await this.deps.results.isFinished(data.idempotencyKey)) return { outcome: 'duplicate' };
+
+    let page: FetchedPage;
+    try {
+      parseTargetUrl(data.url);
+      page = await this.deps.fetcher.fetch(data, { name: data.tenant, config: tenant });
+    } catch (error) {
+      const classification =
+        error instanceof InputError
+          ? { failureClass: 'non_recoverable' as const, reason: error.code }
+          : classifyError(error);
+      return this.fail(job, data, classification, (error as Error).message, attempt);
+    }
+
+    const snippet = page.body.subarray(0, SNIPPET_BYTES).toString('utf8');
+    const failure = classifyResponse({ status: page.status, headers: page.headers, bodySnippet: snippet });
+    if (failure !== undefined) {
+      const summary: ResponseSummary = {
+        status: page.status,
+        headers: pickStoredHeaders(page.headers),
+        bodySnippet: snippet,
+      };
+      return this.fail(job, data, failure, `HTTP ${page.status} from ${page.finalUrl}`, attempt, summary);
+    }
+    return this.store(job, data, page, attempt);
+  }
+
+  private async store(job: Job, data: FetchJob, page: FetchedPage, attempt: number): Promise<JobOutcome> {
+    const contentType = page.headers['content-type'];
+    const result: StoredResult = {
+      url: data.url,
+      finalUrl: page.finalUrl,
+      status: page.status,
+      headers: pickStoredHeaders(page.headers),
+      ...encodeBody(page.body, contentType, this.deps.config.fetch.resultBodyBytes),
+      bodyBytes: page.bodyBytes,
+      idempotencyKey: data.idempotencyKey,
+      jobId: String(job.id),
+      tenant: data.tenant,
+      sessionId: data.sessionId ?? null,
+      attempts: attempt,
+      redirects: page.redirects,
+      durationMs: Math.round(page.durationMs),
+      fetchedAt: new Date().toISOString(),
+    };
+    const { written, entryId } = await this.deps.results.write(result);
+    return { outcome: written ? 'stored' : 'duplicate', status: page.status, entryId };
+  }
+
+  private async fail(
+    job: Job,
+    data: FetchJob,
+    classification: Classification,
+    message: string,
+    attempt: number,
+    response?: ResponseSummary,
+  ): Promise<never> {
+    const maxAttempts = job.opts.attempts ?? 1;
+    if (classification.failureClass === 'recoverable' && attempt < maxAttempts) {
+      const { backoffBaseMs, backoffMaxMs } = this.deps.config.jobs;
+      const backoffMs = retryDelay(
+        attempt,
+        { baseMs: backoffBaseMs, maxMs: backoffMaxMs },
+        classification.retryAfterMs,
+      );
+      await job.log(JSON.stringify(attemptRecord(attempt, classification, message, backoffMs)));
+      this.deps.logger.warn(
+        {
+          job_id: job.id,
+          tenant: data.tenant,
+          retry_attempt: attempt,
+          backoff_duration_ms: backoffMs,
+          error_class: classification.failureClass,
+          reason: classification.reason,
+        },
+        'fetch failed; retrying',
+      );
+      throw new RetryLaterError(message, backoffMs, classification);
+    }
+    const exhausted = classification.failureClass === 'recoverable';
+    const final = exhausted
+      ? {
+          ...classification,
+          failureClass: 'non_recoverable' as const,
+          reason: `retries_exhausted:${classification.reason}`,
+        }
+      : classification;
+    return this.deadLetter(job, data, final, message, attempt, response, classification);
+  }
+
+  private async deadLetter(
+    job: Job,
+    data: FetchJob | undefined,
+    classification: Classification,
+    message: string,
+    attempt: number,
+    response?: ResponseSummary,
+    lastAttempt: Classification = classification,
+  ): Promise<never> {
+    const history = await this.history(job);
+    history.push(attemptRecord(attempt, lastAttempt, message));
+    const raw = job.data as Partial<FetchJob> | undefined;
+    const letter: DeadLetter = {
+      id: String(job.id),
+      url: data?.url ?? (typeof raw?.url === 'string' ? raw.url : null),
+      class: classification.failureClass,
+      reason: classification.reason,
+      message,
+      attempts: attempt,
+      failedAt: new Date().toISOString(),
+      tenant: data?.tenant ?? null,
+      sessionId: data?.sessionId ?? null,
+      job: job.data,
+      history,
+      lastResponse: response ?? null,
+    };
+    await this.deps.dlq.route(letter);
+    this.deps.logger.info(
+      { job_id: job.id, tenant: letter.tenant, error_class: letter.class, reason: letter.reason, attempts: attempt },
+      'job moved to the DLQ',
+    );
+    throw new DeadLetteredError(letter);
+  }
+
+  /** The attempts recorded so far (one job log line each); only read on the way to the DLQ. */
+  private async history(job: Job): Promise<AttemptRecord[]> {
+    if (job.attemptsMade === 0 || job.id === undefined) return [];
+    const { logs } = await this.deps.queue.getJobLogs(job.id, 0, 99);
+    return logs.flatMap((line) => {
+      try {
+        return [JSON.parse(line) as AttemptRecord];
+      } catch {
+        return [];
+      }
+    });
+  }
+}
+
+function attemptRecord(
+  attempt: number,
+  classification: Classification,
+  error: string,
+  backoffMs?: number,
+): AttemptRecord {
+  return {
+    attempt,
+    at: new Date().toISOString(),
+    failureClass: classification.failureClass,
+    reason: classification.reason,
+    error,
+    ...(classification.status === undefined ? {} : { status: classification.status }),
+    ...(backoffMs === undefined ? {} : { backoffMs }),
+  };
+}

@@ -1,0 +1,128 @@
+import { CRAWL_QUEUE, type CrawlfleetConfig, type KeyLayout } from '@crawlfleet/core';
+import { DeadLetterQueue } from '@crawlfleet/dlq';
+import { fullJitterDelay } from '@crawlfleet/failures';
+import { Fetcher } from '@crawlfleet/fetcher';
+import type { Logger } from '@crawlfleet/log';
+import { ResultsStore } from '@crawlfleet/results';
+import { type Job, Queue, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { CrawlProcessor, DeadLetteredError, type JobOutcome, RetryLaterError } from './crawl-processor.js';
+
+export interface CrawlWorkerOptions {
+  /** A connection opened with role `worker` (it rides out Redis restarts). */
+  connection: Redis;
+  keys: KeyLayout;
+  config: CrawlfleetConfig;
+  logger: Logger;
+  /** Jobs processed at once by this process. Default 16. */
+  concurrency?: number | undefined;
+  /**
+   * How long a job's lock lasts without renewal. A worker that dies leaves its jobs locked this
+   * long before another worker's stalled check takes them back. Default 30 s.
+   */
+  lockDurationMs?: number | undefined;
+  /** How often this worker looks for jobs whose worker died. Default 30 s. */
+  stalledIntervalMs?: number | undefined;
+  /** Times a job may stall (its worker died) before it fails. Default 2. */
+  maxStalledCount?: number | undefined;
+  /** Start taking jobs at once (default) or wait for `run()`. */
+  autorun?: boolean | undefined;
+}
+
+/** The outcome of one job as the worker saw it: for progress displays and counters. */
+export type JobEvent =
+  | { kind: 'stored' | 'duplicate'; job: Job; outcome: JobOutcome }
+  | { kind: 'retrying'; job: Job; error: RetryLaterError }
+  | { kind: 'dead_lettered'; job: Job; error: DeadLetteredError }
+  | { kind: 'failed'; job: Job | undefined; error: Error };
+
+export const DEFAULT_CONCURRENCY = 16;
+
+/**
+ * A BullMQ worker on the `crawl` queue running `CrawlProcessor`. Stateless: everything it knows
+ * lives in Redis, so any number of them can run on any number of machines.
+ */
+export class CrawlWorker {
+  readonly worker: Worker;
+  readonly processor: CrawlProcessor;
+  private readonly fetcher: Fetcher;
+  private readonly dlq: DeadLetterQueue;
+  private readonly queue: Queue;
+  private readonly listeners = new Set<(event: JobEvent) => void>();
+
+  constructor(options: CrawlWorkerOptions) {
+    const { connection, keys, config, logger } = options;
+    this.fetcher = new Fetcher(config.fetch);
+    this.dlq = new DeadLetterQueue(connection, keys);
+    this.queue = new Queue(CRAWL_QUEUE, { connection, prefix: keys.bullPrefix });
+    this.processor = new CrawlProcessor({
+      config,
+      keys,
+      fetcher: this.fetcher,
+      results: new ResultsStore(connection, keys, config.retention),
+      dlq: this.dlq,
+      queue: this.queue,
+      logger,
+    });
+    const { backoffBaseMs, backoffMaxMs } = config.jobs;
+    this.worker = new Worker(CRAWL_QUEUE, (job) => this.processor.process(job), {
+      connection,
+      prefix: keys.bullPrefix,
+      concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
+      lockDuration: options.lockDurationMs ?? 30_000,
+      stalledInterval: options.stalledIntervalMs ?? 30_000,
+      maxStalledCount: options.maxStalledCount ?? 2,
+      autorun: options.autorun ?? true,
+      settings: {
+        // The processor already chose the delay (and logged it in the job's history).
+        backoffStrategy: (attemptsMade, _type, error) =>
+          error instanceof RetryLaterError
+            ? error.backoffMs
+            : fullJitterDelay(attemptsMade, { baseMs: backoffBaseMs, maxMs: backoffMaxMs }),
+      },
+    });
+    this.worker.on('completed', (job, outcome: JobOutcome) => this.emit({ kind: outcome.outcome, job, outcome }));
+    this.worker.on('failed', (job, error) => {
+      if (error instanceof RetryLaterError && job !== undefined) this.emit({ kind: 'retrying', job, error });
+      else if (error instanceof DeadLetteredError && job !== undefined)
+        this.emit({ kind: 'dead_lettered', job, error });
+      else {
+        logger.error({ job_id: job?.id, err: error }, 'job failed outside the crawl path');
+        this.emit({ kind: 'failed', job, error });
+      }
+    });
+    // Connection errors are retried by ioredis; say so once per error, do not crash.
+    this.worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
+  }
+
+  /** Subscribes to job outcomes; returns the unsubscribe function. */
+  onJob(listener: (event: JobEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(event: JobEvent): void {
+    for (const listener of this.listeners) listener(event);
+  }
+
+  run(): Promise<void> {
+    return this.worker.run();
+  }
+
+  /**
+   * Stops taking jobs and waits up to `graceMs` for the active ones to finish. Returns false when
+   * some were still running: their locks lapse and another worker's stalled check retries them.
+   */
+  async drain(graceMs: number): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const closed = this.worker.close().then(() => true);
+    const timedOut = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+    });
+    const finished = await Promise.race([closed, timedOut]);
+    clearTimeout(timer);
+    this.fetcher.close();
+    await Promise.all([this.dlq.close(), this.queue.close()]);
+    return finished;
+  }
+}

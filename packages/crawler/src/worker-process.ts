@@ -1,0 +1,55 @@
+import { type CrawlfleetConfig, connectRedis, keyLayout, redactRedisUrl } from '@crawlfleet/core';
+import type { Logger } from '@crawlfleet/log';
+import { CrawlWorker, type CrawlWorkerOptions } from './crawl-worker.js';
+
+export interface WorkerProcessOptions
+  extends Pick<CrawlWorkerOptions, 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'> {
+  redisUrl: string;
+  prefix: string;
+  config: CrawlfleetConfig;
+  logger: Logger;
+  /** How long SIGTERM/SIGINT waits for active jobs before exiting anyway. Default 30 s. */
+  graceMs?: number | undefined;
+}
+
+export const DEFAULT_GRACE_MS = 30_000;
+
+/**
+ * Runs a worker until SIGTERM or SIGINT, then drains: stops taking jobs, lets active ones finish
+ * (up to `graceMs`), closes connections and resolves. A second signal exits at once.
+ */
+export async function runWorkerProcess(options: WorkerProcessOptions): Promise<void> {
+  const { logger } = options;
+  const connection = await connectRedis(options.redisUrl, { role: 'worker' });
+  const worker = new CrawlWorker({ ...options, connection, keys: keyLayout(options.prefix) });
+  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+  logger.info(
+    {
+      redis: redactRedisUrl(options.redisUrl),
+      prefix: options.prefix,
+      concurrency: worker.worker.concurrency,
+      grace_ms: graceMs,
+    },
+    'worker started',
+  );
+  await new Promise<void>((resolve) => {
+    let draining = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (draining) {
+        logger.warn({ signal }, 'second signal: exiting without waiting for active jobs');
+        process.exit(1);
+      }
+      draining = true;
+      logger.info({ signal, grace_ms: graceMs }, 'draining: no new jobs, waiting for active ones');
+      void worker.drain(graceMs).then((finished) => {
+        if (!finished)
+          logger.warn({ grace_ms: graceMs }, 'grace period over; unfinished jobs will be retried by other workers');
+        resolve();
+      });
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+  await connection.quit().catch(() => connection.disconnect());
+  logger.info('worker stopped');
+}

@@ -1,0 +1,61 @@
+import { DLQ_QUEUE, type KeyLayout } from '@crawlfleet/core';
+import type { FailureClass } from '@crawlfleet/failures';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { type DeadLetter, type DeadLetterSummary, summarize } from './dead-letter.js';
+
+const ENTRY_STATES = ['waiting', 'prioritized', 'delayed'] as const;
+
+export interface ListOptions {
+  failureClass?: FailureClass | undefined;
+  /** At most this many entries, newest first. */
+  limit?: number | undefined;
+}
+
+/**
+ * The `crawl-dlq` queue. Entries are jobs that no worker consumes: they wait there, visible in
+ * Bull Board, until a person replays or purges them. An entry's job id is the original job's id,
+ * so routing the same failure twice (a worker that died after routing, then retried) keeps one.
+ */
+export class DeadLetterQueue {
+  readonly queue: Queue<DeadLetter>;
+
+  constructor(connection: Redis, keys: KeyLayout) {
+    this.queue = new Queue<DeadLetter>(DLQ_QUEUE, { connection, prefix: keys.bullPrefix });
+  }
+
+  /** Adds the entry; a second route of the same id is a no-op. One round trip. */
+  async route(letter: DeadLetter): Promise<void> {
+    await this.queue.add(letter.url ?? 'invalid payload', letter, { jobId: letter.id });
+  }
+
+  async count(): Promise<number> {
+    return this.queue.getJobCountByTypes(...ENTRY_STATES);
+  }
+
+  async show(id: string): Promise<DeadLetter | undefined> {
+    const job = await this.queue.getJob(id);
+    return job?.data;
+  }
+
+  async list(options: ListOptions = {}): Promise<DeadLetterSummary[]> {
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    const found: DeadLetterSummary[] = [];
+    const pageSize = 500;
+    for (let start = 0; found.length < limit; start += pageSize) {
+      const jobs = await this.queue.getJobs([...ENTRY_STATES], start, start + pageSize - 1);
+      for (const job of jobs) {
+        if (job === undefined || job.data === undefined) continue;
+        if (options.failureClass !== undefined && job.data.class !== options.failureClass) continue;
+        found.push(summarize(job.data));
+        if (found.length >= limit) break;
+      }
+      if (jobs.length < pageSize) break;
+    }
+    return found;
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}

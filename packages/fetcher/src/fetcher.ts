@@ -1,0 +1,151 @@
+import { Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { isIP } from 'node:net';
+import type { FetchConfig, HttpMethod, TenantConfig } from '@crawlfleet/core';
+import { got, type OptionsInit } from 'got';
+import { AddressPolicy } from './address-policy.js';
+import { guardedLookup } from './guarded-lookup.js';
+
+export interface FetchRequest {
+  url: string;
+  method: HttpMethod;
+  headers?: Record<string, string> | undefined;
+  body?: string | undefined;
+}
+
+/** The tenant a request is made for: its name keys the connection pool, its config the policy. */
+export interface FetchTenant {
+  name: string;
+  config: TenantConfig;
+}
+
+/** A response that arrived, whatever its status; the caller classifies it. */
+export interface FetchedPage {
+  url: string;
+  finalUrl: string;
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  /** Bytes of the (decompressed) body. */
+  bodyBytes: number;
+  redirects: number;
+  durationMs: number;
+}
+
+/** Thrown when a body grows past `maxBodyBytes`; the download stops there. */
+export class BodyTooLargeError extends Error {
+  override readonly name = 'BodyTooLargeError';
+  readonly code = 'ERR_BODY_TOO_LARGE';
+}
+
+interface TenantPool {
+  policy: AddressPolicy;
+  http: HttpAgent;
+  https: HttpsAgent;
+  lookup: ReturnType<typeof guardedLookup>;
+}
+
+/**
+ * Fetches pages with got: whole-request and connect timeouts, a redirect limit, a body cap
+ * enforced while streaming, keep-alive sockets, and address safety on every hop. got's own
+ * retries are off: retries belong to the queue, where they survive a worker crash.
+ * Each tenant has its own socket pool, so a socket one tenant was allowed to open to a private
+ * address is never reused by a tenant that is not.
+ */
+export class Fetcher {
+  private readonly pools = new Map<string, TenantPool>();
+
+  constructor(private readonly config: FetchConfig) {}
+
+  private pool(tenant: FetchTenant): TenantPool {
+    let pool = this.pools.get(tenant.name);
+    if (pool === undefined) {
+      const policy = new AddressPolicy(tenant.config.allowHosts);
+      const agentOptions = { keepAlive: true, maxSockets: this.config.maxSocketsPerHost, scheduling: 'lifo' as const };
+      pool = {
+        policy,
+        http: new HttpAgent(agentOptions),
+        https: new HttpsAgent(agentOptions),
+        lookup: guardedLookup(policy),
+      };
+      this.pools.set(tenant.name, pool);
+    }
+    return pool;
+  }
+
+  fetch(request: FetchRequest, tenant: FetchTenant): Promise<FetchedPage> {
+    const pool = this.pool(tenant);
+    const started = performance.now();
+    const maxBodyBytes = this.config.maxBodyBytes;
+    const options: OptionsInit & { isStream?: true } = {
+      method: request.method,
+      headers: {
+        'user-agent': tenant.config.userAgent ?? this.config.userAgent,
+        ...tenant.config.headers,
+        ...request.headers,
+      },
+      body: request.body,
+      timeout: { request: this.config.timeoutMs, connect: this.config.connectTimeoutMs },
+      followRedirect: true,
+      maxRedirects: this.config.maxRedirects,
+      throwHttpErrors: false,
+      retry: { limit: 0 },
+      decompress: true,
+      agent: { http: pool.http, https: pool.https },
+      dnsLookup: pool.lookup,
+      hooks: {
+        // IP literals never reach the DNS lookup, so they are checked here, on every hop.
+        beforeRequest: [
+          (options) => {
+            const host = (options.url as URL).hostname.replace(/^\[|\]$/g, '');
+            if (isIP(host) !== 0) pool.policy.check(host, host);
+          },
+        ],
+      },
+    };
+    return new Promise<FetchedPage>((resolve, reject) => {
+      const stream = got.stream(request.url, options);
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let tooLarge: BodyTooLargeError | undefined;
+      let response: { statusCode: number; headers: IncomingHttpHeaders; url: string; redirectUrls: URL[] } | undefined;
+      const refuse = (bytes: number) => {
+        tooLarge = new BodyTooLargeError(`response body exceeds ${maxBodyBytes} bytes (got at least ${bytes})`);
+        stream.destroy(tooLarge);
+      };
+      stream.on('response', (res) => {
+        response = res;
+        const declared = Number(res.headers['content-length']);
+        if (declared > maxBodyBytes) refuse(declared);
+      });
+      stream.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size > maxBodyBytes) refuse(size);
+        else chunks.push(chunk);
+      });
+      stream.once('error', (error) => reject(tooLarge ?? error));
+      stream.once('end', () => {
+        if (response === undefined) return reject(new Error('stream ended without a response'));
+        resolve({
+          url: request.url,
+          finalUrl: response.url,
+          status: response.statusCode,
+          headers: response.headers,
+          body: Buffer.concat(chunks, size),
+          bodyBytes: size,
+          redirects: response.redirectUrls.length,
+          durationMs: performance.now() - started,
+        });
+      });
+    });
+  }
+
+  /** Closes every pooled socket. */
+  close(): void {
+    for (const pool of this.pools.values()) {
+      pool.http.destroy();
+      pool.https.destroy();
+    }
+    this.pools.clear();
+  }
+}

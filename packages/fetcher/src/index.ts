@@ -1,0 +1,3 @@
+export { AddressNotAllowedError, AddressPolicy } from './address-policy.js';
+export { BodyTooLargeError, type FetchedPage, Fetcher, type FetchRequest, type FetchTenant } from './fetcher.js';
+export { guardedLookup } from './guarded-lookup.js';

@@ -1,0 +1,42 @@
+import { type Logger, type LoggerOptions, pino } from 'pino';
+
+export type { Logger } from 'pino';
+
+/**
+ * Header and field paths whose values never reach a log line, whatever the level. Extended by
+ * the observability work (value scrubbing, PII); kept here so every app gets it by default.
+ */
+export const REDACTED_PATHS = [
+  'headers.cookie',
+  'headers.authorization',
+  'headers["set-cookie"]',
+  'headers["proxy-authorization"]',
+  '*.headers.cookie',
+  '*.headers.authorization',
+  '*.headers["set-cookie"]',
+  'password',
+  'token',
+  '*.password',
+  '*.token',
+];
+
+export interface LoggerFactoryOptions {
+  /** The process or component name: `worker`, `cli`, ... */
+  name: string;
+  /** Defaults to `CRAWLFLEET_LOG_LEVEL`, then `info`. */
+  level?: string;
+  /** Where JSON lines go; stdout by default. */
+  destination?: NodeJS.WritableStream;
+}
+
+/** The one logger factory all apps use: JSON lines, redaction built in. */
+export function createLogger(options: LoggerFactoryOptions): Logger {
+  const pinoOptions: LoggerOptions = {
+    name: options.name,
+    level: options.level ?? process.env.CRAWLFLEET_LOG_LEVEL ?? 'info',
+    base: { pid: process.pid },
+    redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  return options.destination === undefined ? pino(pinoOptions) : pino(pinoOptions, options.destination);
+}

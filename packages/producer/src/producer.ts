@@ -1,0 +1,175 @@
+import {
+  CRAWL_QUEUE,
+  type CrawlfleetConfig,
+  type FetchJob,
+  InputError,
+  type KeyLayout,
+  NAME_PATTERN,
+  tenantConfig,
+} from '@crawlfleet/core';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { buildFetchJob, type SubmitTarget } from './targets.js';
+
+/** The backoff type the worker's custom strategy answers to. */
+export const BACKOFF_TYPE = 'crawlfleet';
+
+export interface SubmitOptions {
+  tenant: string;
+  sessionId?: string | undefined;
+  /** Enqueue even when the key is finished or known; an active job is still left alone. */
+  force?: boolean | undefined;
+  /** Jobs per Redis round trip; 500 by default. */
+  batchSize?: number | undefined;
+  onProgress?: ((done: number, total: number) => void) | undefined;
+}
+
+export interface SubmitReport {
+  enqueued: number;
+  duplicates: number;
+  /** The idempotency keys of the jobs enqueued, in input order. */
+  keys: string[];
+}
+
+/** Thrown when Redis fails part-way: says how much had been enqueued by then. */
+export class PartialSubmitError extends Error {
+  override readonly name = 'PartialSubmitError';
+  readonly exitCode = 1;
+
+  constructor(
+    readonly report: SubmitReport,
+    readonly total: number,
+    cause: Error,
+  ) {
+    super(`${cause.message} (after enqueuing ${report.enqueued} of ${total} jobs, ${report.duplicates} duplicates)`, {
+      cause,
+    });
+  }
+}
+
+/**
+ * Enqueues fetch jobs on `crawl`, keyed by idempotency key (the BullMQ job id). A key whose
+ * result is in the ledger, or whose job is still known to the queue, is a duplicate and is not
+ * enqueued again unless forced. Every target is validated before anything is enqueued.
+ */
+/**
+ * Validates every target and builds its job, before anything touches Redis; throws
+ * `InputError` naming the bad target (and saying that nothing was enqueued).
+ */
+export function prepareJobs(
+  config: CrawlfleetConfig,
+  targets: readonly SubmitTarget[],
+  options: Pick<SubmitOptions, 'tenant' | 'sessionId'>,
+): FetchJob[] {
+  tenantConfig(config, options.tenant);
+  if (options.sessionId !== undefined && !NAME_PATTERN.test(options.sessionId)) {
+    throw new InputError(
+      'invalid_session',
+      `--session must be 1-64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(options.sessionId)}`,
+    );
+  }
+  const context = { tenant: options.tenant, sessionId: options.sessionId, submittedAt: new Date().toISOString() };
+  return targets.map((target, index) => {
+    try {
+      return buildFetchJob(target, context);
+    } catch (error) {
+      if (error instanceof InputError && targets.length > 1) {
+        throw new InputError(error.code, `target ${index + 1}: ${error.message}; nothing was enqueued`);
+      }
+      throw error;
+    }
+  });
+}
+
+export class Producer {
+  readonly queue: Queue<FetchJob>;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: KeyLayout,
+    private readonly config: CrawlfleetConfig,
+  ) {
+    this.queue = new Queue<FetchJob>(CRAWL_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+  }
+
+  /** Validates every target and builds its job; see `prepareJobs`. */
+  prepare(targets: readonly SubmitTarget[], options: Pick<SubmitOptions, 'tenant' | 'sessionId'>): FetchJob[] {
+    return prepareJobs(this.config, targets, options);
+  }
+
+  async submit(
+    jobs: readonly FetchJob[],
+    options: Omit<SubmitOptions, 'tenant' | 'sessionId'> = {},
+  ): Promise<SubmitReport> {
+    const report: SubmitReport = { enqueued: 0, duplicates: 0, keys: [] };
+    const seen = new Set<string>();
+    const unique: FetchJob[] = [];
+    for (const job of jobs) {
+      if (seen.has(job.idempotencyKey)) report.duplicates++;
+      else {
+        seen.add(job.idempotencyKey);
+        unique.push(job);
+      }
+    }
+    const batchSize = options.batchSize ?? 500;
+    try {
+      for (let start = 0; start < unique.length; start += batchSize) {
+        const batch = unique.slice(start, start + batchSize);
+        const fresh = await this.withoutKnown(batch, options.force === true);
+        report.duplicates += batch.length - fresh.length;
+        if (fresh.length > 0) await this.queue.addBulk(fresh.map((job) => this.bulkEntry(job)));
+        report.enqueued += fresh.length;
+        report.keys.push(...fresh.map((job) => job.idempotencyKey));
+        options.onProgress?.(jobs.length - unique.length + start + batch.length, jobs.length);
+      }
+    } catch (error) {
+      throw new PartialSubmitError(report, jobs.length, error as Error);
+    }
+    options.onProgress?.(jobs.length, jobs.length);
+    return report;
+  }
+
+  /** One round trip: which keys of the batch are already finished or queued. */
+  private async withoutKnown(batch: readonly FetchJob[], force: boolean): Promise<FetchJob[]> {
+    const pipeline = this.redis.pipeline();
+    for (const job of batch) {
+      pipeline.exists(this.keys.ledger(job.idempotencyKey));
+      pipeline.exists(this.keys.crawlJob(job.idempotencyKey));
+    }
+    const answers = (await pipeline.exec()) ?? [];
+    const fresh: FetchJob[] = [];
+    for (const [index, job] of batch.entries()) {
+      const finished = answers[index * 2]?.[1] === 1;
+      const queued = answers[index * 2 + 1]?.[1] === 1;
+      if (!finished && !queued) fresh.push(job);
+      else if (force && (await this.forget(job.idempotencyKey, queued))) fresh.push(job);
+    }
+    return fresh;
+  }
+
+  /** Clears a key so it can run again; false when its job is running right now. */
+  private async forget(key: string, queued: boolean): Promise<boolean> {
+    if (queued && (await this.queue.remove(key)) === 0) return false;
+    await this.redis.del(this.keys.ledger(key));
+    return true;
+  }
+
+  private bulkEntry(job: FetchJob) {
+    const { jobs, retention } = this.config;
+    return {
+      name: job.url,
+      data: job,
+      opts: {
+        jobId: job.idempotencyKey,
+        attempts: jobs.retries + 1,
+        backoff: { type: BACKOFF_TYPE },
+        removeOnComplete: { count: retention.completedJobs },
+        removeOnFail: { count: retention.failedJobs },
+      },
+    };
+  }
+
+  close(): Promise<void> {
+    return this.queue.close();
+  }
+}

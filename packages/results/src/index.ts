@@ -1,0 +1,2 @@
+export { type ResultEntry, ResultsStore, type WriteOutcome } from './results-store.js';
+export { encodeBody, pickStoredHeaders, STORED_HEADERS, type StoredResult } from './stored-result.js';

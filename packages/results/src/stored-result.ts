@@ -1,0 +1,86 @@
+import { TextDecoder } from 'node:util';
+
+/** One result as the results stream keeps it and `results export` prints it. */
+export interface StoredResult {
+  url: string;
+  finalUrl: string;
+  status: number;
+  /** Only allowlisted headers (see `STORED_HEADERS`). */
+  headers: Record<string, string>;
+  /** Text for textual content types, base64 otherwise (see `bodyEncoding`). */
+  body: string;
+  bodyEncoding: 'utf8' | 'base64';
+  /** The full size of the body as received, even when `body` was capped. */
+  bodyBytes: number;
+  bodyTruncated: boolean;
+  idempotencyKey: string;
+  jobId: string;
+  tenant: string;
+  sessionId: string | null;
+  /** The attempt that succeeded, counting from 1. */
+  attempts: number;
+  redirects: number;
+  durationMs: number;
+  fetchedAt: string;
+}
+
+/**
+ * Response headers worth keeping with a result. Everything else (notably Set-Cookie, which can
+ * carry session secrets) is dropped before the result is stored.
+ */
+export const STORED_HEADERS: readonly string[] = [
+  'content-type',
+  'content-language',
+  'content-length',
+  'content-encoding',
+  'last-modified',
+  'etag',
+  'cache-control',
+  'expires',
+  'date',
+  'age',
+  'vary',
+  'location',
+  'link',
+  'x-robots-tag',
+  'retry-after',
+];
+
+export function pickStoredHeaders(headers: Record<string, string | string[] | undefined>): Record<string, string> {
+  const kept: Record<string, string> = {};
+  for (const name of STORED_HEADERS) {
+    const value = headers[name];
+    if (value !== undefined) kept[name] = Array.isArray(value) ? value.join(', ') : value;
+  }
+  return kept;
+}
+
+const TEXTUAL =
+  /^(text\/|application\/(?:[\w.+-]*\+)?(?:json|xml|javascript|ecmascript|x-www-form-urlencoded))|^image\/svg\+xml/i;
+
+function textDecoder(contentType: string): TextDecoder {
+  const charset = /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType)?.[1];
+  try {
+    return new TextDecoder(charset ?? 'utf-8');
+  } catch {
+    return new TextDecoder('utf-8');
+  }
+}
+
+/**
+ * The stored form of a body: capped at `maxBytes`, decoded as text when the content type is
+ * textual (in its declared charset), base64 otherwise so binary survives JSON.
+ */
+export function encodeBody(
+  body: Buffer,
+  contentType: string | undefined,
+  maxBytes: number,
+): Pick<StoredResult, 'body' | 'bodyEncoding' | 'bodyTruncated'> {
+  const truncated = body.length > maxBytes;
+  const kept = truncated ? body.subarray(0, maxBytes) : body;
+  const type = contentType ?? '';
+  if (TEXTUAL.test(type)) {
+    return { body: textDecoder(type).decode(kept), bodyEncoding: 'utf8', bodyTruncated: truncated };
+  }
+  return { body: kept.toString('base64'), bodyEncoding: 'base64', bodyTruncated: truncated };
+}
