@@ -1,0 +1,53 @@
+import { type CrawlfleetConfig, connectRedis, type FetchJob, type KeyLayout } from '@crawlfleet/core';
+import { CrawlWorker, type CrawlWorkerOptions } from '@crawlfleet/crawler';
+import { createLogger } from '@crawlfleet/log';
+import { Producer, type SubmitTarget } from '@crawlfleet/producer';
+import type { Redis } from 'ioredis';
+import { REDIS_URL } from './harness.js';
+
+/** An in-process worker on a test prefix, with its own worker-role connection. */
+export interface TestWorker {
+  readonly worker: CrawlWorker;
+  stop(graceMs?: number): Promise<void>;
+}
+
+export async function startTestWorker(
+  keys: KeyLayout,
+  config: CrawlfleetConfig,
+  options: Partial<CrawlWorkerOptions> = {},
+): Promise<TestWorker> {
+  const connection = await connectRedis(REDIS_URL, { role: 'worker' });
+  const worker = new CrawlWorker({
+    connection,
+    keys,
+    config,
+    logger: createLogger({ name: 'test-worker', level: 'silent' }),
+    concurrency: 4,
+    ...options,
+  });
+  return {
+    worker,
+    async stop(graceMs = 5_000) {
+      await worker.drain(graceMs);
+      await connection.quit().catch(() => connection.disconnect());
+    },
+  };
+}
+
+/** Enqueues targets as `crawlfleet submit` would; returns the jobs. */
+export async function submit(
+  redis: Redis,
+  keys: KeyLayout,
+  config: CrawlfleetConfig,
+  targets: SubmitTarget[],
+  tenant = 'default',
+): Promise<FetchJob[]> {
+  const producer = new Producer(redis, keys, config);
+  try {
+    const jobs = producer.prepare(targets, { tenant });
+    await producer.submit(jobs);
+    return jobs;
+  } finally {
+    await producer.close();
+  }
+}
