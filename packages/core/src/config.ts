@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, InputError } from './errors.js';
@@ -6,12 +7,23 @@ import { describeZodError, NAME_PATTERN } from './job.js';
 
 const MiB = 1024 * 1024;
 
+/** A CIDR range whose address is an IP and whose prefix fits its family. */
+function isCidr(entry: string): boolean {
+  const [address = '', bits = ''] = entry.split('/');
+  const family = isIP(address);
+  return family !== 0 && /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
 /** `host.example`, `*.example.com`, `10.0.0.5`, `::1`, `192.168.0.0/16`. */
 const allowHostEntry = z
   .string()
   .min(1)
   .max(253)
-  .regex(/^(\*\.)?[A-Za-z0-9.:_-]+(\/\d{1,3})?$/, 'must be a host name, *.domain, an IP address or a CIDR range');
+  .regex(/^(\*\.)?[A-Za-z0-9.:_-]+(\/\d{1,3})?$/, 'must be a host name, *.domain, an IP address or a CIDR range')
+  .refine(
+    (entry) => !entry.includes('/') || isCidr(entry),
+    'a CIDR range needs an IP address and a prefix length that fits it',
+  );
 
 export const tenantConfigSchema = z.strictObject({
   /**

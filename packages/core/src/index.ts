@@ -26,5 +26,5 @@ export {
   NAME_PATTERN,
   parseFetchJob,
 } from './job.js';
-export { CRAWL_QUEUE, DLQ_QUEUE, isValidPrefix, type KeyLayout, keyLayout } from './keys.js';
+export { CRAWL_QUEUE, DLQ_QUEUE, dlqJobId, isValidPrefix, type KeyLayout, keyLayout } from './keys.js';
 export { type ConnectOptions, connectRedis, redactRedisUrl } from './redis.js';

@@ -19,8 +19,17 @@ export interface KeyLayout {
   ledger(idempotencyKey: string): string;
   /** BullMQ's hash for a job of the crawl queue (`<bullPrefix>:crawl:<id>`). */
   crawlJob(jobId: string): string;
-  /** BullMQ's hash for an entry of the DLQ (`<bullPrefix>:crawl-dlq:<id>`). */
+  /** BullMQ's hash for the DLQ entry of a job (`<bullPrefix>:crawl-dlq:<dlqJobId(id)>`). */
   dlqJob(jobId: string): string;
+}
+
+/**
+ * The DLQ job id of a dead letter. It is the original job's id, except that an all-digit id
+ * (BullMQ's own ids, for jobs added without one) gets a `job-` prefix: BullMQ refuses custom ids
+ * that are integers.
+ */
+export function dlqJobId(originalId: string): string {
+  return /^\d+$/.test(originalId) ? `job-${originalId}` : originalId;
 }
 
 const PREFIX_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -37,6 +46,6 @@ export function keyLayout(prefix: string): KeyLayout {
     results: `${tag}:results`,
     ledger: (idempotencyKey) => `${tag}:ledger:${idempotencyKey}`,
     crawlJob: (jobId) => `${tag}:${CRAWL_QUEUE}:${jobId}`,
-    dlqJob: (jobId) => `${tag}:${DLQ_QUEUE}:${jobId}`,
+    dlqJob: (jobId) => `${tag}:${DLQ_QUEUE}:${dlqJobId(jobId)}`,
   };
 }

@@ -1,4 +1,4 @@
-import { DLQ_QUEUE, type KeyLayout } from '@crawlfleet/core';
+import { DLQ_QUEUE, dlqJobId, type KeyLayout } from '@crawlfleet/core';
 import type { FailureClass } from '@crawlfleet/failures';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -14,8 +14,8 @@ export interface ListOptions {
 
 /**
  * The `crawl-dlq` queue. Entries are jobs that no worker consumes: they wait there, visible in
- * Bull Board, until a person replays or purges them. An entry's job id is the original job's id,
- * so routing the same failure twice (a worker that died after routing, then retried) keeps one.
+ * Bull Board, until a person replays or purges them. An entry's job id is the original job's id
+ * (see `dlqJobId`), so routing the same failure twice (a worker that died after routing, then retried) keeps one.
  */
 export class DeadLetterQueue {
   readonly queue: Queue<DeadLetter>;
@@ -26,15 +26,16 @@ export class DeadLetterQueue {
 
   /** Adds the entry; a second route of the same id is a no-op. One round trip. */
   async route(letter: DeadLetter): Promise<void> {
-    await this.queue.add(letter.url ?? 'invalid payload', letter, { jobId: letter.id });
+    await this.queue.add(letter.url ?? 'invalid payload', letter, { jobId: dlqJobId(letter.id) });
   }
 
   async count(): Promise<number> {
     return this.queue.getJobCountByTypes(...ENTRY_STATES);
   }
 
+  /** The entry of the original job `id` (as `dlq list` shows it). */
   async show(id: string): Promise<DeadLetter | undefined> {
-    const job = await this.queue.getJob(id);
+    const job = await this.queue.getJob(dlqJobId(id));
     return job?.data;
   }
 

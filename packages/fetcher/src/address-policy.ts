@@ -30,7 +30,10 @@ export class AddressPolicy {
     for (const entry of allowHosts) {
       const host = normalizeHost(entry);
       if (host.includes('/')) {
-        this.ranges.push(ipaddr.parseCIDR(host));
+        const [net, bits] = ipaddr.parseCIDR(host);
+        // `::ffff:10.0.0.0/104` means `10.0.0.0/8`: addresses are compared in their IPv4 form.
+        const mapped = net.kind() === 'ipv6' && (net as ipaddr.IPv6).isIPv4MappedAddress() && bits >= 96;
+        this.ranges.push(mapped ? [(net as ipaddr.IPv6).toIPv4Address(), bits - 96] : [net, bits]);
       } else if (ipaddr.isValid(host)) {
         this.addresses.push(ipaddr.process(host));
       } else if (host.startsWith('*.')) {

@@ -84,7 +84,8 @@ export class Fetcher {
         ...tenant.config.headers,
         ...request.headers,
       },
-      body: request.body,
+      // got's stream waits for the caller to end a request that may carry a body; give it one.
+      body: request.body ?? (request.method === 'GET' || request.method === 'HEAD' ? undefined : ''),
       timeout: { request: this.config.timeoutMs, connect: this.config.connectTimeoutMs },
       followRedirect: true,
       maxRedirects: this.config.maxRedirects,

@@ -125,7 +125,7 @@ export class Producer {
     } catch (error) {
       throw new PartialSubmitError(report, jobs.length, error as Error);
     }
-    options.onProgress?.(jobs.length, jobs.length);
+    if (unique.length === 0) options.onProgress?.(jobs.length, jobs.length);
     return report;
   }
 

@@ -1,4 +1,4 @@
-import { CRAWL_QUEUE, connectRedis } from '@crawlfleet/core';
+import { CRAWL_QUEUE, connectRedis, DEFAULT_PREFIX } from '@crawlfleet/core';
 import { CrawlWorker, DEFAULT_CONCURRENCY } from '@crawlfleet/crawler';
 import { DeadLetterQueue, type DeadLetterSummary } from '@crawlfleet/dlq';
 import { ensureRedis } from '@crawlfleet/local-redis';
@@ -91,7 +91,7 @@ the run (its results are then written to ./crawlfleet-results-<time>.jsonl unles
           ...(out !== undefined ? { out } : {}),
         };
         if (options.json) printJson(summary);
-        else printSummary(summary, letters, exported, local.server !== undefined);
+        else printSummary(summary, letters, exported, local.server !== undefined, settings.env.prefix);
       } finally {
         await context.close();
         await local.server?.stop();
@@ -137,15 +137,17 @@ function printSummary(
   letters: DeadLetterSummary[],
   exported: number | undefined,
   ephemeral: boolean,
+  prefix: string,
 ): void {
+  const env = prefix === DEFAULT_PREFIX ? '' : `CRAWLFLEET_PREFIX=${prefix} `;
   const lines = [
     `crawled ${plural(summary.enqueued, 'URL')} in ${summary.seconds} s: ${summary.fetched} fetched, ${summary.dlq} to the DLQ, ${plural(summary.retries, 'retry')}, ${plural(summary.duplicates, 'duplicate')} skipped`,
   ];
   for (const letter of letters) lines.push(`  DLQ ${letter.reason.padEnd(14)} ${letter.url ?? letter.id}`);
   if (summary.dlq > letters.length) lines.push(`  ... and ${summary.dlq - letters.length} more`);
   if (summary.out !== undefined) lines.push(`results: ${summary.out} (${plural(exported ?? 0, 'line')})`);
-  else lines.push('results: crawlfleet results export --out results.jsonl');
-  if (summary.dlq > 0 && !ephemeral) lines.push('dead letters: crawlfleet dlq list');
+  else lines.push(`results: ${env}crawlfleet results export --out results.jsonl`);
+  if (summary.dlq > 0 && !ephemeral) lines.push(`dead letters: ${env}crawlfleet dlq list`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
