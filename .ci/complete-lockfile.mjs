@@ -52,5 +52,5 @@ for (const [key, entry] of Object.entries(lock.packages)) {
 }
 if (added > 0) {
   writeFileSync(path, `${JSON.stringify(lock, null, 2)}\n`);
-  console.log(`complete-lockfile: recorded ${added} optional packages of other platforms`);
+  process.stdout.write(`complete-lockfile: recorded ${added} optional packages of other platforms\n`);
 }
