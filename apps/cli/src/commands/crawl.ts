@@ -1,6 +1,6 @@
 import { CRAWL_QUEUE, connectRedis, DEFAULT_PREFIX } from '@crawlfleet/core';
 import { CrawlWorker, DEFAULT_CONCURRENCY } from '@crawlfleet/crawler';
-import { DeadLetterQueue, type DeadLetterSummary } from '@crawlfleet/dlq';
+import { DeadLetterQueue, type DeadLetterSummary, summarize } from '@crawlfleet/dlq';
 import { ensureRedis } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
 import { Queue } from 'bullmq';
@@ -104,21 +104,7 @@ async function deadLetterSummaries(context: CommandContext, ids: string[]): Prom
   const dlq = new DeadLetterQueue(context.redis, context.keys);
   try {
     const letters = await Promise.all(ids.map((id) => dlq.show(id)));
-    return letters.flatMap((l) =>
-      l === undefined
-        ? []
-        : [
-            {
-              id: l.id,
-              url: l.url,
-              class: l.class,
-              reason: l.reason,
-              attempts: l.attempts,
-              failedAt: l.failedAt,
-              tenant: l.tenant,
-            },
-          ],
-    );
+    return letters.flatMap((letter) => (letter === undefined ? [] : [summarize(letter)]));
   } finally {
     await dlq.close();
   }
