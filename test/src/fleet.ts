@@ -1,9 +1,10 @@
-import { type CrawlfleetConfig, connectRedis, type FetchJob, type KeyLayout } from '@crawlfleet/core';
+import { type CrawlfleetConfig, connectRedis, type FetchJob, type KeyLayout, openSessionRedis } from '@crawlfleet/core';
 import { CrawlWorker, type CrawlWorkerOptions } from '@crawlfleet/crawler';
 import { createLogger } from '@crawlfleet/log';
 import { Producer, type SubmitTarget } from '@crawlfleet/producer';
+import { SlateStore } from '@crawlfleet/slates';
 import type { Redis } from 'ioredis';
-import { REDIS_URL } from './harness.js';
+import { REDIS_URL, testRing } from './harness.js';
 
 /** An in-process worker on a test prefix, with its own worker-role connection. */
 export interface TestWorker {
@@ -17,10 +18,12 @@ export async function startTestWorker(
   options: Partial<CrawlWorkerOptions> = {},
 ): Promise<TestWorker> {
   const connection = await connectRedis(REDIS_URL, { role: 'worker' });
+  const sessionRedis = openSessionRedis(REDIS_URL);
   const worker = new CrawlWorker({
     connection,
     keys,
     config,
+    sessionStore: new SlateStore(sessionRedis, keys, testRing()),
     logger: createLogger({ name: 'test-worker', level: 'silent' }),
     concurrency: 4,
     ...options,
@@ -30,6 +33,7 @@ export async function startTestWorker(
     async stop(graceMs = 5_000) {
       await worker.drain(graceMs);
       await connection.quit().catch(() => connection.disconnect());
+      sessionRedis.disconnect();
     },
   };
 }

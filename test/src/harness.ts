@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { type CrawlfleetConfig, keyLayout, parseConfig } from '@crawlfleet/core';
+import { generateKeyEntry, parseKeyRing } from '@crawlfleet/slates';
 import { Redis } from 'ioredis';
 
 /** The Redis every test shares; each test keeps to its own prefix. */
@@ -10,6 +11,10 @@ export const REDIS_URL = process.env.REDIS_URL || 'redis://127.0.0.1:6379';
 /** The built CLI entry point. */
 export const CLI_PATH = fileURLToPath(new URL('../../apps/cli/dist/main.js', import.meta.url));
 export const WORKER_PATH = fileURLToPath(new URL('../../apps/worker/dist/main.js', import.meta.url));
+
+/** A session key ring for this test process (what CRAWLFLEET_KEYS holds in production). */
+export const TEST_KEYS = generateKeyEntry();
+export const testRing = () => parseKeyRing(TEST_KEYS);
 
 /** A prefix no other test uses, so tests can run side by side on one Redis. */
 export function uniquePrefix(label: string): string {
@@ -57,6 +62,13 @@ export function testConfig(overrides: Record<string, unknown> = {}): CrawlfleetC
 
 export { keyLayout };
 
+/** The environment of a child process: ours, the test Redis and keys, then `extra` (undefined unsets). */
+export function childEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, REDIS_URL, CRAWLFLEET_KEYS: TEST_KEYS, ...extra };
+  for (const [name, value] of Object.entries(env)) if (value === undefined) delete env[name];
+  return env;
+}
+
 export interface CliResult {
   code: number | null;
   stdout: string;
@@ -71,7 +83,7 @@ export function runCli(
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [CLI_PATH, ...args], {
       cwd: options.cwd,
-      env: { ...process.env, REDIS_URL, ...options.env },
+      env: childEnv(options.env),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

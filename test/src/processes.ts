@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { CLI_PATH, REDIS_URL } from './harness.js';
+import { CLI_PATH, childEnv } from './harness.js';
 
 /** A `crawlfleet worker` running as its own process, as it would on another machine. */
 export interface WorkerProcess {
@@ -13,7 +13,7 @@ export interface WorkerProcess {
 
 export function startWorkerProcess(env: Record<string, string>, args: string[] = []): WorkerProcess {
   const child = spawn(process.execPath, [CLI_PATH, 'worker', ...args], {
-    env: { ...process.env, REDIS_URL, CRAWLFLEET_LOG_LEVEL: 'info', ...env },
+    env: childEnv({ CRAWLFLEET_LOG_LEVEL: 'info', ...env }),
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

@@ -2,6 +2,7 @@
 import { exitCodeOf, InputError, loadConfig, oneLine, readEnvironment } from '@crawlfleet/core';
 import { runWorkerProcess } from '@crawlfleet/crawler';
 import { createLogger } from '@crawlfleet/log';
+import { requireKeyRing } from '@crawlfleet/slates';
 
 /** Reads a positive integer setting from the environment. */
 function intFromEnv(name: string): number | undefined {
@@ -14,7 +15,8 @@ function intFromEnv(name: string): number | undefined {
 
 /**
  * The worker process, configured by environment variables only (one command on any machine):
- * REDIS_URL, CRAWLFLEET_PREFIX, CRAWLFLEET_CONFIG, CRAWLFLEET_CONCURRENCY, CRAWLFLEET_GRACE_MS.
+ * REDIS_URL, CRAWLFLEET_SESSION_REDIS_URL, CRAWLFLEET_KEYS, CRAWLFLEET_PREFIX, CRAWLFLEET_CONFIG,
+ * CRAWLFLEET_CONCURRENCY, CRAWLFLEET_GRACE_MS.
  */
 async function main(): Promise<void> {
   const logger = createLogger({ name: 'worker' });
@@ -22,6 +24,8 @@ async function main(): Promise<void> {
     const env = readEnvironment();
     await runWorkerProcess({
       redisUrl: env.redisUrl,
+      sessionRedisUrl: env.sessionRedisUrl,
+      ring: requireKeyRing(),
       prefix: env.prefix,
       config: loadConfig(),
       logger,

@@ -25,6 +25,20 @@ const allowHostEntry = z
     'a CIDR range needs an IP address and a prefix length that fits it',
   );
 
+/**
+ * How a tenant's session logs in again after a 401 (or a 403 that is not a challenge). Values
+ * may name environment variables as `${NAME}`; they are read at login time and never stored.
+ */
+export const loginConfigSchema = z
+  .strictObject({
+    url: z.string().url(),
+    method: z.enum(['POST', 'PUT', 'GET']).default('POST'),
+    form: z.record(z.string(), z.string()).optional(),
+    json: z.record(z.string(), z.unknown()).optional(),
+    headers: z.record(z.string(), z.string()).default({}),
+  })
+  .refine((login) => !(login.form && login.json), 'give form or json, not both');
+
 export const tenantConfigSchema = z.strictObject({
   /**
    * Hosts this tenant may crawl even though they resolve to loopback, private, link-local or
@@ -35,6 +49,14 @@ export const tenantConfigSchema = z.strictObject({
   userAgent: z.string().min(1).max(512).optional(),
   /** Extra request headers for every job of this tenant (a job's own headers win). */
   headers: z.record(z.string(), z.string()).default({}),
+  /** The re-auth hook: how a session of this tenant logs in. */
+  auth: z
+    .strictObject({
+      login: loginConfigSchema,
+      /** How long a login is taken to last when the site does not say. */
+      ttlSeconds: z.number().int().min(1).default(3600),
+    })
+    .optional(),
 });
 
 export const fetchConfigSchema = z.strictObject({
@@ -82,6 +104,31 @@ export const retentionConfigSchema = z.strictObject({
   failedJobs: z.number().int().min(0).default(5_000),
 });
 
+const day = 24 * 3600;
+
+export const sessionsConfigSchema = z.strictObject({
+  cookiesTtlSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .default(30 * day),
+  profileTtlSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .default(30 * day),
+  metaTtlSeconds: z
+    .number()
+    .int()
+    .min(1)
+    .default(30 * day),
+  workflowTtlSeconds: z.number().int().min(1).default(3600),
+  /** Tries of a commit that keeps meeting newer versions before the job is retried later. */
+  maxCommitAttempts: z.number().int().min(1).max(1000).default(100),
+  /** How long one worker may hold a session's login lease. */
+  reauthLeaseMs: z.number().int().min(100).max(120_000).default(15_000),
+});
+
 export const crawlfleetConfigSchema = z.strictObject({
   $schema: z.string().optional(),
   tenants: z
@@ -90,12 +137,15 @@ export const crawlfleetConfigSchema = z.strictObject({
   fetch: fetchConfigSchema.prefault({}),
   jobs: jobsConfigSchema.prefault({}),
   retention: retentionConfigSchema.prefault({}),
+  sessions: sessionsConfigSchema.prefault({}),
 });
 
 export type TenantConfig = z.infer<typeof tenantConfigSchema>;
 export type FetchConfig = z.infer<typeof fetchConfigSchema>;
 export type JobsConfig = z.infer<typeof jobsConfigSchema>;
 export type RetentionConfig = z.infer<typeof retentionConfigSchema>;
+export type SessionsConfig = z.infer<typeof sessionsConfigSchema>;
+export type LoginConfig = z.infer<typeof loginConfigSchema>;
 
 export interface CrawlfleetConfig extends z.infer<typeof crawlfleetConfigSchema> {
   /** Where it was read from, for messages; undefined when no file was used. */

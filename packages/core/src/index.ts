@@ -7,9 +7,11 @@ export {
   type FetchConfig,
   type JobsConfig,
   type LoadConfigOptions,
+  type LoginConfig,
   loadConfig,
   parseConfig,
   type RetentionConfig,
+  type SessionsConfig,
   type TenantConfig,
   tenantConfig,
 } from './config.js';
@@ -26,5 +28,14 @@ export {
   NAME_PATTERN,
   parseFetchJob,
 } from './job.js';
-export { CRAWL_QUEUE, DLQ_QUEUE, dlqJobId, isValidPrefix, type KeyLayout, keyLayout } from './keys.js';
-export { type ConnectOptions, connectRedis, redactRedisUrl } from './redis.js';
+export {
+  CRAWL_QUEUE,
+  DLQ_QUEUE,
+  dlqJobId,
+  isValidPrefix,
+  type KeyLayout,
+  keyLayout,
+  parseSessionKey,
+  type SessionKeys,
+} from './keys.js';
+export { type ConnectOptions, connectRedis, openSessionRedis, redactRedisUrl } from './redis.js';

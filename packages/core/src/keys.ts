@@ -19,6 +19,10 @@ export interface KeyLayout {
   ledger(idempotencyKey: string): string;
   /** BullMQ's hash for a job of the crawl queue (`<bullPrefix>:crawl:<id>`). */
   crawlJob(jobId: string): string;
+  /** The keys of one session's slates (see `SessionKeys`). */
+  session(tenant: string, sessionId: string): SessionKeys;
+  /** The SCAN pattern matching every slate key of every session. */
+  readonly sessionPattern: string;
   /** BullMQ's hash for the DLQ entry of a job (`<bullPrefix>:crawl-dlq:<dlqJobId(id)>`). */
   dlqJob(jobId: string): string;
 }
@@ -30,6 +34,35 @@ export interface KeyLayout {
  */
 export function dlqJobId(originalId: string): string {
   return /^\d+$/.test(originalId) ? `job-${originalId}` : originalId;
+}
+
+/**
+ * The keys of one session. Every key carries the hash tag `{tenant/session}`, so a commit of
+ * several slates is one atomic script on one Redis Cluster slot, and sessions spread over slots.
+ */
+export interface SessionKeys {
+  readonly tenant: string;
+  readonly sessionId: string;
+  /** `<prefix>:session:{tenant/session}`; every slate key starts with it. */
+  readonly base: string;
+  /** The key of a slate: `cookies`, `auth`, `profile`, `meta`, `workflow:<name>`. */
+  slate(name: string): string;
+  /** The short lease one worker holds while it logs this session in again. */
+  readonly authLease: string;
+}
+
+/** Reads tenant and session back from a session key (for listing); undefined when not one. */
+export function parseSessionKey(
+  prefix: string,
+  key: string,
+): { tenant: string; sessionId: string; slate: string } | undefined {
+  const head = `${prefix}:session:{`;
+  if (!key.startsWith(head)) return undefined;
+  const close = key.indexOf('}', head.length);
+  const tag = key.slice(head.length, close);
+  const slash = tag.indexOf('/');
+  if (close === -1 || slash === -1 || key[close + 1] !== ':') return undefined;
+  return { tenant: tag.slice(0, slash), sessionId: tag.slice(slash + 1), slate: key.slice(close + 2) };
 }
 
 const PREFIX_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -46,6 +79,11 @@ export function keyLayout(prefix: string): KeyLayout {
     results: `${tag}:results`,
     ledger: (idempotencyKey) => `${tag}:ledger:${idempotencyKey}`,
     crawlJob: (jobId) => `${tag}:${CRAWL_QUEUE}:${jobId}`,
+    session: (tenant, sessionId) => {
+      const base = `${prefix}:session:{${tenant}/${sessionId}}`;
+      return { tenant, sessionId, base, slate: (name) => `${base}:${name}`, authLease: `${base}:lease:auth` };
+    },
+    sessionPattern: `${prefix}:session:{*}:*`,
     dlqJob: (jobId) => `${tag}:${DLQ_QUEUE}:${dlqJobId(jobId)}`,
   };
 }

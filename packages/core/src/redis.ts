@@ -46,3 +46,20 @@ export async function connectRedis(url: string, options: ConnectOptions): Promis
   }
   return redis;
 }
+
+/**
+ * A connection for session state that never makes a job wait on it: commands fail at once while
+ * it is down (the job then runs on an ephemeral session) and it reconnects in the background.
+ * It does not wait to connect, so a worker starts even when the session Redis is down.
+ */
+export function openSessionRedis(url: string, commandTimeoutMs = 2_000): Redis {
+  const redis = new Redis(url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: commandTimeoutMs,
+    connectTimeout: 2_000,
+    retryStrategy: (times) => Math.min(times * 200, 5_000),
+  });
+  redis.on('error', () => {});
+  return redis;
+}

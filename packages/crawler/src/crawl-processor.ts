@@ -11,14 +11,17 @@ import {
 import type { AttemptRecord, DeadLetter, DeadLetterQueue } from '@crawlfleet/dlq';
 import {
   type Classification,
+  CrawlFailure,
   classifyError,
   classifyResponse,
+  NonRecoverableError,
   type ResponseSummary,
   retryDelay,
 } from '@crawlfleet/failures';
 import type { FetchedPage, Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import { encodeBody, pickStoredHeaders, type ResultsStore, type StoredResult } from '@crawlfleet/results';
+import { buildLoginRequest, type JobSession, reauthenticate, type SessionManager } from '@crawlfleet/sessions';
 import { type Job, type Queue, UnrecoverableError } from 'bullmq';
 
 /** What a finished job returns (BullMQ keeps it as the job's return value). */
@@ -60,6 +63,7 @@ export interface CrawlProcessorDeps {
   dlq: DeadLetterQueue;
   /** The crawl queue, to read a job's recorded attempts. */
   queue: Queue;
+  sessions: SessionManager;
   logger: Logger;
 }
 
@@ -98,20 +102,35 @@ export class CrawlProcessor {
     }
     if (await this.deps.results.isFinished(data.idempotencyKey)) return { outcome: 'duplicate' };
 
+    const session =
+      data.sessionId === undefined
+        ? undefined
+        : await this.deps.sessions.open(this.deps.keys.session(data.tenant, data.sessionId));
     let page: FetchedPage;
     try {
       parseTargetUrl(data.url);
-      page = await this.deps.fetcher.fetch(data, { name: data.tenant, config: tenant });
+      page = await this.fetch(data, tenant, session);
     } catch (error) {
       const classification =
-        error instanceof InputError
-          ? { failureClass: 'non_recoverable' as const, reason: error.code }
-          : classifyError(error);
+        error instanceof CrawlFailure
+          ? {
+              failureClass: error.failureClass,
+              reason: error.reason,
+              status: error.status,
+              retryAfterMs: error.retryAfterMs,
+            }
+          : error instanceof InputError
+            ? { failureClass: 'non_recoverable' as const, reason: error.code }
+            : classifyError(error);
+      session?.recordError();
+      await this.commitSession(session, job, data, attempt);
       return this.fail(job, data, classification, (error as Error).message, attempt);
     }
 
     const snippet = page.body.subarray(0, SNIPPET_BYTES).toString('utf8');
     const failure = classifyResponse({ status: page.status, headers: page.headers, bodySnippet: snippet });
+    if (failure !== undefined) session?.recordError();
+    await this.commitSession(session, job, data, attempt);
     if (failure !== undefined) {
       const summary: ResponseSummary = {
         status: page.status,
@@ -121,6 +140,46 @@ export class CrawlProcessor {
       return this.fail(job, data, failure, `HTTP ${page.status} from ${page.finalUrl}`, attempt, summary);
     }
     return this.store(job, data, page, attempt);
+  }
+
+  /**
+   * Fetches with the session's jar. A 401, or a 403 that is not a challenge, runs the tenant's
+   * re-auth hook once (single-flight across the fleet) and fetches again.
+   */
+  private async fetch(data: FetchJob, tenant: TenantConfig, session: JobSession | undefined): Promise<FetchedPage> {
+    const tenantRef = { name: data.tenant, config: tenant };
+    const page = await this.deps.fetcher.fetch({ ...data, cookieJar: session?.jar }, tenantRef);
+    const login = tenant.auth?.login;
+    if (session === undefined || login === undefined || !needsLogin(page)) return page;
+    await reauthenticate(
+      session,
+      async () => {
+        const request = buildLoginRequest(login);
+        const answer = await this.deps.fetcher.fetch({ ...request, cookieJar: session.jar }, tenantRef);
+        if (answer.status >= 400)
+          throw new NonRecoverableError('login_failed', `the login hook answered HTTP ${answer.status}`, {
+            status: answer.status,
+          });
+      },
+      tenant.auth?.ttlSeconds ?? 3600,
+    );
+    return this.deps.fetcher.fetch({ ...data, cookieJar: session.jar }, tenantRef);
+  }
+
+  /** Commits the session; a commit that must retry the job fails it as recoverable. */
+  private async commitSession(
+    session: JobSession | undefined,
+    job: Job,
+    data: FetchJob,
+    attempt: number,
+  ): Promise<void> {
+    if (session === undefined) return;
+    try {
+      await session.commit();
+    } catch (error) {
+      if (!(error instanceof CrawlFailure)) throw error;
+      await this.fail(job, data, { failureClass: error.failureClass, reason: error.reason }, error.message, attempt);
+    }
   }
 
   private async store(job: Job, data: FetchJob, page: FetchedPage, attempt: number): Promise<JobOutcome> {
@@ -232,6 +291,17 @@ export class CrawlProcessor {
       }
     });
   }
+}
+
+/** A 401, or a 403 that is not a WAF or CAPTCHA challenge: the session may need to log in. */
+function needsLogin(page: FetchedPage): boolean {
+  if (page.status === 401) return true;
+  if (page.status !== 403) return false;
+  const snippet = page.body.subarray(0, SNIPPET_BYTES).toString('utf8');
+  return (
+    classifyResponse({ status: 403, headers: page.headers, bodySnippet: snippet })?.failureClass !==
+    'compliance_blocked'
+  );
 }
 
 function attemptRecord(

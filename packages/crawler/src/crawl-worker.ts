@@ -4,6 +4,8 @@ import { fullJitterDelay } from '@crawlfleet/failures';
 import { Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import { ResultsStore } from '@crawlfleet/results';
+import { type SessionCounters, SessionManager } from '@crawlfleet/sessions';
+import type { SlateStore } from '@crawlfleet/slates';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CrawlProcessor, DeadLetteredError, type JobOutcome, RetryLaterError } from './crawl-processor.js';
@@ -14,6 +16,11 @@ export interface CrawlWorkerOptions {
   keys: KeyLayout;
   config: CrawlfleetConfig;
   logger: Logger;
+  /**
+   * Where session slates live. Without one, every job that names a session runs on an
+   * ephemeral session (and says so once per job).
+   */
+  sessionStore?: SlateStore | undefined;
   /** Jobs processed at once by this process. Default 16. */
   concurrency?: number | undefined;
   /**
@@ -49,13 +56,16 @@ export class CrawlWorker {
   private readonly dlq: DeadLetterQueue;
   private readonly queue: Queue;
   private readonly listeners = new Set<(event: JobEvent) => void>();
+  readonly sessions: SessionManager;
 
   constructor(options: CrawlWorkerOptions) {
     const { connection, keys, config, logger } = options;
     this.fetcher = new Fetcher(config.fetch);
     this.dlq = new DeadLetterQueue(connection, keys);
     this.queue = new Queue(CRAWL_QUEUE, { connection, prefix: keys.bullPrefix });
+    this.sessions = new SessionManager(options.sessionStore, config.sessions, logger);
     this.processor = new CrawlProcessor({
+      sessions: this.sessions,
       config,
       keys,
       fetcher: this.fetcher,
@@ -93,6 +103,11 @@ export class CrawlWorker {
     });
     // Connection errors are retried by ioredis; say so once per error, do not crash.
     this.worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
+  }
+
+  /** What this worker counted about sessions (ephemeral fallbacks, discarded slates, ...). */
+  get sessionCounters(): SessionCounters {
+    return this.sessions.counters;
   }
 
   /** Subscribes to job outcomes; returns the unsubscribe function. */

@@ -1,10 +1,15 @@
-import { type CrawlfleetConfig, connectRedis, keyLayout, redactRedisUrl } from '@crawlfleet/core';
+import { type CrawlfleetConfig, connectRedis, keyLayout, openSessionRedis, redactRedisUrl } from '@crawlfleet/core';
 import type { Logger } from '@crawlfleet/log';
+import { type KeyRing, SlateStore } from '@crawlfleet/slates';
 import { CrawlWorker, type CrawlWorkerOptions } from './crawl-worker.js';
 
 export interface WorkerProcessOptions
   extends Pick<CrawlWorkerOptions, 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'> {
   redisUrl: string;
+  /** Where session slates live (`CRAWLFLEET_SESSION_REDIS_URL`, default `redisUrl`). */
+  sessionRedisUrl: string;
+  /** The keys that seal and open session slates (`CRAWLFLEET_KEYS`). */
+  ring: KeyRing;
   prefix: string;
   config: CrawlfleetConfig;
   logger: Logger;
@@ -21,7 +26,14 @@ export const DEFAULT_GRACE_MS = 30_000;
 export async function runWorkerProcess(options: WorkerProcessOptions): Promise<void> {
   const { logger } = options;
   const connection = await connectRedis(options.redisUrl, { role: 'worker' });
-  const worker = new CrawlWorker({ ...options, connection, keys: keyLayout(options.prefix) });
+  const keys = keyLayout(options.prefix);
+  const sessionRedis = openSessionRedis(options.sessionRedisUrl);
+  const worker = new CrawlWorker({
+    ...options,
+    connection,
+    keys,
+    sessionStore: new SlateStore(sessionRedis, keys, options.ring),
+  });
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
   logger.info(
     {
@@ -51,5 +63,6 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
     process.on('SIGINT', onSignal);
   });
   await connection.quit().catch(() => connection.disconnect());
+  sessionRedis.disconnect();
   logger.info('worker stopped');
 }

@@ -11,6 +11,10 @@ export interface FetchRequest {
   method: HttpMethod;
   headers?: Record<string, string> | undefined;
   body?: string | undefined;
+  /** The session's cookie jar (got's promise interface); none for a job without a session. */
+  cookieJar?:
+    | { getCookieString(url: string): Promise<string>; setCookie(raw: string, url: string): Promise<unknown> }
+    | undefined;
 }
 
 /** The tenant a request is made for: its name keys the connection pool, its config the policy. */
@@ -94,6 +98,7 @@ export class Fetcher {
       decompress: true,
       agent: { http: pool.http, https: pool.https },
       dnsLookup: pool.lookup,
+      cookieJar: request.cookieJar,
       hooks: {
         // IP literals never reach the DNS lookup, so they are checked here, on every hop.
         beforeRequest: [

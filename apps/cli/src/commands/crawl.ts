@@ -1,8 +1,9 @@
-import { CRAWL_QUEUE, connectRedis, DEFAULT_PREFIX } from '@crawlfleet/core';
+import { CRAWL_QUEUE, connectRedis, DEFAULT_PREFIX, openSessionRedis } from '@crawlfleet/core';
 import { CrawlWorker, DEFAULT_CONCURRENCY } from '@crawlfleet/crawler';
 import { DeadLetterQueue, type DeadLetterSummary, summarize } from '@crawlfleet/dlq';
 import { ensureRedis } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
+import { type KeyRing, localKeyRing, SlateStore } from '@crawlfleet/slates';
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings } from '../context.js';
@@ -65,6 +66,11 @@ the run (its results are then written to ./crawlfleet-results-<time>.jsonl unles
       const started = Date.now();
       const settings = loadSettings(command.optsWithGlobals<GlobalOptions>());
       const jobs = await prepareTargets(settings, urls, options);
+      const keys = localKeyRing();
+      if (keys.created)
+        say(
+          `created a local session key in ${keys.file} (CRAWLFLEET_KEYS is unset); workers on other machines need CRAWLFLEET_KEYS`,
+        );
       const local = await ensureRedis({ url: settings.env.redisUrl, fromEnv: settings.env.redisUrlFromEnv });
       if (local.server !== undefined) {
         say(
@@ -76,7 +82,8 @@ the run (its results are then written to ./crawlfleet-results-<time>.jsonl unles
       try {
         const report = await enqueueJobs(context, jobs, options.force);
         const tally: Tally = { stored: 0, deadLettered: 0, retries: 0 };
-        if (report.enqueued > 0) await runUntilDrained(context, local.url, report.keys, options.concurrency, tally);
+        if (report.enqueued > 0)
+          await runUntilDrained(context, local.url, keys.ring, report.keys, options.concurrency, tally);
         const settled = await settle(context, report.keys);
         const letters = await deadLetterSummaries(context, settled.deadLettered.slice(0, 10));
         const exported = out !== undefined ? await exportResults(context, out, new Set(report.keys)) : undefined;
@@ -144,17 +151,20 @@ function printSummary(
 async function runUntilDrained(
   context: CommandContext,
   redisUrl: string,
+  ring: KeyRing,
   keys: string[],
   concurrency: number,
   tally: Tally,
 ): Promise<void> {
   const pending = new Set(keys);
   const connection = await connectRedis(redisUrl, { role: 'worker' });
+  const sessionRedis = openSessionRedis(process.env.CRAWLFLEET_SESSION_REDIS_URL || redisUrl);
   const worker = new CrawlWorker({
     connection,
     keys: context.keys,
     config: context.config,
     concurrency,
+    sessionStore: new SlateStore(sessionRedis, context.keys, ring),
     logger: createLogger({ name: 'crawl', level: process.env.CRAWLFLEET_LOG_LEVEL ?? 'silent' }),
   });
   worker.onJob((event) => {
@@ -185,5 +195,6 @@ async function runUntilDrained(
     await worker.drain(30_000);
     await queue.close();
     await connection.quit().catch(() => connection.disconnect());
+    sessionRedis.disconnect();
   }
 }

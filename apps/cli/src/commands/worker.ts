@@ -1,5 +1,6 @@
 import { DEFAULT_CONCURRENCY, DEFAULT_GRACE_MS, runWorkerProcess } from '@crawlfleet/crawler';
 import { createLogger } from '@crawlfleet/log';
+import { requireKeyRing } from '@crawlfleet/slates';
 import type { Command } from 'commander';
 import { type GlobalOptions, loadSettings } from '../context.js';
 import { positiveInt } from '../options.js';
@@ -23,8 +24,11 @@ Run one per machine (or many); they share work through Redis. Logs are JSON line
     .action(async (options: { concurrency?: number; graceMs?: number }, command: Command) => {
       const { env, config } = loadSettings(command.optsWithGlobals<GlobalOptions>());
       const fromEnv = process.env.CRAWLFLEET_CONCURRENCY;
+      const ring = requireKeyRing();
       await runWorkerProcess({
         redisUrl: env.redisUrl,
+        sessionRedisUrl: env.sessionRedisUrl,
+        ring,
         prefix: env.prefix,
         config,
         logger: createLogger({ name: 'worker' }),

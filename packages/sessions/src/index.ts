@@ -1,0 +1,13 @@
+export {
+  type AuthState,
+  hashSessionId,
+  JobSession,
+  newSessionCounters,
+  type SessionContext,
+  type SessionCounters,
+  SessionManager,
+  type SessionMeta,
+} from './job-session.js';
+export { buildLoginRequest, type LoginRequest } from './login.js';
+export { type ReauthOutcome, reauthenticate } from './reauth.js';
+export { type CookieChange, type JarHydration, SessionCookieJar } from './session-jar.js';

@@ -1,0 +1,294 @@
+import { createHash } from 'node:crypto';
+import type { SessionKeys, SessionsConfig } from '@crawlfleet/core';
+import { RecoverableError } from '@crawlfleet/failures';
+import type { Logger } from '@crawlfleet/log';
+import type { SlateName, SlateRead, SlateStore, SlateWrite } from '@crawlfleet/slates';
+import { SessionCookieJar } from './session-jar.js';
+
+/** Login state: never a password or token, only when it happened and how long it holds. */
+export interface AuthState {
+  loggedInAt: string;
+  expiresAt: string;
+}
+
+export interface SessionMeta {
+  createdAt: string;
+  lastUsedAt: string;
+  jobs: number;
+  errors: number;
+}
+
+/** Counts a worker keeps about sessions (exported as metrics by the observability work). */
+export interface SessionCounters {
+  created: number;
+  ephemeral: number;
+  discardedSlates: number;
+  cookiesDropped: number;
+  cookiesRejected: number;
+  commitConflicts: number;
+  commitFailures: number;
+}
+
+export function newSessionCounters(): SessionCounters {
+  return {
+    created: 0,
+    ephemeral: 0,
+    discardedSlates: 0,
+    cookiesDropped: 0,
+    cookiesRejected: 0,
+    commitConflicts: 0,
+    commitFailures: 0,
+  };
+}
+
+/** A session id as logs show it: a short hash, so logs never name a session (nor a user). */
+export function hashSessionId(tenant: string, sessionId: string): string {
+  return createHash('sha256').update(`${tenant}/${sessionId}`).digest('hex').slice(0, 16);
+}
+
+/** Returned by a merge that decides the stored value should stay as it is. */
+const KEEP: unique symbol = Symbol('keep');
+
+/** How one changed slate is written: applied to the latest stored value at every try. */
+interface SlateChange {
+  name: SlateName;
+  ttlMs: number;
+  apply(latest: SlateRead, first: boolean): Promise<unknown>;
+}
+
+const HYDRATED: readonly SlateName[] = ['cookies', 'auth', 'meta'];
+
+export interface SessionContext {
+  store: SlateStore | undefined;
+  config: SessionsConfig;
+  logger: Logger;
+  counters: SessionCounters;
+}
+
+/**
+ * A job's view of its session: hydrated at the start, used without any lock, committed at the
+ * end with compare-and-set. When another job committed first, each slate merges by its own
+ * rule (ARCHITECTURE.md): cookies replay this job's Set-Cookie changes onto the newer jar, auth
+ * keeps the later expiry, profile keeps the first writer's, meta adds its counters, workflow
+ * makes the job retry.
+ */
+export class JobSession {
+  private authChanged = false;
+  private errorDelta = 0;
+  /** A session counts each job once in its meta, however often the job commits. */
+  private jobCounted = false;
+  /** Set when hydration dropped cookies or a slate: the cleaned value is written back. */
+  private rewriteCookies: boolean;
+
+  constructor(
+    readonly keys: SessionKeys,
+    readonly ephemeral: boolean,
+    public jar: SessionCookieJar,
+    public auth: AuthState | undefined,
+    private reads: Map<SlateName, SlateRead>,
+    private readonly context: SessionContext,
+    dirty: boolean,
+  ) {
+    this.rewriteCookies = dirty;
+  }
+
+  get store(): SlateStore | undefined {
+    return this.context.store;
+  }
+
+  get config(): SessionsConfig {
+    return this.context.config;
+  }
+
+  get hashedId(): string {
+    return hashSessionId(this.keys.tenant, this.keys.sessionId);
+  }
+
+  /** The version of a slate as this job last read it (0: absent). */
+  version(name: SlateName): number {
+    return this.reads.get(name)?.version ?? 0;
+  }
+
+  get meta(): SessionMeta | undefined {
+    return this.reads.get('meta')?.value as SessionMeta | undefined;
+  }
+
+  setAuth(auth: AuthState): void {
+    this.auth = auth;
+    this.authChanged = true;
+  }
+
+  recordError(): void {
+    this.errorDelta++;
+  }
+
+  /**
+   * Re-reads cookies and auth (another worker logged this session in): this job's own cookie
+   * changes so far are replayed onto the newer jar.
+   */
+  async refresh(): Promise<void> {
+    if (this.context.store === undefined || this.ephemeral) return;
+    const latest = await this.context.store.read(this.keys, ['cookies', 'auth']);
+    for (const [name, read] of latest) this.reads.set(name, read);
+    const { jar } = await SessionCookieJar.fromSlate(latest.get('cookies')?.value);
+    const merged = await this.jar.replayOnto(jar);
+    merged.changes.push(...this.jar.changes);
+    this.jar = merged;
+    this.auth = latest.get('auth')?.value as AuthState | undefined;
+    this.authChanged = false;
+  }
+
+  private changes(): SlateChange[] {
+    const { config } = this.context;
+    const now = new Date().toISOString();
+    const changes: SlateChange[] = [];
+    const jar = this.jar;
+    if (jar.changes.length > 0 || this.rewriteCookies) {
+      changes.push({
+        name: 'cookies',
+        ttlMs: config.cookiesTtlSeconds * 1000,
+        apply: async (latest, first) => {
+          if (first) return jar.toSlate();
+          const { jar: newer } = await SessionCookieJar.fromSlate(latest.value);
+          return (await jar.replayOnto(newer)).toSlate();
+        },
+      });
+    }
+    const auth = this.auth;
+    if (this.authChanged && auth !== undefined) {
+      changes.push({
+        name: 'auth',
+        ttlMs: Math.max(1000, Date.parse(auth.expiresAt) - Date.now()),
+        apply: async (latest) => {
+          const theirs = latest.value as AuthState | undefined;
+          return theirs !== undefined && Date.parse(theirs.expiresAt) > Date.parse(auth.expiresAt) ? KEEP : auth;
+        },
+      });
+    }
+    const errorDelta = this.errorDelta;
+    const jobDelta = this.jobCounted ? 0 : 1;
+    changes.push({
+      name: 'meta',
+      ttlMs: config.metaTtlSeconds * 1000,
+      apply: async (latest) => {
+        const theirs = latest.value as SessionMeta | undefined;
+        return {
+          createdAt: theirs?.createdAt ?? now,
+          lastUsedAt: now,
+          jobs: (theirs?.jobs ?? 0) + jobDelta,
+          errors: (theirs?.errors ?? 0) + errorDelta,
+        } satisfies SessionMeta;
+      },
+    });
+    return changes;
+  }
+
+  /**
+   * Commits what this job changed, merging with newer versions, all slates in one script per
+   * try. A store that is down is logged and counted, not fatal: the fetch already happened.
+   */
+  async commit(): Promise<void> {
+    const { store, config, logger, counters } = this.context;
+    if (store === undefined || this.ephemeral) return;
+    const changes = this.changes();
+    const names = changes.map((c) => c.name);
+    try {
+      for (let attempt = 1; attempt <= config.maxCommitAttempts; attempt++) {
+        const writes: SlateWrite[] = [];
+        for (const change of changes) {
+          const latest = this.reads.get(change.name) ?? { name: change.name, version: 0, value: undefined };
+          const value = await change.apply(latest, attempt === 1);
+          if (value !== KEEP)
+            writes.push({ name: change.name, expectedVersion: latest.version, value, ttlMs: change.ttlMs });
+        }
+        const result = await store.commit(this.keys, writes);
+        if (result.ok) {
+          for (const [name, version] of result.versions) this.reads.set(name, { name, version, value: undefined });
+          this.jar.changes.length = 0;
+          this.authChanged = false;
+          this.rewriteCookies = false;
+          this.errorDelta = 0;
+          this.jobCounted = true;
+          return;
+        }
+        counters.commitConflicts++;
+        if (result.conflict.startsWith('workflow:')) {
+          throw new RecoverableError(
+            'workflow_conflict',
+            `session workflow ${result.conflict} moved on while this job ran`,
+          );
+        }
+        for (const [name, read] of await store.read(this.keys, names)) this.reads.set(name, read);
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 2 ** attempt)));
+      }
+    } catch (error) {
+      if (error instanceof RecoverableError) throw error;
+      counters.commitFailures++;
+      logger.warn(
+        { session_id: this.hashedId, err: (error as Error).message },
+        'session commit failed; this job ran but its session changes are lost',
+      );
+      return;
+    }
+    throw new RecoverableError(
+      'session_contention',
+      `session commit met newer versions ${config.maxCommitAttempts} times`,
+    );
+  }
+}
+
+/** Opens job sessions on one slate store (or none: then every session is ephemeral). */
+export class SessionManager {
+  private readonly context: SessionContext;
+
+  constructor(
+    store: SlateStore | undefined,
+    config: SessionsConfig,
+    logger: Logger,
+    readonly counters: SessionCounters = newSessionCounters(),
+  ) {
+    this.context = { store, config, logger, counters };
+  }
+
+  /**
+   * Hydrates cookies, auth and meta in one round trip. A slate that fails to open or parse is
+   * discarded with a warning and starts fresh; an unreachable store gives an ephemeral session.
+   */
+  async open(keys: SessionKeys): Promise<JobSession> {
+    const { store, logger, counters } = this.context;
+    const hashed = hashSessionId(keys.tenant, keys.sessionId);
+    let reads: Map<SlateName, SlateRead>;
+    try {
+      if (store === undefined) throw new Error('no session store configured');
+      reads = await store.read(keys, HYDRATED);
+    } catch (error) {
+      counters.ephemeral++;
+      logger.warn(
+        { session_id: hashed, err: (error as Error).message },
+        'session store unreachable; this job runs on an ephemeral session',
+      );
+      return new JobSession(keys, true, new SessionCookieJar(), undefined, new Map(), this.context, false);
+    }
+    let dirty = false;
+    for (const read of reads.values()) {
+      if (read.discarded === undefined) continue;
+      counters.discardedSlates++;
+      dirty = true;
+      logger.warn(
+        {
+          session_id: hashed,
+          slate: read.name,
+          reason: read.discarded.reason,
+          payload_hash: read.discarded.payloadHash,
+        },
+        'discarded a session slate that failed to open; it starts fresh',
+      );
+    }
+    if (reads.get('meta')?.version === 0) counters.created++;
+    const { jar, dropped } = await SessionCookieJar.fromSlate(reads.get('cookies')?.value);
+    counters.cookiesDropped += dropped;
+    const auth = reads.get('auth')?.value as AuthState | undefined;
+    const live = auth !== undefined && Date.parse(auth.expiresAt) > Date.now() ? auth : undefined;
+    return new JobSession(keys, false, jar, live, reads, this.context, dirty || dropped > 0);
+  }
+}

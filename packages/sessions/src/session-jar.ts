@@ -1,0 +1,114 @@
+import { Cookie, CookieJar } from 'tough-cookie';
+
+/** One Set-Cookie this job received, kept so it can be replayed onto a newer jar. */
+export interface CookieChange {
+  setCookie: string;
+  url: string;
+  /** When it was received: replayed with the same clock, Max-Age gives the same expiry. */
+  at: number;
+}
+
+/** What hydration found in a stored jar. */
+export interface JarHydration {
+  jar: SessionCookieJar;
+  /** Expired or malformed cookies dropped on the way in. */
+  dropped: number;
+}
+
+interface SerializedJar {
+  cookies?: unknown[];
+  [field: string]: unknown;
+}
+
+/**
+ * The cookie jar a job fetches with: a tough-cookie jar (domain, path, expiry, Secure,
+ * HttpOnly and SameSite semantics) that remembers which cookies this job set, so that when the
+ * session's jar moved on meanwhile, those changes are replayed onto the newer jar instead of
+ * overwriting it. It has the promise interface got expects of a `cookieJar`.
+ */
+export class SessionCookieJar {
+  readonly changes: CookieChange[] = [];
+  /** Cookies the server sent that tough-cookie refused (wrong domain, malformed, ...). */
+  rejected = 0;
+
+  constructor(readonly jar: CookieJar = new CookieJar()) {}
+
+  /** A jar from a stored slate value; expired and malformed cookies are dropped and counted. */
+  static async fromSlate(value: unknown, now: number = Date.now()): Promise<JarHydration> {
+    if (value === undefined || value === null || typeof value !== 'object')
+      return { jar: new SessionCookieJar(), dropped: 0 };
+    const serialized = value as SerializedJar;
+    const stored = Array.isArray(serialized.cookies) ? serialized.cookies : [];
+    const kept = stored.filter((entry) => {
+      const cookie = Cookie.fromJSON(entry);
+      if (cookie === undefined) return false;
+      const expiry = cookie.expiryTime();
+      return expiry === undefined || expiry > now;
+    });
+    try {
+      const jar = await CookieJar.deserialize({ ...serialized, cookies: kept } as never);
+      return { jar: new SessionCookieJar(jar), dropped: stored.length - kept.length };
+    } catch {
+      return { jar: new SessionCookieJar(), dropped: stored.length };
+    }
+  }
+
+  getCookieString(url: string): Promise<string> {
+    return this.jar.getCookieString(url);
+  }
+
+  async setCookie(setCookie: string, url: string): Promise<unknown> {
+    const at = Date.now();
+    try {
+      const cookie = await this.jar.setCookie(setCookie, url, { now: new Date(at) });
+      if (cookie !== undefined) this.changes.push({ setCookie, url, at });
+      return cookie;
+    } catch {
+      this.rejected++;
+      return undefined;
+    }
+  }
+
+  /** Replays this job's cookie changes onto a newer jar (the same checks apply again). */
+  async replayOnto(newer: SessionCookieJar): Promise<SessionCookieJar> {
+    for (const change of this.changes) {
+      try {
+        await newer.jar.setCookie(change.setCookie, change.url, { now: new Date(change.at) });
+      } catch {
+        newer.rejected++;
+      }
+    }
+    return newer;
+  }
+
+  /** The slate value: tough-cookie's own serialization. */
+  async toSlate(): Promise<unknown> {
+    return this.jar.serialize();
+  }
+
+  /** Cookie names, domains, paths and expiry, never values: for `sessions show`. */
+  async describe(): Promise<
+    Array<{
+      name: string;
+      domain: string | null;
+      path: string | null;
+      expires: string | null;
+      secure: boolean;
+      httpOnly: boolean;
+    }>
+  > {
+    const serialized = await this.jar.serialize();
+    return serialized.cookies.map((entry) => {
+      const cookie = Cookie.fromJSON(entry);
+      const expiry = cookie?.expiryTime();
+      return {
+        name: cookie?.key ?? '',
+        domain: cookie?.domain ?? null,
+        path: cookie?.path ?? null,
+        expires: expiry === undefined ? null : new Date(expiry).toISOString(),
+        secure: cookie?.secure ?? false,
+        httpOnly: cookie?.httpOnly ?? false,
+      };
+    });
+  }
+}

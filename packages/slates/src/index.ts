@@ -1,0 +1,12 @@
+export { EnvelopeError, envelopeKid, type OpenFailure, open, seal } from './envelope.js';
+export { generateKeyEntry, KeyRing, parseKeyRing, type RingKey } from './key-ring.js';
+export { keyRingFromEnv, type LocalKeyRing, localKeyFilePath, localKeyRing, requireKeyRing } from './key-source.js';
+export {
+  type CommitResult,
+  type DiscardReason,
+  payloadHash,
+  type SlateName,
+  type SlateRead,
+  SlateStore,
+  type SlateWrite,
+} from './slate-store.js';

@@ -1,0 +1,213 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { type KeyLayout, parseSessionKey, type SessionKeys } from '@crawlfleet/core';
+import type { Redis } from 'ioredis';
+import { EnvelopeError, envelopeKid, type OpenFailure, open, seal } from './envelope.js';
+import type { KeyRing } from './key-ring.js';
+
+const COMMIT_SLATES = readFileSync(new URL('../lua/commit-slates.lua', import.meta.url), 'utf8');
+const RELEASE_LEASE = readFileSync(new URL('../lua/release-lease.lua', import.meta.url), 'utf8');
+
+/** `cookies`, `auth`, `profile`, `meta`, or `workflow:<name>`. */
+export type SlateName = 'cookies' | 'auth' | 'profile' | 'meta' | `workflow:${string}`;
+
+/** Why a stored slate was not used. */
+export type DiscardReason = OpenFailure | 'unparseable';
+
+/** A slate as read: its version (0 when absent) and its value, when it could be used. */
+export interface SlateRead {
+  name: SlateName;
+  version: number;
+  value: unknown;
+  /** Set when a stored value could not be opened or parsed: it was discarded, never used. */
+  discarded?: { reason: DiscardReason; payloadHash: string } | undefined;
+}
+
+/** One slate to write: the version it was read at, its new value (undefined deletes it). */
+export interface SlateWrite {
+  name: SlateName;
+  expectedVersion: number;
+  value: unknown;
+  ttlMs: number;
+}
+
+export type CommitResult =
+  | { ok: true; versions: Map<SlateName, number> }
+  | { ok: false; conflict: SlateName; version: number };
+
+type WithCommit = Redis & {
+  cfCommitSlates(numKeys: number, ...args: Array<string | number>): Promise<number[]>;
+  cfReleaseLease(key: string, token: string): Promise<number>;
+};
+
+/** A short, non-reversible fingerprint of a stored payload, for logs. */
+export function payloadHash(payload: string): string {
+  return createHash('sha256').update(payload).digest('hex').slice(0, 16);
+}
+
+/**
+ * Reads and writes session slates. Each slate is a Redis hash `{v: version, d: envelope}` with
+ * its own TTL. Reading the slates a job needs is one round trip; committing the ones it changed
+ * is one Lua script that checks every version and writes all or nothing.
+ */
+export class SlateStore {
+  private readonly redis: WithCommit;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: KeyLayout,
+    private readonly ring: KeyRing,
+  ) {
+    if (!('cfCommitSlates' in redis)) redis.defineCommand('cfCommitSlates', { lua: COMMIT_SLATES });
+    if (!('cfReleaseLease' in redis)) redis.defineCommand('cfReleaseLease', { numberOfKeys: 1, lua: RELEASE_LEASE });
+    this.redis = redis as WithCommit;
+  }
+
+  session(tenant: string, sessionId: string): SessionKeys {
+    return this.keys.session(tenant, sessionId);
+  }
+
+  /** Reads slates in one round trip. A value that fails to open or parse is reported, not used. */
+  async read(session: SessionKeys, names: readonly SlateName[]): Promise<Map<SlateName, SlateRead>> {
+    const pipeline = this.redis.pipeline();
+    for (const name of names) pipeline.hmget(session.slate(name), 'v', 'd');
+    const answers = (await pipeline.exec()) ?? [];
+    const slates = new Map<SlateName, SlateRead>();
+    names.forEach((name, i) => {
+      const [error, fields] = answers[i] ?? [];
+      if (error) throw error;
+      const [version, envelope] = (fields ?? []) as Array<string | null>;
+      slates.set(name, this.decode(session.slate(name), name, Number(version ?? 0), envelope ?? null));
+    });
+    return slates;
+  }
+
+  private decode(key: string, name: SlateName, version: number, envelope: string | null): SlateRead {
+    if (envelope === null) return { name, version, value: undefined };
+    let text: string;
+    try {
+      text = open(this.ring, key, envelope);
+    } catch (error) {
+      const reason = error instanceof EnvelopeError ? error.reason : 'malformed';
+      return { name, version, value: undefined, discarded: { reason, payloadHash: payloadHash(envelope) } };
+    }
+    try {
+      return { name, version, value: JSON.parse(text) };
+    } catch {
+      return {
+        name,
+        version,
+        value: undefined,
+        discarded: { reason: 'unparseable', payloadHash: payloadHash(envelope) },
+      };
+    }
+  }
+
+  /** Writes every slate or none: one round trip. Values are sealed here, never stored in clear. */
+  async commit(session: SessionKeys, writes: readonly SlateWrite[]): Promise<CommitResult> {
+    if (writes.length === 0) return { ok: true, versions: new Map() };
+    const keys = writes.map((w) => session.slate(w.name));
+    const envelopes = writes.map((w, i) =>
+      w.value === undefined ? '' : seal(this.ring, keys[i] as string, JSON.stringify(w.value)),
+    );
+    const answer = await this.redis.cfCommitSlates(
+      writes.length,
+      ...keys,
+      ...writes.map((w) => w.expectedVersion),
+      ...envelopes,
+      ...writes.map((w) => Math.max(1, Math.round(w.ttlMs))),
+    );
+    if (answer[0] === -1) {
+      const index = Number(answer[1]) - 1;
+      return { ok: false, conflict: (writes[index] as SlateWrite).name, version: Number(answer[2]) };
+    }
+    return { ok: true, versions: new Map(writes.map((w, i) => [w.name, Number(answer[i + 1])])) };
+  }
+
+  /** Takes the session's login lease for `ms` unless someone holds it. */
+  async tryAuthLease(session: SessionKeys, token: string, ms: number): Promise<boolean> {
+    return (await this.redis.set(session.authLease, token, 'PX', ms, 'NX')) === 'OK';
+  }
+
+  /** Gives the lease back, if this token still holds it. */
+  async releaseAuthLease(session: SessionKeys, token: string): Promise<boolean> {
+    return (await this.redis.cfReleaseLease(session.authLease, token)) === 1;
+  }
+
+  /** Deletes every slate of a session (and its lease). Returns how many keys went. */
+  async purge(session: SessionKeys): Promise<number> {
+    const found = await this.scan(`${session.base}:*`);
+    return found.length === 0 ? 0 : this.redis.del(...found);
+  }
+
+  /** Every session that has at least one slate, optionally of one tenant. */
+  async sessions(tenant?: string): Promise<Array<{ tenant: string; sessionId: string; slates: string[] }>> {
+    const bySession = new Map<string, { tenant: string; sessionId: string; slates: string[] }>();
+    for (const key of await this.scan(this.keys.sessionPattern)) {
+      const parsed = parseSessionKey(this.keys.prefix, key);
+      if (parsed === undefined || parsed.slate.startsWith('lease:')) continue;
+      if (tenant !== undefined && parsed.tenant !== tenant) continue;
+      const id = `${parsed.tenant}/${parsed.sessionId}`;
+      const entry = bySession.get(id) ?? { tenant: parsed.tenant, sessionId: parsed.sessionId, slates: [] };
+      entry.slates.push(parsed.slate);
+      bySession.set(id, entry);
+    }
+    return [...bySession.values()].sort((a, b) =>
+      `${a.tenant}/${a.sessionId}`.localeCompare(`${b.tenant}/${b.sessionId}`),
+    );
+  }
+
+  /**
+   * Re-seals every slate not sealed with the ring's current key, keeping its TTL. Safe while
+   * workers run: each re-seal is a versioned commit, and a slate a worker changed meanwhile is
+   * already sealed with the current key (or is picked up by the next pass). Unreadable slates
+   * are left alone and counted.
+   */
+  async rotate(
+    onProgress?: (done: number) => void,
+  ): Promise<{ resealed: number; current: number; unreadable: number; moved: number }> {
+    const tally = { resealed: 0, current: 0, unreadable: 0, moved: 0 };
+    const keys = (await this.scan(this.keys.sessionPattern)).filter((key) => !key.includes(':lease:'));
+    for (const [index, key] of keys.entries()) {
+      const [[, fields], [, ttl]] = (await this.redis.pipeline().hmget(key, 'v', 'd').pttl(key).exec()) as [
+        [null, Array<string | null>],
+        [null, number],
+      ];
+      const [version, envelope] = fields;
+      if (envelope === null || envelope === undefined) continue;
+      if (envelopeKid(envelope) === this.ring.current.kid) tally.current++;
+      else {
+        let text: string;
+        try {
+          text = open(this.ring, key, envelope);
+        } catch {
+          tally.unreadable++;
+          continue;
+        }
+        const resealed = seal(this.ring, key, text);
+        const answer = await this.redis.cfCommitSlates(
+          1,
+          key,
+          Number(version ?? 0),
+          resealed,
+          ttl > 0 ? ttl : 30 * 24 * 3600 * 1000,
+        );
+        if (answer[0] === -1) tally.moved++;
+        else tally.resealed++;
+      }
+      onProgress?.(index + 1);
+    }
+    return tally;
+  }
+
+  private async scan(pattern: string): Promise<string[]> {
+    const found: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      found.push(...keys);
+    } while (cursor !== '0');
+    return found;
+  }
+}
