@@ -45,10 +45,11 @@ export async function submit(
   config: CrawlfleetConfig,
   targets: SubmitTarget[],
   tenant = 'default',
+  sessionId?: string,
 ): Promise<FetchJob[]> {
   const producer = new Producer(redis, keys, config);
   try {
-    const jobs = producer.prepare(targets, { tenant });
+    const jobs = producer.prepare(targets, { tenant, sessionId });
     await producer.submit(jobs);
     return jobs;
   } finally {

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { registerCrawl } from './commands/crawl.js';
 import { registerDlq } from './commands/dlq.js';
+import { registerKeys } from './commands/keys.js';
 import { registerResults } from './commands/results.js';
+import { registerSessions } from './commands/sessions.js';
 import { registerStatus } from './commands/status.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerWorker } from './commands/worker.js';
@@ -24,6 +26,7 @@ export function buildProgram(): Command {
 Environment:
   REDIS_URL                      Redis for queues, results and ledger (default redis://127.0.0.1:6379)
   CRAWLFLEET_SESSION_REDIS_URL   Redis for session state (default REDIS_URL)
+  CRAWLFLEET_KEYS                session encryption keys, kid:base64key,... (crawlfleet keys generate)
   CRAWLFLEET_PREFIX              key prefix, so fleets can share a Redis (default cf)
   CRAWLFLEET_CONFIG              config file (tenants, fetch limits, retries, retention)
   CRAWLFLEET_LOG_LEVEL           worker log level (default info)
@@ -36,6 +39,8 @@ Exit codes: 0 success, 1 runtime failure (e.g. Redis unreachable), 2 bad usage o
   registerStatus(program);
   registerDlq(program);
   registerResults(program);
+  registerSessions(program);
+  registerKeys(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

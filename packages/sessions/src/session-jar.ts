@@ -105,7 +105,7 @@ export class SessionCookieJar {
         name: cookie?.key ?? '',
         domain: cookie?.domain ?? null,
         path: cookie?.path ?? null,
-        expires: expiry === undefined ? null : new Date(expiry).toISOString(),
+        expires: expiry === undefined || !Number.isFinite(expiry) ? null : new Date(expiry).toISOString(),
         secure: cookie?.secure ?? false,
         httpOnly: cookie?.httpOnly ?? false,
       };

@@ -4,7 +4,10 @@ export { keyRingFromEnv, type LocalKeyRing, localKeyFilePath, localKeyRing, requ
 export {
   type CommitResult,
   type DiscardReason,
+  listSessions,
   payloadHash,
+  purgeSession,
+  type SessionListing,
   type SlateName,
   type SlateRead,
   SlateStore,

@@ -134,27 +134,12 @@ export class SlateStore {
     return (await this.redis.cfReleaseLease(session.authLease, token)) === 1;
   }
 
-  /** Deletes every slate of a session (and its lease). Returns how many keys went. */
-  async purge(session: SessionKeys): Promise<number> {
-    const found = await this.scan(`${session.base}:*`);
-    return found.length === 0 ? 0 : this.redis.del(...found);
+  purge(session: SessionKeys): Promise<number> {
+    return purgeSession(this.redis, session);
   }
 
-  /** Every session that has at least one slate, optionally of one tenant. */
-  async sessions(tenant?: string): Promise<Array<{ tenant: string; sessionId: string; slates: string[] }>> {
-    const bySession = new Map<string, { tenant: string; sessionId: string; slates: string[] }>();
-    for (const key of await this.scan(this.keys.sessionPattern)) {
-      const parsed = parseSessionKey(this.keys.prefix, key);
-      if (parsed === undefined || parsed.slate.startsWith('lease:')) continue;
-      if (tenant !== undefined && parsed.tenant !== tenant) continue;
-      const id = `${parsed.tenant}/${parsed.sessionId}`;
-      const entry = bySession.get(id) ?? { tenant: parsed.tenant, sessionId: parsed.sessionId, slates: [] };
-      entry.slates.push(parsed.slate);
-      bySession.set(id, entry);
-    }
-    return [...bySession.values()].sort((a, b) =>
-      `${a.tenant}/${a.sessionId}`.localeCompare(`${b.tenant}/${b.sessionId}`),
-    );
+  sessions(tenant?: string): Promise<SessionListing[]> {
+    return listSessions(this.redis, this.keys, tenant);
   }
 
   /**
@@ -167,7 +152,7 @@ export class SlateStore {
     onProgress?: (done: number) => void,
   ): Promise<{ resealed: number; current: number; unreadable: number; moved: number }> {
     const tally = { resealed: 0, current: 0, unreadable: 0, moved: 0 };
-    const keys = (await this.scan(this.keys.sessionPattern)).filter((key) => !key.includes(':lease:'));
+    const keys = (await scanKeys(this.redis, this.keys.sessionPattern)).filter((key) => !key.includes(':lease:'));
     for (const [index, key] of keys.entries()) {
       const [[, fields], [, ttl]] = (await this.redis.pipeline().hmget(key, 'v', 'd').pttl(key).exec()) as [
         [null, Array<string | null>],
@@ -199,15 +184,44 @@ export class SlateStore {
     }
     return tally;
   }
+}
 
-  private async scan(pattern: string): Promise<string[]> {
-    const found: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      found.push(...keys);
-    } while (cursor !== '0');
-    return found;
+async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
+  const found: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    found.push(...keys);
+  } while (cursor !== '0');
+  return found;
+}
+
+export interface SessionListing {
+  tenant: string;
+  sessionId: string;
+  slates: string[];
+}
+
+/** Every session that has at least one slate, optionally of one tenant. Needs no key ring. */
+export async function listSessions(redis: Redis, keys: KeyLayout, tenant?: string): Promise<SessionListing[]> {
+  const bySession = new Map<string, SessionListing>();
+  for (const key of await scanKeys(redis, keys.sessionPattern)) {
+    const parsed = parseSessionKey(keys.prefix, key);
+    if (parsed === undefined || parsed.slate.startsWith('lease:')) continue;
+    if (tenant !== undefined && parsed.tenant !== tenant) continue;
+    const id = `${parsed.tenant}/${parsed.sessionId}`;
+    const entry = bySession.get(id) ?? { tenant: parsed.tenant, sessionId: parsed.sessionId, slates: [] };
+    entry.slates.push(parsed.slate);
+    bySession.set(id, entry);
   }
+  return [...bySession.values()].sort((a, b) =>
+    `${a.tenant}/${a.sessionId}`.localeCompare(`${b.tenant}/${b.sessionId}`),
+  );
+}
+
+/** Deletes every slate of a session, and its lease. Returns how many keys went. Needs no key ring. */
+export async function purgeSession(redis: Redis, session: SessionKeys): Promise<number> {
+  const found = await scanKeys(redis, `${session.base}:*`);
+  return found.length === 0 ? 0 : redis.del(...found);
 }

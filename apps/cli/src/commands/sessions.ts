@@ -1,0 +1,126 @@
+import { DEFAULT_TENANT, InputError, NAME_PATTERN } from '@crawlfleet/core';
+import { type AuthState, SessionCookieJar, type SessionMeta } from '@crawlfleet/sessions';
+import { listSessions, purgeSession, requireKeyRing, SlateStore } from '@crawlfleet/slates';
+import type { Command } from 'commander';
+import { type GlobalOptions, openContext } from '../context.js';
+import { printJson, say, table } from '../output.js';
+
+function checkName(what: string, value: string): string {
+  if (!NAME_PATTERN.test(value))
+    throw new InputError('invalid_session', `${what} must be 1-64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+export function registerSessions(program: Command): void {
+  const sessions = program.command('sessions').description('inspect and purge session state (cookies, auth, meta)');
+
+  sessions
+    .command('list')
+    .description('list sessions that have state, with their slates')
+    .option('-t, --tenant <name>', 'only this tenant')
+    .option('--json', 'print a JSON array of {tenant,sessionId,slates}')
+    .action(async (options: { tenant?: string; json?: boolean }, command: Command) => {
+      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      try {
+        const tenant = options.tenant === undefined ? undefined : checkName('--tenant', options.tenant);
+        const found = await listSessions(context.redis, context.keys, tenant);
+        if (options.json) printJson(found);
+        else if (found.length === 0) process.stdout.write('no sessions have state\n');
+        else
+          process.stdout.write(
+            `${table(
+              ['tenant', 'session', 'slates'],
+              found.map((s) => [s.tenant, s.sessionId, s.slates.sort().join(',')]),
+            )}\n`,
+          );
+      } finally {
+        await context.close();
+      }
+    });
+
+  sessions
+    .command('show')
+    .description('show a session: cookie names, domains and expiry, auth expiry, meta (never values or tokens)')
+    .argument('<session>', 'the session id')
+    .option('-t, --tenant <name>', 'the tenant', DEFAULT_TENANT)
+    .option('--json', 'print JSON')
+    .action(async (sessionId: string, options: { tenant: string; json?: boolean }, command: Command) => {
+      const keysOf = { tenant: checkName('--tenant', options.tenant), sessionId: checkName('session', sessionId) };
+      const ring = requireKeyRing();
+      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      try {
+        const store = new SlateStore(context.redis, context.keys, ring);
+        const slates = await store.read(store.session(keysOf.tenant, keysOf.sessionId), [
+          'cookies',
+          'auth',
+          'profile',
+          'meta',
+        ]);
+        if ([...slates.values()].every((s) => s.version === 0)) {
+          throw new InputError(
+            'not_found',
+            `no state for session ${JSON.stringify(sessionId)} of tenant ${keysOf.tenant} (see crawlfleet sessions list)`,
+          );
+        }
+        const { jar, dropped } = await SessionCookieJar.fromSlate(slates.get('cookies')?.value);
+        const auth = slates.get('auth')?.value as AuthState | undefined;
+        const view = {
+          tenant: keysOf.tenant,
+          sessionId,
+          cookies: await jar.describe(),
+          expiredCookies: dropped,
+          auth: auth === undefined ? null : { loggedInAt: auth.loggedInAt, expiresAt: auth.expiresAt },
+          meta: (slates.get('meta')?.value as SessionMeta | undefined) ?? null,
+          slates: Object.fromEntries(
+            [...slates.values()].map((s) => [
+              s.name,
+              { version: s.version, ...(s.discarded ? { unreadable: s.discarded.reason } : {}) },
+            ]),
+          ),
+        };
+        if (options.json) {
+          printJson(view);
+          return;
+        }
+        const lines = [`session ${sessionId} (tenant ${keysOf.tenant})`];
+        if (view.meta)
+          lines.push(
+            `  jobs ${view.meta.jobs}, errors ${view.meta.errors}, created ${view.meta.createdAt}, last used ${view.meta.lastUsedAt}`,
+          );
+        lines.push(
+          `  auth: ${view.auth ? `logged in ${view.auth.loggedInAt}, expires ${view.auth.expiresAt}` : 'none'}`,
+        );
+        lines.push(`  cookies (${view.cookies.length}):`);
+        for (const c of view.cookies)
+          lines.push(
+            `    ${c.name}  ${c.domain ?? ''}${c.path ?? ''}  ${c.expires ?? 'session'}${c.secure ? '  secure' : ''}${c.httpOnly ? '  httpOnly' : ''}`,
+          );
+        for (const [name, s] of Object.entries(view.slates))
+          if ('unreadable' in s) lines.push(`  slate ${name} is unreadable (${s.unreadable}): it will be replaced`);
+        process.stdout.write(`${lines.join('\n')}\n`);
+      } finally {
+        await context.close();
+      }
+    });
+
+  sessions
+    .command('purge')
+    .description("delete a session's state (cookies, auth, profile, workflows, meta)")
+    .argument('<session>', 'the session id')
+    .option('-t, --tenant <name>', 'the tenant', DEFAULT_TENANT)
+    .action(async (sessionId: string, options: { tenant: string }, command: Command) => {
+      const tenant = checkName('--tenant', options.tenant);
+      checkName('session', sessionId);
+      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      try {
+        const deleted = await purgeSession(context.redis, context.keys.session(tenant, sessionId));
+        say(
+          deleted === 0
+            ? `session ${sessionId} (tenant ${tenant}) had no state`
+            : `purged session ${sessionId} (tenant ${tenant}): ${deleted} keys`,
+        );
+      } finally {
+        await context.close();
+      }
+    });
+}

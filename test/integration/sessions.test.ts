@@ -1,0 +1,200 @@
+import { freePort } from '@crawlfleet/local-redis';
+import { SessionCookieJar } from '@crawlfleet/sessions';
+import { SlateStore } from '@crawlfleet/slates';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
+import { startTestWorker, submit, type TestWorker } from '../src/fleet.js';
+import {
+  cleanupPrefix,
+  keyLayout,
+  openTestRedis,
+  testConfig,
+  testRing,
+  uniquePrefix,
+  waitFor,
+} from '../src/harness.js';
+
+const PASSWORD_VARIABLE = 'CRAWLFLEET_TEST_FIXTURE_PASSWORD';
+
+/** Everything stored under a prefix, as text: the "whole keyspace dump" of the tests. */
+async function dumpPrefix(redis: Redis, prefix: string): Promise<string> {
+  const parts: string[] = [];
+  for (const pattern of [`{${prefix}}*`, `${prefix}:*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) {
+        const type = await redis.type(key);
+        if (type === 'string') parts.push(String(await redis.get(key)));
+        else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
+        else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
+        else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, 0, -1)));
+        else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(key, '-', '+')));
+        else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
+        parts.push(key);
+      }
+    } while (cursor !== '0');
+  }
+  return parts.join('\n');
+}
+
+describe('sessions shared by jobs', () => {
+  let site: FixtureSite;
+  let redis: Redis;
+  let prefix: string;
+  let running: TestWorker[] = [];
+  const ring = testRing();
+
+  beforeAll(async () => {
+    site = await startFixtureSite();
+    redis = openTestRedis();
+    process.env[PASSWORD_VARIABLE] = 'secret';
+  });
+  afterAll(async () => {
+    delete process.env[PASSWORD_VARIABLE];
+    redis.disconnect();
+    await site.close();
+  });
+  beforeEach(() => {
+    prefix = uniquePrefix('sessions');
+    site.resetHits();
+  });
+  afterEach(async () => {
+    await Promise.all(running.map((w) => w.stop()));
+    running = [];
+    await cleanupPrefix(redis, prefix);
+  });
+
+  function config() {
+    return testConfig({
+      tenants: {
+        default: { allowHosts: ['127.0.0.1'] },
+        member: {
+          allowHosts: ['127.0.0.1'],
+          auth: { login: { url: site.url('/login'), form: { user: 'alice', password: `\${${PASSWORD_VARIABLE}}` } } },
+        },
+      },
+    });
+  }
+
+  async function run(options: Parameters<typeof startTestWorker>[2] = {}): Promise<TestWorker> {
+    const worker = await startTestWorker(keyLayout(prefix), config(), options);
+    running.push(worker);
+    return worker;
+  }
+
+  async function crawl(tenant: string, sessionId: string, paths: string[]): Promise<void> {
+    const keys = keyLayout(prefix);
+    const before = await redis.xlen(keys.results);
+    await submit(
+      redis,
+      keys,
+      config(),
+      paths.map((path) => ({ url: site.url(path) })),
+      tenant,
+      sessionId,
+    );
+    await waitFor(async () => (await redis.xlen(keys.results)) === before + paths.length, {
+      what: `${paths.length} results`,
+    });
+  }
+
+  async function jarOf(tenant: string, sessionId: string) {
+    const store = new SlateStore(redis, keyLayout(prefix), ring);
+    const slates = await store.read(store.session(tenant, sessionId), ['cookies', 'auth', 'meta']);
+    return { slates, jar: (await SessionCookieJar.fromSlate(slates.get('cookies')?.value)).jar };
+  }
+
+  it('keeps every cookie when 50 jobs of one session commit at once', async () => {
+    await run({ concurrency: 50 });
+    const paths = Array.from({ length: 50 }, (_, i) => `/cookies/set?c${i}=v${i}`);
+    await crawl('default', 's50', paths);
+    const { jar, slates } = await jarOf('default', 's50');
+    const names = (await jar.describe()).map((c) => c.name).sort();
+    expect(names).toEqual(Array.from({ length: 50 }, (_, i) => `c${i}`).sort());
+    expect(slates.get('meta')?.value).toMatchObject({ jobs: 50, errors: 0 });
+    expect(await jar.getCookieString(site.url('/'))).toContain('c49=v49');
+  });
+
+  it('sends the session cookies a previous job received', async () => {
+    await run();
+    await crawl('default', 'shop', ['/cookies/set?cart=42']);
+    await crawl('default', 'shop', ['/cookies/echo']);
+    const lines = await redis.xrange(keyLayout(prefix).results, '-', '+');
+    const echo = JSON.parse(String(lines[1]?.[1][1]));
+    expect(JSON.parse(echo.body)).toEqual({ cart: '42' });
+  });
+
+  it('logs a session in on a 401, retries the page, and reuses the login afterwards', async () => {
+    await run();
+    await crawl('member', 'alice', ['/protected/one']);
+    await crawl('member', 'alice', ['/protected/two']);
+    expect(site.logins()).toBe(1);
+    const results = (await redis.xrange(keyLayout(prefix).results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    expect(results.map((r) => r.status)).toEqual([200, 200]);
+    const { slates } = await jarOf('member', 'alice');
+    expect(Date.parse(String((slates.get('auth')?.value as { expiresAt: string }).expiresAt))).toBeGreaterThan(
+      Date.now(),
+    );
+  });
+
+  it('discards a tampered cookie slate, warns, and runs on fresh state', async () => {
+    const worker = await run();
+    await crawl('member', 'bob', ['/protected/one']);
+    const key = keyLayout(prefix).session('member', 'bob').slate('cookies');
+    const envelope = String(await redis.hget(key, 'd'));
+    const flipped = envelope.slice(0, 40) + (envelope[40] === 'A' ? 'B' : 'A') + envelope.slice(41);
+    await redis.hset(key, 'd', flipped);
+    await crawl('member', 'bob', ['/protected/two']);
+    expect(worker.worker.sessionCounters.discardedSlates).toBe(1);
+    expect(site.logins()).toBe(2);
+    const { slates, jar } = await jarOf('member', 'bob');
+    expect(slates.get('cookies')?.discarded).toBeUndefined();
+    expect((await jar.describe()).map((c) => c.name)).toEqual(['auth']);
+  });
+
+  it("rejects a slate copied from another session's key, and a truncated one", async () => {
+    const worker = await run();
+    await crawl('default', 'from', ['/cookies/set?mine=1']);
+    await crawl('default', 'to', ['/cookies/set?theirs=2']);
+    const layout = keyLayout(prefix);
+    const stolen = String(await redis.hget(layout.session('default', 'from').slate('cookies'), 'd'));
+    await redis.hset(layout.session('default', 'to').slate('cookies'), 'd', stolen);
+    await crawl('default', 'to', ['/cookies/echo']);
+    const echo = JSON.parse(String((await redis.xrevrange(layout.results, '+', '-', 'COUNT', 1))[0]?.[1][1]));
+    expect(JSON.parse(echo.body)).toEqual({});
+    await redis.hset(layout.session('default', 'from').slate('cookies'), 'd', stolen.slice(0, 30));
+    await crawl('default', 'from', ['/ok/after-truncation']);
+    expect(worker.worker.sessionCounters.discardedSlates).toBe(2);
+  });
+
+  it('stores no cookie value, token or password in plain text anywhere in Redis', async () => {
+    await run();
+    await crawl('member', 'carol', ['/protected/a', '/tracking-cookies']);
+    const { jar } = await jarOf('member', 'carol');
+    const cookies = await jar.jar.getCookies(site.url('/'));
+    const secrets = cookies.map((c) => c.value).filter((v) => v.length >= 8);
+    expect(secrets.length).toBeGreaterThanOrEqual(2);
+    const dump = await dumpPrefix(redis, prefix);
+    expect(dump.length).toBeGreaterThan(1000);
+    for (const secret of [...secrets, 'secret', `password=secret`]) expect(dump).not.toContain(secret);
+  });
+
+  it('runs jobs on ephemeral sessions when the session Redis is down, and keeps working', async () => {
+    const { openSessionRedis } = await import('@crawlfleet/core');
+    const dead = openSessionRedis(`redis://127.0.0.1:${await freePort()}`);
+    try {
+      const worker = await run({ sessionStore: new SlateStore(dead, keyLayout(prefix), ring) });
+      await crawl('member', 'dave', ['/protected/1', '/protected/2', '/cookies/set?x=1']);
+      expect(worker.worker.sessionCounters.ephemeral).toBe(3);
+      const statuses = (await redis.xrange(keyLayout(prefix).results, '-', '+')).map(
+        ([, f]) => JSON.parse(String(f[1])).status,
+      );
+      expect(statuses).toEqual([200, 200, 200]);
+    } finally {
+      dead.disconnect();
+    }
+  });
+});
