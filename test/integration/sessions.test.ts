@@ -135,9 +135,8 @@ describe('sessions shared by jobs', () => {
     const results = (await redis.xrange(keyLayout(prefix).results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
     expect(results.map((r) => r.status)).toEqual([200, 200]);
     const { slates } = await jarOf('member', 'alice');
-    expect(Date.parse(String((slates.get('auth')?.value as { expiresAt: string }).expiresAt))).toBeGreaterThan(
-      Date.now(),
-    );
+    const auth = slates.get('auth')?.value as { expiresAt: string } | undefined;
+    expect(Date.parse(String(auth?.expiresAt))).toBeGreaterThan(Date.now());
   });
 
   it('discards a tampered cookie slate, warns, and runs on fresh state', async () => {

@@ -1,4 +1,11 @@
-import { type CrawlfleetConfig, connectRedis, type FetchJob, type KeyLayout, openSessionRedis } from '@crawlfleet/core';
+import {
+  type CrawlfleetConfig,
+  connectRedis,
+  type FetchJob,
+  type KeyLayout,
+  openSessionRedis,
+  whenReady,
+} from '@crawlfleet/core';
 import { CrawlWorker, type CrawlWorkerOptions } from '@crawlfleet/crawler';
 import { createLogger } from '@crawlfleet/log';
 import { Producer, type SubmitTarget } from '@crawlfleet/producer';
@@ -19,6 +26,7 @@ export async function startTestWorker(
 ): Promise<TestWorker> {
   const connection = await connectRedis(REDIS_URL, { role: 'worker' });
   const sessionRedis = openSessionRedis(REDIS_URL);
+  await whenReady(sessionRedis, 3_000);
   const worker = new CrawlWorker({
     connection,
     keys,

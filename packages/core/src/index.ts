@@ -38,4 +38,4 @@ export {
   parseSessionKey,
   type SessionKeys,
 } from './keys.js';
-export { type ConnectOptions, connectRedis, openSessionRedis, redactRedisUrl } from './redis.js';
+export { type ConnectOptions, connectRedis, openSessionRedis, redactRedisUrl, whenReady } from './redis.js';

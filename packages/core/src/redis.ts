@@ -63,3 +63,19 @@ export function openSessionRedis(url: string, commandTimeoutMs = 2_000): Redis {
   redis.on('error', () => {});
   return redis;
 }
+
+/** Resolves true once `redis` is ready, or false after `timeoutMs`; never throws. */
+export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === 'ready') return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      resolve(false);
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    redis.once('ready', onReady);
+  });
+}

@@ -1,4 +1,11 @@
-import { type CrawlfleetConfig, connectRedis, keyLayout, openSessionRedis, redactRedisUrl } from '@crawlfleet/core';
+import {
+  type CrawlfleetConfig,
+  connectRedis,
+  keyLayout,
+  openSessionRedis,
+  redactRedisUrl,
+  whenReady,
+} from '@crawlfleet/core';
 import type { Logger } from '@crawlfleet/log';
 import { type KeyRing, SlateStore } from '@crawlfleet/slates';
 import { CrawlWorker, type CrawlWorkerOptions } from './crawl-worker.js';
@@ -28,6 +35,14 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
   const connection = await connectRedis(options.redisUrl, { role: 'worker' });
   const keys = keyLayout(options.prefix);
   const sessionRedis = openSessionRedis(options.sessionRedisUrl);
+  // Give the session store a moment so the first jobs do not run on ephemeral sessions; a store
+  // that stays down does not keep the worker from starting.
+  if (!(await whenReady(sessionRedis, 3_000))) {
+    logger.warn(
+      { session_redis: redactRedisUrl(options.sessionRedisUrl) },
+      'session Redis unreachable; jobs run on ephemeral sessions until it answers',
+    );
+  }
   const worker = new CrawlWorker({
     ...options,
     connection,

@@ -203,7 +203,13 @@ export class JobSession {
         }
         const result = await store.commit(this.keys, writes);
         if (result.ok) {
-          for (const [name, version] of result.versions) this.reads.set(name, { name, version, value: undefined });
+          // Remember what was written: a later commit of this job merges onto it.
+          for (const write of writes)
+            this.reads.set(write.name, {
+              name: write.name,
+              version: result.versions.get(write.name) ?? 0,
+              value: write.value,
+            });
           this.jar.changes.length = 0;
           this.authChanged = false;
           this.rewriteCookies = false;

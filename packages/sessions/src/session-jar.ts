@@ -41,7 +41,8 @@ export class SessionCookieJar {
     const stored = Array.isArray(serialized.cookies) ? serialized.cookies : [];
     const kept = stored.filter((entry) => {
       const cookie = Cookie.fromJSON(entry);
-      if (cookie === undefined) return false;
+      // Every cookie a jar stores has a name and a domain; anything else is not one of ours.
+      if (cookie === undefined || !cookie.key || !cookie.domain) return false;
       const expiry = cookie.expiryTime();
       return expiry === undefined || expiry > now;
     });

@@ -1,4 +1,4 @@
-import { CRAWL_QUEUE, connectRedis, DEFAULT_PREFIX, openSessionRedis } from '@crawlfleet/core';
+import { CRAWL_QUEUE, connectRedis, DEFAULT_PREFIX, openSessionRedis, whenReady } from '@crawlfleet/core';
 import { CrawlWorker, DEFAULT_CONCURRENCY } from '@crawlfleet/crawler';
 import { DeadLetterQueue, type DeadLetterSummary, summarize } from '@crawlfleet/dlq';
 import { ensureRedis } from '@crawlfleet/local-redis';
@@ -159,6 +159,8 @@ async function runUntilDrained(
   const pending = new Set(keys);
   const connection = await connectRedis(redisUrl, { role: 'worker' });
   const sessionRedis = openSessionRedis(process.env.CRAWLFLEET_SESSION_REDIS_URL || redisUrl);
+  if (!(await whenReady(sessionRedis, 3_000)))
+    say('session Redis unreachable: jobs run on ephemeral sessions until it answers');
   const worker = new CrawlWorker({
     connection,
     keys: context.keys,

@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { SessionCookieJar } from '../src/index.js';
+
+const SITE = 'https://shop.example/';
+
+describe('the session cookie jar', () => {
+  it('records the cookies a job sets and replays them onto a newer jar', async () => {
+    const ours = new SessionCookieJar();
+    await ours.setCookie('cart=42; Path=/', SITE);
+    const theirs = new SessionCookieJar();
+    await theirs.setCookie('theme=dark; Path=/', SITE);
+    const merged = await ours.replayOnto(theirs);
+    expect((await merged.getCookieString(SITE)).split('; ').sort()).toEqual(['cart=42', 'theme=dark']);
+  });
+
+  it('lets a later replayed value win for the same cookie, and applies a deletion', async () => {
+    const ours = new SessionCookieJar();
+    await ours.setCookie('sid=new; Path=/', SITE);
+    await ours.setCookie('old=; Path=/; Max-Age=0', SITE);
+    const theirs = new SessionCookieJar();
+    await theirs.setCookie('sid=stale; Path=/', SITE);
+    await theirs.setCookie('old=1; Path=/', SITE);
+    const merged = await ours.replayOnto(theirs);
+    expect(await merged.getCookieString(SITE)).toBe('sid=new');
+  });
+
+  it('refuses cookies for another domain and counts them', async () => {
+    const jar = new SessionCookieJar();
+    await jar.setCookie('x=1; Domain=evil.example', SITE);
+    expect(jar.rejected).toBe(1);
+    expect(jar.changes).toHaveLength(0);
+    expect(await jar.getCookieString(SITE)).toBe('');
+  });
+
+  it('keeps Secure cookies off plain http and scopes cookies by path', async () => {
+    const jar = new SessionCookieJar();
+    await jar.setCookie('s=1; Secure; Path=/', SITE);
+    await jar.setCookie('a=1; Path=/account', SITE);
+    expect(await jar.getCookieString('http://shop.example/')).toBe('');
+    expect(await jar.getCookieString('https://shop.example/account/orders')).toBe('a=1; s=1');
+  });
+
+  it('round-trips through its slate value and drops expired and malformed cookies on the way in', async () => {
+    const jar = new SessionCookieJar();
+    await jar.setCookie('keep=1; Path=/; Max-Age=3600', SITE);
+    await jar.setCookie('soon=1; Path=/; Max-Age=1', SITE);
+    const value = (await jar.toSlate()) as { cookies: unknown[] };
+    value.cookies.push({ not: 'a cookie' });
+    const { jar: later, dropped } = await SessionCookieJar.fromSlate(value, Date.now() + 5_000);
+    expect(dropped).toBe(2);
+    expect(await later.getCookieString(SITE)).toBe('keep=1');
+  });
+
+  it('hydrates an empty jar from nothing or garbage', async () => {
+    for (const value of [undefined, null, 'text', 42, { cookies: 'no' }]) {
+      const { jar } = await SessionCookieJar.fromSlate(value);
+      expect(await jar.getCookieString(SITE)).toBe('');
+    }
+  });
+
+  it('describes cookies by name, domain, path and expiry, never by value', async () => {
+    const jar = new SessionCookieJar();
+    await jar.setCookie('token=abcdef123456; Path=/; HttpOnly; Secure; Max-Age=60', SITE);
+    await jar.setCookie('session=xyz987654; Path=/', SITE);
+    const described = await jar.describe();
+    expect(described.map((c) => c.name)).toEqual(['token', 'session']);
+    expect(described[0]).toMatchObject({ domain: 'shop.example', path: '/', secure: true, httpOnly: true });
+    expect(Date.parse(String(described[0]?.expires))).toBeGreaterThan(Date.now());
+    expect(described[1]?.expires).toBeNull();
+    expect(JSON.stringify(described)).not.toMatch(/abcdef123456|xyz987654/);
+  });
+});
