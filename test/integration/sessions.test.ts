@@ -1,5 +1,7 @@
+import { RecoverableError } from '@crawlfleet/failures';
 import { freePort } from '@crawlfleet/local-redis';
-import { SessionCookieJar } from '@crawlfleet/sessions';
+import { createLogger } from '@crawlfleet/log';
+import { SessionCookieJar, SessionManager } from '@crawlfleet/sessions';
 import { SlateStore } from '@crawlfleet/slates';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -195,5 +197,46 @@ describe('sessions shared by jobs', () => {
     } finally {
       dead.disconnect();
     }
+  });
+
+  it('keeps the first profile when two jobs create one at once, and sends its user agent for life', async () => {
+    const store = new SlateStore(redis, keyLayout(prefix), ring);
+    const manager = new SessionManager(store, config().sessions, createLogger({ name: 't', level: 'silent' }));
+    const keys = store.session('default', 'ident');
+    const [a, b] = await Promise.all([manager.open(keys), manager.open(keys)]);
+    a.ensureProfile(() => ({ userAgent: 'first-agent/1', createdAt: new Date().toISOString() }));
+    b.ensureProfile(() => ({ userAgent: 'second-agent/1', createdAt: new Date().toISOString() }));
+    await a.commit();
+    await b.commit();
+    const stored = await store.read(keys, ['profile', 'meta']);
+    expect(stored.get('profile')?.value).toMatchObject({ userAgent: 'first-agent/1' });
+    expect(stored.get('meta')?.value).toMatchObject({ jobs: 2 });
+
+    await run();
+    await crawl('default', 'ident', ['/echo']);
+    const echo = JSON.parse(
+      String((await redis.xrevrange(keyLayout(prefix).results, '+', '-', 'COUNT', 1))[0]?.[1][1]),
+    );
+    expect(JSON.parse(echo.body).headers['user-agent']).toBe('first-agent/1');
+  });
+
+  it('fails a job as recoverable when its workflow moved on while it ran', async () => {
+    const store = new SlateStore(redis, keyLayout(prefix), ring);
+    const manager = new SessionManager(store, config().sessions, createLogger({ name: 't', level: 'silent' }));
+    const keys = store.session('default', 'flow');
+    const [a, b] = await Promise.all([manager.open(keys), manager.open(keys)]);
+    expect(await a.workflow('pager')).toBeUndefined();
+    expect(await b.workflow('pager')).toBeUndefined();
+    a.setWorkflow('pager', { cursor: 2 });
+    b.setWorkflow('pager', { cursor: 3 });
+    await a.commit();
+    await expect(b.commit()).rejects.toBeInstanceOf(RecoverableError);
+    await expect(b.commit()).rejects.toMatchObject({ reason: 'workflow_conflict' });
+    expect((await store.read(keys, ['workflow:pager'])).get('workflow:pager')?.value).toEqual({ cursor: 2 });
+    const c = await manager.open(keys);
+    expect(await c.workflow('pager')).toEqual({ cursor: 2 });
+    c.setWorkflow('pager', undefined);
+    await c.commit();
+    expect(await redis.exists(keys.slate('workflow:pager'))).toBe(0);
   });
 });

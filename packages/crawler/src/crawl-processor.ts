@@ -148,6 +148,12 @@ export class CrawlProcessor {
    */
   private async fetch(data: FetchJob, tenant: TenantConfig, session: JobSession | undefined): Promise<FetchedPage> {
     const tenantRef = { name: data.tenant, config: tenant };
+    // A session keeps one user agent for life, so a site never sees its identity change.
+    const profile = session?.ensureProfile(() => ({
+      userAgent: tenant.userAgent ?? this.deps.config.fetch.userAgent,
+      createdAt: new Date().toISOString(),
+    }));
+    if (profile !== undefined) data = { ...data, headers: { 'user-agent': profile.userAgent, ...data.headers } };
     const page = await this.deps.fetcher.fetch({ ...data, cookieJar: session?.jar }, tenantRef);
     const login = tenant.auth?.login;
     if (session === undefined || login === undefined || !needsLogin(page)) return page;

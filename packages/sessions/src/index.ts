@@ -7,6 +7,7 @@ export {
   type SessionCounters,
   SessionManager,
   type SessionMeta,
+  type SessionProfile,
 } from './job-session.js';
 export { buildLoginRequest, type LoginRequest } from './login.js';
 export { type ReauthOutcome, reauthenticate } from './reauth.js';

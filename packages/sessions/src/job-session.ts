@@ -11,6 +11,12 @@ export interface AuthState {
   expiresAt: string;
 }
 
+/** The session's stable identity: written once by the first job, read by every job. */
+export interface SessionProfile {
+  userAgent: string;
+  createdAt: string;
+}
+
 export interface SessionMeta {
   createdAt: string;
   lastUsedAt: string;
@@ -56,7 +62,7 @@ interface SlateChange {
   apply(latest: SlateRead, first: boolean): Promise<unknown>;
 }
 
-const HYDRATED: readonly SlateName[] = ['cookies', 'auth', 'meta'];
+const HYDRATED: readonly SlateName[] = ['cookies', 'auth', 'profile', 'meta'];
 
 export interface SessionContext {
   store: SlateStore | undefined;
@@ -74,6 +80,8 @@ export interface SessionContext {
  */
 export class JobSession {
   private authChanged = false;
+  private profileChanged = false;
+  private readonly workflows = new Map<SlateName, unknown>();
   private errorDelta = 0;
   /** A session counts each job once in its meta, however often the job commits. */
   private jobCounted = false;
@@ -111,6 +119,40 @@ export class JobSession {
 
   get meta(): SessionMeta | undefined {
     return this.reads.get('meta')?.value as SessionMeta | undefined;
+  }
+
+  get profile(): SessionProfile | undefined {
+    return this.reads.get('profile')?.value as SessionProfile | undefined;
+  }
+
+  /**
+   * The profile of this session, created from `fallback` when it has none. Two jobs that both
+   * create one keep the first committed: a session's identity does not flip between requests.
+   */
+  ensureProfile(fallback: () => SessionProfile): SessionProfile {
+    const existing = this.profile;
+    if (existing !== undefined) return existing;
+    const created = fallback();
+    this.reads.set('profile', { name: 'profile', version: this.version('profile'), value: created });
+    this.profileChanged = true;
+    return created;
+  }
+
+  /** A workflow's state (pagination cursor, form progress), read from its own slate. */
+  async workflow(name: string): Promise<unknown> {
+    const slate = `workflow:${name}` as SlateName;
+    if (!this.reads.has(slate) && this.context.store !== undefined && !this.ephemeral) {
+      for (const [key, read] of await this.context.store.read(this.keys, [slate])) this.reads.set(key, read);
+    }
+    return this.workflows.has(slate) ? this.workflows.get(slate) : this.reads.get(slate)?.value;
+  }
+
+  /**
+   * Sets a workflow's state (undefined ends the flow and deletes its slate). If another job
+   * moved the workflow on meanwhile, the commit fails the job as recoverable: it read stale state.
+   */
+  setWorkflow(name: string, state: unknown): void {
+    this.workflows.set(`workflow:${name}` as SlateName, state);
   }
 
   setAuth(auth: AuthState): void {
@@ -165,6 +207,26 @@ export class JobSession {
         },
       });
     }
+    const profile = this.profile;
+    if (this.profileChanged && profile !== undefined) {
+      changes.push({
+        name: 'profile',
+        ttlMs: config.profileTtlSeconds * 1000,
+        apply: async (latest) => (latest.version === 0 ? profile : KEEP),
+      });
+    }
+    for (const [name, state] of this.workflows) {
+      const readVersion = this.version(name);
+      changes.push({
+        name,
+        ttlMs: config.workflowTtlSeconds * 1000,
+        apply: async (latest) => {
+          if (latest.version !== readVersion)
+            throw new RecoverableError('workflow_conflict', `session ${name} moved on while this job ran`);
+          return state;
+        },
+      });
+    }
     const errorDelta = this.errorDelta;
     const jobDelta = this.jobCounted ? 0 : 1;
     changes.push({
@@ -212,6 +274,8 @@ export class JobSession {
             });
           this.jar.changes.length = 0;
           this.authChanged = false;
+          this.profileChanged = false;
+          this.workflows.clear();
           this.rewriteCookies = false;
           this.errorDelta = 0;
           this.jobCounted = true;
