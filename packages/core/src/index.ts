@@ -12,6 +12,7 @@ export {
   parseConfig,
   type RetentionConfig,
   type SessionsConfig,
+  sessionsConfigSchema,
   type TenantConfig,
   tenantConfig,
 } from './config.js';

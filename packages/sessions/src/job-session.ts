@@ -289,7 +289,10 @@ export class JobSession {
           );
         }
         for (const [name, read] of await store.read(this.keys, names)) this.reads.set(name, read);
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(100, 2 ** attempt)));
+        // The window between re-read and commit is one round trip: try again at once, then
+        // spread out with a little jitter when many jobs of one session keep colliding.
+        if (attempt > 1)
+          await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(20, 2 ** attempt)));
       }
     } catch (error) {
       if (error instanceof RecoverableError) throw error;
