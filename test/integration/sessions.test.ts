@@ -120,6 +120,14 @@ describe('sessions shared by jobs', () => {
     expect(await jar.getCookieString(site.url('/'))).toContain('c49=v49');
   });
 
+  it('refuses a cookie set for another domain, counts it, and keeps the rest', async () => {
+    const worker = await run();
+    await crawl('default', 'scoped', ['/cookies/foreign']);
+    expect(worker.worker.sessionCounters.cookiesRejected).toBe(1);
+    const { jar } = await jarOf('default', 'scoped');
+    expect((await jar.describe()).map((c) => c.name)).toEqual(['mine']);
+  });
+
   it('sends the session cookies a previous job received', async () => {
     await run();
     await crawl('default', 'shop', ['/cookies/set?cart=42']);

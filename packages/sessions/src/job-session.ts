@@ -251,6 +251,8 @@ export class JobSession {
    */
   async commit(): Promise<void> {
     const { store, config, logger, counters } = this.context;
+    counters.cookiesRejected += this.jar.rejected;
+    this.jar.rejected = 0;
     if (store === undefined || this.ephemeral) return;
     const changes = this.changes();
     const names = changes.map((c) => c.name);
