@@ -99,6 +99,12 @@ describe('the crawlfleet command', () => {
     const jsonFile = join(dir, 'bad.jsonl');
     writeFileSync(jsonFile, `{"url":"${site.url('/ok/1')}"}\n{"url": 5}\n`);
     await expectBadInput(['submit', '--file', jsonFile], /bad\.jsonl line 2: url:/);
+    const secretFile = join(dir, 'secret.jsonl');
+    writeFileSync(
+      secretFile,
+      `${JSON.stringify({ url: site.url('/ok/1'), headers: { Authorization: 'Bearer t0ken' } })}\n`,
+    );
+    await expectBadInput(['submit', '--file', secretFile], /the Authorization header would be stored in plain text/);
   });
 
   it('refuses a malformed or invalid config file with exit code 2', async () => {

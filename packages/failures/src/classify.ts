@@ -74,6 +74,7 @@ const NON_RECOVERABLE_CODES: Record<string, string> = {
   ERR_UNSUPPORTED_PROTOCOL: 'invalid_url',
   ERR_BODY_TOO_LARGE: 'body_too_large',
   ERR_ADDRESS_NOT_ALLOWED: 'address_not_allowed',
+  ERR_UNSAFE_REDIRECT: 'unsafe_redirect',
   CERT_HAS_EXPIRED: 'tls_certificate',
   DEPTH_ZERO_SELF_SIGNED_CERT: 'tls_certificate',
   SELF_SIGNED_CERT_IN_CHAIN: 'tls_certificate',

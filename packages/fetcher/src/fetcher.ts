@@ -36,6 +36,15 @@ export interface FetchedPage {
   durationMs: number;
 }
 
+/** Thrown when a redirect to another origin would carry the request body there. */
+export class UnsafeRedirectError extends Error {
+  override readonly name = 'UnsafeRedirectError';
+  readonly code = 'ERR_UNSAFE_REDIRECT';
+}
+
+/** Headers that may follow a redirect to another origin; anything else may be a credential. */
+const CROSS_ORIGIN_HEADERS = new Set(['user-agent', 'accept', 'accept-language', 'accept-encoding']);
+
 /** Thrown when a body grows past `maxBodyBytes`; the download stops there. */
 export class BodyTooLargeError extends Error {
   override readonly name = 'BodyTooLargeError';
@@ -93,6 +102,8 @@ export class Fetcher {
       timeout: { request: this.config.timeoutMs, connect: this.config.connectTimeoutMs },
       followRedirect: true,
       maxRedirects: this.config.maxRedirects,
+      // 301/302 after a POST continue as GET without the body, as browsers do.
+      methodRewriting: true,
       throwHttpErrors: false,
       retry: { limit: 0 },
       decompress: true,
@@ -105,6 +116,21 @@ export class Fetcher {
           (options) => {
             const host = (options.url as URL).hostname.replace(/^\[|\]$/g, '');
             if (isIP(host) !== 0) pool.policy.check(host, host);
+          },
+        ],
+        // got strips only host, cookie and authorization, and ignores the scheme: a redirect to
+        // another origin keeps nothing but plain negotiation headers (the jar adds that
+        // origin's own cookies), and never takes the request body along.
+        beforeRedirect: [
+          (next, response) => {
+            if (new URL(response.url).origin === (next.url as URL).origin) return;
+            if (next.body !== undefined && next.body !== '') {
+              throw new UnsafeRedirectError(
+                `refused to carry the request body in a redirect to ${(next.url as URL).origin}`,
+              );
+            }
+            for (const name of Object.keys(next.headers))
+              if (!CROSS_ORIGIN_HEADERS.has(name)) delete next.headers[name];
           },
         ],
       },

@@ -1,3 +1,10 @@
 export { AddressNotAllowedError, AddressPolicy } from './address-policy.js';
-export { BodyTooLargeError, type FetchedPage, Fetcher, type FetchRequest, type FetchTenant } from './fetcher.js';
+export {
+  BodyTooLargeError,
+  type FetchedPage,
+  Fetcher,
+  type FetchRequest,
+  type FetchTenant,
+  UnsafeRedirectError,
+} from './fetcher.js';
 export { guardedLookup } from './guarded-lookup.js';

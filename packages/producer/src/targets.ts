@@ -64,9 +64,24 @@ export interface JobContext {
   submittedAt: string;
 }
 
+/**
+ * Request headers that carry credentials. Job data sits in the queue (and in DLQ entries) in
+ * plain text, so these are refused: a session or a tenant's login hook holds credentials
+ * encrypted instead.
+ */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'x-auth-token']);
+
 /** Turns a target into a queue job: validates the URL and method, derives the key. */
 export function buildFetchJob(target: SubmitTarget, context: JobContext): FetchJob {
   const url = parseTargetUrl(target.url);
+  for (const name of Object.keys(target.headers ?? {})) {
+    if (CREDENTIAL_HEADERS.has(name.toLowerCase())) {
+      throw new InputError(
+        'credential_header',
+        `the ${name} header would be stored in plain text with the job: use --session with a tenant login hook instead`,
+      );
+    }
+  }
   const method = (target.method ?? 'GET').toUpperCase();
   if (!(HTTP_METHODS as readonly string[]).includes(method)) {
     throw new InputError('invalid_method', `unsupported method ${JSON.stringify(target.method)} for ${url.href}`);
