@@ -48,3 +48,9 @@ export async function connect(settings: Settings, redisUrl?: string): Promise<Co
 export function openContext(globals: GlobalOptions): Promise<CommandContext> {
   return connect(loadSettings(globals));
 }
+
+/** Like `openContext`, but connected to the session Redis (`CRAWLFLEET_SESSION_REDIS_URL`). */
+export function openSessionContext(globals: GlobalOptions): Promise<CommandContext> {
+  const settings = loadSettings(globals);
+  return connect(settings, settings.env.sessionRedisUrl);
+}

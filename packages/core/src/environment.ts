@@ -10,6 +10,8 @@ export interface Environment {
   /** True when `REDIS_URL` was set (so no local fallback is started). */
   redisUrlFromEnv: boolean;
   sessionRedisUrl: string;
+  /** True when `CRAWLFLEET_SESSION_REDIS_URL` was set. */
+  sessionRedisUrlFromEnv: boolean;
   prefix: string;
 }
 
@@ -37,6 +39,7 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
     redisUrl,
     redisUrlFromEnv: Boolean(env.REDIS_URL),
     sessionRedisUrl: env.CRAWLFLEET_SESSION_REDIS_URL || redisUrl,
+    sessionRedisUrlFromEnv: Boolean(env.CRAWLFLEET_SESSION_REDIS_URL),
     prefix,
   };
 }

@@ -1,6 +1,7 @@
 import {
   type CrawlfleetConfig,
   connectRedis,
+  type KeyLayout,
   keyLayout,
   openSessionRedis,
   redactRedisUrl,
@@ -10,16 +11,63 @@ import type { Logger } from '@crawlfleet/log';
 import { type KeyRing, SlateStore } from '@crawlfleet/slates';
 import { CrawlWorker, type CrawlWorkerOptions } from './crawl-worker.js';
 
-export interface WorkerProcessOptions
+export interface OpenWorkerOptions
   extends Pick<CrawlWorkerOptions, 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'> {
   redisUrl: string;
   /** Where session slates live (`CRAWLFLEET_SESSION_REDIS_URL`, default `redisUrl`). */
   sessionRedisUrl: string;
   /** The keys that seal and open session slates (`CRAWLFLEET_KEYS`). */
   ring: KeyRing;
-  prefix: string;
+  keys: KeyLayout;
   config: CrawlfleetConfig;
   logger: Logger;
+}
+
+/** A running worker and the connections it owns. */
+export interface OpenedWorker {
+  readonly worker: CrawlWorker;
+  /** False when the session Redis did not answer at start (jobs run on ephemeral sessions). */
+  readonly sessionStoreReady: boolean;
+  /** Drains (up to `graceMs`), then closes every connection; false when jobs were still running. */
+  close(graceMs: number): Promise<boolean>;
+}
+
+/**
+ * Connects to the queue Redis (riding out restarts) and the session Redis (failing fast, so a
+ * session store that is down gives ephemeral sessions instead of stalled jobs), and starts a
+ * worker. The one place worker wiring lives, for `crawlfleet worker` and `crawlfleet crawl` alike.
+ */
+export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWorker> {
+  const connection = await connectRedis(options.redisUrl, { role: 'worker' });
+  const sessionRedis = openSessionRedis(options.sessionRedisUrl);
+  // A moment for the session store, so the first jobs do not run on ephemeral sessions; a store
+  // that stays down does not keep the worker from starting.
+  const sessionStoreReady = await whenReady(sessionRedis, 3_000);
+  if (!sessionStoreReady) {
+    options.logger.warn(
+      { session_redis: redactRedisUrl(options.sessionRedisUrl) },
+      'session Redis unreachable; jobs run on ephemeral sessions until it answers',
+    );
+  }
+  const worker = new CrawlWorker({
+    ...options,
+    connection,
+    sessionStore: new SlateStore(sessionRedis, options.keys, options.ring),
+  });
+  return {
+    worker,
+    sessionStoreReady,
+    async close(graceMs) {
+      const finished = await worker.drain(graceMs);
+      await connection.quit().catch(() => connection.disconnect());
+      sessionRedis.disconnect();
+      return finished;
+    },
+  };
+}
+
+export interface WorkerProcessOptions extends Omit<OpenWorkerOptions, 'keys'> {
+  prefix: string;
   /** How long SIGTERM/SIGINT waits for active jobs before exiting anyway. Default 30 s. */
   graceMs?: number | undefined;
 }
@@ -32,29 +80,15 @@ export const DEFAULT_GRACE_MS = 30_000;
  */
 export async function runWorkerProcess(options: WorkerProcessOptions): Promise<void> {
   const { logger } = options;
-  const connection = await connectRedis(options.redisUrl, { role: 'worker' });
-  const keys = keyLayout(options.prefix);
-  const sessionRedis = openSessionRedis(options.sessionRedisUrl);
-  // Give the session store a moment so the first jobs do not run on ephemeral sessions; a store
-  // that stays down does not keep the worker from starting.
-  if (!(await whenReady(sessionRedis, 3_000))) {
-    logger.warn(
-      { session_redis: redactRedisUrl(options.sessionRedisUrl) },
-      'session Redis unreachable; jobs run on ephemeral sessions until it answers',
-    );
-  }
-  const worker = new CrawlWorker({
-    ...options,
-    connection,
-    keys,
-    sessionStore: new SlateStore(sessionRedis, keys, options.ring),
-  });
+  const opened = await openWorker({ ...options, keys: keyLayout(options.prefix) });
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
   logger.info(
     {
       redis: redactRedisUrl(options.redisUrl),
+      session_redis: redactRedisUrl(options.sessionRedisUrl),
+      key_id: options.ring.current.kid,
       prefix: options.prefix,
-      concurrency: worker.worker.concurrency,
+      concurrency: opened.worker.worker.concurrency,
       grace_ms: graceMs,
     },
     'worker started',
@@ -68,16 +102,15 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
       }
       draining = true;
       logger.info({ signal, grace_ms: graceMs }, 'draining: no new jobs, waiting for active ones');
-      void worker.drain(graceMs).then((finished) => {
-        if (!finished)
+      void opened.close(graceMs).then((finished) => {
+        if (!finished) {
           logger.warn({ grace_ms: graceMs }, 'grace period over; unfinished jobs will be retried by other workers');
+        }
         resolve();
       });
     };
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
-  await connection.quit().catch(() => connection.disconnect());
-  sessionRedis.disconnect();
   logger.info('worker stopped');
 }

@@ -1,9 +1,9 @@
-import { CRAWL_QUEUE, connectRedis, DEFAULT_PREFIX, openSessionRedis, whenReady } from '@crawlfleet/core';
-import { CrawlWorker, DEFAULT_CONCURRENCY } from '@crawlfleet/crawler';
+import { CRAWL_QUEUE, DEFAULT_PREFIX } from '@crawlfleet/core';
+import { DEFAULT_CONCURRENCY, openWorker } from '@crawlfleet/crawler';
 import { DeadLetterQueue, type DeadLetterSummary, summarize } from '@crawlfleet/dlq';
 import { ensureRedis } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
-import { type KeyRing, localKeyRing, SlateStore } from '@crawlfleet/slates';
+import { type KeyRing, localKeyRing } from '@crawlfleet/slates';
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings } from '../context.js';
@@ -78,29 +78,40 @@ the run (its results are then written to ./crawlfleet-results-<time>.jsonl unles
         );
       }
       const out = options.out ?? (local.server !== undefined ? `crawlfleet-results-${timestamp()}.jsonl` : undefined);
-      const context = await connect(settings, local.url);
+      const sessionRedisUrl = settings.env.sessionRedisUrlFromEnv ? settings.env.sessionRedisUrl : local.url;
       try {
-        const report = await enqueueJobs(context, jobs, options.force);
-        const tally: Tally = { stored: 0, deadLettered: 0, retries: 0 };
-        if (report.enqueued > 0)
-          await runUntilDrained(context, local.url, keys.ring, report.keys, options.concurrency, tally);
-        const settled = await settle(context, report.keys);
-        const letters = await deadLetterSummaries(context, settled.deadLettered.slice(0, 10));
-        const exported = out !== undefined ? await exportResults(context, out, new Set(report.keys)) : undefined;
-        const seconds = (Date.now() - started) / 1000;
-        const summary = {
-          enqueued: report.enqueued,
-          duplicates: report.duplicates,
-          fetched: settled.stored,
-          dlq: settled.deadLettered.length,
-          retries: tally.retries,
-          seconds: Number(seconds.toFixed(2)),
-          ...(out !== undefined ? { out } : {}),
-        };
-        if (options.json) printJson(summary);
-        else printSummary(summary, letters, exported, local.server !== undefined, settings.env.prefix);
+        const context = await connect(settings, local.url);
+        try {
+          const report = await enqueueJobs(context, jobs, options.force);
+          const tally: Tally = { stored: 0, deadLettered: 0, retries: 0 };
+          if (report.enqueued > 0) {
+            await runUntilDrained(
+              context,
+              { redisUrl: local.url, sessionRedisUrl, ring: keys.ring },
+              report.keys,
+              options.concurrency,
+              tally,
+            );
+          }
+          const settled = await settle(context, report.keys);
+          const letters = await deadLetterSummaries(context, settled.deadLettered.slice(0, 10));
+          const exported = out !== undefined ? await exportResults(context, out, new Set(report.keys)) : undefined;
+          const seconds = (Date.now() - started) / 1000;
+          const summary = {
+            enqueued: report.enqueued,
+            duplicates: report.duplicates,
+            fetched: settled.stored,
+            dlq: settled.deadLettered.length,
+            retries: tally.retries,
+            seconds: Number(seconds.toFixed(2)),
+            ...(out !== undefined ? { out } : {}),
+          };
+          if (options.json) printJson(summary);
+          else printSummary(summary, letters, exported, local.server !== undefined, settings.env.prefix);
+        } finally {
+          await context.close();
+        }
       } finally {
-        await context.close();
         await local.server?.stop();
       }
     });
@@ -150,26 +161,16 @@ function printSummary(
  */
 async function runUntilDrained(
   context: CommandContext,
-  redisUrl: string,
-  ring: KeyRing,
+  connections: { redisUrl: string; sessionRedisUrl: string; ring: KeyRing },
   keys: string[],
   concurrency: number,
   tally: Tally,
 ): Promise<void> {
   const pending = new Set(keys);
-  const connection = await connectRedis(redisUrl, { role: 'worker' });
-  const sessionRedis = openSessionRedis(process.env.CRAWLFLEET_SESSION_REDIS_URL || redisUrl);
-  if (!(await whenReady(sessionRedis, 3_000)))
-    say('session Redis unreachable: jobs run on ephemeral sessions until it answers');
-  const worker = new CrawlWorker({
-    connection,
-    keys: context.keys,
-    config: context.config,
-    concurrency,
-    sessionStore: new SlateStore(sessionRedis, context.keys, ring),
-    logger: createLogger({ name: 'crawl', level: process.env.CRAWLFLEET_LOG_LEVEL ?? 'silent' }),
-  });
-  worker.onJob((event) => {
+  const logger = createLogger({ name: 'crawl', level: process.env.CRAWLFLEET_LOG_LEVEL ?? 'silent' });
+  const opened = await openWorker({ ...connections, keys: context.keys, config: context.config, concurrency, logger });
+  if (!opened.sessionStoreReady) say('session Redis unreachable: jobs run on ephemeral sessions until it answers');
+  opened.worker.onJob((event) => {
     const id = String(event.job?.id);
     if (!pending.has(id)) return;
     if (event.kind === 'retrying') tally.retries++;
@@ -194,9 +195,7 @@ async function runUntilDrained(
     }
   } finally {
     progress.done();
-    await worker.drain(30_000);
+    await opened.close(30_000);
     await queue.close();
-    await connection.quit().catch(() => connection.disconnect());
-    sessionRedis.disconnect();
   }
 }

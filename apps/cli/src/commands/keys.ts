@@ -1,6 +1,6 @@
 import { generateKeyEntry, requireKeyRing, SlateStore } from '@crawlfleet/slates';
 import type { Command } from 'commander';
-import { type GlobalOptions, openContext } from '../context.js';
+import { type GlobalOptions, openSessionContext } from '../context.js';
 import { printJson, say } from '../output.js';
 
 export function registerKeys(program: Command): void {
@@ -27,7 +27,7 @@ CRAWLFLEET_KEYS is a comma-separated list; the first key encrypts, every key dec
     .option('--json', 'print {"resealed","current","unreadable","moved"}')
     .action(async (options: { json?: boolean }, command: Command) => {
       const ring = requireKeyRing();
-      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      const context = await openSessionContext(command.optsWithGlobals<GlobalOptions>());
       try {
         const store = new SlateStore(context.redis, context.keys, ring);
         const tally = await store.rotate();

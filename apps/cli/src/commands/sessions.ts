@@ -2,7 +2,7 @@ import { DEFAULT_TENANT, InputError, NAME_PATTERN } from '@crawlfleet/core';
 import { type AuthState, SessionCookieJar, type SessionMeta } from '@crawlfleet/sessions';
 import { listSessions, purgeSession, requireKeyRing, SlateStore } from '@crawlfleet/slates';
 import type { Command } from 'commander';
-import { type GlobalOptions, openContext } from '../context.js';
+import { type GlobalOptions, openSessionContext } from '../context.js';
 import { printJson, say, table } from '../output.js';
 
 function checkName(what: string, value: string): string {
@@ -20,7 +20,7 @@ export function registerSessions(program: Command): void {
     .option('-t, --tenant <name>', 'only this tenant')
     .option('--json', 'print a JSON array of {tenant,sessionId,slates}')
     .action(async (options: { tenant?: string; json?: boolean }, command: Command) => {
-      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      const context = await openSessionContext(command.optsWithGlobals<GlobalOptions>());
       try {
         const tenant = options.tenant === undefined ? undefined : checkName('--tenant', options.tenant);
         const found = await listSessions(context.redis, context.keys, tenant);
@@ -47,7 +47,7 @@ export function registerSessions(program: Command): void {
     .action(async (sessionId: string, options: { tenant: string; json?: boolean }, command: Command) => {
       const keysOf = { tenant: checkName('--tenant', options.tenant), sessionId: checkName('session', sessionId) };
       const ring = requireKeyRing();
-      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      const context = await openSessionContext(command.optsWithGlobals<GlobalOptions>());
       try {
         const store = new SlateStore(context.redis, context.keys, ring);
         const slates = await store.read(store.session(keysOf.tenant, keysOf.sessionId), [
@@ -111,7 +111,7 @@ export function registerSessions(program: Command): void {
     .action(async (sessionId: string, options: { tenant: string }, command: Command) => {
       const tenant = checkName('--tenant', options.tenant);
       checkName('session', sessionId);
-      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      const context = await openSessionContext(command.optsWithGlobals<GlobalOptions>());
       try {
         const deleted = await purgeSession(context.redis, context.keys.session(tenant, sessionId));
         say(

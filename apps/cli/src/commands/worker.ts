@@ -1,9 +1,20 @@
+import { InputError } from '@crawlfleet/core';
 import { DEFAULT_CONCURRENCY, DEFAULT_GRACE_MS, runWorkerProcess } from '@crawlfleet/crawler';
 import { createLogger } from '@crawlfleet/log';
 import { requireKeyRing } from '@crawlfleet/slates';
 import type { Command } from 'commander';
 import { type GlobalOptions, loadSettings } from '../context.js';
 import { positiveInt } from '../options.js';
+
+function concurrencyFromEnv(value: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1) {
+    throw new InputError(
+      'invalid_setting',
+      `CRAWLFLEET_CONCURRENCY must be a positive integer, got ${JSON.stringify(value)}`,
+    );
+  }
+  return Number(value);
+}
 
 export function registerWorker(program: Command): void {
   program
@@ -32,7 +43,7 @@ Run one per machine (or many); they share work through Redis. Logs are JSON line
         prefix: env.prefix,
         config,
         logger: createLogger({ name: 'worker' }),
-        concurrency: options.concurrency ?? (fromEnv ? positiveInt(fromEnv) : undefined),
+        concurrency: options.concurrency ?? (fromEnv ? concurrencyFromEnv(fromEnv) : undefined),
         graceMs: options.graceMs,
       });
     });
