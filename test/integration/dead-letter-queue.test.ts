@@ -67,14 +67,13 @@ describe('DeadLetterQueue.route', () => {
     expect(await redis.hget(keys.dlqJob('ik-no-url'), 'name')).toBe('invalid payload');
   });
 
-  it('keeps one entry, with the first data, when the same id is routed twice', async () => {
-    const first = letter('ik-twice', { reason: 'http_404', attempts: 1 });
-    await dlq.route(first);
-
-    await dlq.route(letter('ik-twice', { reason: 'http_410', attempts: 2, class: 'compliance_blocked' }));
+  it('keeps one entry, with the newest failure, when the same id is routed twice', async () => {
+    await dlq.route(letter('ik-twice', { reason: 'http_404', attempts: 1 }));
+    const second = letter('ik-twice', { reason: 'http_410', attempts: 2, class: 'compliance_blocked' });
+    await dlq.route(second);
 
     expect(await dlq.count()).toBe(1);
-    expect(await dlq.show('ik-twice')).toEqual(first);
+    expect(await dlq.show('ik-twice')).toEqual(second);
     expect(await redis.llen(`{${prefix}}:crawl-dlq:wait`)).toBe(1);
   });
 

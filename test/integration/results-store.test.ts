@@ -124,33 +124,6 @@ describe('ResultsStore.write', () => {
   });
 });
 
-describe('ResultsStore.forget', () => {
-  it('deletes the ledger mark so the key can be written again', async () => {
-    const first = await store.write(result('ik-again'));
-
-    await store.forget(['ik-again']);
-
-    expect(await redis.exists(keys.ledger('ik-again'))).toBe(0);
-    expect(await store.isFinished('ik-again')).toBe(false);
-    const second = await store.write(result('ik-again'));
-    expect(second.written).toBe(true);
-    expect(second.entryId).not.toBe(first.entryId);
-    expect(await redis.xlen(keys.results)).toBe(2);
-    expect(await redis.get(keys.ledger('ik-again'))).toBe(second.entryId);
-  });
-
-  it('accepts an empty list and several keys at once', async () => {
-    await store.write(result('ik-a'));
-    await store.write(result('ik-b'));
-
-    await store.forget([]);
-    expect(await store.isFinished('ik-a')).toBe(true);
-
-    await store.forget(['ik-a', 'ik-b', 'ik-unknown']);
-    expect(await redis.exists(keys.ledger('ik-a'), keys.ledger('ik-b'))).toBe(0);
-  });
-});
-
 describe('ResultsStore.entries', () => {
   it('pages through 1,234 results oldest first with nothing missing or repeated', async () => {
     const written = await Promise.all(Array.from({ length: 1_234 }, (_, i) => store.write(result(`ik-page-${i}`))));

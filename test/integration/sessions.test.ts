@@ -105,7 +105,7 @@ describe('sessions shared by jobs', () => {
 
   async function jarOf(tenant: string, sessionId: string) {
     const store = new SlateStore(redis, keyLayout(prefix), ring);
-    const slates = await store.read(store.session(tenant, sessionId), ['cookies', 'auth', 'meta']);
+    const slates = await store.read(store.session(tenant, sessionId), ['cookies', 'auth', 'profile', 'meta']);
     return { slates, jar: (await SessionCookieJar.fromSlate(slates.get('cookies')?.value)).jar };
   }
 
@@ -162,6 +162,21 @@ describe('sessions shared by jobs', () => {
     const { slates, jar } = await jarOf('member', 'bob');
     expect(slates.get('cookies')?.discarded).toBeUndefined();
     expect((await jar.describe()).map((c) => c.name)).toEqual(['auth']);
+  });
+
+  it('replaces an unreadable profile and auth once, instead of warning on every job', async () => {
+    const worker = await run();
+    await crawl('member', 'erin', ['/protected/one']);
+    const layout = keyLayout(prefix).session('member', 'erin');
+    for (const slate of ['profile', 'auth']) await redis.hset(layout.slate(slate), 'd', 'cf1.nope.broken');
+    await crawl('member', 'erin', ['/ok/after-damage']);
+    expect(worker.worker.sessionCounters.discardedSlates).toBe(2);
+    await crawl('member', 'erin', ['/ok/again']);
+    expect(worker.worker.sessionCounters.discardedSlates).toBe(2);
+    const { slates } = await jarOf('member', 'erin');
+    expect(slates.get('profile')?.discarded).toBeUndefined();
+    expect(slates.get('profile')?.value).toMatchObject({ userAgent: 'crawlfleet/0.1' });
+    expect(await redis.exists(layout.slate('auth'))).toBe(0);
   });
 
   it("rejects a slate copied from another session's key, and a truncated one", async () => {

@@ -15,6 +15,7 @@ describe('readEnvironment', () => {
       redisUrl: 'redis://127.0.0.1:6379',
       redisUrlFromEnv: false,
       sessionRedisUrl: 'redis://127.0.0.1:6379',
+      sessionRedisUrlFromEnv: false,
       prefix: 'cf',
     });
     expect(DEFAULT_REDIS_URL).toBe('redis://127.0.0.1:6379');

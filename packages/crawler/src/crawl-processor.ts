@@ -76,6 +76,24 @@ export class CrawlProcessor {
   constructor(private readonly deps: CrawlProcessorDeps) {}
 
   async process(job: Job): Promise<JobOutcome> {
+    try {
+      return await this.run(job);
+    } catch (error) {
+      if (error instanceof RetryLaterError || error instanceof DeadLetteredError) throw error;
+      // Redis trouble or a bug: retried like a network failure and dead-lettered on the last
+      // attempt, so no job ends failed without a DLQ entry while Redis can still take one.
+      const parsed = parseFetchJob(job.data);
+      return this.fail(
+        job,
+        parsed.ok ? parsed.job : undefined,
+        { failureClass: 'recoverable', reason: 'internal_error' },
+        (error as Error).message,
+        job.attemptsMade + 1,
+      );
+    }
+  }
+
+  private async run(job: Job): Promise<JobOutcome> {
     const attempt = job.attemptsMade + 1;
     const parsed = parseFetchJob(job.data);
     if (!parsed.ok) {
@@ -167,12 +185,19 @@ export class CrawlProcessor {
             status: answer.status,
           });
       },
-      tenant.auth?.ttlSeconds ?? 3600,
+      {
+        ttlSeconds: tenant.auth?.ttlSeconds ?? 0,
+        // The lease must outlive the slowest login, or a second worker logs in alongside.
+        leaseMs: Math.max(this.deps.config.sessions.reauthLeaseMs, this.deps.config.fetch.timeoutMs + 5_000),
+      },
     );
     return this.deps.fetcher.fetch({ ...data, cookieJar: session.jar }, tenantRef);
   }
 
-  /** Commits the session; a commit that must retry the job fails it as recoverable. */
+  /**
+   * Commits the session. Only a workflow that moved on fails the job (it read stale state); a
+   * commit that keeps meeting newer versions is logged and the job's own outcome stands.
+   */
   private async commitSession(
     session: JobSession | undefined,
     job: Job,
@@ -184,7 +209,10 @@ export class CrawlProcessor {
       await session.commit();
     } catch (error) {
       if (!(error instanceof CrawlFailure)) throw error;
-      await this.fail(job, data, { failureClass: error.failureClass, reason: error.reason }, error.message, attempt);
+      if (error.reason === 'workflow_conflict') {
+        await this.fail(job, data, { failureClass: error.failureClass, reason: error.reason }, error.message, attempt);
+      }
+      this.deps.logger.warn({ job_id: job.id, session_id: session.hashedId, reason: error.reason }, error.message);
     }
   }
 
@@ -212,7 +240,7 @@ export class CrawlProcessor {
 
   private async fail(
     job: Job,
-    data: FetchJob,
+    data: FetchJob | undefined,
     classification: Classification,
     message: string,
     attempt: number,
@@ -230,7 +258,7 @@ export class CrawlProcessor {
       this.deps.logger.warn(
         {
           job_id: job.id,
-          tenant: data.tenant,
+          tenant: data?.tenant,
           retry_attempt: attempt,
           backoff_duration_ms: backoffMs,
           error_class: classification.failureClass,

@@ -24,9 +24,14 @@ export class DeadLetterQueue {
     this.queue = new Queue<DeadLetter>(DLQ_QUEUE, { connection, prefix: keys.bullPrefix });
   }
 
-  /** Adds the entry; a second route of the same id is a no-op. One round trip. */
+  /**
+   * Adds the entry, replacing an earlier one of the same job (a worker that died after routing,
+   * or a key submitted again with --force that failed again): the newest failure and history win.
+   */
   async route(letter: DeadLetter): Promise<void> {
-    await this.queue.add(letter.url ?? 'invalid payload', letter, { jobId: dlqJobId(letter.id) });
+    const id = dlqJobId(letter.id);
+    await this.queue.remove(id);
+    await this.queue.add(letter.url ?? 'invalid payload', letter, { jobId: id });
   }
 
   async count(): Promise<number> {

@@ -59,11 +59,6 @@ export class ResultsStore {
     return (await this.redis.exists(this.keys.ledger(idempotencyKey))) === 1;
   }
 
-  /** Forgets that a key finished, so it may be crawled again (`submit --force`). */
-  async forget(idempotencyKeys: readonly string[]): Promise<void> {
-    if (idempotencyKeys.length > 0) await this.redis.del(...idempotencyKeys.map((k) => this.keys.ledger(k)));
-  }
-
   count(): Promise<number> {
     return this.redis.xlen(this.keys.results);
   }

@@ -10,5 +10,5 @@ export {
   type SessionProfile,
 } from './job-session.js';
 export { buildLoginRequest, type LoginRequest } from './login.js';
-export { type ReauthOutcome, reauthenticate } from './reauth.js';
+export { type ReauthOptions, type ReauthOutcome, reauthenticate } from './reauth.js';
 export { type CookieChange, type JarHydration, SessionCookieJar } from './session-jar.js';

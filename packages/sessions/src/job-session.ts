@@ -80,11 +80,14 @@ export interface SessionContext {
  */
 export class JobSession {
   private authChanged = false;
-  private profileChanged = false;
+  /** A profile this job created because the session had none; committed first-writer-wins. */
+  private createdProfile: SessionProfile | undefined;
   private readonly workflows = new Map<SlateName, unknown>();
   private errorDelta = 0;
   /** A session counts each job once in its meta, however often the job commits. */
   private jobCounted = false;
+  /** When this job read its session: a login after this moment is newer than what it saw. */
+  readonly openedAt = Date.now();
   /** Set when hydration dropped cookies or a slate: the cleaned value is written back. */
   private rewriteCookies: boolean;
 
@@ -96,16 +99,14 @@ export class JobSession {
     private reads: Map<SlateName, SlateRead>,
     private readonly context: SessionContext,
     dirty: boolean,
+    /** Slates that failed to open: they are rewritten (or deleted) by this job's commit. */
+    private readonly discarded: ReadonlySet<SlateName> = new Set(),
   ) {
     this.rewriteCookies = dirty;
   }
 
   get store(): SlateStore | undefined {
     return this.context.store;
-  }
-
-  get config(): SessionsConfig {
-    return this.context.config;
   }
 
   get hashedId(): string {
@@ -122,7 +123,7 @@ export class JobSession {
   }
 
   get profile(): SessionProfile | undefined {
-    return this.reads.get('profile')?.value as SessionProfile | undefined;
+    return (this.reads.get('profile')?.value as SessionProfile | undefined) ?? this.createdProfile;
   }
 
   /**
@@ -132,10 +133,8 @@ export class JobSession {
   ensureProfile(fallback: () => SessionProfile): SessionProfile {
     const existing = this.profile;
     if (existing !== undefined) return existing;
-    const created = fallback();
-    this.reads.set('profile', { name: 'profile', version: this.version('profile'), value: created });
-    this.profileChanged = true;
-    return created;
+    this.createdProfile = fallback();
+    return this.createdProfile;
   }
 
   /** A workflow's state (pagination cursor, form progress), read from its own slate. */
@@ -207,12 +206,21 @@ export class JobSession {
         },
       });
     }
-    const profile = this.profile;
-    if (this.profileChanged && profile !== undefined) {
+    if (this.discarded.has('auth') && !this.authChanged) {
+      // An unreadable login is no login: delete it, unless a valid one was written meanwhile.
+      changes.push({
+        name: 'auth',
+        ttlMs: 1000,
+        apply: async (latest) => (latest.value === undefined ? undefined : KEEP),
+      });
+    }
+    const profile = this.createdProfile;
+    if (profile !== undefined) {
       changes.push({
         name: 'profile',
         ttlMs: config.profileTtlSeconds * 1000,
-        apply: async (latest) => (latest.version === 0 ? profile : KEEP),
+        // First writer wins; an unreadable profile counts as none.
+        apply: async (latest) => (latest.value === undefined ? profile : KEEP),
       });
     }
     for (const [name, state] of this.workflows) {
@@ -276,7 +284,7 @@ export class JobSession {
             });
           this.jar.changes.length = 0;
           this.authChanged = false;
-          this.profileChanged = false;
+          this.createdProfile = undefined;
           this.workflows.clear();
           this.rewriteCookies = false;
           this.errorDelta = 0;
@@ -364,6 +372,9 @@ export class SessionManager {
     counters.cookiesDropped += dropped;
     const auth = reads.get('auth')?.value as AuthState | undefined;
     const live = auth !== undefined && Date.parse(auth.expiresAt) > Date.now() ? auth : undefined;
-    return new JobSession(keys, false, jar, live, reads, this.context, dirty || dropped > 0);
+    const discarded = new Set(
+      [...reads.values()].filter((read) => read.discarded !== undefined).map((read) => read.name),
+    );
+    return new JobSession(keys, false, jar, live, reads, this.context, dirty || dropped > 0, discarded);
   }
 }

@@ -1,6 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { RecoverableError } from '@crawlfleet/failures';
-import type { JobSession } from './job-session.js';
+import type { AuthState, JobSession } from './job-session.js';
+
+export interface ReauthOptions {
+  /** How long a login is taken to last. */
+  ttlSeconds: number;
+  /** How long the login lease is held; it must outlive the slowest login request. */
+  leaseMs: number;
+}
 
 export type ReauthOutcome = 'logged_in' | 'reused';
 
@@ -13,7 +20,7 @@ export type ReauthOutcome = 'logged_in' | 'reused';
 export async function reauthenticate(
   session: JobSession,
   login: () => Promise<void>,
-  ttlSeconds: number,
+  { ttlSeconds, leaseMs }: ReauthOptions,
 ): Promise<ReauthOutcome> {
   const store = session.store;
   const setAuth = async () => {
@@ -29,10 +36,14 @@ export async function reauthenticate(
     await setAuth();
     return 'logged_in';
   }
-  const leaseMs = session.config.reauthLeaseMs;
-  const readVersion = session.version('auth');
-  const someoneLoggedIn = async () =>
-    ((await store.read(session.keys, ['auth'])).get('auth')?.version ?? 0) > readVersion;
+  // Compared by time, not by slate version: an auth slate that expired and was written again
+  // starts its versions over.
+  const someoneLoggedIn = async () => {
+    const auth = (await store.read(session.keys, ['auth'])).get('auth')?.value as AuthState | undefined;
+    return (
+      auth !== undefined && Date.parse(auth.loggedInAt) >= session.openedAt && Date.parse(auth.expiresAt) > Date.now()
+    );
+  };
   const token = randomUUID();
   const deadline = Date.now() + 2 * leaseMs;
   while (Date.now() < deadline) {

@@ -134,14 +134,6 @@ export class SlateStore {
     return (await this.redis.cfReleaseLease(session.authLease, token)) === 1;
   }
 
-  purge(session: SessionKeys): Promise<number> {
-    return purgeSession(this.redis, session);
-  }
-
-  sessions(tenant?: string): Promise<SessionListing[]> {
-    return listSessions(this.redis, this.keys, tenant);
-  }
-
   /**
    * Re-seals every slate not sealed with the ring's current key, keeping its TTL. Safe while
    * workers run: each re-seal is a versioned commit, and a slate a worker changed meanwhile is
