@@ -43,3 +43,16 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
     prefix,
   };
 }
+
+const DURATION_UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
+
+/** Parses `90s`, `30m`, `12h`, `7d`, `2w` into milliseconds; `what` names the flag in errors. */
+export function parseDuration(text: string, what = 'duration'): number {
+  const match = /^(\d+)(s|m|h|d|w)$/.exec(text.trim());
+  if (match === null)
+    throw new InputError(
+      'invalid_duration',
+      `${what} must look like 90s, 30m, 12h, 7d or 2w, got ${JSON.stringify(text)}`,
+    );
+  return Number(match[1]) * (DURATION_UNITS[match[2] as string] as number);
+}

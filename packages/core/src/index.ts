@@ -16,7 +16,7 @@ export {
   type TenantConfig,
   tenantConfig,
 } from './config.js';
-export { DEFAULT_PREFIX, DEFAULT_REDIS_URL, type Environment, readEnvironment } from './environment.js';
+export { DEFAULT_PREFIX, DEFAULT_REDIS_URL, type Environment, parseDuration, readEnvironment } from './environment.js';
 export { ConfigError, exitCodeOf, InputError, oneLine, RedisUnavailableError } from './errors.js';
 export { checkCallerKey, deriveIdempotencyKey, type IdempotencyInput } from './idempotency.js';
 export {

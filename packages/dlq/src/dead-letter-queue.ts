@@ -34,6 +34,37 @@ export class DeadLetterQueue {
     await this.queue.add(letter.url ?? 'invalid payload', letter, { jobId: id });
   }
 
+  /** Removes entries by original job id; returns how many were removed. */
+  async remove(ids: readonly string[]): Promise<number> {
+    let removed = 0;
+    for (const id of ids) removed += await this.queue.remove(dlqJobId(id));
+    return removed;
+  }
+
+  /** Every entry, whole, newest first, optionally of one class and failed before a moment. */
+  async *entries(
+    filter: { failureClass?: FailureClass | undefined; failedBefore?: number | undefined } = {},
+  ): AsyncGenerator<DeadLetter> {
+    const pageSize = 500;
+    // Removing while paging would shift the pages: collect ids first, read each whole after.
+    const ids: string[] = [];
+    for (let start = 0; ; start += pageSize) {
+      const jobs = await this.queue.getJobs([...ENTRY_STATES], start, start + pageSize - 1);
+      for (const job of jobs) {
+        const letter = job?.data;
+        if (letter === undefined) continue;
+        if (filter.failureClass !== undefined && letter.class !== filter.failureClass) continue;
+        if (filter.failedBefore !== undefined && Date.parse(letter.failedAt) >= filter.failedBefore) continue;
+        ids.push(letter.id);
+      }
+      if (jobs.length < pageSize) break;
+    }
+    for (const id of ids) {
+      const letter = await this.show(id);
+      if (letter !== undefined) yield letter;
+    }
+  }
+
   async count(): Promise<number> {
     return this.queue.getJobCountByTypes(...ENTRY_STATES);
   }

@@ -129,6 +129,26 @@ export class Producer {
     return report;
   }
 
+  /**
+   * Enqueues jobs again with fresh attempts (a DLQ replay): an old failed or finished job of the
+   * same key is removed first, but the ledger is left alone, so a key that did succeed meanwhile
+   * is not stored twice. Returns the keys enqueued; a key whose job is running is skipped.
+   */
+  async requeue(jobs: readonly FetchJob[]): Promise<string[]> {
+    const ready: FetchJob[] = [];
+    for (const job of jobs) if (await this.clearFinishedJob(job.idempotencyKey)) ready.push(job);
+    if (ready.length > 0) await this.queue.addBulk(ready.map((job) => this.bulkEntry(job)));
+    return ready.map((job) => job.idempotencyKey);
+  }
+
+  /** Removes the job of a key unless it is running; true when the key is free to enqueue. */
+  private async clearFinishedJob(key: string): Promise<boolean> {
+    const state = await this.queue.getJobState(key);
+    if (state === 'unknown') return true;
+    if (state === 'active' || state === 'waiting' || state === 'delayed' || state === 'prioritized') return false;
+    return (await this.queue.remove(key)) === 1;
+  }
+
   /** One round trip: which keys of the batch are already finished or queued. */
   private async withoutKnown(batch: readonly FetchJob[], force: boolean): Promise<FetchJob[]> {
     const pipeline = this.redis.pipeline();

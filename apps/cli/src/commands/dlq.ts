@@ -1,9 +1,10 @@
-import { InputError } from '@crawlfleet/core';
-import { DeadLetterQueue } from '@crawlfleet/dlq';
+import { InputError, parseDuration } from '@crawlfleet/core';
+import { type DeadLetter, DeadLetterQueue, replayDeadLetters } from '@crawlfleet/dlq';
 import { FAILURE_CLASSES, type FailureClass } from '@crawlfleet/failures';
+import { Producer } from '@crawlfleet/producer';
 import type { Command } from 'commander';
 import { type GlobalOptions, openContext } from '../context.js';
-import { printJson, table } from '../output.js';
+import { plural, printJson, say, table } from '../output.js';
 
 function parseClass(value: string | undefined): FailureClass | undefined {
   if (value === undefined) return undefined;
@@ -67,6 +68,67 @@ export function registerDlq(program: Command): void {
         if (letter === undefined)
           throw new InputError('not_found', `no DLQ entry with id ${JSON.stringify(id)} (see crawlfleet dlq list)`);
         process.stdout.write(`${JSON.stringify(letter, null, 2)}\n`);
+      } finally {
+        await queue.close();
+        await context.close();
+      }
+    });
+
+  dlq
+    .command('replay')
+    .description('put dead letters back on the crawl queue with fresh attempts; entries leave the DLQ once enqueued')
+    .argument('[ids...]', 'entry ids (see dlq list)')
+    .option('--all', 'replay every entry (with --class, every entry of that class)')
+    .option('--class <class>', `with --all: only this failure class (${FAILURE_CLASSES.join(', ')})`)
+    .option('--json', 'print {"replayed":[ids],"skipped":[{id,reason}]}')
+    .action(async (ids: string[], options: { all?: boolean; class?: string; json?: boolean }, command: Command) => {
+      const failureClass = parseClass(options.class);
+      if (ids.length > 0 === Boolean(options.all))
+        throw new InputError('invalid_usage', 'give entry ids or --all, not both and not neither');
+      if (failureClass !== undefined && !options.all) throw new InputError('invalid_usage', '--class goes with --all');
+      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      const queue = new DeadLetterQueue(context.redis, context.keys);
+      const producer = new Producer(context.redis, context.keys, context.config);
+      try {
+        let letters: AsyncIterable<DeadLetter> | DeadLetter[];
+        if (options.all) letters = queue.entries({ failureClass });
+        else {
+          const found = await Promise.all(ids.map(async (id) => ({ id, letter: await queue.show(id) })));
+          const missing = found.filter((f) => f.letter === undefined).map((f) => f.id);
+          if (missing.length > 0)
+            throw new InputError('not_found', `no DLQ entry with id ${missing.join(', ')}; nothing was replayed`);
+          letters = found.map((f) => f.letter as DeadLetter);
+        }
+        const report = await replayDeadLetters(queue, producer, letters);
+        if (options.json) printJson(report);
+        else {
+          say(`replayed ${plural(report.replayed.length, 'job')}; ${report.skipped.length} left in the DLQ`);
+          for (const { id, reason } of report.skipped) say(`  kept ${id}: ${reason}`);
+        }
+      } finally {
+        await Promise.all([queue.close(), producer.close()]);
+        await context.close();
+      }
+    });
+
+  dlq
+    .command('purge')
+    .description('delete dead letters for good: all of them, or those older than a duration')
+    .option('--older-than <duration>', 'only entries that failed longer ago than this (90s, 30m, 12h, 7d, 2w)')
+    .option('--class <class>', `only this failure class (${FAILURE_CLASSES.join(', ')})`)
+    .option('--json', 'print {"purged":N}')
+    .action(async (options: { olderThan?: string; class?: string; json?: boolean }, command: Command) => {
+      const failureClass = parseClass(options.class);
+      const failedBefore =
+        options.olderThan === undefined ? undefined : Date.now() - parseDuration(options.olderThan, '--older-than');
+      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      const queue = new DeadLetterQueue(context.redis, context.keys);
+      try {
+        const ids: string[] = [];
+        for await (const letter of queue.entries({ failureClass, failedBefore })) ids.push(letter.id);
+        const purged = await queue.remove(ids);
+        if (options.json) printJson({ purged });
+        else say(`purged ${plural(purged, 'dead letter')}`);
       } finally {
         await queue.close();
         await context.close();

@@ -1,0 +1,53 @@
+import { type FetchJob, parseFetchJob } from '@crawlfleet/core';
+import type { Producer } from '@crawlfleet/producer';
+import type { DeadLetter } from './dead-letter.js';
+import type { DeadLetterQueue } from './dead-letter-queue.js';
+
+export interface ReplayReport {
+  /** Ids enqueued on `crawl` again, with fresh attempts, and removed from the DLQ. */
+  replayed: string[];
+  /** Entries left in the DLQ, and why. */
+  skipped: Array<{ id: string; reason: 'invalid_payload' | 'foreign_id' | 'job_in_progress' }>;
+}
+
+/**
+ * Replays dead letters: each original job goes back on `crawl` with fresh attempts, and only
+ * once it is enqueued is its entry removed, so a failure in between loses nothing. A replayed
+ * key that did succeed meanwhile is recognised by the ledger and not stored twice. The same code
+ * serves `crawlfleet dlq replay` and the board's retry action.
+ */
+export async function replayDeadLetters(
+  dlq: DeadLetterQueue,
+  producer: Producer,
+  letters: Iterable<DeadLetter> | AsyncIterable<DeadLetter>,
+  batchSize = 100,
+): Promise<ReplayReport> {
+  const report: ReplayReport = { replayed: [], skipped: [] };
+  let batch: FetchJob[] = [];
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const enqueued = await producer.requeue(batch);
+    const done = new Set(enqueued);
+    for (const job of batch)
+      if (!done.has(job.idempotencyKey)) report.skipped.push({ id: job.idempotencyKey, reason: 'job_in_progress' });
+    await dlq.remove(enqueued);
+    report.replayed.push(...enqueued);
+    batch = [];
+  };
+  for await (const letter of letters) {
+    const parsed = parseFetchJob(letter.job);
+    if (!parsed.ok) {
+      report.skipped.push({ id: letter.id, reason: 'invalid_payload' });
+      continue;
+    }
+    // A job added by hand under another id than its key: replaying it would create a second job.
+    if (parsed.job.idempotencyKey !== letter.id) {
+      report.skipped.push({ id: letter.id, reason: 'foreign_id' });
+      continue;
+    }
+    batch.push(parsed.job);
+    if (batch.length >= batchSize) await flush();
+  }
+  await flush();
+  return report;
+}

@@ -1,0 +1,135 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CRAWL_QUEUE } from '@crawlfleet/core';
+import { DeadLetterQueue } from '@crawlfleet/dlq';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
+import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
+import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+
+describe('DLQ operations from the CLI', () => {
+  let site: FixtureSite;
+  let redis: Redis;
+  let dir: string;
+  let prefix: string;
+  let env: Record<string, string>;
+  let worker: WorkerProcess | undefined;
+  let dlq: DeadLetterQueue;
+
+  beforeAll(async () => {
+    site = await startFixtureSite();
+    redis = openTestRedis();
+    dir = mkdtempSync(join(tmpdir(), 'crawlfleet-dlq-'));
+    const config = join(dir, 'crawlfleet.config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({ tenants: { default: { allowHosts: ['127.0.0.1'] } }, jobs: { retries: 1, backoffBaseMs: 20 } }),
+    );
+    env = { CRAWLFLEET_CONFIG: config, CRAWLFLEET_LOG_LEVEL: 'warn' };
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await site.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    prefix = uniquePrefix('dlq-cli');
+    env.CRAWLFLEET_PREFIX = prefix;
+    dlq = new DeadLetterQueue(redis, keyLayout(prefix));
+    worker = startWorkerProcess(env, ['--concurrency', '4']);
+  });
+  afterEach(async () => {
+    await worker?.stop('SIGKILL');
+    await dlq.close();
+    await cleanupPrefix(redis, prefix);
+  });
+
+  const results = () => redis.xlen(keyLayout(prefix).results);
+
+  async function deadLetter(path: string): Promise<string> {
+    await runCli(['submit', site.url(path)], { env });
+    const entry = await waitFor(async () => (await dlq.list()).find((e) => e.url === site.url(path)), {
+      what: `${path} in the DLQ`,
+    });
+    return entry.id;
+  }
+
+  it('replays an entry with fresh attempts and removes it once the job is back on the queue', async () => {
+    const id = await deadLetter('/flaky/replay-me?fails=3');
+    expect((await dlq.show(id))?.reason).toBe('retries_exhausted:http_503');
+    expect(site.hits('/flaky/replay-me?fails=3')).toBe(2);
+
+    const replayed = await runCli(['dlq', 'replay', id, '--json'], { env });
+    expect(JSON.parse(replayed.stdout)).toEqual({ replayed: [id], skipped: [] });
+    await waitFor(async () => (await results()) === 1, { what: 'the replayed page stored' });
+    expect(site.hits('/flaky/replay-me?fails=3')).toBe(4);
+    expect(await dlq.count()).toBe(0);
+    const stored = JSON.parse(String((await redis.xrange(keyLayout(prefix).results, '-', '+'))[0]?.[1][1]));
+    expect(stored).toMatchObject({ status: 200, attempts: 2 });
+  });
+
+  it('does not store a replayed success twice', async () => {
+    const path = '/flaky/twice?fails=2';
+    const id = await deadLetter(path);
+    // The key is forced through again and succeeds, while its old entry is still in the DLQ.
+    await runCli(['submit', '--force', site.url(path)], { env });
+    await waitFor(async () => (await results()) === 1, { what: 'the forced page stored' });
+    expect(await dlq.count()).toBe(1);
+    expect(JSON.parse((await runCli(['dlq', 'replay', '--all', '--json'], { env })).stdout).replayed).toEqual([id]);
+    const queue = new Queue(CRAWL_QUEUE, { connection: redis, prefix: keyLayout(prefix).bullPrefix });
+    try {
+      await waitFor(async () => (await queue.getJob(id))?.isCompleted(), { what: 'the replayed job done' });
+      expect((await queue.getJob(id))?.returnvalue).toMatchObject({ outcome: 'duplicate' });
+    } finally {
+      await queue.close();
+    }
+    expect(await results()).toBe(1);
+    expect(site.hits(path)).toBe(3);
+  });
+
+  it('replays every entry of one class, and keeps entries it cannot replay', async () => {
+    const gone = await deadLetter('/status/410?r=1');
+    const missing = await deadLetter('/status/404?r=2');
+    const queue = new Queue(CRAWL_QUEUE, { connection: redis, prefix: keyLayout(prefix).bullPrefix });
+    await queue.add('junk', { not: 'a job' }, { jobId: 'junk-1' });
+    await queue.close();
+    await waitFor(() => dlq.show('junk-1'), { what: 'the junk entry' });
+    const report = JSON.parse(
+      (await runCli(['dlq', 'replay', '--all', '--class', 'non_recoverable', '--json'], { env })).stdout,
+    );
+    expect(report.replayed.sort()).toEqual([gone, missing].sort());
+    expect(report.skipped).toEqual([{ id: 'junk-1', reason: 'invalid_payload' }]);
+    // A 410 stays gone: fetched again once, and back in the DLQ.
+    await waitFor(async () => (await dlq.count()) === 3, { what: 'both pages back in the DLQ' });
+    expect(site.hits('/status/410?r=1')).toBe(2);
+  });
+
+  it('purges entries older than a duration, then all of them', async () => {
+    await deadLetter('/status/404?p=1');
+    await deadLetter('/status/404?p=2');
+    expect(JSON.parse((await runCli(['dlq', 'purge', '--older-than', '1h', '--json'], { env })).stdout)).toEqual({
+      purged: 0,
+    });
+    expect(await dlq.count()).toBe(2);
+    const purged = await runCli(['dlq', 'purge'], { env });
+    expect(purged.stderr).toContain('purged 2 dead letters');
+    expect(await dlq.count()).toBe(0);
+  });
+
+  it('refuses unclear replays and bad durations with exit code 2', async () => {
+    for (const [args, message] of [
+      [['dlq', 'replay'], /give entry ids or --all/],
+      [['dlq', 'replay', 'x', '--all'], /give entry ids or --all/],
+      [['dlq', 'replay', '--class', 'non_recoverable', 'x'], /--class goes with --all/],
+      [['dlq', 'replay', 'no-such-entry'], /no DLQ entry with id no-such-entry; nothing was replayed/],
+      [['dlq', 'purge', '--older-than', '5 days'], /--older-than must look like/],
+    ] as const) {
+      const result = await runCli([...args], { env });
+      expect(result.code).toBe(2);
+      expect(result.stderr).toMatch(message);
+    }
+  });
+});
