@@ -107,6 +107,33 @@ describe('DLQ operations from the CLI', () => {
     expect(site.hits('/status/410?r=1')).toBe(2);
   });
 
+  it('records retries, DLQ moves and replays in the audit stream, queryable by session', async () => {
+    await runCli(['submit', '--session', 'audited', site.url('/status/503?a=1')], { env });
+    const id = await waitFor(async () => (await dlq.list())[0]?.id, { what: 'the page in the DLQ' });
+    await runCli(['dlq', 'replay', id], { env });
+    // The replayed page fails the same way: retried once more, and back in the DLQ.
+    await waitFor(async () => site.hits('/status/503?a=1') === 4 && (await dlq.count()) === 1, {
+      what: 'the replay to fail again',
+    });
+    const events = JSON.parse((await runCli(['audit', '--json'], { env })).stdout) as Array<Record<string, any>>;
+    expect(events.map((e) => e.kind)).toEqual(['dlq', 'retry', 'replay', 'dlq', 'retry']);
+    const retry = events.find((e) => e.kind === 'retry');
+    expect(retry).toMatchObject({
+      jobId: id,
+      tenant: 'default',
+      reason: 'http_503',
+      detail: { attempt: 1, status: 503 },
+    });
+    expect(typeof retry?.detail.backoffMs).toBe('number');
+    expect(retry?.session).toMatch(/^[0-9a-f]{16}$/);
+    expect(JSON.stringify(events)).not.toContain('audited');
+    const mine = JSON.parse((await runCli(['audit', '--session', 'audited', '--json'], { env })).stdout);
+    expect(mine.map((e: { kind: string }) => e.kind)).toEqual(['dlq', 'retry', 'dlq', 'retry']);
+    expect(JSON.parse((await runCli(['audit', '--session', 'other', '--json'], { env })).stdout)).toEqual([]);
+    const bad = await runCli(['audit', '--kind', 'nope'], { env });
+    expect(bad.code).toBe(2);
+  });
+
   it('purges entries older than a duration, then all of them', async () => {
     await deadLetter('/status/404?p=1');
     await deadLetter('/status/404?p=2');

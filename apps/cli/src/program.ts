@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerAudit } from './commands/audit.js';
 import { registerCrawl } from './commands/crawl.js';
 import { registerDlq } from './commands/dlq.js';
 import { registerKeys } from './commands/keys.js';
@@ -41,6 +42,7 @@ Exit codes: 0 success, 1 runtime failure (e.g. Redis unreachable), 2 bad usage o
   registerResults(program);
   registerSessions(program);
   registerKeys(program);
+  registerAudit(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

@@ -99,6 +99,8 @@ export const retentionConfigSchema = z.strictObject({
     .int()
     .min(60)
     .default(30 * 24 * 3600),
+  /** The audit stream keeps about this many newest events. */
+  auditMaxLen: z.number().int().min(10).max(100_000_000).default(100_000),
   /** Finished BullMQ jobs kept for inspection; the ledger and results outlive them. */
   completedJobs: z.number().int().min(0).default(1_000),
   failedJobs: z.number().int().min(0).default(5_000),

@@ -15,6 +15,8 @@ export interface KeyLayout {
   readonly bullPrefix: string;
   /** The results stream that `results export` reads. */
   readonly results: string;
+  /** The audit stream: retries, DLQ moves, quarantines, breaker transitions. */
+  readonly audit: string;
   /** The ledger entry that marks an idempotency key as finished. */
   ledger(idempotencyKey: string): string;
   /** BullMQ's hash for a job of the crawl queue (`<bullPrefix>:crawl:<id>`). */
@@ -77,6 +79,7 @@ export function keyLayout(prefix: string): KeyLayout {
     prefix,
     bullPrefix: tag,
     results: `${tag}:results`,
+    audit: `${tag}:audit`,
     ledger: (idempotencyKey) => `${tag}:ledger:${idempotencyKey}`,
     crawlJob: (jobId) => `${tag}:${CRAWL_QUEUE}:${jobId}`,
     session: (tenant, sessionId) => {

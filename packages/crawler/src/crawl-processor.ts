@@ -1,3 +1,4 @@
+import type { AuditLog } from '@crawlfleet/audit';
 import {
   type CrawlfleetConfig,
   type FetchJob,
@@ -21,7 +22,13 @@ import {
 import type { FetchedPage, Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import { encodeBody, pickStoredHeaders, type ResultsStore, type StoredResult } from '@crawlfleet/results';
-import { buildLoginRequest, type JobSession, reauthenticate, type SessionManager } from '@crawlfleet/sessions';
+import {
+  buildLoginRequest,
+  hashSessionId,
+  type JobSession,
+  reauthenticate,
+  type SessionManager,
+} from '@crawlfleet/sessions';
 import { type Job, type Queue, UnrecoverableError } from 'bullmq';
 
 /** What a finished job returns (BullMQ keeps it as the job's return value). */
@@ -64,6 +71,7 @@ export interface CrawlProcessorDeps {
   /** The crawl queue, to read a job's recorded attempts. */
   queue: Queue;
   sessions: SessionManager;
+  audit: AuditLog;
   logger: Logger;
 }
 
@@ -266,6 +274,16 @@ export class CrawlProcessor {
         },
         'fetch failed; retrying',
       );
+      await this.deps.audit.append({
+        kind: 'retry',
+        ...auditSubject(job, data),
+        reason: classification.reason,
+        detail: {
+          attempt,
+          backoffMs,
+          ...(classification.status === undefined ? {} : { status: classification.status }),
+        },
+      });
       throw new RetryLaterError(message, backoffMs, classification);
     }
     const exhausted = classification.failureClass === 'recoverable';
@@ -306,6 +324,13 @@ export class CrawlProcessor {
       lastResponse: response ?? null,
     };
     await this.deps.dlq.route(letter);
+    await this.deps.audit.append({
+      kind: 'dlq',
+      ...auditSubject(job, data),
+      url: letter.url ?? undefined,
+      reason: `${letter.class}/${letter.reason}`,
+      detail: { attempts: attempt },
+    });
     this.deps.logger.info(
       { job_id: job.id, tenant: letter.tenant, error_class: letter.class, reason: letter.reason, attempts: attempt },
       'job moved to the DLQ',
@@ -325,6 +350,16 @@ export class CrawlProcessor {
       }
     });
   }
+}
+
+/** Who an audit event is about: the job, its tenant, and its session by hashed id only. */
+function auditSubject(job: Job, data: FetchJob | undefined) {
+  return {
+    jobId: String(job.id),
+    tenant: data?.tenant,
+    session: data?.sessionId === undefined ? undefined : hashSessionId(data.tenant, data.sessionId),
+    url: data?.url,
+  };
 }
 
 /** A 401, or a 403 that is not a WAF or CAPTCHA challenge: the session may need to log in. */

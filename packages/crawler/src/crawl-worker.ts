@@ -1,3 +1,4 @@
+import { AuditLog } from '@crawlfleet/audit';
 import { CRAWL_QUEUE, type CrawlfleetConfig, type KeyLayout } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { fullJitterDelay } from '@crawlfleet/failures';
@@ -66,6 +67,9 @@ export class CrawlWorker {
     this.sessions = new SessionManager(options.sessionStore, config.sessions, logger);
     this.processor = new CrawlProcessor({
       sessions: this.sessions,
+      audit: new AuditLog(connection, keys, config.retention.auditMaxLen, (error) =>
+        logger.warn({ err: error.message }, 'could not append to the audit stream'),
+      ),
       config,
       keys,
       fetcher: this.fetcher,

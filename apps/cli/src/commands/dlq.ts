@@ -1,3 +1,4 @@
+import { AuditLog } from '@crawlfleet/audit';
 import { InputError, parseDuration } from '@crawlfleet/core';
 import { type DeadLetter, DeadLetterQueue, replayDeadLetters } from '@crawlfleet/dlq';
 import { FAILURE_CLASSES, type FailureClass } from '@crawlfleet/failures';
@@ -100,6 +101,8 @@ export function registerDlq(program: Command): void {
           letters = found.map((f) => f.letter as DeadLetter);
         }
         const report = await replayDeadLetters(queue, producer, letters);
+        const audit = new AuditLog(context.redis, context.keys, context.config.retention.auditMaxLen);
+        for (const id of report.replayed) await audit.append({ kind: 'replay', jobId: id, reason: 'cli' });
         if (options.json) printJson(report);
         else {
           say(`replayed ${plural(report.replayed.length, 'job')}; ${report.skipped.length} left in the DLQ`);
@@ -127,6 +130,11 @@ export function registerDlq(program: Command): void {
         const ids: string[] = [];
         for await (const letter of queue.entries({ failureClass, failedBefore })) ids.push(letter.id);
         const purged = await queue.remove(ids);
+        await new AuditLog(context.redis, context.keys, context.config.retention.auditMaxLen).append({
+          kind: 'purge',
+          reason: options.olderThan === undefined ? 'all' : `older than ${options.olderThan}`,
+          detail: { purged, ...(failureClass === undefined ? {} : { class: failureClass }) },
+        });
         if (options.json) printJson({ purged });
         else say(`purged ${plural(purged, 'dead letter')}`);
       } finally {

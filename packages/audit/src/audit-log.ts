@@ -1,0 +1,76 @@
+import type { KeyLayout } from '@crawlfleet/core';
+import type { Redis } from 'ioredis';
+
+export const AUDIT_KINDS = [
+  'retry',
+  'dlq',
+  'quarantine',
+  'breaker_open',
+  'breaker_half_open',
+  'breaker_closed',
+  'replay',
+  'purge',
+] as const;
+export type AuditKind = (typeof AUDIT_KINDS)[number];
+
+/** One audit event. Sessions appear by their hashed id only. */
+export interface AuditEvent {
+  kind: AuditKind;
+  at: string;
+  jobId?: string | undefined;
+  tenant?: string | undefined;
+  /** The hashed session id (see `hashSessionId`). */
+  session?: string | undefined;
+  url?: string | undefined;
+  reason?: string | undefined;
+  /** Free-form facts: attempt, backoff, counts. Never secrets. */
+  detail?: Record<string, unknown> | undefined;
+}
+
+export interface AuditQuery {
+  session?: string | undefined;
+  kind?: AuditKind | undefined;
+  /** At most this many events, newest first. */
+  limit?: number | undefined;
+}
+
+/**
+ * The append-only audit stream (`{prefix}:audit`), trimmed to about `maxLen` entries. Appending
+ * never fails the work it records: an audit that cannot be written is reported to `onError`.
+ */
+export class AuditLog {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: KeyLayout,
+    private readonly maxLen: number,
+    private readonly onError: (error: Error) => void = () => {},
+  ) {}
+
+  async append(event: Omit<AuditEvent, 'at'>): Promise<void> {
+    const full: AuditEvent = { ...event, at: new Date().toISOString() };
+    try {
+      await this.redis.xadd(this.keys.audit, 'MAXLEN', '~', this.maxLen, '*', 'e', JSON.stringify(full));
+    } catch (error) {
+      this.onError(error as Error);
+    }
+  }
+
+  /** Events newest first, filtered, read in pages. */
+  async query(query: AuditQuery = {}): Promise<AuditEvent[]> {
+    const limit = query.limit ?? 100;
+    const found: AuditEvent[] = [];
+    let end = '+';
+    for (;;) {
+      const page = await this.redis.xrevrange(this.keys.audit, end, '-', 'COUNT', 500);
+      for (const [, fields] of page) {
+        const event = JSON.parse(String(fields[1])) as AuditEvent;
+        if (query.session !== undefined && event.session !== query.session) continue;
+        if (query.kind !== undefined && event.kind !== query.kind) continue;
+        found.push(event);
+        if (found.length >= limit) return found;
+      }
+      if (page.length < 500) return found;
+      end = `(${page[page.length - 1]?.[0]}`;
+    }
+  }
+}

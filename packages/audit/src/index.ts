@@ -1,0 +1,1 @@
+export { AUDIT_KINDS, type AuditEvent, type AuditKind, AuditLog, type AuditQuery } from './audit-log.js';
