@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { AuditEvent } from '@crawlfleet/audit';
 import { CRAWL_QUEUE } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { Queue } from 'bullmq';
@@ -115,7 +116,7 @@ describe('DLQ operations from the CLI', () => {
     await waitFor(async () => site.hits('/status/503?a=1') === 4 && (await dlq.count()) === 1, {
       what: 'the replay to fail again',
     });
-    const events = JSON.parse((await runCli(['audit', '--json'], { env })).stdout) as Array<Record<string, any>>;
+    const events = JSON.parse((await runCli(['audit', '--json'], { env })).stdout) as AuditEvent[];
     expect(events.map((e) => e.kind)).toEqual(['dlq', 'retry', 'replay', 'dlq', 'retry']);
     const retry = events.find((e) => e.kind === 'retry');
     expect(retry).toMatchObject({
@@ -124,7 +125,7 @@ describe('DLQ operations from the CLI', () => {
       reason: 'http_503',
       detail: { attempt: 1, status: 503 },
     });
-    expect(typeof retry?.detail.backoffMs).toBe('number');
+    expect(typeof retry?.detail?.backoffMs).toBe('number');
     expect(retry?.session).toMatch(/^[0-9a-f]{16}$/);
     expect(JSON.stringify(events)).not.toContain('audited');
     const mine = JSON.parse((await runCli(['audit', '--session', 'audited', '--json'], { env })).stdout);
