@@ -127,6 +127,11 @@ export const sessionsConfigSchema = z.strictObject({
   workflowTtlSeconds: z.number().int().min(1).default(3600),
   /** Tries of a commit that keeps meeting newer versions before the job is retried later. */
   maxCommitAttempts: z.number().int().min(1).max(1000).default(100),
+  /** How long a session stays quarantined after a WAF or CAPTCHA challenge. */
+  quarantineSeconds: z.number().int().min(1).default(3600),
+  /** This many 429 answers to one session within the window make it compliance_blocked. */
+  max429: z.number().int().min(1).default(5),
+  rateLimitWindowSeconds: z.number().int().min(1).default(600),
   /** How long one worker may hold a session's login lease. */
   reauthLeaseMs: z.number().int().min(100).max(120_000).default(15_000),
 });

@@ -51,6 +51,10 @@ export interface SessionKeys {
   slate(name: string): string;
   /** The short lease one worker holds while it logs this session in again. */
   readonly authLease: string;
+  /** Set (with a TTL) while the session is quarantined after a compliance block. */
+  readonly quarantine: string;
+  /** Counts this session's recent 429 answers. */
+  readonly rateLimited: string;
 }
 
 /** Reads tenant and session back from a session key (for listing); undefined when not one. */
@@ -84,7 +88,15 @@ export function keyLayout(prefix: string): KeyLayout {
     crawlJob: (jobId) => `${tag}:${CRAWL_QUEUE}:${jobId}`,
     session: (tenant, sessionId) => {
       const base = `${prefix}:session:{${tenant}/${sessionId}}`;
-      return { tenant, sessionId, base, slate: (name) => `${base}:${name}`, authLease: `${base}:lease:auth` };
+      return {
+        tenant,
+        sessionId,
+        base,
+        slate: (name) => `${base}:${name}`,
+        authLease: `${base}:lease:auth`,
+        quarantine: `${base}:flag:quarantine`,
+        rateLimited: `${base}:flag:429`,
+      };
     },
     sessionPattern: `${prefix}:session:{*}:*`,
     dlqJob: (jobId) => `${tag}:${DLQ_QUEUE}:${dlqJobId(jobId)}`,

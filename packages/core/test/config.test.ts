@@ -55,6 +55,7 @@ describe('loadConfig', () => {
     expect(config.jobs).toEqual({ retries: 3, backoffBaseMs: 1_000, backoffMaxMs: 60_000 });
     expect(config.retention).toEqual({
       resultsMaxLen: 100_000,
+      auditMaxLen: 100_000,
       ledgerTtlSeconds: 30 * 24 * 3600,
       completedJobs: 1_000,
       failedJobs: 5_000,

@@ -132,6 +132,10 @@ export class CrawlProcessor {
       data.sessionId === undefined
         ? undefined
         : await this.deps.sessions.open(this.deps.keys.session(data.tenant, data.sessionId));
+    if (session?.quarantined) {
+      const blocked = { failureClass: 'compliance_blocked' as const, reason: 'session_quarantined' };
+      return this.deadLetter(job, data, blocked, 'the session is quarantined after a compliance block', attempt);
+    }
     let page: FetchedPage;
     try {
       parseTargetUrl(data.url);
@@ -154,8 +158,12 @@ export class CrawlProcessor {
     }
 
     const snippet = page.body.subarray(0, SNIPPET_BYTES).toString('utf8');
-    const failure = classifyResponse({ status: page.status, headers: page.headers, bodySnippet: snippet });
+    let failure = classifyResponse({ status: page.status, headers: page.headers, bodySnippet: snippet });
+    if (failure?.status === 429 && failure.failureClass === 'recoverable' && (await session?.rateLimitedTooOften())) {
+      failure = { failureClass: 'compliance_blocked', reason: 'rate_limited_repeatedly', status: 429 };
+    }
     if (failure !== undefined) session?.recordError();
+    if (failure?.failureClass === 'compliance_blocked') await this.raiseComplianceAlert(job, data, failure, session);
     await this.commitSession(session, job, data, attempt);
     if (failure !== undefined) {
       const summary: ResponseSummary = {
@@ -200,6 +208,35 @@ export class CrawlProcessor {
       },
     );
     return this.deps.fetcher.fetch({ ...data, cookieJar: session.jar }, tenantRef);
+  }
+
+  /**
+   * A WAF or CAPTCHA challenge, or rate limiting past the threshold: the session's state is
+   * burnt (flushed and quarantined), and people are told: an error log line with `alert: true`,
+   * a counter, and an audit event. The page is not retried.
+   */
+  private async raiseComplianceAlert(
+    job: Job,
+    data: FetchJob,
+    failure: Classification,
+    session: JobSession | undefined,
+  ): Promise<void> {
+    await session?.quarantine();
+    this.deps.logger.error(
+      {
+        alert: true,
+        job_id: job.id,
+        tenant: data.tenant,
+        session_id: session?.hashedId,
+        reason: failure.reason,
+        status: failure.status,
+        quarantined: session !== undefined,
+      },
+      'compliance block: the site challenged the crawler',
+    );
+    if (session !== undefined) {
+      await this.deps.audit.append({ kind: 'quarantine', ...auditSubject(job, data), reason: failure.reason });
+    }
   }
 
   /**

@@ -28,6 +28,7 @@ export interface SessionMeta {
 export interface SessionCounters {
   created: number;
   ephemeral: number;
+  quarantined: number;
   discardedSlates: number;
   cookiesDropped: number;
   cookiesRejected: number;
@@ -39,6 +40,7 @@ export function newSessionCounters(): SessionCounters {
   return {
     created: 0,
     ephemeral: 0,
+    quarantined: 0,
     discardedSlates: 0,
     cookiesDropped: 0,
     cookiesRejected: 0,
@@ -84,6 +86,8 @@ export class JobSession {
   private createdProfile: SessionProfile | undefined;
   private readonly workflows = new Map<SlateName, unknown>();
   private errorDelta = 0;
+  /** Set by a quarantine: the session was flushed, so this job commits nothing. */
+  private discardChanges = false;
   /** A session counts each job once in its meta, however often the job commits. */
   private jobCounted = false;
   /** When this job read its session: a login after this moment is newer than what it saw. */
@@ -101,6 +105,8 @@ export class JobSession {
     dirty: boolean,
     /** Slates that failed to open: they are rewritten (or deleted) by this job's commit. */
     private readonly discarded: ReadonlySet<SlateName> = new Set(),
+    /** True while the session is quarantined after a compliance block: do not use it. */
+    readonly quarantined = false,
   ) {
     this.rewriteCookies = dirty;
   }
@@ -135,6 +141,24 @@ export class JobSession {
     if (existing !== undefined) return existing;
     this.createdProfile = fallback();
     return this.createdProfile;
+  }
+
+  /**
+   * Quarantines the session after a compliance block: its slates are flushed and its next jobs
+   * go to the DLQ until the flag expires. Nothing this job changed is committed.
+   */
+  async quarantine(): Promise<void> {
+    const { store, config, counters } = this.context;
+    counters.quarantined++;
+    this.discardChanges = true;
+    if (store !== undefined && !this.ephemeral) await store.quarantine(this.keys, config.quarantineSeconds * 1000);
+  }
+
+  /** Counts a 429 against this session; true once it passed the configured threshold. */
+  async rateLimitedTooOften(): Promise<boolean> {
+    const { store, config } = this.context;
+    if (store === undefined || this.ephemeral) return false;
+    return (await store.countRateLimited(this.keys, config.rateLimitWindowSeconds * 1000)) >= config.max429;
   }
 
   /** A workflow's state (pagination cursor, form progress), read from its own slate. */
@@ -261,7 +285,7 @@ export class JobSession {
     const { store, config, logger, counters } = this.context;
     counters.cookiesRejected += this.jar.rejected;
     this.jar.rejected = 0;
-    if (store === undefined || this.ephemeral) return;
+    if (store === undefined || this.ephemeral || this.discardChanges) return;
     const changes = this.changes();
     const names = changes.map((c) => c.name);
     try {
@@ -341,9 +365,10 @@ export class SessionManager {
     const { store, logger, counters } = this.context;
     const hashed = hashSessionId(keys.tenant, keys.sessionId);
     let reads: Map<SlateName, SlateRead>;
+    let quarantined: boolean;
     try {
       if (store === undefined) throw new Error('no session store configured');
-      reads = await store.read(keys, HYDRATED);
+      ({ slates: reads, quarantined } = await store.hydrate(keys, HYDRATED));
     } catch (error) {
       counters.ephemeral++;
       logger.warn(
@@ -375,6 +400,6 @@ export class SessionManager {
     const discarded = new Set(
       [...reads.values()].filter((read) => read.discarded !== undefined).map((read) => read.name),
     );
-    return new JobSession(keys, false, jar, live, reads, this.context, dirty || dropped > 0, discarded);
+    return new JobSession(keys, false, jar, live, reads, this.context, dirty || dropped > 0, discarded, quarantined);
   }
 }

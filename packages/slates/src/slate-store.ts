@@ -69,8 +69,17 @@ export class SlateStore {
 
   /** Reads slates in one round trip. A value that fails to open or parse is reported, not used. */
   async read(session: SessionKeys, names: readonly SlateName[]): Promise<Map<SlateName, SlateRead>> {
+    return (await this.hydrate(session, names)).slates;
+  }
+
+  /** Reads slates and whether the session is quarantined, still in one round trip. */
+  async hydrate(
+    session: SessionKeys,
+    names: readonly SlateName[],
+  ): Promise<{ slates: Map<SlateName, SlateRead>; quarantined: boolean }> {
     const pipeline = this.redis.pipeline();
     for (const name of names) pipeline.hmget(session.slate(name), 'v', 'd');
+    pipeline.exists(session.quarantine);
     const answers = (await pipeline.exec()) ?? [];
     const slates = new Map<SlateName, SlateRead>();
     names.forEach((name, i) => {
@@ -79,7 +88,29 @@ export class SlateStore {
       const [version, envelope] = (fields ?? []) as Array<string | null>;
       slates.set(name, this.decode(session.slate(name), name, Number(version ?? 0), envelope ?? null));
     });
-    return slates;
+    return { slates, quarantined: answers[names.length]?.[1] === 1 };
+  }
+
+  /**
+   * Quarantines a session: deletes every slate (its cookies and login are burnt) and sets the
+   * quarantine flag for `ms`, in one MULTI.
+   */
+  async quarantine(session: SessionKeys, ms: number): Promise<void> {
+    const slates = (await scanKeys(this.redis, `${session.base}:*`)).filter((key) => key !== session.quarantine);
+    const multi = this.redis.multi();
+    if (slates.length > 0) multi.del(...slates);
+    multi.set(session.quarantine, new Date().toISOString(), 'PX', ms);
+    await multi.exec();
+  }
+
+  /** Counts a 429 for the session within a sliding window; returns the count so far. */
+  async countRateLimited(session: SessionKeys, windowMs: number): Promise<number> {
+    const answers = await this.redis
+      .multi()
+      .incr(session.rateLimited)
+      .pexpire(session.rateLimited, windowMs, 'NX')
+      .exec();
+    return Number(answers?.[0]?.[1] ?? 0);
   }
 
   private decode(key: string, name: SlateName, version: number, envelope: string | null): SlateRead {
@@ -144,7 +175,9 @@ export class SlateStore {
     onProgress?: (done: number) => void,
   ): Promise<{ resealed: number; current: number; unreadable: number; moved: number }> {
     const tally = { resealed: 0, current: 0, unreadable: 0, moved: 0 };
-    const keys = (await scanKeys(this.redis, this.keys.sessionPattern)).filter((key) => !key.includes(':lease:'));
+    const keys = (await scanKeys(this.redis, this.keys.sessionPattern)).filter(
+      (key) => !key.includes(':lease:') && !key.includes(':flag:'),
+    );
     for (const [index, key] of keys.entries()) {
       const [[, fields], [, ttl]] = (await this.redis.pipeline().hmget(key, 'v', 'd').pttl(key).exec()) as [
         [null, Array<string | null>],
@@ -200,7 +233,7 @@ export async function listSessions(redis: Redis, keys: KeyLayout, tenant?: strin
   const bySession = new Map<string, SessionListing>();
   for (const key of await scanKeys(redis, keys.sessionPattern)) {
     const parsed = parseSessionKey(keys.prefix, key);
-    if (parsed === undefined || parsed.slate.startsWith('lease:')) continue;
+    if (parsed === undefined || parsed.slate.startsWith('lease:') || parsed.slate.startsWith('flag:')) continue;
     if (tenant !== undefined && parsed.tenant !== tenant) continue;
     const id = `${parsed.tenant}/${parsed.sessionId}`;
     const entry = bySession.get(id) ?? { tenant: parsed.tenant, sessionId: parsed.sessionId, slates: [] };
