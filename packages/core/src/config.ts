@@ -49,6 +49,10 @@ export const tenantConfigSchema = z.strictObject({
   userAgent: z.string().min(1).max(512).optional(),
   /** Extra request headers for every job of this tenant (a job's own headers win). */
   headers: z.record(z.string(), z.string()).default({}),
+  /** Whether robots.txt rules (Disallow, Crawl-delay) apply to this tenant's jobs. */
+  robots: z.enum(['respect', 'ignore']).default('respect'),
+  /** The least time between two requests to one host, across the whole fleet, in ms. */
+  hostDelayMs: z.number().int().min(0).max(3_600_000).default(0),
   /** The re-auth hook: how a session of this tenant logs in. */
   auth: z
     .strictObject({

@@ -17,6 +17,10 @@ export interface KeyLayout {
   readonly results: string;
   /** The audit stream: retries, DLQ moves, quarantines, breaker transitions. */
   readonly audit: string;
+  /** A host's next-allowed request time, shared by the fleet. */
+  host(host: string): string;
+  /** An origin's cached robots.txt. */
+  robots(origin: string): string;
   /** The ledger entry that marks an idempotency key as finished. */
   ledger(idempotencyKey: string): string;
   /** BullMQ's hash for a job of the crawl queue (`<bullPrefix>:crawl:<id>`). */
@@ -84,6 +88,8 @@ export function keyLayout(prefix: string): KeyLayout {
     bullPrefix: tag,
     results: `${tag}:results`,
     audit: `${tag}:audit`,
+    host: (host) => `${tag}:host:${host}`,
+    robots: (origin) => `${tag}:robots:${origin}`,
     ledger: (idempotencyKey) => `${tag}:ledger:${idempotencyKey}`,
     crawlJob: (jobId) => `${tag}:${CRAWL_QUEUE}:${jobId}`,
     session: (tenant, sessionId) => {

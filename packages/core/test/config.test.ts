@@ -173,6 +173,8 @@ describe('loadConfig', () => {
     expect(loadConfig({ path, cwd: dir, env: {} }).tenants.acme).toEqual({
       allowHosts: [],
       headers: {},
+      robots: 'respect',
+      hostDelayMs: 0,
       userAgent: 'acme-bot/1',
     });
   });
@@ -193,12 +195,19 @@ describe('tenantConfig', () => {
     expect(tenantConfig(config, 'acme')).toEqual({
       allowHosts: ['intranet.acme.example', '10.0.0.0/8'],
       headers: { 'x-team': 'crawl' },
+      robots: 'respect',
+      hostDelayMs: 0,
     });
   });
 
   it('returns the defaults for "default" even when it is not configured', () => {
-    expect(tenantConfig(config, 'default')).toEqual({ allowHosts: [], headers: {} });
-    expect(tenantConfig(parseConfig({}), 'default')).toEqual({ allowHosts: [], headers: {} });
+    expect(tenantConfig(config, 'default')).toEqual({ allowHosts: [], headers: {}, robots: 'respect', hostDelayMs: 0 });
+    expect(tenantConfig(parseConfig({}), 'default')).toEqual({
+      allowHosts: [],
+      headers: {},
+      robots: 'respect',
+      hostDelayMs: 0,
+    });
   });
 
   it('returns a configured "default" tenant over the built-in one', () => {

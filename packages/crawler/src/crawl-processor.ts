@@ -21,6 +21,7 @@ import {
 } from '@crawlfleet/failures';
 import type { FetchedPage, Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
+import { type HostPacer, type RobotsCache, RobotsUnavailableError } from '@crawlfleet/politeness';
 import { encodeBody, pickStoredHeaders, type ResultsStore, type StoredResult } from '@crawlfleet/results';
 import {
   buildLoginRequest,
@@ -29,7 +30,7 @@ import {
   reauthenticate,
   type SessionManager,
 } from '@crawlfleet/sessions';
-import { type Job, type Queue, UnrecoverableError } from 'bullmq';
+import { DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
 
 /** What a finished job returns (BullMQ keeps it as the job's return value). */
 export interface JobOutcome {
@@ -72,6 +73,8 @@ export interface CrawlProcessorDeps {
   queue: Queue;
   sessions: SessionManager;
   audit: AuditLog;
+  robots: RobotsCache;
+  pacer: HostPacer;
   logger: Logger;
 }
 
@@ -83,11 +86,13 @@ export interface CrawlProcessorDeps {
 export class CrawlProcessor {
   constructor(private readonly deps: CrawlProcessorDeps) {}
 
-  async process(job: Job): Promise<JobOutcome> {
+  /** `token` is the worker's lock token: with it, a job that is too early moves to delayed. */
+  async process(job: Job, token?: string): Promise<JobOutcome> {
     try {
-      return await this.run(job);
+      return await this.run(job, token);
     } catch (error) {
-      if (error instanceof RetryLaterError || error instanceof DeadLetteredError) throw error;
+      if (error instanceof RetryLaterError || error instanceof DeadLetteredError || error instanceof DelayedError)
+        throw error;
       // Redis trouble or a bug: retried like a network failure and dead-lettered on the last
       // attempt, so no job ends failed without a DLQ entry while Redis can still take one.
       const parsed = parseFetchJob(job.data);
@@ -101,7 +106,7 @@ export class CrawlProcessor {
     }
   }
 
-  private async run(job: Job): Promise<JobOutcome> {
+  private async run(job: Job, token: string | undefined): Promise<JobOutcome> {
     const attempt = job.attemptsMade + 1;
     const parsed = parseFetchJob(job.data);
     if (!parsed.ok) {
@@ -136,9 +141,17 @@ export class CrawlProcessor {
       const blocked = { failureClass: 'compliance_blocked' as const, reason: 'session_quarantined' };
       return this.deadLetter(job, data, blocked, 'the session is quarantined after a compliance block', attempt);
     }
+    let target: URL;
+    try {
+      target = parseTargetUrl(data.url);
+    } catch (error) {
+      const reason = error instanceof InputError ? error.code : 'invalid_url';
+      return this.deadLetter(job, data, { failureClass: 'non_recoverable', reason }, (error as Error).message, attempt);
+    }
+    await this.politely(job, token, data, tenant, target, attempt);
+
     let page: FetchedPage;
     try {
-      parseTargetUrl(data.url);
       page = await this.fetch(data, tenant, session);
     } catch (error) {
       const classification =
@@ -161,6 +174,13 @@ export class CrawlProcessor {
     let failure = classifyResponse({ status: page.status, headers: page.headers, bodySnippet: snippet });
     if (failure?.status === 429 && failure.failureClass === 'recoverable' && (await session?.rateLimitedTooOften())) {
       failure = { failureClass: 'compliance_blocked', reason: 'rate_limited_repeatedly', status: 429 };
+    }
+    if (failure?.status === 429) {
+      // The whole fleet backs off this host, not only this job.
+      await this.deps.pacer.slowDown(
+        target.host,
+        Date.now() + (failure.retryAfterMs ?? this.deps.config.jobs.backoffBaseMs),
+      );
     }
     if (failure !== undefined) session?.recordError();
     if (failure?.failureClass === 'compliance_blocked') await this.raiseComplianceAlert(job, data, failure, session);
@@ -208,6 +228,66 @@ export class CrawlProcessor {
       },
     );
     return this.deps.fetcher.fetch({ ...data, cookieJar: session.jar }, tenantRef);
+  }
+
+  /**
+   * robots.txt and the host's pace, for the whole fleet. A disallowed URL goes to the DLQ without
+   * being fetched; an unreadable robots.txt retries the job later; a job that comes before the
+   * host's next-allowed time moves to delayed without spending an attempt.
+   */
+  private async politely(
+    job: Job,
+    token: string | undefined,
+    data: FetchJob,
+    tenant: TenantConfig,
+    target: URL,
+    attempt: number,
+  ): Promise<void> {
+    const tenantRef = { name: data.tenant, config: tenant };
+    let crawlDelayMs = 0;
+    if (tenant.robots === 'respect') {
+      const userAgent = tenant.userAgent ?? this.deps.config.fetch.userAgent;
+      try {
+        const verdict = await this.deps.robots.check(data.url, userAgent, async (robotsUrl) => {
+          try {
+            const page = await this.deps.fetcher.fetch({ url: robotsUrl, method: 'GET' }, tenantRef);
+            return { status: page.status, body: page.body.toString('utf8') };
+          } catch (error) {
+            const permanent = classifyError(error).failureClass === 'non_recoverable';
+            return permanent ? { unusable: error as Error } : { error: error as Error };
+          }
+        });
+        if (!verdict.allowed) {
+          await this.deadLetter(
+            job,
+            data,
+            { failureClass: 'non_recoverable', reason: 'robots_disallowed' },
+            `robots.txt of ${target.origin} disallows ${target.pathname}`,
+            attempt,
+          );
+        }
+        crawlDelayMs = verdict.crawlDelayMs ?? 0;
+      } catch (error) {
+        if (!(error instanceof RobotsUnavailableError)) throw error;
+        await this.fail(
+          job,
+          data,
+          { failureClass: 'recoverable', reason: 'robots_unavailable' },
+          error.message,
+          attempt,
+        );
+      }
+    }
+    const waitMs = await this.deps.pacer.reserve(target.host, Math.max(tenant.hostDelayMs, crawlDelayMs));
+    if (waitMs <= 0) return;
+    if (token === undefined) {
+      throw new RetryLaterError(`host ${target.host} is paced; next slot in ${waitMs} ms`, waitMs, {
+        failureClass: 'recoverable',
+        reason: 'host_paced',
+      });
+    }
+    await job.moveToDelayed(Date.now() + waitMs, token);
+    throw new DelayedError();
   }
 
   /**

@@ -4,6 +4,7 @@ import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { fullJitterDelay } from '@crawlfleet/failures';
 import { Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
+import { HostPacer, RobotsCache } from '@crawlfleet/politeness';
 import { ResultsStore } from '@crawlfleet/results';
 import { type SessionCounters, SessionManager } from '@crawlfleet/sessions';
 import type { SlateStore } from '@crawlfleet/slates';
@@ -67,6 +68,8 @@ export class CrawlWorker {
     this.sessions = new SessionManager(options.sessionStore, config.sessions, logger);
     this.processor = new CrawlProcessor({
       sessions: this.sessions,
+      robots: new RobotsCache(connection, keys, { leaseMs: config.fetch.timeoutMs + 5_000 }),
+      pacer: new HostPacer(connection, keys),
       audit: new AuditLog(connection, keys, config.retention.auditMaxLen, (error) =>
         logger.warn({ err: error.message }, 'could not append to the audit stream'),
       ),
@@ -79,7 +82,7 @@ export class CrawlWorker {
       logger,
     });
     const { backoffBaseMs, backoffMaxMs } = config.jobs;
-    this.worker = new Worker(CRAWL_QUEUE, (job) => this.processor.process(job), {
+    this.worker = new Worker(CRAWL_QUEUE, (job, token) => this.processor.process(job, token), {
       connection,
       prefix: keys.bullPrefix,
       concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,

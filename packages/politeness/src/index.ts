@@ -1,0 +1,8 @@
+export { HostPacer } from './host-pacer.js';
+export {
+  RobotsCache,
+  type RobotsCacheOptions,
+  type RobotsFetch,
+  RobotsUnavailableError,
+  type RobotsVerdict,
+} from './robots-cache.js';

@@ -1,0 +1,119 @@
+import type { KeyLayout } from '@crawlfleet/core';
+import { DeadLetterQueue } from '@crawlfleet/dlq';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
+import { startTestWorker, submit, type TestWorker } from '../src/fleet.js';
+import { cleanupPrefix, keyLayout, openTestRedis, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
+
+describe('fleet-wide politeness', () => {
+  let site: FixtureSite;
+  let slowSite: FixtureSite;
+  let redis: Redis;
+  let prefix: string;
+  let keys: KeyLayout;
+  let dlq: DeadLetterQueue;
+  let running: TestWorker[] = [];
+  const config = testConfig({
+    tenants: {
+      default: { allowHosts: ['127.0.0.1'] },
+      careless: { allowHosts: ['127.0.0.1'], robots: 'ignore' },
+      gentle: { allowHosts: ['127.0.0.1'], hostDelayMs: 300 },
+    },
+    jobs: { retries: 2, backoffBaseMs: 10, backoffMaxMs: 20 },
+  });
+
+  beforeAll(async () => {
+    [site, slowSite] = await Promise.all([startFixtureSite(), startFixtureSite({ crawlDelaySeconds: 1 })]);
+    redis = openTestRedis();
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await Promise.all([site.close(), slowSite.close()]);
+  });
+  beforeEach(() => {
+    prefix = uniquePrefix('polite');
+    keys = keyLayout(prefix);
+    dlq = new DeadLetterQueue(redis, keys);
+    site.resetHits();
+    slowSite.resetHits();
+  });
+  afterEach(async () => {
+    await Promise.all(running.map((w) => w.stop()));
+    running = [];
+    await dlq.close();
+    await cleanupPrefix(redis, prefix);
+  });
+
+  async function fleet(size: number, concurrency = 8): Promise<void> {
+    for (let i = 0; i < size; i++) running.push(await startTestWorker(keys, config, { concurrency }));
+  }
+
+  async function storedResults(): Promise<Array<{ url: string; attempts: number; status: number }>> {
+    return (await redis.xrange(keys.results, '-', '+')).map(([, fields]) => JSON.parse(String(fields[1])));
+  }
+
+  const gaps = (times: number[]) => times.slice(1).map((t, i) => t - (times[i] as number));
+
+  it('never fetches a URL robots.txt disallows, and fetches robots.txt once for the fleet', async () => {
+    await fleet(2);
+    const pages = Array.from({ length: 20 }, (_, i) => ({ url: site.url(`/ok/r${i}`) }));
+    await submit(redis, keys, config, [...pages, { url: site.url('/private/secret') }]);
+    await waitFor(async () => (await redis.xlen(keys.results)) === 20, { what: '20 pages' });
+    const letter = await waitFor(async () => (await dlq.list())[0]);
+    expect(letter).toMatchObject({ class: 'non_recoverable', reason: 'robots_disallowed', attempts: 1 });
+    expect(site.hits('/private/secret')).toBe(0);
+    expect(site.hits('/robots.txt')).toBe(1);
+    expect(await redis.get(keys.robots(new URL(site.origin).origin))).toContain('Disallow: /private/');
+  });
+
+  it('fetches what robots.txt disallows for a tenant that ignores it, without asking for robots.txt', async () => {
+    await fleet(1);
+    await submit(redis, keys, config, [{ url: site.url('/private/open') }], 'careless');
+    await waitFor(async () => (await redis.xlen(keys.results)) === 1);
+    expect(site.hits('/private/open')).toBe(1);
+    expect(site.hits('/robots.txt')).toBe(0);
+  });
+
+  it("keeps a host's Crawl-delay across two workers, moving early jobs to delayed without spending attempts", async () => {
+    await fleet(2);
+    const paths = ['/ok/d1', '/ok/d2', '/ok/d3'];
+    await submit(
+      redis,
+      keys,
+      config,
+      paths.map((path) => ({ url: slowSite.url(path) })),
+    );
+    await waitFor(async () => (await redis.xlen(keys.results)) === 3, { timeoutMs: 15_000, what: '3 paced pages' });
+    const times = paths.flatMap((path) => slowSite.hitTimes(path)).sort((a, b) => a - b);
+    expect(times).toHaveLength(3);
+    for (const gap of gaps(times)) expect(gap).toBeGreaterThanOrEqual(950);
+    expect((await storedResults()).map((r) => r.attempts)).toEqual([1, 1, 1]);
+  });
+
+  it("keeps a tenant's per-host delay", async () => {
+    await fleet(2);
+    const paths = Array.from({ length: 4 }, (_, i) => `/ok/g${i}`);
+    await submit(
+      redis,
+      keys,
+      config,
+      paths.map((path) => ({ url: site.url(path) })),
+      'gentle',
+    );
+    await waitFor(async () => (await redis.xlen(keys.results)) === 4, { timeoutMs: 15_000 });
+    const times = paths.flatMap((path) => site.hitTimes(path)).sort((a, b) => a - b);
+    for (const gap of gaps(times)) expect(gap).toBeGreaterThanOrEqual(280);
+  });
+
+  it('slows every job for a host after a 429 with Retry-After, not only the one that got it', async () => {
+    await fleet(1, 4);
+    await submit(redis, keys, config, [{ url: site.url('/ratelimit/host?times=1&retryAfter=2') }]);
+    await waitFor(() => site.hits('/ratelimit/host?times=1&retryAfter=2') === 1, { what: 'the 429' });
+    const limitedAt = site.hitTimes('/ratelimit/host?times=1&retryAfter=2')[0] as number;
+    await submit(redis, keys, config, [{ url: site.url('/ok/next-on-host') }]);
+    await waitFor(async () => (await redis.xlen(keys.results)) === 2, { timeoutMs: 10_000 });
+    expect((site.hitTimes('/ok/next-on-host')[0] as number) - limitedAt).toBeGreaterThanOrEqual(1_900);
+    expect((await storedResults()).find((r) => r.url.endsWith('/ok/next-on-host'))?.attempts).toBe(1);
+  });
+});
