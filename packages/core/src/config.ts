@@ -140,6 +140,15 @@ export const sessionsConfigSchema = z.strictObject({
   reauthLeaseMs: z.number().int().min(100).max(120_000).default(15_000),
 });
 
+export const breakersConfigSchema = z.strictObject({
+  /** Failures of one session, with no success between them, that open its breaker. */
+  failureThreshold: z.number().int().min(1).default(5),
+  /** How long an open breaker holds the session's jobs back before one probe may try. */
+  resetTimeoutMs: z.number().int().min(100).default(30_000),
+  /** Breakers each worker keeps (least recently used go first). */
+  maxSessionsPerWorker: z.number().int().min(1).default(1_000),
+});
+
 export const crawlfleetConfigSchema = z.strictObject({
   $schema: z.string().optional(),
   tenants: z
@@ -149,6 +158,7 @@ export const crawlfleetConfigSchema = z.strictObject({
   jobs: jobsConfigSchema.prefault({}),
   retention: retentionConfigSchema.prefault({}),
   sessions: sessionsConfigSchema.prefault({}),
+  breakers: breakersConfigSchema.prefault({}),
 });
 
 export type TenantConfig = z.infer<typeof tenantConfigSchema>;

@@ -59,6 +59,10 @@ export interface SessionKeys {
   readonly quarantine: string;
   /** Counts this session's recent 429 answers. */
   readonly rateLimited: string;
+  /** While set, the session's breaker is open until the time it holds (ms since the epoch). */
+  readonly breaker: string;
+  /** The one half-open probe of an open breaker, across the fleet. */
+  readonly breakerProbe: string;
 }
 
 /** Reads tenant and session back from a session key (for listing); undefined when not one. */
@@ -102,6 +106,8 @@ export function keyLayout(prefix: string): KeyLayout {
         authLease: `${base}:lease:auth`,
         quarantine: `${base}:flag:quarantine`,
         rateLimited: `${base}:flag:429`,
+        breaker: `${base}:flag:breaker`,
+        breakerProbe: `${base}:flag:probe`,
       };
     },
     sessionPattern: `${prefix}:session:{*}:*`,

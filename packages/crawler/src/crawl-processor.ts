@@ -1,4 +1,5 @@
 import type { AuditLog } from '@crawlfleet/audit';
+import { SessionBreakers } from '@crawlfleet/breakers';
 import {
   type CrawlfleetConfig,
   type FetchJob,
@@ -84,7 +85,73 @@ export interface CrawlProcessorDeps {
  * DLQ before the job is failed (so a crash in between cannot lose the DLQ entry).
  */
 export class CrawlProcessor {
-  constructor(private readonly deps: CrawlProcessorDeps) {}
+  /** This worker's breakers, one per session; their trips are shared with the fleet. */
+  readonly breakers: SessionBreakers;
+
+  constructor(private readonly deps: CrawlProcessorDeps) {
+    const { failureThreshold, resetTimeoutMs, maxSessionsPerWorker } = deps.config.breakers;
+    this.breakers = new SessionBreakers(
+      { failureThreshold, resetTimeoutMs, maxSessions: maxSessionsPerWorker },
+      (sessionKey) => {
+        const slash = sessionKey.indexOf('/');
+        void this.openBreaker(sessionKey.slice(0, slash), sessionKey.slice(slash + 1), 'failure_threshold');
+      },
+    );
+  }
+
+  /** Opens a session's breaker for the whole fleet, and says so. */
+  private async openBreaker(tenant: string, sessionId: string, reason: string): Promise<void> {
+    const until = Date.now() + this.deps.config.breakers.resetTimeoutMs;
+    try {
+      await this.deps.sessions.store?.openBreaker(this.deps.keys.session(tenant, sessionId), until);
+    } catch (error) {
+      this.deps.logger.warn({ err: (error as Error).message }, 'could not publish an open breaker');
+    }
+    const session = hashSessionId(tenant, sessionId);
+    this.deps.logger.warn(
+      { tenant, session_id: session, reason, open_until: new Date(until).toISOString() },
+      'session breaker open',
+    );
+    await this.deps.audit.append({
+      kind: 'breaker_open',
+      tenant,
+      session,
+      reason,
+      detail: { until: new Date(until).toISOString() },
+    });
+  }
+
+  /**
+   * After an attempt of a session's job: a probe decides for the fleet (close, or open again);
+   * any other attempt feeds this worker's breaker. Answers that only concern the page (404) or a
+   * compliance block (handled by quarantine) say nothing of the session's health.
+   */
+  private async recordHealth(
+    job: Job,
+    data: FetchJob,
+    session: JobSession | undefined,
+    probing: boolean,
+    failure: Classification | undefined,
+  ): Promise<void> {
+    if (session === undefined || session.ephemeral) return;
+    const healthy = failure === undefined || failure.failureClass !== 'recoverable';
+    const sessionKey = `${data.tenant}/${session.keys.sessionId}`;
+    if (!probing) {
+      this.breakers.record(sessionKey, healthy);
+      return;
+    }
+    if (healthy) {
+      await session.store?.closeBreaker(session.keys);
+      this.breakers.reset(sessionKey);
+      this.deps.logger.info(
+        { job_id: job.id, tenant: data.tenant, session_id: session.hashedId },
+        'session breaker closed',
+      );
+      await this.deps.audit.append({ kind: 'breaker_closed', ...auditSubject(job, data), reason: 'probe_succeeded' });
+    } else {
+      await this.openBreaker(data.tenant, session.keys.sessionId, `probe_failed:${failure?.reason}`);
+    }
+  }
 
   /** `token` is the worker's lock token: with it, a job that is too early moves to delayed. */
   async process(job: Job, token?: string): Promise<JobOutcome> {
@@ -148,6 +215,7 @@ export class CrawlProcessor {
       const reason = error instanceof InputError ? error.code : 'invalid_url';
       return this.deadLetter(job, data, { failureClass: 'non_recoverable', reason }, (error as Error).message, attempt);
     }
+    const probing = await this.passBreaker(job, token, data, session);
     await this.politely(job, token, data, tenant, target, attempt);
 
     let page: FetchedPage;
@@ -166,6 +234,7 @@ export class CrawlProcessor {
             ? { failureClass: 'non_recoverable' as const, reason: error.code }
             : classifyError(error);
       session?.recordError();
+      await this.recordHealth(job, data, session, probing, classification);
       await this.commitSession(session, job, data, attempt);
       return this.fail(job, data, classification, (error as Error).message, attempt);
     }
@@ -184,6 +253,7 @@ export class CrawlProcessor {
     }
     if (failure !== undefined) session?.recordError();
     if (failure?.failureClass === 'compliance_blocked') await this.raiseComplianceAlert(job, data, failure, session);
+    await this.recordHealth(job, data, session, probing, failure);
     await this.commitSession(session, job, data, attempt);
     if (failure !== undefined) {
       const summary: ResponseSummary = {
@@ -279,14 +349,39 @@ export class CrawlProcessor {
       }
     }
     const waitMs = await this.deps.pacer.reserve(target.host, Math.max(tenant.hostDelayMs, crawlDelayMs));
-    if (waitMs <= 0) return;
+    if (waitMs > 0) await this.holdBack(job, token, waitMs, 'host_paced');
+  }
+
+  /**
+   * A session whose breaker is open waits, on every worker, without spending attempts; once the
+   * open period is over, one job across the fleet becomes the probe (returns true).
+   */
+  private async passBreaker(
+    job: Job,
+    token: string | undefined,
+    data: FetchJob,
+    session: JobSession | undefined,
+  ): Promise<boolean> {
+    const openUntil = session?.breakerOpenUntil;
+    if (session === undefined || openUntil === undefined) return false;
+    const now = Date.now();
+    if (now < openUntil) await this.holdBack(job, token, openUntil - now + Math.random() * 250, 'breaker_open');
+    if (await session.store?.tryBreakerProbe(session.keys, this.deps.config.fetch.timeoutMs + 5_000)) {
+      await this.deps.audit.append({ kind: 'breaker_half_open', ...auditSubject(job, data), reason: 'probe' });
+      return true;
+    }
+    return this.holdBack(job, token, 250 + Math.random() * 250, 'breaker_half_open');
+  }
+
+  /** Moves the job to delayed for `waitMs` without spending an attempt (it never sleeps in a slot). */
+  private async holdBack(job: Job, token: string | undefined, waitMs: number, reason: string): Promise<never> {
     if (token === undefined) {
-      throw new RetryLaterError(`host ${target.host} is paced; next slot in ${waitMs} ms`, waitMs, {
+      throw new RetryLaterError(`held back (${reason}) for ${Math.round(waitMs)} ms`, waitMs, {
         failureClass: 'recoverable',
-        reason: 'host_paced',
+        reason,
       });
     }
-    await job.moveToDelayed(Date.now() + waitMs, token);
+    await job.moveToDelayed(Date.now() + Math.round(waitMs), token);
     throw new DelayedError();
   }
 

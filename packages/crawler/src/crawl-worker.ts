@@ -137,6 +137,7 @@ export class CrawlWorker {
    */
   async drain(graceMs: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
+    this.processor.breakers.shutdown();
     const closed = this.worker.close().then(() => true);
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), graceMs);

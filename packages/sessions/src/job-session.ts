@@ -107,6 +107,8 @@ export class JobSession {
     private readonly discarded: ReadonlySet<SlateName> = new Set(),
     /** True while the session is quarantined after a compliance block: do not use it. */
     readonly quarantined = false,
+    /** When the session's breaker is open for the fleet: until this time (ms since the epoch). */
+    readonly breakerOpenUntil: number | undefined = undefined,
   ) {
     this.rewriteCookies = dirty;
   }
@@ -357,6 +359,10 @@ export class SessionManager {
     this.context = { store, config, logger, counters };
   }
 
+  get store(): SlateStore | undefined {
+    return this.context.store;
+  }
+
   /**
    * Hydrates cookies, auth and meta in one round trip. A slate that fails to open or parse is
    * discarded with a warning and starts fresh; an unreachable store gives an ephemeral session.
@@ -366,9 +372,10 @@ export class SessionManager {
     const hashed = hashSessionId(keys.tenant, keys.sessionId);
     let reads: Map<SlateName, SlateRead>;
     let quarantined: boolean;
+    let breakerOpenUntil: number | undefined;
     try {
       if (store === undefined) throw new Error('no session store configured');
-      ({ slates: reads, quarantined } = await store.hydrate(keys, HYDRATED));
+      ({ slates: reads, quarantined, breakerOpenUntil } = await store.hydrate(keys, HYDRATED));
     } catch (error) {
       counters.ephemeral++;
       logger.warn(
@@ -400,6 +407,17 @@ export class SessionManager {
     const discarded = new Set(
       [...reads.values()].filter((read) => read.discarded !== undefined).map((read) => read.name),
     );
-    return new JobSession(keys, false, jar, live, reads, this.context, dirty || dropped > 0, discarded, quarantined);
+    return new JobSession(
+      keys,
+      false,
+      jar,
+      live,
+      reads,
+      this.context,
+      dirty || dropped > 0,
+      discarded,
+      quarantined,
+      breakerOpenUntil,
+    );
   }
 }

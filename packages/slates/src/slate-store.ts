@@ -76,10 +76,11 @@ export class SlateStore {
   async hydrate(
     session: SessionKeys,
     names: readonly SlateName[],
-  ): Promise<{ slates: Map<SlateName, SlateRead>; quarantined: boolean }> {
+  ): Promise<{ slates: Map<SlateName, SlateRead>; quarantined: boolean; breakerOpenUntil: number | undefined }> {
     const pipeline = this.redis.pipeline();
     for (const name of names) pipeline.hmget(session.slate(name), 'v', 'd');
     pipeline.exists(session.quarantine);
+    pipeline.get(session.breaker);
     const answers = (await pipeline.exec()) ?? [];
     const slates = new Map<SlateName, SlateRead>();
     names.forEach((name, i) => {
@@ -88,7 +89,12 @@ export class SlateStore {
       const [version, envelope] = (fields ?? []) as Array<string | null>;
       slates.set(name, this.decode(session.slate(name), name, Number(version ?? 0), envelope ?? null));
     });
-    return { slates, quarantined: answers[names.length]?.[1] === 1 };
+    const breaker = answers[names.length + 1]?.[1];
+    return {
+      slates,
+      quarantined: answers[names.length]?.[1] === 1,
+      breakerOpenUntil: typeof breaker === 'string' ? Number(breaker) : undefined,
+    };
   }
 
   /**
@@ -101,6 +107,22 @@ export class SlateStore {
     if (slates.length > 0) multi.del(...slates);
     multi.set(session.quarantine, new Date().toISOString(), 'PX', ms);
     await multi.exec();
+  }
+
+  /** Opens the session's breaker for the fleet until `until`; the probe lease is cleared. */
+  async openBreaker(session: SessionKeys, until: number): Promise<void> {
+    const keepMs = Math.max(1, until - Date.now()) + 10 * 60_000;
+    await this.redis.multi().set(session.breaker, String(until), 'PX', keepMs).del(session.breakerProbe).exec();
+  }
+
+  /** Takes the one half-open probe of the session's breaker, for `ms`. */
+  async tryBreakerProbe(session: SessionKeys, ms: number): Promise<boolean> {
+    return (await this.redis.set(session.breakerProbe, '1', 'PX', ms, 'NX')) === 'OK';
+  }
+
+  /** Closes the session's breaker for the fleet. */
+  async closeBreaker(session: SessionKeys): Promise<void> {
+    await this.redis.del(session.breaker, session.breakerProbe);
   }
 
   /** Counts a 429 for the session within a sliding window; returns the count so far. */

@@ -1,0 +1,1 @@
+export { type SessionBreakerOptions, SessionBreakers } from './session-breakers.js';
