@@ -215,8 +215,10 @@ export class CrawlProcessor {
       const reason = error instanceof InputError ? error.code : 'invalid_url';
       return this.deadLetter(job, data, { failureClass: 'non_recoverable', reason }, (error as Error).message, attempt);
     }
-    const probing = await this.passBreaker(job, token, data, session);
+    const breakerWasOpen = await this.holdWhileBreakerOpen(job, token, session);
     await this.politely(job, token, data, tenant, target, attempt);
+    // The probe is taken only by a job that is about to fetch, so a paced job cannot sit on it.
+    const probing = breakerWasOpen && (await this.takeBreakerProbe(job, token, data, session));
 
     let page: FetchedPage;
     try {
@@ -230,9 +232,7 @@ export class CrawlProcessor {
               status: error.status,
               retryAfterMs: error.retryAfterMs,
             }
-          : error instanceof InputError
-            ? { failureClass: 'non_recoverable' as const, reason: error.code }
-            : classifyError(error);
+          : classifyError(error);
       session?.recordError();
       await this.recordHealth(job, data, session, probing, classification);
       await this.commitSession(session, job, data, attempt);
@@ -353,20 +353,32 @@ export class CrawlProcessor {
   }
 
   /**
-   * A session whose breaker is open waits, on every worker, without spending attempts; once the
-   * open period is over, one job across the fleet becomes the probe (returns true).
+   * A session whose breaker is open waits, on every worker, without spending attempts. Returns
+   * true when the breaker was open and its open period is over: the job may become the probe.
    */
-  private async passBreaker(
+  private async holdWhileBreakerOpen(
+    job: Job,
+    token: string | undefined,
+    session: JobSession | undefined,
+  ): Promise<boolean> {
+    const openUntil = session?.breakerOpenUntil;
+    if (openUntil === undefined) return false;
+    const now = Date.now();
+    if (now < openUntil) await this.holdBack(job, token, openUntil - now + Math.random() * 250, 'breaker_open');
+    return true;
+  }
+
+  /** One job across the fleet probes a half-open breaker; the others wait a little more. */
+  private async takeBreakerProbe(
     job: Job,
     token: string | undefined,
     data: FetchJob,
     session: JobSession | undefined,
   ): Promise<boolean> {
-    const openUntil = session?.breakerOpenUntil;
-    if (session === undefined || openUntil === undefined) return false;
-    const now = Date.now();
-    if (now < openUntil) await this.holdBack(job, token, openUntil - now + Math.random() * 250, 'breaker_open');
-    if (await session.store?.tryBreakerProbe(session.keys, this.deps.config.fetch.timeoutMs + 5_000)) {
+    if (
+      session !== undefined &&
+      (await session.store?.tryBreakerProbe(session.keys, this.deps.config.fetch.timeoutMs + 5_000))
+    ) {
       await this.deps.audit.append({ kind: 'breaker_half_open', ...auditSubject(job, data), reason: 'probe' });
       return true;
     }
