@@ -1,5 +1,4 @@
 import type { AuditLog } from '@crawlfleet/audit';
-import { SessionBreakers } from '@crawlfleet/breakers';
 import {
   type CrawlfleetConfig,
   type FetchJob,
@@ -22,45 +21,14 @@ import {
 } from '@crawlfleet/failures';
 import type { FetchedPage, Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
-import { type HostPacer, type RobotsCache, RobotsUnavailableError } from '@crawlfleet/politeness';
+import type { HostPacer, RobotsCache } from '@crawlfleet/politeness';
 import { encodeBody, pickStoredHeaders, type ResultsStore, type StoredResult } from '@crawlfleet/results';
-import {
-  buildLoginRequest,
-  hashSessionId,
-  type JobSession,
-  reauthenticate,
-  type SessionManager,
-} from '@crawlfleet/sessions';
-import { DelayedError, type Job, type Queue, UnrecoverableError } from 'bullmq';
-
-/** What a finished job returns (BullMQ keeps it as the job's return value). */
-export interface JobOutcome {
-  outcome: 'stored' | 'duplicate';
-  status?: number;
-  entryId?: string;
-}
-
-/** Thrown for a recoverable failure with attempts left; carries the delay it chose. */
-export class RetryLaterError extends Error {
-  override readonly name = 'RetryLaterError';
-
-  constructor(
-    message: string,
-    readonly backoffMs: number,
-    readonly classification: Classification,
-  ) {
-    super(message);
-  }
-}
-
-/** Thrown after a job was routed to the DLQ: BullMQ fails it without retrying. */
-export class DeadLetteredError extends UnrecoverableError {
-  override readonly name = 'DeadLetteredError';
-
-  constructor(readonly letter: DeadLetter) {
-    super(`${letter.class}/${letter.reason}: ${letter.message}`);
-  }
-}
+import { buildLoginRequest, type JobSession, reauthenticate, type SessionManager } from '@crawlfleet/sessions';
+import { DelayedError, type Job, type Queue } from 'bullmq';
+import { auditSubject } from './audit-subject.js';
+import { BreakerGate } from './breaker-gate.js';
+import { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
+import { PolitenessGate } from './politeness-gate.js';
 
 const SNIPPET_BYTES = 2048;
 
@@ -85,72 +53,17 @@ export interface CrawlProcessorDeps {
  * DLQ before the job is failed (so a crash in between cannot lose the DLQ entry).
  */
 export class CrawlProcessor {
-  /** This worker's breakers, one per session; their trips are shared with the fleet. */
-  readonly breakers: SessionBreakers;
+  private readonly breakerGate: BreakerGate;
+  private readonly politeness: PolitenessGate;
 
   constructor(private readonly deps: CrawlProcessorDeps) {
-    const { failureThreshold, resetTimeoutMs, maxSessionsPerWorker } = deps.config.breakers;
-    this.breakers = new SessionBreakers(
-      { failureThreshold, resetTimeoutMs, maxSessions: maxSessionsPerWorker },
-      (sessionKey) => {
-        const slash = sessionKey.indexOf('/');
-        void this.openBreaker(sessionKey.slice(0, slash), sessionKey.slice(slash + 1), 'failure_threshold');
-      },
-    );
+    this.breakerGate = new BreakerGate(deps);
+    this.politeness = new PolitenessGate(deps);
   }
 
-  /** Opens a session's breaker for the whole fleet, and says so. */
-  private async openBreaker(tenant: string, sessionId: string, reason: string): Promise<void> {
-    const until = Date.now() + this.deps.config.breakers.resetTimeoutMs;
-    try {
-      await this.deps.sessions.store?.openBreaker(this.deps.keys.session(tenant, sessionId), until);
-    } catch (error) {
-      this.deps.logger.warn({ err: (error as Error).message }, 'could not publish an open breaker');
-    }
-    const session = hashSessionId(tenant, sessionId);
-    this.deps.logger.warn(
-      { tenant, session_id: session, reason, open_until: new Date(until).toISOString() },
-      'session breaker open',
-    );
-    await this.deps.audit.append({
-      kind: 'breaker_open',
-      tenant,
-      session,
-      reason,
-      detail: { until: new Date(until).toISOString() },
-    });
-  }
-
-  /**
-   * After an attempt of a session's job: a probe decides for the fleet (close, or open again);
-   * any other attempt feeds this worker's breaker. Answers that only concern the page (404) or a
-   * compliance block (handled by quarantine) say nothing of the session's health.
-   */
-  private async recordHealth(
-    job: Job,
-    data: FetchJob,
-    session: JobSession | undefined,
-    probing: boolean,
-    failure: Classification | undefined,
-  ): Promise<void> {
-    if (session === undefined || session.ephemeral) return;
-    const healthy = failure === undefined || failure.failureClass !== 'recoverable';
-    const sessionKey = `${data.tenant}/${session.keys.sessionId}`;
-    if (!probing) {
-      this.breakers.record(sessionKey, healthy);
-      return;
-    }
-    if (healthy) {
-      await session.store?.closeBreaker(session.keys);
-      this.breakers.reset(sessionKey);
-      this.deps.logger.info(
-        { job_id: job.id, tenant: data.tenant, session_id: session.hashedId },
-        'session breaker closed',
-      );
-      await this.deps.audit.append({ kind: 'breaker_closed', ...auditSubject(job, data), reason: 'probe_succeeded' });
-    } else {
-      await this.openBreaker(data.tenant, session.keys.sessionId, `probe_failed:${failure?.reason}`);
-    }
+  /** Stops this worker's breaker timers (on drain). */
+  shutdown(): void {
+    this.breakerGate.shutdown();
   }
 
   /** `token` is the worker's lock token: with it, a job that is too early moves to delayed. */
@@ -215,10 +128,11 @@ export class CrawlProcessor {
       const reason = error instanceof InputError ? error.code : 'invalid_url';
       return this.deadLetter(job, data, { failureClass: 'non_recoverable', reason }, (error as Error).message, attempt);
     }
-    const breakerWasOpen = await this.holdWhileBreakerOpen(job, token, session);
-    await this.politely(job, token, data, tenant, target, attempt);
+    const breakerWasOpen = await this.breakerGate.holdWhileOpen(job, token, session);
+    const refusal = await this.politeness.admit(job, token, data, tenant, target);
+    if (refusal !== undefined) return this.fail(job, data, refusal.classification, refusal.message, attempt);
     // The probe is taken only by a job that is about to fetch, so a paced job cannot sit on it.
-    const probing = breakerWasOpen && (await this.takeBreakerProbe(job, token, data, session));
+    const probing = breakerWasOpen && (await this.breakerGate.takeProbe(job, token, data, session));
 
     let page: FetchedPage;
     try {
@@ -234,7 +148,7 @@ export class CrawlProcessor {
             }
           : classifyError(error);
       session?.recordError();
-      await this.recordHealth(job, data, session, probing, classification);
+      await this.breakerGate.recordHealth(job, data, session, probing, classification);
       await this.commitSession(session, job, data, attempt);
       return this.fail(job, data, classification, (error as Error).message, attempt);
     }
@@ -244,16 +158,10 @@ export class CrawlProcessor {
     if (failure?.status === 429 && failure.failureClass === 'recoverable' && (await session?.rateLimitedTooOften())) {
       failure = { failureClass: 'compliance_blocked', reason: 'rate_limited_repeatedly', status: 429 };
     }
-    if (failure?.status === 429) {
-      // The whole fleet backs off this host, not only this job.
-      await this.deps.pacer.slowDown(
-        target.host,
-        Date.now() + (failure.retryAfterMs ?? this.deps.config.jobs.backoffBaseMs),
-      );
-    }
+    if (failure?.status === 429) await this.politeness.slowHost(target.host, failure.retryAfterMs);
     if (failure !== undefined) session?.recordError();
     if (failure?.failureClass === 'compliance_blocked') await this.raiseComplianceAlert(job, data, failure, session);
-    await this.recordHealth(job, data, session, probing, failure);
+    await this.breakerGate.recordHealth(job, data, session, probing, failure);
     await this.commitSession(session, job, data, attempt);
     if (failure !== undefined) {
       const summary: ResponseSummary = {
@@ -298,103 +206,6 @@ export class CrawlProcessor {
       },
     );
     return this.deps.fetcher.fetch({ ...data, cookieJar: session.jar }, tenantRef);
-  }
-
-  /**
-   * robots.txt and the host's pace, for the whole fleet. A disallowed URL goes to the DLQ without
-   * being fetched; an unreadable robots.txt retries the job later; a job that comes before the
-   * host's next-allowed time moves to delayed without spending an attempt.
-   */
-  private async politely(
-    job: Job,
-    token: string | undefined,
-    data: FetchJob,
-    tenant: TenantConfig,
-    target: URL,
-    attempt: number,
-  ): Promise<void> {
-    const tenantRef = { name: data.tenant, config: tenant };
-    let crawlDelayMs = 0;
-    if (tenant.robots === 'respect') {
-      const userAgent = tenant.userAgent ?? this.deps.config.fetch.userAgent;
-      try {
-        const verdict = await this.deps.robots.check(data.url, userAgent, async (robotsUrl) => {
-          try {
-            const page = await this.deps.fetcher.fetch({ url: robotsUrl, method: 'GET' }, tenantRef);
-            return { status: page.status, body: page.body.toString('utf8') };
-          } catch (error) {
-            const permanent = classifyError(error).failureClass === 'non_recoverable';
-            return permanent ? { unusable: error as Error } : { error: error as Error };
-          }
-        });
-        if (!verdict.allowed) {
-          await this.deadLetter(
-            job,
-            data,
-            { failureClass: 'non_recoverable', reason: 'robots_disallowed' },
-            `robots.txt of ${target.origin} disallows ${target.pathname}`,
-            attempt,
-          );
-        }
-        crawlDelayMs = verdict.crawlDelayMs ?? 0;
-      } catch (error) {
-        if (!(error instanceof RobotsUnavailableError)) throw error;
-        await this.fail(
-          job,
-          data,
-          { failureClass: 'recoverable', reason: 'robots_unavailable' },
-          error.message,
-          attempt,
-        );
-      }
-    }
-    const waitMs = await this.deps.pacer.reserve(target.host, Math.max(tenant.hostDelayMs, crawlDelayMs));
-    if (waitMs > 0) await this.holdBack(job, token, waitMs, 'host_paced');
-  }
-
-  /**
-   * A session whose breaker is open waits, on every worker, without spending attempts. Returns
-   * true when the breaker was open and its open period is over: the job may become the probe.
-   */
-  private async holdWhileBreakerOpen(
-    job: Job,
-    token: string | undefined,
-    session: JobSession | undefined,
-  ): Promise<boolean> {
-    const openUntil = session?.breakerOpenUntil;
-    if (openUntil === undefined) return false;
-    const now = Date.now();
-    if (now < openUntil) await this.holdBack(job, token, openUntil - now + Math.random() * 250, 'breaker_open');
-    return true;
-  }
-
-  /** One job across the fleet probes a half-open breaker; the others wait a little more. */
-  private async takeBreakerProbe(
-    job: Job,
-    token: string | undefined,
-    data: FetchJob,
-    session: JobSession | undefined,
-  ): Promise<boolean> {
-    if (
-      session !== undefined &&
-      (await session.store?.tryBreakerProbe(session.keys, this.deps.config.fetch.timeoutMs + 5_000))
-    ) {
-      await this.deps.audit.append({ kind: 'breaker_half_open', ...auditSubject(job, data), reason: 'probe' });
-      return true;
-    }
-    return this.holdBack(job, token, 250 + Math.random() * 250, 'breaker_half_open');
-  }
-
-  /** Moves the job to delayed for `waitMs` without spending an attempt (it never sleeps in a slot). */
-  private async holdBack(job: Job, token: string | undefined, waitMs: number, reason: string): Promise<never> {
-    if (token === undefined) {
-      throw new RetryLaterError(`held back (${reason}) for ${Math.round(waitMs)} ms`, waitMs, {
-        failureClass: 'recoverable',
-        reason,
-      });
-    }
-    await job.moveToDelayed(Date.now() + Math.round(waitMs), token);
-    throw new DelayedError();
   }
 
   /**
@@ -574,16 +385,6 @@ export class CrawlProcessor {
       }
     });
   }
-}
-
-/** Who an audit event is about: the job, its tenant, and its session by hashed id only. */
-function auditSubject(job: Job, data: FetchJob | undefined) {
-  return {
-    jobId: String(job.id),
-    tenant: data?.tenant,
-    session: data?.sessionId === undefined ? undefined : hashSessionId(data.tenant, data.sessionId),
-    url: data?.url,
-  };
 }
 
 /** A 401, or a 403 that is not a WAF or CAPTCHA challenge: the session may need to log in. */

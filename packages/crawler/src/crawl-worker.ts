@@ -10,7 +10,8 @@ import { type SessionCounters, SessionManager } from '@crawlfleet/sessions';
 import type { SlateStore } from '@crawlfleet/slates';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { CrawlProcessor, DeadLetteredError, type JobOutcome, RetryLaterError } from './crawl-processor.js';
+import { CrawlProcessor } from './crawl-processor.js';
+import { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
 
 export interface CrawlWorkerOptions {
   /** A connection opened with role `worker` (it rides out Redis restarts). */
@@ -137,7 +138,7 @@ export class CrawlWorker {
    */
   async drain(graceMs: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    this.processor.breakers.shutdown();
+    this.processor.shutdown();
     const closed = this.worker.close().then(() => true);
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), graceMs);

@@ -1,0 +1,125 @@
+import type { AuditLog } from '@crawlfleet/audit';
+import { SessionBreakers } from '@crawlfleet/breakers';
+import type { CrawlfleetConfig, FetchJob, KeyLayout } from '@crawlfleet/core';
+import type { Classification } from '@crawlfleet/failures';
+import type { Logger } from '@crawlfleet/log';
+import { hashSessionId, type JobSession, type SessionManager } from '@crawlfleet/sessions';
+import type { Job } from 'bullmq';
+import { auditSubject } from './audit-subject.js';
+import { holdBack } from './hold-back.js';
+
+export interface BreakerGateDeps {
+  config: CrawlfleetConfig;
+  keys: KeyLayout;
+  sessions: SessionManager;
+  audit: AuditLog;
+  logger: Logger;
+}
+
+/**
+ * Session breakers for the fleet: this worker's opossum breakers detect a failing session; the
+ * open state lives in Redis, so every worker holds that session's jobs back (delayed, no attempt
+ * spent) while other sessions flow; after the reset timeout one probe across the fleet decides.
+ */
+export class BreakerGate {
+  /** This worker's breakers, one per session. */
+  readonly breakers: SessionBreakers;
+
+  constructor(private readonly deps: BreakerGateDeps) {
+    const { failureThreshold, resetTimeoutMs, maxSessionsPerWorker } = deps.config.breakers;
+    this.breakers = new SessionBreakers(
+      { failureThreshold, resetTimeoutMs, maxSessions: maxSessionsPerWorker },
+      (sessionKey) => {
+        const slash = sessionKey.indexOf('/');
+        void this.open(sessionKey.slice(0, slash), sessionKey.slice(slash + 1), 'failure_threshold');
+      },
+    );
+  }
+
+  shutdown(): void {
+    this.breakers.shutdown();
+  }
+
+  /** Opens a session's breaker for the whole fleet, and says so. */
+  private async open(tenant: string, sessionId: string, reason: string): Promise<void> {
+    const until = Date.now() + this.deps.config.breakers.resetTimeoutMs;
+    try {
+      await this.deps.sessions.store?.openBreaker(this.deps.keys.session(tenant, sessionId), until);
+    } catch (error) {
+      this.deps.logger.warn({ err: (error as Error).message }, 'could not publish an open breaker');
+    }
+    const session = hashSessionId(tenant, sessionId);
+    this.deps.logger.warn(
+      { tenant, session_id: session, reason, open_until: new Date(until).toISOString() },
+      'session breaker open',
+    );
+    await this.deps.audit.append({
+      kind: 'breaker_open',
+      tenant,
+      session,
+      reason,
+      detail: { until: new Date(until).toISOString() },
+    });
+  }
+
+  /**
+   * After an attempt of a session's job: a probe decides for the fleet (close, or open again);
+   * any other attempt feeds this worker's breaker. Answers that only concern the page (404) or a
+   * compliance block (handled by quarantine) say nothing of the session's health.
+   */
+  async recordHealth(
+    job: Job,
+    data: FetchJob,
+    session: JobSession | undefined,
+    probing: boolean,
+    failure: Classification | undefined,
+  ): Promise<void> {
+    if (session === undefined || session.ephemeral) return;
+    const healthy = failure === undefined || failure.failureClass !== 'recoverable';
+    const sessionKey = `${data.tenant}/${session.keys.sessionId}`;
+    if (!probing) {
+      this.breakers.record(sessionKey, healthy);
+      return;
+    }
+    if (healthy) {
+      await session.store?.closeBreaker(session.keys);
+      this.breakers.reset(sessionKey);
+      this.deps.logger.info(
+        { job_id: job.id, tenant: data.tenant, session_id: session.hashedId },
+        'session breaker closed',
+      );
+      await this.deps.audit.append({ kind: 'breaker_closed', ...auditSubject(job, data), reason: 'probe_succeeded' });
+    } else {
+      await this.open(data.tenant, session.keys.sessionId, `probe_failed:${failure?.reason}`);
+    }
+  }
+
+  /**
+   * A session whose breaker is open waits, on every worker, without spending attempts. Returns
+   * true when the breaker was open and its open period is over: the job may become the probe.
+   */
+  async holdWhileOpen(job: Job, token: string | undefined, session: JobSession | undefined): Promise<boolean> {
+    const openUntil = session?.breakerOpenUntil;
+    if (openUntil === undefined) return false;
+    const now = Date.now();
+    if (now < openUntil) await holdBack(job, token, openUntil - now + Math.random() * 250, 'breaker_open');
+    return true;
+  }
+
+  /** One job across the fleet probes a half-open breaker; the others wait a little more. */
+  async takeProbe(
+    job: Job,
+    token: string | undefined,
+    data: FetchJob,
+    session: JobSession | undefined,
+  ): Promise<boolean> {
+    if (
+      session !== undefined &&
+      (await session.store?.tryBreakerProbe(session.keys, this.deps.config.fetch.timeoutMs + 5_000))
+    ) {
+      await this.deps.audit.append({ kind: 'breaker_half_open', ...auditSubject(job, data), reason: 'probe' });
+      return true;
+    }
+    return holdBack(job, token, 250 + Math.random() * 250, 'breaker_half_open');
+  }
+}
