@@ -49,6 +49,8 @@ export const tenantConfigSchema = z.strictObject({
   userAgent: z.string().min(1).max(512).optional(),
   /** Extra request headers for every job of this tenant (a job's own headers win). */
   headers: z.record(z.string(), z.string()).default({}),
+  /** Replace e-mail addresses, phone numbers and IP addresses in stored bodies and headers. */
+  redactPii: z.boolean().default(true),
   /** Whether robots.txt rules (Disallow, Crawl-delay) apply to this tenant's jobs. */
   robots: z.enum(['respect', 'ignore']).default('respect'),
   /** The least time between two requests to one host, across the whole fleet, in ms. */
@@ -131,6 +133,11 @@ export const sessionsConfigSchema = z.strictObject({
   workflowTtlSeconds: z.number().int().min(1).default(3600),
   /** Tries of a commit that keeps meeting newer versions before the job is retried later. */
   maxCommitAttempts: z.number().int().min(1).max(1000).default(100),
+  /**
+   * Cookies never stored in a session's jar, besides the built-in trackers (_ga, _gid, _fbp,
+   * _gcl_*, utm_*, ...): exact names, or prefixes ending in `*`.
+   */
+  trackingCookies: z.array(z.string().min(1).max(128)).default([]),
   /** How long a session stays quarantined after a WAF or CAPTCHA challenge. */
   quarantineSeconds: z.number().int().min(1).default(3600),
   /** This many 429 answers to one session within the window make it compliance_blocked. */

@@ -39,4 +39,5 @@ export {
   parseSessionKey,
   type SessionKeys,
 } from './keys.js';
+export { redactPii, redactPiiDeep } from './pii.js';
 export { type ConnectOptions, connectRedis, openSessionRedis, redactRedisUrl, whenReady } from './redis.js';

@@ -173,6 +173,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ path, cwd: dir, env: {} }).tenants.acme).toEqual({
       allowHosts: [],
       headers: {},
+      redactPii: true,
       robots: 'respect',
       hostDelayMs: 0,
       userAgent: 'acme-bot/1',
@@ -195,16 +196,24 @@ describe('tenantConfig', () => {
     expect(tenantConfig(config, 'acme')).toEqual({
       allowHosts: ['intranet.acme.example', '10.0.0.0/8'],
       headers: { 'x-team': 'crawl' },
+      redactPii: true,
       robots: 'respect',
       hostDelayMs: 0,
     });
   });
 
   it('returns the defaults for "default" even when it is not configured', () => {
-    expect(tenantConfig(config, 'default')).toEqual({ allowHosts: [], headers: {}, robots: 'respect', hostDelayMs: 0 });
+    expect(tenantConfig(config, 'default')).toEqual({
+      allowHosts: [],
+      headers: {},
+      redactPii: true,
+      robots: 'respect',
+      hostDelayMs: 0,
+    });
     expect(tenantConfig(parseConfig({}), 'default')).toEqual({
       allowHosts: [],
       headers: {},
+      redactPii: true,
       robots: 'respect',
       hostDelayMs: 0,
     });

@@ -6,6 +6,8 @@ import {
   type KeyLayout,
   parseFetchJob,
   parseTargetUrl,
+  redactPii,
+  redactPiiDeep,
   type TenantConfig,
   tenantConfig,
 } from '@crawlfleet/core';
@@ -167,11 +169,11 @@ export class CrawlProcessor {
       const summary: ResponseSummary = {
         status: page.status,
         headers: pickStoredHeaders(page.headers),
-        bodySnippet: snippet,
+        bodySnippet: tenant.redactPii ? redactPii(snippet) : snippet,
       };
       return this.fail(job, data, failure, `HTTP ${page.status} from ${page.finalUrl}`, attempt, summary);
     }
-    return this.store(job, data, page, attempt);
+    return this.store(job, data, tenant, page, attempt);
   }
 
   /**
@@ -259,14 +261,24 @@ export class CrawlProcessor {
     }
   }
 
-  private async store(job: Job, data: FetchJob, page: FetchedPage, attempt: number): Promise<JobOutcome> {
+  private async store(
+    job: Job,
+    data: FetchJob,
+    tenant: TenantConfig,
+    page: FetchedPage,
+    attempt: number,
+  ): Promise<JobOutcome> {
     const contentType = page.headers['content-type'];
+    const body = encodeBody(page.body, contentType, this.deps.config.fetch.resultBodyBytes);
+    // Binary bodies are kept as they are: the patterns are for text.
+    if (tenant.redactPii && body.bodyEncoding === 'utf8') body.body = redactPii(body.body);
+    const headers = pickStoredHeaders(page.headers);
     const result: StoredResult = {
       url: data.url,
       finalUrl: page.finalUrl,
       status: page.status,
-      headers: pickStoredHeaders(page.headers),
-      ...encodeBody(page.body, contentType, this.deps.config.fetch.resultBodyBytes),
+      headers: tenant.redactPii ? redactPiiDeep(headers) : headers,
+      ...body,
       bodyBytes: page.bodyBytes,
       idempotencyKey: data.idempotencyKey,
       jobId: String(job.id),

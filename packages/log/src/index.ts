@@ -1,3 +1,4 @@
+import { redactPii, redactPiiDeep } from '@crawlfleet/core';
 import { type Logger, type LoggerOptions, pino } from 'pino';
 
 export type { Logger } from 'pino';
@@ -29,13 +30,23 @@ export interface LoggerFactoryOptions {
   destination?: NodeJS.WritableStream;
 }
 
-/** The one logger factory all apps use: JSON lines, redaction built in. */
+/** The one logger factory all apps use: JSON lines, secrets redacted and personal data scrubbed. */
 export function createLogger(options: LoggerFactoryOptions): Logger {
   const pinoOptions: LoggerOptions = {
     name: options.name,
     level: options.level ?? process.env.CRAWLFLEET_LOG_LEVEL ?? 'info',
     base: { pid: process.pid },
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    // Personal data never reaches a log line: fields and the message are scrubbed alike.
+    formatters: { log: (object) => redactPiiDeep(object) },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(
+          this,
+          args.map((arg) => (typeof arg === 'string' ? redactPii(arg) : arg)) as Parameters<typeof method>,
+        );
+      },
+    },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
   return options.destination === undefined ? pino(pinoOptions) : pino(pinoOptions, options.destination);

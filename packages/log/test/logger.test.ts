@@ -47,4 +47,16 @@ describe('the logger factory', () => {
     }
     expect(lines.map((l) => JSON.parse(l).msg)).toEqual(['shown']);
   });
+
+  it('scrubs e-mail addresses, phone numbers and IP addresses from fields and messages', () => {
+    const { lines, destination } = capture();
+    const logger = createLogger({ name: 't', level: 'info', destination });
+    logger.warn(
+      { url: 'https://x.example/?mail=carol@example.com', peer: '198.51.100.23' },
+      'call +1 415 555 0100 back',
+    );
+    const text = lines.join('\n');
+    for (const pii of ['carol@example.com', '198.51.100.23', '415 555 0100']) expect(text).not.toContain(pii);
+    expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({ peer: '[ip]', msg: 'call [phone] back' });
+  });
 });

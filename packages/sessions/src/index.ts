@@ -11,4 +11,10 @@ export {
 } from './job-session.js';
 export { buildLoginRequest, type LoginRequest } from './login.js';
 export { type ReauthOptions, type ReauthOutcome, reauthenticate } from './reauth.js';
-export { type CookieChange, type JarHydration, SessionCookieJar } from './session-jar.js';
+export {
+  type CookieChange,
+  type JarHydration,
+  matchesCookiePattern,
+  SessionCookieJar,
+  TRACKING_COOKIES,
+} from './session-jar.js';

@@ -215,9 +215,9 @@ export class JobSession {
         name: 'cookies',
         ttlMs: config.cookiesTtlSeconds * 1000,
         apply: async (latest, first) => {
-          if (first) return jar.toSlate();
+          if (first) return jar.toSlate(config.trackingCookies);
           const { jar: newer } = await SessionCookieJar.fromSlate(latest.value);
-          return (await jar.replayOnto(newer)).toSlate();
+          return (await jar.replayOnto(newer)).toSlate(config.trackingCookies);
         },
       });
     }

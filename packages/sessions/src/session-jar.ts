@@ -1,5 +1,26 @@
 import { Cookie, CookieJar } from 'tough-cookie';
 
+/** Trackers that are never worth keeping in a session (exact names, or prefixes ending in `*`). */
+export const TRACKING_COOKIES: readonly string[] = [
+  '_ga',
+  '_ga_*',
+  '_gid',
+  '_gat*',
+  '_gcl_*',
+  '_fbp',
+  '_fbc',
+  'utm_*',
+  '__utm*',
+  '_hj*',
+  '_uetsid',
+  '_uetvid',
+];
+
+/** True when `name` matches one of `patterns` (exact, or a prefix ending in `*`). */
+export function matchesCookiePattern(name: string, patterns: readonly string[]): boolean {
+  return patterns.some((pattern) => (pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : name === pattern));
+}
+
 /** One Set-Cookie this job received, kept so it can be replayed onto a newer jar. */
 export interface CookieChange {
   setCookie: string;
@@ -82,9 +103,17 @@ export class SessionCookieJar {
     return newer;
   }
 
-  /** The slate value: tough-cookie's own serialization. */
-  async toSlate(): Promise<unknown> {
-    return this.jar.serialize();
+  /**
+   * The slate value: tough-cookie's own serialization, without tracking cookies (the built-in
+   * list and `extraTracking`), which are stripped before a jar is ever stored.
+   */
+  async toSlate(extraTracking: readonly string[] = []): Promise<unknown> {
+    const serialized = await this.jar.serialize();
+    const patterns = [...TRACKING_COOKIES, ...extraTracking];
+    return {
+      ...serialized,
+      cookies: serialized.cookies.filter((cookie) => !matchesCookiePattern(String(cookie.key ?? ''), patterns)),
+    };
   }
 
   /** Cookie names, domains, paths and expiry, never values: for `sessions show`. */
