@@ -16,7 +16,7 @@ function intFromEnv(name: string): number | undefined {
 /**
  * The worker process, configured by environment variables only (one command on any machine):
  * REDIS_URL, CRAWLFLEET_SESSION_REDIS_URL, CRAWLFLEET_KEYS, CRAWLFLEET_PREFIX, CRAWLFLEET_CONFIG,
- * CRAWLFLEET_CONCURRENCY, CRAWLFLEET_GRACE_MS.
+ * CRAWLFLEET_CONCURRENCY, CRAWLFLEET_GRACE_MS, CRAWLFLEET_METRICS_PORT.
  */
 async function main(): Promise<void> {
   const logger = createLogger({ name: 'worker' });
@@ -31,6 +31,7 @@ async function main(): Promise<void> {
       logger,
       concurrency: intFromEnv('CRAWLFLEET_CONCURRENCY'),
       graceMs: intFromEnv('CRAWLFLEET_GRACE_MS'),
+      metricsPort: intFromEnv('CRAWLFLEET_METRICS_PORT'),
     });
   } catch (error) {
     process.stderr.write(`crawlfleet-worker: ${oneLine(error)}\n`);

@@ -39,5 +39,6 @@ export {
   parseSessionKey,
   type SessionKeys,
 } from './keys.js';
+export type { CrawlObserver } from './observer.js';
 export { redactPii, redactPiiDeep } from './pii.js';
 export { type ConnectOptions, connectRedis, openSessionRedis, redactRedisUrl, whenReady } from './redis.js';

@@ -1,6 +1,6 @@
 import type { AuditLog } from '@crawlfleet/audit';
 import { SessionBreakers } from '@crawlfleet/breakers';
-import type { CrawlfleetConfig, FetchJob, KeyLayout } from '@crawlfleet/core';
+import type { CrawlfleetConfig, CrawlObserver, FetchJob, KeyLayout } from '@crawlfleet/core';
 import type { Classification } from '@crawlfleet/failures';
 import type { Logger } from '@crawlfleet/log';
 import { hashSessionId, type JobSession, type SessionManager } from '@crawlfleet/sessions';
@@ -14,6 +14,7 @@ export interface BreakerGateDeps {
   sessions: SessionManager;
   audit: AuditLog;
   logger: Logger;
+  observer?: CrawlObserver | undefined;
 }
 
 /**
@@ -43,6 +44,7 @@ export class BreakerGate {
   /** Opens a session's breaker for the whole fleet, and says so. */
   private async open(tenant: string, sessionId: string, reason: string): Promise<void> {
     const until = Date.now() + this.deps.config.breakers.resetTimeoutMs;
+    this.deps.observer?.sessionInvalidated?.('breaker_open');
     try {
       await this.deps.sessions.store?.openBreaker(this.deps.keys.session(tenant, sessionId), until);
     } catch (error) {

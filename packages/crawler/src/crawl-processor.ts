@@ -1,6 +1,7 @@
 import type { AuditLog } from '@crawlfleet/audit';
 import {
   type CrawlfleetConfig,
+  type CrawlObserver,
   type FetchJob,
   InputError,
   type KeyLayout,
@@ -46,6 +47,8 @@ export interface CrawlProcessorDeps {
   audit: AuditLog;
   robots: RobotsCache;
   pacer: HostPacer;
+  /** Where the crawl path reports what it does (metrics); optional. */
+  observer?: CrawlObserver | undefined;
   logger: Logger;
 }
 
@@ -73,8 +76,11 @@ export class CrawlProcessor {
     try {
       return await this.run(job, token);
     } catch (error) {
-      if (error instanceof RetryLaterError || error instanceof DeadLetteredError || error instanceof DelayedError)
+      if (error instanceof DelayedError) {
+        this.deps.observer?.jobFinished?.('held_back', undefined, undefined);
         throw error;
+      }
+      if (error instanceof RetryLaterError || error instanceof DeadLetteredError) throw error;
       // Redis trouble or a bug: retried like a network failure and dead-lettered on the last
       // attempt, so no job ends failed without a DLQ entry while Redis can still take one.
       const parsed = parseFetchJob(job.data);
@@ -113,7 +119,10 @@ export class CrawlProcessor {
         attempt,
       );
     }
-    if (await this.deps.results.isFinished(data.idempotencyKey)) return { outcome: 'duplicate' };
+    if (await this.deps.results.isFinished(data.idempotencyKey)) {
+      this.deps.observer?.jobFinished?.('duplicate', undefined, undefined);
+      return { outcome: 'duplicate' };
+    }
 
     const session =
       data.sessionId === undefined
@@ -155,6 +164,7 @@ export class CrawlProcessor {
       return this.fail(job, data, classification, (error as Error).message, attempt);
     }
 
+    this.deps.observer?.fetched?.(page.status, page.durationMs);
     const snippet = page.body.subarray(0, SNIPPET_BYTES).toString('utf8');
     let failure = classifyResponse({ status: page.status, headers: page.headers, bodySnippet: snippet });
     if (failure?.status === 429 && failure.failureClass === 'recoverable' && (await session?.rateLimitedTooOften())) {
@@ -290,6 +300,8 @@ export class CrawlProcessor {
       fetchedAt: new Date().toISOString(),
     };
     const { written, entryId } = await this.deps.results.write(result);
+    this.deps.observer?.jobFinished?.(written ? 'stored' : 'duplicate', undefined, undefined);
+    if (attempt > 1) this.deps.observer?.retryEnded?.(true);
     return { outcome: written ? 'stored' : 'duplicate', status: page.status, entryId };
   }
 
@@ -331,6 +343,8 @@ export class CrawlProcessor {
           ...(classification.status === undefined ? {} : { status: classification.status }),
         },
       });
+      this.deps.observer?.retryScheduled?.(backoffMs);
+      this.deps.observer?.jobFinished?.('retrying', classification.failureClass, classification.reason);
       throw new RetryLaterError(message, backoffMs, classification);
     }
     const exhausted = classification.failureClass === 'recoverable';
@@ -371,6 +385,8 @@ export class CrawlProcessor {
       lastResponse: response ?? null,
     };
     await this.deps.dlq.route(letter);
+    this.deps.observer?.jobFinished?.('dead_lettered', letter.class, letter.reason);
+    if (attempt > 1) this.deps.observer?.retryEnded?.(false);
     await this.deps.audit.append({
       kind: 'dlq',
       ...auditSubject(job, data),

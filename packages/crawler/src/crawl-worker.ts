@@ -1,5 +1,5 @@
 import { AuditLog } from '@crawlfleet/audit';
-import { CRAWL_QUEUE, type CrawlfleetConfig, type KeyLayout } from '@crawlfleet/core';
+import { CRAWL_QUEUE, type CrawlfleetConfig, type CrawlObserver, type KeyLayout } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { fullJitterDelay } from '@crawlfleet/failures';
 import { Fetcher } from '@crawlfleet/fetcher';
@@ -24,6 +24,8 @@ export interface CrawlWorkerOptions {
    * ephemeral session (and says so once per job).
    */
   sessionStore?: SlateStore | undefined;
+  /** Receives what the crawl path does (metrics). */
+  observer?: CrawlObserver | undefined;
   /** Jobs processed at once by this process. Default 16. */
   concurrency?: number | undefined;
   /**
@@ -55,7 +57,7 @@ export const DEFAULT_CONCURRENCY = 16;
 export class CrawlWorker {
   readonly worker: Worker;
   readonly processor: CrawlProcessor;
-  private readonly fetcher: Fetcher;
+  readonly fetcher: Fetcher;
   private readonly dlq: DeadLetterQueue;
   private readonly queue: Queue;
   private readonly listeners = new Set<(event: JobEvent) => void>();
@@ -66,9 +68,10 @@ export class CrawlWorker {
     this.fetcher = new Fetcher(config.fetch);
     this.dlq = new DeadLetterQueue(connection, keys);
     this.queue = new Queue(CRAWL_QUEUE, { connection, prefix: keys.bullPrefix });
-    this.sessions = new SessionManager(options.sessionStore, config.sessions, logger);
+    this.sessions = new SessionManager(options.sessionStore, config.sessions, logger, undefined, options.observer);
     this.processor = new CrawlProcessor({
       sessions: this.sessions,
+      observer: options.observer,
       robots: new RobotsCache(connection, keys, { leaseMs: config.fetch.timeoutMs + 5_000 }),
       pacer: new HostPacer(connection, keys),
       audit: new AuditLog(connection, keys, config.retention.auditMaxLen, (error) =>
@@ -111,6 +114,15 @@ export class CrawlWorker {
     });
     // Connection errors are retried by ioredis; say so once per error, do not crash.
     this.worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
+  }
+
+  /** Job counts of the crawl queue by state, and the DLQ size: for metrics. */
+  async queueDepths(): Promise<Record<string, number>> {
+    const [counts, dlq] = await Promise.all([
+      this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'),
+      this.dlq.count(),
+    ]);
+    return { ...counts, dlq };
   }
 
   /** What this worker counted about sessions (ephemeral fallbacks, discarded slates, ...). */

@@ -8,11 +8,15 @@ import {
   whenReady,
 } from '@crawlfleet/core';
 import type { Logger } from '@crawlfleet/log';
+import { FleetMetrics, serveMetrics } from '@crawlfleet/metrics';
 import { type KeyRing, SlateStore } from '@crawlfleet/slates';
 import { CrawlWorker, type CrawlWorkerOptions } from './crawl-worker.js';
 
 export interface OpenWorkerOptions
-  extends Pick<CrawlWorkerOptions, 'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount'> {
+  extends Pick<
+    CrawlWorkerOptions,
+    'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount' | 'observer'
+  > {
   redisUrl: string;
   /** Where session slates live (`CRAWLFLEET_SESSION_REDIS_URL`, default `redisUrl`). */
   sessionRedisUrl: string;
@@ -70,6 +74,9 @@ export interface WorkerProcessOptions extends Omit<OpenWorkerOptions, 'keys'> {
   prefix: string;
   /** How long SIGTERM/SIGINT waits for active jobs before exiting anyway. Default 30 s. */
   graceMs?: number | undefined;
+  /** Serve /metrics and /healthz on this port (`CRAWLFLEET_METRICS_PORT`); none by default. */
+  metricsPort?: number | undefined;
+  metricsHost?: string | undefined;
 }
 
 export const DEFAULT_GRACE_MS = 30_000;
@@ -80,7 +87,25 @@ export const DEFAULT_GRACE_MS = 30_000;
  */
 export async function runWorkerProcess(options: WorkerProcessOptions): Promise<void> {
   const { logger } = options;
-  const opened = await openWorker({ ...options, keys: keyLayout(options.prefix) });
+  let opened: OpenedWorker | undefined;
+  let draining = false;
+  // The sources are read at scrape time, once the worker exists.
+  const metrics =
+    options.metricsPort === undefined
+      ? undefined
+      : new FleetMetrics({
+          queueDepths: async () => (opened === undefined ? {} : opened.worker.queueDepths()),
+          connections: () => opened?.worker.fetcher.connections ?? { requests: 0, reused: 0 },
+        });
+  opened = await openWorker({ ...options, keys: keyLayout(options.prefix), observer: metrics });
+  const server =
+    metrics === undefined || options.metricsPort === undefined
+      ? undefined
+      : await serveMetrics(metrics.registry, {
+          port: options.metricsPort,
+          host: options.metricsHost,
+          healthy: () => !draining,
+        });
   const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
   logger.info(
     {
@@ -90,11 +115,12 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
       prefix: options.prefix,
       concurrency: opened.worker.worker.concurrency,
       grace_ms: graceMs,
+      metrics_port: options.metricsPort,
     },
     'worker started',
   );
+  const worker = opened;
   await new Promise<void>((resolve) => {
-    let draining = false;
     const onSignal = (signal: NodeJS.Signals) => {
       if (draining) {
         logger.warn({ signal }, 'second signal: exiting without waiting for active jobs');
@@ -102,7 +128,7 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
       }
       draining = true;
       logger.info({ signal, grace_ms: graceMs }, 'draining: no new jobs, waiting for active ones');
-      void opened.close(graceMs).then((finished) => {
+      void worker.close(graceMs).then((finished) => {
         if (!finished) {
           logger.warn({ grace_ms: graceMs }, 'grace period over; unfinished jobs will be retried by other workers');
         }
@@ -112,5 +138,6 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  await new Promise((resolve) => (server === undefined ? resolve(undefined) : server.close(resolve)));
   logger.info('worker stopped');
 }

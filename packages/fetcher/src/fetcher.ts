@@ -67,6 +67,8 @@ interface TenantPool {
  */
 export class Fetcher {
   private readonly pools = new Map<string, TenantPool>();
+  /** Requests sent, and how many went over a kept-alive socket (`connection_reuse_ratio`). */
+  readonly connections = { requests: 0, reused: 0 };
 
   constructor(private readonly config: FetchConfig) {}
 
@@ -145,6 +147,10 @@ export class Fetcher {
         tooLarge = new BodyTooLargeError(`response body exceeds ${maxBodyBytes} bytes (got at least ${bytes})`);
         stream.destroy(tooLarge);
       };
+      stream.on('request', (req: { reusedSocket?: boolean }) => {
+        this.connections.requests++;
+        if (req.reusedSocket) this.connections.reused++;
+      });
       stream.on('response', (res) => {
         response = res;
         const declared = Number(res.headers['content-length']);

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { SessionKeys, SessionsConfig } from '@crawlfleet/core';
+import type { CrawlObserver, SessionKeys, SessionsConfig } from '@crawlfleet/core';
 import { RecoverableError } from '@crawlfleet/failures';
 import type { Logger } from '@crawlfleet/log';
 import type { SlateName, SlateRead, SlateStore, SlateWrite } from '@crawlfleet/slates';
@@ -68,6 +68,7 @@ const HYDRATED: readonly SlateName[] = ['cookies', 'auth', 'profile', 'meta'];
 
 export interface SessionContext {
   store: SlateStore | undefined;
+  observer?: CrawlObserver | undefined;
   config: SessionsConfig;
   logger: Logger;
   counters: SessionCounters;
@@ -152,6 +153,7 @@ export class JobSession {
   async quarantine(): Promise<void> {
     const { store, config, counters } = this.context;
     counters.quarantined++;
+    this.context.observer?.sessionInvalidated?.('quarantine');
     this.discardChanges = true;
     if (store !== undefined && !this.ephemeral) await store.quarantine(this.keys, config.quarantineSeconds * 1000);
   }
@@ -299,8 +301,13 @@ export class JobSession {
           if (value !== KEEP)
             writes.push({ name: change.name, expectedVersion: latest.version, value, ttlMs: change.ttlMs });
         }
+        const started = performance.now();
         const result = await store.commit(this.keys, writes);
+        this.context.observer?.stateSynced?.('commit', performance.now() - started);
         if (result.ok) {
+          const jarWrite = writes.find((write) => write.name === 'cookies');
+          if (jarWrite !== undefined)
+            this.context.observer?.jarStored?.(JSON.stringify(jarWrite.value ?? null).length, this.jar.changes.length);
           // Remember what was written: a later commit of this job merges onto it.
           for (const write of writes)
             this.reads.set(write.name, {
@@ -355,8 +362,9 @@ export class SessionManager {
     config: SessionsConfig,
     logger: Logger,
     readonly counters: SessionCounters = newSessionCounters(),
+    observer?: CrawlObserver,
   ) {
-    this.context = { store, config, logger, counters };
+    this.context = { store, config, logger, counters, observer };
   }
 
   get store(): SlateStore | undefined {
@@ -375,9 +383,12 @@ export class SessionManager {
     let breakerOpenUntil: number | undefined;
     try {
       if (store === undefined) throw new Error('no session store configured');
+      const started = performance.now();
       ({ slates: reads, quarantined, breakerOpenUntil } = await store.hydrate(keys, HYDRATED));
+      this.context.observer?.stateSynced?.('hydrate', performance.now() - started);
     } catch (error) {
       counters.ephemeral++;
+      this.context.observer?.sessionEphemeral?.();
       logger.warn(
         { session_id: hashed, err: (error as Error).message },
         'session store unreachable; this job runs on an ephemeral session',
@@ -388,6 +399,7 @@ export class SessionManager {
     for (const read of reads.values()) {
       if (read.discarded === undefined) continue;
       counters.discardedSlates++;
+      this.context.observer?.sessionInvalidated?.('discarded_slate');
       dirty = true;
       logger.warn(
         {
@@ -399,7 +411,10 @@ export class SessionManager {
         'discarded a session slate that failed to open; it starts fresh',
       );
     }
-    if (reads.get('meta')?.version === 0) counters.created++;
+    if (reads.get('meta')?.version === 0) {
+      counters.created++;
+      this.context.observer?.sessionCreated?.();
+    }
     const { jar, dropped } = await SessionCookieJar.fromSlate(reads.get('cookies')?.value);
     counters.cookiesDropped += dropped;
     const auth = reads.get('auth')?.value as AuthState | undefined;

@@ -6,12 +6,9 @@ import type { Command } from 'commander';
 import { type GlobalOptions, loadSettings } from '../context.js';
 import { positiveInt } from '../options.js';
 
-function concurrencyFromEnv(value: string): number {
+function intSetting(name: string, value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) {
-    throw new InputError(
-      'invalid_setting',
-      `CRAWLFLEET_CONCURRENCY must be a positive integer, got ${JSON.stringify(value)}`,
-    );
+    throw new InputError('invalid_setting', `${name} must be a positive integer, got ${JSON.stringify(value)}`);
   }
   return Number(value);
 }
@@ -25,6 +22,11 @@ export function registerWorker(program: Command): void {
       `jobs processed at once (default ${DEFAULT_CONCURRENCY}, or CRAWLFLEET_CONCURRENCY)`,
       positiveInt,
     )
+    .option(
+      '--metrics-port <port>',
+      'serve /metrics and /healthz on this port (or CRAWLFLEET_METRICS_PORT)',
+      positiveInt,
+    )
     .option('--grace-ms <ms>', `how long a drain waits for active jobs (default ${DEFAULT_GRACE_MS})`, positiveInt)
     .addHelpText(
       'after',
@@ -32,7 +34,7 @@ export function registerWorker(program: Command): void {
 Run one per machine (or many); they share work through Redis. Logs are JSON lines on stdout.
   $ REDIS_URL=redis://queue.internal:6379 crawlfleet worker --concurrency 32`,
     )
-    .action(async (options: { concurrency?: number; graceMs?: number }, command: Command) => {
+    .action(async (options: { concurrency?: number; graceMs?: number; metricsPort?: number }, command: Command) => {
       const { env, config } = loadSettings(command.optsWithGlobals<GlobalOptions>());
       const fromEnv = process.env.CRAWLFLEET_CONCURRENCY;
       const ring = requireKeyRing();
@@ -43,8 +45,13 @@ Run one per machine (or many); they share work through Redis. Logs are JSON line
         prefix: env.prefix,
         config,
         logger: createLogger({ name: 'worker' }),
-        concurrency: options.concurrency ?? (fromEnv ? concurrencyFromEnv(fromEnv) : undefined),
+        concurrency: options.concurrency ?? (fromEnv ? intSetting('CRAWLFLEET_CONCURRENCY', fromEnv) : undefined),
         graceMs: options.graceMs,
+        metricsPort:
+          options.metricsPort ??
+          (process.env.CRAWLFLEET_METRICS_PORT
+            ? intSetting('CRAWLFLEET_METRICS_PORT', process.env.CRAWLFLEET_METRICS_PORT)
+            : undefined),
       });
     });
 }

@@ -1,0 +1,24 @@
+/**
+ * What the crawl path reports as it works, for metrics. Every method is optional and cheap to
+ * call; the packages that do the work depend on this interface, never on a metrics library.
+ */
+export interface CrawlObserver {
+  /** A job ended: `stored`, `duplicate`, `retrying`, `dead_lettered`, `held_back`. */
+  jobFinished?(outcome: string, errorClass: string | undefined, reason: string | undefined): void;
+  /** A response arrived (any status) after `durationMs`. */
+  fetched?(status: number, durationMs: number): void;
+  /** A retry was scheduled after `backoffMs`. */
+  retryScheduled?(backoffMs: number): void;
+  /** A job succeeded after at least one retry (true) or was dead-lettered after retrying (false). */
+  retryEnded?(succeeded: boolean): void;
+  /** Session state was read (`hydrate`) or written (`commit`) in `durationMs`. */
+  stateSynced?(phase: 'hydrate' | 'commit', durationMs: number): void;
+  /** A session's jar was stored: its serialized size, and how many cookies this job changed. */
+  jarStored?(bytes: number, mutations: number): void;
+  /** A session started with no stored state. */
+  sessionCreated?(): void;
+  /** A session's state was thrown away: `quarantine`, `discarded_slate`, `breaker_open`, ... */
+  sessionInvalidated?(reason: string): void;
+  /** A job ran on an ephemeral session because the session store did not answer. */
+  sessionEphemeral?(): void;
+}

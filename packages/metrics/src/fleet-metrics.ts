@@ -1,0 +1,178 @@
+import type { CrawlObserver } from '@crawlfleet/core';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Readings taken when Prometheus scrapes, rather than on every job. */
+export interface MetricSources {
+  /** Job counts of the crawl queue by state, and the DLQ size. */
+  queueDepths?(): Promise<Record<string, number>>;
+  /** Requests sent and requests that reused a kept-alive socket. */
+  connections?(): { requests: number; reused: number };
+}
+
+const ratio = (part: number, whole: number) => (whole === 0 ? 0 : part / whole);
+
+/**
+ * A worker's metrics, in its own registry: counters and histograms fed by the crawl path
+ * (`CrawlObserver`), ratios and queue depths computed at scrape time.
+ */
+export class FleetMetrics implements CrawlObserver {
+  readonly registry = new Registry();
+  private readonly jobs: Counter<'outcome' | 'error_class' | 'reason'>;
+  private readonly fetchDuration: Histogram<'status_class'>;
+  private readonly retries: Counter;
+  private readonly backoff: Histogram;
+  private readonly stateSync: Histogram<'phase'>;
+  private readonly jarSize: Histogram;
+  private readonly jarMutations: Counter;
+  private readonly sessionsCreated: Counter;
+  private readonly sessionsDestroyed: Counter;
+  private readonly invalidations: Counter<'reason'>;
+  private readonly ephemeral: Counter;
+  private responses = 0;
+  private responses429 = 0;
+  private retriedSucceeded = 0;
+  private retriedFailed = 0;
+
+  constructor(sources: MetricSources = {}) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry });
+    this.jobs = new Counter({
+      name: 'crawl_jobs_total',
+      help: 'Jobs by outcome and error class',
+      labelNames: ['outcome', 'error_class', 'reason'],
+      registers,
+    });
+    this.fetchDuration = new Histogram({
+      name: 'fetch_duration_ms',
+      help: 'Time from request to the whole response body, in ms',
+      labelNames: ['status_class'],
+      buckets: [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000],
+      registers,
+    });
+    this.retries = new Counter({ name: 'retry_total', help: 'Retries scheduled', registers });
+    this.backoff = new Histogram({
+      name: 'backoff_duration_ms',
+      help: 'Delay chosen before a retry, in ms',
+      buckets: [10, 100, 500, 1_000, 2_000, 5_000, 10_000, 30_000, 60_000, 300_000],
+      registers,
+    });
+    this.stateSync = new Histogram({
+      name: 'state_sync_duration_ms',
+      help: 'Session state hydrate and commit time, in ms',
+      labelNames: ['phase'],
+      buckets: [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250],
+      registers,
+    });
+    this.jarSize = new Histogram({
+      name: 'cookie_jar_size_bytes',
+      help: 'Serialized size of a stored cookie jar',
+      buckets: [256, 1_024, 4_096, 16_384, 65_536, 262_144],
+      registers,
+    });
+    this.jarMutations = new Counter({
+      name: 'cookie_jar_mutation_total',
+      help: 'Cookies set or changed by jobs and stored',
+      registers,
+    });
+    this.sessionsCreated = new Counter({
+      name: 'session_creation_total',
+      help: 'Sessions that started with no stored state',
+      registers,
+    });
+    this.sessionsDestroyed = new Counter({
+      name: 'session_destruction_total',
+      help: 'Sessions whose state was flushed (quarantine)',
+      registers,
+    });
+    this.invalidations = new Counter({
+      name: 'session_invalidation_triggers_total',
+      help: 'Session state thrown away or held back, by reason',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.ephemeral = new Counter({
+      name: 'session_ephemeral_total',
+      help: 'Jobs run on an ephemeral session (session store unreachable)',
+      registers,
+    });
+    // Ratios and depths are computed when Prometheus scrapes, not on every job.
+    const metrics = this;
+    new Gauge({
+      name: 'http_429_ratio',
+      help: 'Share of responses that were 429',
+      registers,
+      collect() {
+        this.set(ratio(metrics.responses429, metrics.responses));
+      },
+    });
+    new Gauge({
+      name: 'retry_success_ratio',
+      help: 'Share of retried jobs that then succeeded',
+      registers,
+      collect() {
+        this.set(ratio(metrics.retriedSucceeded, metrics.retriedSucceeded + metrics.retriedFailed));
+      },
+    });
+    new Gauge({
+      name: 'connection_reuse_ratio',
+      help: 'Share of requests sent over a kept-alive socket',
+      registers,
+      collect() {
+        const connections = sources.connections?.() ?? { requests: 0, reused: 0 };
+        this.set(ratio(connections.reused, connections.requests));
+      },
+    });
+    new Gauge({
+      name: 'crawl_queue_jobs',
+      help: 'Jobs of the crawl queue by state, and the DLQ',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        const depths = (await sources.queueDepths?.()) ?? {};
+        for (const [state, count] of Object.entries(depths)) this.set({ state }, count);
+      },
+    });
+  }
+
+  jobFinished(outcome: string, errorClass: string | undefined, reason: string | undefined): void {
+    this.jobs.inc({ outcome, error_class: errorClass ?? 'none', reason: reason?.split(':')[0] ?? 'none' });
+  }
+
+  fetched(status: number, durationMs: number): void {
+    this.responses++;
+    if (status === 429) this.responses429++;
+    this.fetchDuration.observe({ status_class: `${Math.floor(status / 100)}xx` }, durationMs);
+  }
+
+  retryScheduled(backoffMs: number): void {
+    this.retries.inc();
+    this.backoff.observe(backoffMs);
+  }
+
+  retryEnded(succeeded: boolean): void {
+    if (succeeded) this.retriedSucceeded++;
+    else this.retriedFailed++;
+  }
+
+  stateSynced(phase: 'hydrate' | 'commit', durationMs: number): void {
+    this.stateSync.observe({ phase }, durationMs);
+  }
+
+  jarStored(bytes: number, mutations: number): void {
+    this.jarSize.observe(bytes);
+    this.jarMutations.inc(mutations);
+  }
+
+  sessionCreated(): void {
+    this.sessionsCreated.inc();
+  }
+
+  sessionInvalidated(reason: string): void {
+    this.invalidations.inc({ reason });
+    if (reason === 'quarantine') this.sessionsDestroyed.inc();
+  }
+
+  sessionEphemeral(): void {
+    this.ephemeral.inc();
+  }
+}
