@@ -28,6 +28,8 @@ export class FleetMetrics implements CrawlObserver {
   private readonly sessionsDestroyed: Counter;
   private readonly invalidations: Counter<'reason'>;
   private readonly ephemeral: Counter;
+  private readonly responsesTotal: Counter;
+  private readonly responses429Total: Counter;
   private responses = 0;
   private responses429 = 0;
   private retriedSucceeded = 0;
@@ -90,6 +92,12 @@ export class FleetMetrics implements CrawlObserver {
       labelNames: ['reason'],
       registers,
     });
+    this.responsesTotal = new Counter({ name: 'http_responses_total', help: 'Responses received', registers });
+    this.responses429Total = new Counter({
+      name: 'http_429_total',
+      help: 'Responses that were 429 (for rates over a window)',
+      registers,
+    });
     this.ephemeral = new Counter({
       name: 'session_ephemeral_total',
       help: 'Jobs run on an ephemeral session (session store unreachable)',
@@ -140,7 +148,11 @@ export class FleetMetrics implements CrawlObserver {
 
   fetched(status: number, durationMs: number): void {
     this.responses++;
-    if (status === 429) this.responses429++;
+    this.responsesTotal.inc();
+    if (status === 429) {
+      this.responses429++;
+      this.responses429Total.inc();
+    }
     this.fetchDuration.observe({ status_class: `${Math.floor(status / 100)}xx` }, durationMs);
   }
 
