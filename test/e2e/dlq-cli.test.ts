@@ -147,6 +147,25 @@ describe('DLQ operations from the CLI', () => {
     expect(await dlq.count()).toBe(0);
   });
 
+  it('purges results, audit events and dead letters older than a duration', async () => {
+    await runCli(['submit', site.url('/ok/kept'), site.url('/status/404?old=1')], { env });
+    await waitFor(async () => (await results()) === 1 && (await dlq.count()) === 1, {
+      what: 'a result and a dead letter',
+    });
+    const nothing = JSON.parse((await runCli(['purge', '--older-than', '1h', '--json'], { env })).stdout);
+    expect(nothing).toEqual({ results: 0, audit: 0, dlq: 0 });
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    const purged = JSON.parse((await runCli(['purge', '--older-than', '1s', '--json'], { env })).stdout);
+    expect(purged).toMatchObject({ results: 1, dlq: 1 });
+    expect(purged.audit).toBeGreaterThanOrEqual(1);
+    expect(await results()).toBe(0);
+    expect(await dlq.count()).toBe(0);
+    // The ledger outlives the result: the page is still known as done.
+    const again = JSON.parse((await runCli(['submit', '--json', site.url('/ok/kept')], { env })).stdout);
+    expect(again).toEqual({ enqueued: 0, duplicates: 1 });
+    expect((await runCli(['purge'], { env })).code).toBe(2);
+  });
+
   it('refuses unclear replays and bad durations with exit code 2', async () => {
     for (const [args, message] of [
       [['dlq', 'replay'], /give entry ids or --all/],

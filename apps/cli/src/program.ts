@@ -3,6 +3,7 @@ import { registerAudit } from './commands/audit.js';
 import { registerCrawl } from './commands/crawl.js';
 import { registerDlq } from './commands/dlq.js';
 import { registerKeys } from './commands/keys.js';
+import { registerPurge } from './commands/purge.js';
 import { registerResults } from './commands/results.js';
 import { registerSessions } from './commands/sessions.js';
 import { registerStatus } from './commands/status.js';
@@ -43,6 +44,7 @@ Exit codes: 0 success, 1 runtime failure (e.g. Redis unreachable), 2 bad usage o
   registerSessions(program);
   registerKeys(program);
   registerAudit(program);
+  registerPurge(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();
