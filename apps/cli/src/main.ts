@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { exitCodeOf, oneLine } from '@crawlfleet/core';
+import { startTracing } from '@crawlfleet/tracing';
 import { CommanderError } from 'commander';
 import { buildProgram } from './program.js';
 
+const stopTracing = await startTracing('crawlfleet');
 try {
   await buildProgram().parseAsync(process.argv);
 } catch (error) {
@@ -14,3 +16,4 @@ try {
     process.exitCode = exitCodeOf(error);
   }
 }
+await stopTracing();

@@ -27,6 +27,7 @@ import type { Logger } from '@crawlfleet/log';
 import type { HostPacer, RobotsCache } from '@crawlfleet/politeness';
 import { encodeBody, pickStoredHeaders, type ResultsStore, type StoredResult } from '@crawlfleet/results';
 import { buildLoginRequest, type JobSession, reauthenticate, type SessionManager } from '@crawlfleet/sessions';
+import { contextOf, inSpan, SpanKind, type TraceCarrier } from '@crawlfleet/tracing';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { auditSubject } from './audit-subject.js';
 import { BreakerGate } from './breaker-gate.js';
@@ -73,6 +74,22 @@ export class CrawlProcessor {
 
   /** `token` is the worker's lock token: with it, a job that is too early moves to delayed. */
   async process(job: Job, token?: string): Promise<JobOutcome> {
+    const carried = (job.data as { trace?: TraceCarrier } | undefined)?.trace;
+    const parent = typeof carried?.traceparent === 'string' ? contextOf(carried) : undefined;
+    return inSpan(
+      'crawl.job',
+      {
+        kind: SpanKind.CONSUMER,
+        parent,
+        attributes: { 'messaging.message.id': String(job.id), 'crawlfleet.attempt': job.attemptsMade + 1 },
+        // Held back and retried jobs are the normal flow, not errors of the span.
+        expected: (error) => error instanceof DelayedError || error instanceof RetryLaterError,
+      },
+      () => this.processInSpan(job, token),
+    );
+  }
+
+  private async processInSpan(job: Job, token?: string): Promise<JobOutcome> {
     try {
       return await this.run(job, token);
     } catch (error) {
@@ -127,7 +144,9 @@ export class CrawlProcessor {
     const session =
       data.sessionId === undefined
         ? undefined
-        : await this.deps.sessions.open(this.deps.keys.session(data.tenant, data.sessionId));
+        : await inSpan('session.hydrate', {}, () =>
+            this.deps.sessions.open(this.deps.keys.session(data.tenant, data.sessionId as string)),
+          );
     if (session?.quarantined) {
       const blocked = { failureClass: 'compliance_blocked' as const, reason: 'session_quarantined' };
       return this.deadLetter(job, data, blocked, 'the session is quarantined after a compliance block', attempt);
@@ -147,7 +166,15 @@ export class CrawlProcessor {
 
     let page: FetchedPage;
     try {
-      page = await this.fetch(data, tenant, session);
+      page = await inSpan(
+        'http.fetch',
+        { kind: SpanKind.CLIENT, attributes: { 'http.request.method': data.method, 'url.full': data.url } },
+        async (span) => {
+          const fetched = await this.fetch(data, tenant, session);
+          span.setAttribute('http.response.status_code', fetched.status);
+          return fetched;
+        },
+      );
     } catch (error) {
       const classification =
         error instanceof CrawlFailure
@@ -261,7 +288,7 @@ export class CrawlProcessor {
   ): Promise<void> {
     if (session === undefined) return;
     try {
-      await session.commit();
+      await inSpan('session.commit', {}, () => session.commit());
     } catch (error) {
       if (!(error instanceof CrawlFailure)) throw error;
       if (error.reason === 'workflow_conflict') {
@@ -299,7 +326,7 @@ export class CrawlProcessor {
       durationMs: Math.round(page.durationMs),
       fetchedAt: new Date().toISOString(),
     };
-    const { written, entryId } = await this.deps.results.write(result);
+    const { written, entryId } = await inSpan('result.write', {}, () => this.deps.results.write(result));
     this.deps.observer?.jobFinished?.(written ? 'stored' : 'duplicate', undefined, undefined);
     if (attempt > 1) this.deps.observer?.retryEnded?.(true);
     return { outcome: written ? 'stored' : 'duplicate', status: page.status, entryId };
@@ -384,7 +411,9 @@ export class CrawlProcessor {
       history,
       lastResponse: response ?? null,
     };
-    await this.deps.dlq.route(letter);
+    await inSpan('dlq.route', { attributes: { 'crawlfleet.reason': letter.reason } }, () =>
+      this.deps.dlq.route(letter),
+    );
     this.deps.observer?.jobFinished?.('dead_lettered', letter.class, letter.reason);
     if (attempt > 1) this.deps.observer?.retryEnded?.(false);
     await this.deps.audit.append({

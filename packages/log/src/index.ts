@@ -1,4 +1,5 @@
 import { redactPii, redactPiiDeep } from '@crawlfleet/core';
+import { activeTraceIds } from '@crawlfleet/tracing';
 import { type Logger, type LoggerOptions, pino } from 'pino';
 
 export type { Logger } from 'pino';
@@ -36,6 +37,8 @@ export function createLogger(options: LoggerFactoryOptions): Logger {
     name: options.name,
     level: options.level ?? process.env.CRAWLFLEET_LOG_LEVEL ?? 'info',
     base: { pid: process.pid },
+    // A line written inside a span names it, so logs and traces join up.
+    mixin: activeTraceIds,
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     // Personal data never reaches a log line: fields and the message are scrubbed alike.
     formatters: { log: (object) => redactPiiDeep(object) },

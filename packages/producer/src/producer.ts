@@ -7,6 +7,7 @@ import {
   NAME_PATTERN,
   tenantConfig,
 } from '@crawlfleet/core';
+import { injectTrace, inSpan, SpanKind } from '@crawlfleet/tracing';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { buildFetchJob, type SubmitTarget } from './targets.js';
@@ -97,9 +98,29 @@ export class Producer {
     return prepareJobs(this.config, targets, options);
   }
 
+  /**
+   * Enqueues in batches under one `crawlfleet.submit` span, whose W3C trace context each job
+   * carries (when tracing is on), so the worker's spans continue the producer's trace.
+   */
   async submit(
     jobs: readonly FetchJob[],
     options: Omit<SubmitOptions, 'tenant' | 'sessionId'> = {},
+  ): Promise<SubmitReport> {
+    return inSpan(
+      'crawlfleet.submit',
+      { kind: SpanKind.PRODUCER, attributes: { 'crawlfleet.jobs': jobs.length } },
+      async () => {
+        const trace = injectTrace();
+        const traced =
+          trace === undefined ? jobs : jobs.map((job) => (job.trace === undefined ? { ...job, trace } : job));
+        return this.enqueue(traced, options);
+      },
+    );
+  }
+
+  private async enqueue(
+    jobs: readonly FetchJob[],
+    options: Omit<SubmitOptions, 'tenant' | 'sessionId'>,
   ): Promise<SubmitReport> {
     const report: SubmitReport = { enqueued: 0, duplicates: 0, keys: [] };
     const seen = new Set<string>();

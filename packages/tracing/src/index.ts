@@ -1,0 +1,9 @@
+export {
+  activeTraceIds,
+  contextOf,
+  injectTrace,
+  inSpan,
+  SpanKind,
+  startTracing,
+  type TraceCarrier,
+} from './tracing.js';
