@@ -353,6 +353,7 @@ export class CrawlProcessor {
         {
           job_id: job.id,
           tenant: data?.tenant,
+          session_id: auditSubject(job, data).session,
           retry_attempt: attempt,
           backoff_duration_ms: backoffMs,
           error_class: classification.failureClass,
@@ -424,7 +425,14 @@ export class CrawlProcessor {
       detail: { attempts: attempt },
     });
     this.deps.logger.info(
-      { job_id: job.id, tenant: letter.tenant, error_class: letter.class, reason: letter.reason, attempts: attempt },
+      {
+        job_id: job.id,
+        tenant: letter.tenant,
+        session_id: auditSubject(job, data).session,
+        error_class: letter.class,
+        reason: letter.reason,
+        attempts: attempt,
+      },
       'job moved to the DLQ',
     );
     throw new DeadLetteredError(letter);
