@@ -130,6 +130,20 @@ describe('DLQ operations from the CLI', () => {
     expect(JSON.stringify(events)).not.toContain('audited');
     const mine = JSON.parse((await runCli(['audit', '--session', 'audited', '--json'], { env })).stdout);
     expect(mine.map((e: { kind: string }) => e.kind)).toEqual(['dlq', 'retry', 'dlq', 'retry']);
+    // The retry's log line says which job, session (hashed), attempt, backoff and error class.
+    const retryLine = String(worker?.output())
+      .split('\n')
+      .map((line) => (line.startsWith('{') ? JSON.parse(line) : {}))
+      .find((line) => line.msg === 'fetch failed; retrying');
+    expect(retryLine).toMatchObject({
+      job_id: id,
+      tenant: 'default',
+      session_id: mine[0].session,
+      retry_attempt: 1,
+      error_class: 'recoverable',
+    });
+    expect(typeof retryLine.backoff_duration_ms).toBe('number');
+    expect(String(worker?.output())).not.toContain('audited');
     expect(JSON.parse((await runCli(['audit', '--session', 'other', '--json'], { env })).stdout)).toEqual([]);
     const bad = await runCli(['audit', '--kind', 'nope'], { env });
     expect(bad.code).toBe(2);
