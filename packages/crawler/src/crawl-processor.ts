@@ -328,6 +328,17 @@ export class CrawlProcessor {
     };
     const { written, entryId } = await inSpan('result.write', {}, () => this.deps.results.write(result));
     this.deps.observer?.jobFinished?.(written ? 'stored' : 'duplicate', undefined, undefined);
+    this.deps.logger.debug(
+      {
+        job_id: job.id,
+        tenant: data.tenant,
+        status: page.status,
+        attempts: attempt,
+        duration_ms: result.durationMs,
+        written,
+      },
+      'page stored',
+    );
     if (attempt > 1) this.deps.observer?.retryEnded?.(true);
     return { outcome: written ? 'stored' : 'duplicate', status: page.status, entryId };
   }

@@ -3,6 +3,7 @@
  * `npm run bench`: benchmarks that report against a baseline measured in the same run, on a
  * private redis-server and loopback only. Prints a table, then one JSON line.
  */
+import { benchObservability } from './observability.js';
 import { benchSessions } from './sessions.js';
 
 const jobs = Number(process.env.CRAWLFLEET_BENCH_JOBS ?? 2_000);
@@ -18,8 +19,19 @@ const line = (cells: Array<string | number>) =>
   cells.map((c, i) => (i === 0 ? String(c).padEnd(44) : String(c).padStart(10))).join('');
 process.stdout.write(`${line(['scenario', 'p50 µs', 'p99 µs', 'trips/job'])}\n`);
 for (const row of rows) process.stdout.write(`${line(row)}\n`);
+process.stderr.write(`\nlogging and metrics, ${jobs} jobs, concurrency 32, private redis-server...\n`);
+const observed = await benchObservability(jobs);
+process.stdout.write(
+  `${line(['crawl with logs and metrics off', Math.round(observed.offJobsPerSecond), '', 'jobs/s'])}\n`,
+);
+process.stdout.write(
+  `${line(['crawl with logs (info) and metrics on', Math.round(observed.onJobsPerSecond), '', 'jobs/s'])}\n`,
+);
 process.stdout.write(
   `${JSON.stringify({
+    observability_off_jobs_per_s: Math.round(observed.offJobsPerSecond),
+    observability_on_jobs_per_s: Math.round(observed.onJobsPerSecond),
+    observability_ratio: Number(observed.ratio.toFixed(3)),
     session_hydrate_commit_p50_us: result.session.p50,
     session_hydrate_commit_p99_us: result.session.p99,
     no_session_p50_us: result.noSession.p50,
