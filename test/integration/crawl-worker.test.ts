@@ -2,6 +2,7 @@ import { CRAWL_QUEUE, type KeyLayout } from '@crawlfleet/core';
 import { CrawlWorker } from '@crawlfleet/crawler';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { createLogger } from '@crawlfleet/log';
+import { loadSessionHasher } from '@crawlfleet/sessions';
 import { type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -70,6 +71,7 @@ describe('the crawl worker', () => {
       logger: createLogger({ name: 'doomed', level: 'silent' }),
       autorun: false,
       lockDurationMs: 1_000,
+      sessionHasher: await loadSessionHasher(redis, keys.sessionHashKey),
     });
     const job = await doomed.worker.getNextJob('doomed-token');
     if (job === undefined) throw new Error('no job to take');

@@ -1,7 +1,7 @@
 import { RecoverableError } from '@crawlfleet/failures';
 import { freePort } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
-import { SessionCookieJar, SessionManager } from '@crawlfleet/sessions';
+import { loadSessionHasher, SessionCookieJar, SessionManager } from '@crawlfleet/sessions';
 import { SlateStore } from '@crawlfleet/slates';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -224,7 +224,12 @@ describe('sessions shared by jobs', () => {
 
   it('keeps the first profile when two jobs create one at once, and sends its user agent for life', async () => {
     const store = new SlateStore(redis, keyLayout(prefix), ring);
-    const manager = new SessionManager(store, config().sessions, createLogger({ name: 't', level: 'silent' }));
+    const manager = new SessionManager({
+      store,
+      config: config().sessions,
+      logger: createLogger({ name: 't', level: 'silent' }),
+      hasher: await loadSessionHasher(redis, keyLayout(prefix).sessionHashKey),
+    });
     const keys = store.session('default', 'ident');
     const [a, b] = await Promise.all([manager.open(keys), manager.open(keys)]);
     a.ensureProfile(() => ({ userAgent: 'first-agent/1', createdAt: new Date().toISOString() }));
@@ -245,7 +250,12 @@ describe('sessions shared by jobs', () => {
 
   it('fails a job as recoverable when its workflow moved on while it ran', async () => {
     const store = new SlateStore(redis, keyLayout(prefix), ring);
-    const manager = new SessionManager(store, config().sessions, createLogger({ name: 't', level: 'silent' }));
+    const manager = new SessionManager({
+      store,
+      config: config().sessions,
+      logger: createLogger({ name: 't', level: 'silent' }),
+      hasher: await loadSessionHasher(redis, keyLayout(prefix).sessionHashKey),
+    });
     const keys = store.session('default', 'flow');
     const [a, b] = await Promise.all([manager.open(keys), manager.open(keys)]);
     expect(await a.workflow('pager')).toBeUndefined();
@@ -261,5 +271,22 @@ describe('sessions shared by jobs', () => {
     c.setWorkflow('pager', undefined);
     await c.commit();
     expect(await redis.exists(keys.slate('workflow:pager'))).toBe(0);
+  });
+
+  it('names sessions in logs by a keyed hash: the same for every process of one installation, unguessable without it', async () => {
+    const { createHash } = await import('node:crypto');
+    const layout = keyLayout(prefix);
+    const first = await loadSessionHasher(redis, layout.sessionHashKey);
+    const elsewhere = openTestRedis();
+    const second = await loadSessionHasher(elsewhere, layout.sessionHashKey);
+    elsewhere.disconnect();
+    expect(first.hash('shop', 'alice')).toBe(second.hash('shop', 'alice'));
+    expect(first.hash('shop', 'alice')).toMatch(/^[0-9a-f]{16}$/);
+    expect(first.hash('shop', 'alice')).not.toBe(first.hash('shop', 'bob'));
+    expect(first.hash('shop', 'alice')).not.toBe(createHash('sha256').update('shop/alice').digest('hex').slice(0, 16));
+    const otherInstall = keyLayout(uniquePrefix('other-install'));
+    const other = await loadSessionHasher(redis, otherInstall.sessionHashKey);
+    expect(other.hash('shop', 'alice')).not.toBe(first.hash('shop', 'alice'));
+    await redis.del(otherInstall.sessionHashKey);
   });
 });

@@ -9,6 +9,7 @@ import {
 import { CrawlWorker, type CrawlWorkerOptions } from '@crawlfleet/crawler';
 import { createLogger } from '@crawlfleet/log';
 import { Producer, type SubmitTarget } from '@crawlfleet/producer';
+import { loadSessionHasher } from '@crawlfleet/sessions';
 import { SlateStore } from '@crawlfleet/slates';
 import type { Redis } from 'ioredis';
 import { REDIS_URL, testRing } from './harness.js';
@@ -32,6 +33,7 @@ export async function startTestWorker(
     keys,
     config,
     sessionStore: new SlateStore(sessionRedis, keys, testRing()),
+    sessionHasher: await loadSessionHasher(connection, keys.sessionHashKey),
     logger: createLogger({ name: 'test-worker', level: 'silent' }),
     concurrency: 4,
     ...options,

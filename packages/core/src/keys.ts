@@ -17,6 +17,8 @@ export interface KeyLayout {
   readonly results: string;
   /** The audit stream: retries, DLQ moves, quarantines, breaker transitions. */
   readonly audit: string;
+  /** The installation's key for hashing session ids in logs and audit events. */
+  readonly sessionHashKey: string;
   /** A host's next-allowed request time, shared by the fleet. */
   host(host: string): string;
   /** An origin's cached robots.txt. */
@@ -92,6 +94,7 @@ export function keyLayout(prefix: string): KeyLayout {
     bullPrefix: tag,
     results: `${tag}:results`,
     audit: `${tag}:audit`,
+    sessionHashKey: `${tag}:session-hash-key`,
     host: (host) => `${tag}:host:${host}`,
     robots: (origin) => `${tag}:robots:${origin}`,
     ledger: (idempotencyKey) => `${tag}:ledger:${idempotencyKey}`,

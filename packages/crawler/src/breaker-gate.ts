@@ -3,7 +3,7 @@ import { SessionBreakers } from '@crawlfleet/breakers';
 import type { CrawlfleetConfig, CrawlObserver, FetchJob, KeyLayout } from '@crawlfleet/core';
 import type { Classification } from '@crawlfleet/failures';
 import type { Logger } from '@crawlfleet/log';
-import { hashSessionId, type JobSession, type SessionManager } from '@crawlfleet/sessions';
+import type { JobSession, SessionManager } from '@crawlfleet/sessions';
 import type { Job } from 'bullmq';
 import { auditSubject } from './audit-subject.js';
 import { holdBack } from './hold-back.js';
@@ -50,7 +50,7 @@ export class BreakerGate {
     } catch (error) {
       this.deps.logger.warn({ err: (error as Error).message }, 'could not publish an open breaker');
     }
-    const session = hashSessionId(tenant, sessionId);
+    const session = this.deps.sessions.hasher.hash(tenant, sessionId);
     this.deps.logger.warn(
       { tenant, session_id: session, reason, open_until: new Date(until).toISOString() },
       'session breaker open',
@@ -90,7 +90,11 @@ export class BreakerGate {
         { job_id: job.id, tenant: data.tenant, session_id: session.hashedId },
         'session breaker closed',
       );
-      await this.deps.audit.append({ kind: 'breaker_closed', ...auditSubject(job, data), reason: 'probe_succeeded' });
+      await this.deps.audit.append({
+        kind: 'breaker_closed',
+        ...auditSubject(job, data, this.deps.sessions.hasher),
+        reason: 'probe_succeeded',
+      });
     } else {
       await this.open(data.tenant, session.keys.sessionId, `probe_failed:${failure?.reason}`);
     }
@@ -108,18 +112,25 @@ export class BreakerGate {
     return true;
   }
 
-  /** One job across the fleet probes a half-open breaker; the others wait a little more. */
+  /**
+   * One job across the fleet probes a half-open breaker; the others wait a little more. A job
+   * that read the breaker before a probe closed it just runs.
+   */
   async takeProbe(
     job: Job,
     token: string | undefined,
     data: FetchJob,
     session: JobSession | undefined,
   ): Promise<boolean> {
-    if (
-      session !== undefined &&
-      (await session.store?.tryBreakerProbe(session.keys, this.deps.config.fetch.timeoutMs + 5_000))
-    ) {
-      await this.deps.audit.append({ kind: 'breaker_half_open', ...auditSubject(job, data), reason: 'probe' });
+    if (session?.store === undefined) return false;
+    const taken = await session.store.tryBreakerProbe(session.keys, this.deps.config.fetch.timeoutMs + 5_000);
+    if (taken === 'closed') return false;
+    if (taken === 'probe') {
+      await this.deps.audit.append({
+        kind: 'breaker_half_open',
+        ...auditSubject(job, data, this.deps.sessions.hasher),
+        reason: 'probe',
+      });
       return true;
     }
     return holdBack(job, token, 250 + Math.random() * 250, 'breaker_half_open');

@@ -272,7 +272,11 @@ export class CrawlProcessor {
       'compliance block: the site challenged the crawler',
     );
     if (session !== undefined) {
-      await this.deps.audit.append({ kind: 'quarantine', ...auditSubject(job, data), reason: failure.reason });
+      await this.deps.audit.append({
+        kind: 'quarantine',
+        ...auditSubject(job, data, this.deps.sessions.hasher),
+        reason: failure.reason,
+      });
     }
   }
 
@@ -364,7 +368,7 @@ export class CrawlProcessor {
         {
           job_id: job.id,
           tenant: data?.tenant,
-          session_id: auditSubject(job, data).session,
+          session_id: auditSubject(job, data, this.deps.sessions.hasher).session,
           retry_attempt: attempt,
           backoff_duration_ms: backoffMs,
           error_class: classification.failureClass,
@@ -374,7 +378,7 @@ export class CrawlProcessor {
       );
       await this.deps.audit.append({
         kind: 'retry',
-        ...auditSubject(job, data),
+        ...auditSubject(job, data, this.deps.sessions.hasher),
         reason: classification.reason,
         detail: {
           attempt,
@@ -430,7 +434,7 @@ export class CrawlProcessor {
     if (attempt > 1) this.deps.observer?.retryEnded?.(false);
     await this.deps.audit.append({
       kind: 'dlq',
-      ...auditSubject(job, data),
+      ...auditSubject(job, data, this.deps.sessions.hasher),
       url: letter.url ?? undefined,
       reason: `${letter.class}/${letter.reason}`,
       detail: { attempts: attempt },
@@ -439,7 +443,7 @@ export class CrawlProcessor {
       {
         job_id: job.id,
         tenant: letter.tenant,
-        session_id: auditSubject(job, data).session,
+        session_id: auditSubject(job, data, this.deps.sessions.hasher).session,
         error_class: letter.class,
         reason: letter.reason,
         attempts: attempt,

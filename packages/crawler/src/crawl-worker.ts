@@ -6,7 +6,7 @@ import { Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import { HostPacer, RobotsCache } from '@crawlfleet/politeness';
 import { ResultsStore } from '@crawlfleet/results';
-import { type SessionCounters, SessionManager } from '@crawlfleet/sessions';
+import { type SessionCounters, type SessionHasher, SessionManager } from '@crawlfleet/sessions';
 import type { SlateStore } from '@crawlfleet/slates';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -24,6 +24,8 @@ export interface CrawlWorkerOptions {
    * ephemeral session (and says so once per job).
    */
   sessionStore?: SlateStore | undefined;
+  /** How sessions are named in logs and audit events (`loadSessionHasher`). */
+  sessionHasher: SessionHasher;
   /** Receives what the crawl path does (metrics). */
   observer?: CrawlObserver | undefined;
   /** Jobs processed at once by this process. Default 16. */
@@ -68,7 +70,13 @@ export class CrawlWorker {
     this.fetcher = new Fetcher(config.fetch);
     this.dlq = new DeadLetterQueue(connection, keys);
     this.queue = new Queue(CRAWL_QUEUE, { connection, prefix: keys.bullPrefix });
-    this.sessions = new SessionManager(options.sessionStore, config.sessions, logger, undefined, options.observer);
+    this.sessions = new SessionManager({
+      store: options.sessionStore,
+      config: config.sessions,
+      logger,
+      hasher: options.sessionHasher,
+      observer: options.observer,
+    });
     this.processor = new CrawlProcessor({
       sessions: this.sessions,
       observer: options.observer,

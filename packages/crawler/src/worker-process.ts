@@ -9,6 +9,7 @@ import {
 } from '@crawlfleet/core';
 import type { Logger } from '@crawlfleet/log';
 import { FleetMetrics, serveMetrics } from '@crawlfleet/metrics';
+import { loadSessionHasher } from '@crawlfleet/sessions';
 import { type KeyRing, SlateStore } from '@crawlfleet/slates';
 import { CrawlWorker, type CrawlWorkerOptions } from './crawl-worker.js';
 
@@ -56,6 +57,7 @@ export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWork
   const worker = new CrawlWorker({
     ...options,
     connection,
+    sessionHasher: await loadSessionHasher(connection, options.keys.sessionHashKey),
     sessionStore: new SlateStore(sessionRedis, options.keys, options.ring),
   });
   return {

@@ -123,6 +123,9 @@ export class RobotsCache {
       if (stored !== null) return parse(origin, stored);
       if ((await this.redis.set(`${key}:lease`, token, 'PX', this.leaseMs, 'NX')) === 'OK') {
         try {
+          // Whoever held the lease before may have stored it between our read and our lease.
+          const storedMeanwhile = await this.redis.get(key);
+          if (storedMeanwhile !== null) return parse(origin, storedMeanwhile);
           const fetched = await fetchRobots(`${origin}/robots.txt`);
           if ('unusable' in fetched) return UNUSABLE;
           if ('error' in fetched || fetched.status >= 500) {

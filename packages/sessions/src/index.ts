@@ -1,6 +1,5 @@
 export {
   type AuthState,
-  hashSessionId,
   JobSession,
   newSessionCounters,
   type SessionContext,
@@ -11,6 +10,7 @@ export {
 } from './job-session.js';
 export { buildLoginRequest, type LoginRequest } from './login.js';
 export { type ReauthOptions, type ReauthOutcome, reauthenticate } from './reauth.js';
+export { loadSessionHasher, SessionHasher } from './session-hasher.js';
 export {
   type CookieChange,
   type JarHydration,

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
 import type { CrawlObserver, SessionKeys, SessionsConfig } from '@crawlfleet/core';
 import { RecoverableError } from '@crawlfleet/failures';
 import type { Logger } from '@crawlfleet/log';
 import type { SlateName, SlateRead, SlateStore, SlateWrite } from '@crawlfleet/slates';
+import type { SessionHasher } from './session-hasher.js';
 import { SessionCookieJar } from './session-jar.js';
 
 /** Login state: never a password or token, only when it happened and how long it holds. */
@@ -49,11 +49,6 @@ export function newSessionCounters(): SessionCounters {
   };
 }
 
-/** A session id as logs show it: a short hash, so logs never name a session (nor a user). */
-export function hashSessionId(tenant: string, sessionId: string): string {
-  return createHash('sha256').update(`${tenant}/${sessionId}`).digest('hex').slice(0, 16);
-}
-
 /** Returned by a merge that decides the stored value should stay as it is. */
 const KEEP: unique symbol = Symbol('keep');
 
@@ -68,6 +63,7 @@ const HYDRATED: readonly SlateName[] = ['cookies', 'auth', 'profile', 'meta'];
 
 export interface SessionContext {
   store: SlateStore | undefined;
+  hasher: SessionHasher;
   observer?: CrawlObserver | undefined;
   config: SessionsConfig;
   logger: Logger;
@@ -119,7 +115,7 @@ export class JobSession {
   }
 
   get hashedId(): string {
-    return hashSessionId(this.keys.tenant, this.keys.sessionId);
+    return this.context.hasher.hash(this.keys.tenant, this.keys.sessionId);
   }
 
   /** The version of a slate as this job last read it (0: absent). */
@@ -357,14 +353,22 @@ export class JobSession {
 export class SessionManager {
   private readonly context: SessionContext;
 
-  constructor(
-    store: SlateStore | undefined,
-    config: SessionsConfig,
-    logger: Logger,
-    readonly counters: SessionCounters = newSessionCounters(),
-    observer?: CrawlObserver,
-  ) {
-    this.context = { store, config, logger, counters, observer };
+  readonly counters: SessionCounters;
+
+  constructor(options: {
+    store: SlateStore | undefined;
+    config: SessionsConfig;
+    logger: Logger;
+    hasher: SessionHasher;
+    observer?: CrawlObserver | undefined;
+  }) {
+    this.counters = newSessionCounters();
+    this.context = { ...options, counters: this.counters };
+  }
+
+  /** How this installation names sessions in logs and audit events. */
+  get hasher(): SessionHasher {
+    return this.context.hasher;
   }
 
   get store(): SlateStore | undefined {
@@ -377,7 +381,7 @@ export class SessionManager {
    */
   async open(keys: SessionKeys): Promise<JobSession> {
     const { store, logger, counters } = this.context;
-    const hashed = hashSessionId(keys.tenant, keys.sessionId);
+    const hashed = this.context.hasher.hash(keys.tenant, keys.sessionId);
     let reads: Map<SlateName, SlateRead>;
     let quarantined: boolean;
     let breakerOpenUntil: number | undefined;

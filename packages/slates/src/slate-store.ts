@@ -7,6 +7,7 @@ import type { KeyRing } from './key-ring.js';
 
 const COMMIT_SLATES = readFileSync(new URL('../lua/commit-slates.lua', import.meta.url), 'utf8');
 const RELEASE_LEASE = readFileSync(new URL('../lua/release-lease.lua', import.meta.url), 'utf8');
+const TAKE_PROBE = readFileSync(new URL('../lua/take-probe.lua', import.meta.url), 'utf8');
 
 /** `cookies`, `auth`, `profile`, `meta`, or `workflow:<name>`. */
 export type SlateName = 'cookies' | 'auth' | 'profile' | 'meta' | `workflow:${string}`;
@@ -38,6 +39,7 @@ export type CommitResult =
 type WithCommit = Redis & {
   cfCommitSlates(numKeys: number, ...args: Array<string | number>): Promise<number[]>;
   cfReleaseLease(key: string, token: string): Promise<number>;
+  cfTakeProbe(breaker: string, probe: string, ms: number): Promise<number>;
 };
 
 /** A short, non-reversible fingerprint of a stored payload, for logs. */
@@ -60,6 +62,7 @@ export class SlateStore {
   ) {
     if (!('cfCommitSlates' in redis)) redis.defineCommand('cfCommitSlates', { lua: COMMIT_SLATES });
     if (!('cfReleaseLease' in redis)) redis.defineCommand('cfReleaseLease', { numberOfKeys: 1, lua: RELEASE_LEASE });
+    if (!('cfTakeProbe' in redis)) redis.defineCommand('cfTakeProbe', { numberOfKeys: 2, lua: TAKE_PROBE });
     this.redis = redis as WithCommit;
   }
 
@@ -115,9 +118,13 @@ export class SlateStore {
     await this.redis.multi().set(session.breaker, String(until), 'PX', keepMs).del(session.breakerProbe).exec();
   }
 
-  /** Takes the one half-open probe of the session's breaker, for `ms`. */
-  async tryBreakerProbe(session: SessionKeys, ms: number): Promise<boolean> {
-    return (await this.redis.set(session.breakerProbe, '1', 'PX', ms, 'NX')) === 'OK';
+  /**
+   * Takes the one half-open probe of the session's breaker, for `ms`, if it is still open:
+   * `probe` (this caller probes), `busy` (another job does), or `closed` (run as usual).
+   */
+  async tryBreakerProbe(session: SessionKeys, ms: number): Promise<'probe' | 'busy' | 'closed'> {
+    const answer = await this.redis.cfTakeProbe(session.breaker, session.breakerProbe, ms);
+    return answer === 1 ? 'probe' : answer === 0 ? 'busy' : 'closed';
   }
 
   /** Closes the session's breaker for the fleet. */

@@ -5,6 +5,7 @@ import { startRedisServer } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
 import { FleetMetrics } from '@crawlfleet/metrics';
 import { Producer } from '@crawlfleet/producer';
+import { loadSessionHasher } from '@crawlfleet/sessions';
 import { generateKeyEntry, parseKeyRing, SlateStore } from '@crawlfleet/slates';
 import { startFixtureSite } from '../fixture/site.js';
 
@@ -51,6 +52,7 @@ export async function benchObservability(jobs = 2_000, concurrency = 32): Promis
         logger,
         concurrency,
         sessionStore: new SlateStore(sessionRedis, keys, ring),
+        sessionHasher: await loadSessionHasher(redis, keys.sessionHashKey),
         observer: observed ? new FleetMetrics() : undefined,
       });
       await new Promise<void>((resolve) => {

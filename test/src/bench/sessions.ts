@@ -1,7 +1,7 @@
 import { keyLayout, openSessionRedis, sessionsConfigSchema, whenReady } from '@crawlfleet/core';
 import { startRedisServer } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
-import { SessionManager } from '@crawlfleet/sessions';
+import { loadSessionHasher, SessionManager } from '@crawlfleet/sessions';
 import { generateKeyEntry, parseKeyRing, SlateStore } from '@crawlfleet/slates';
 import type { Redis } from 'ioredis';
 
@@ -48,11 +48,12 @@ export async function benchSessions(jobs = 2_000): Promise<SessionBenchResult> {
   try {
     const keys = keyLayout('bench');
     const store = new SlateStore(redis, keys, parseKeyRing(generateKeyEntry()));
-    const manager = new SessionManager(
+    const manager = new SessionManager({
       store,
-      sessionsConfigSchema.parse({}),
-      createLogger({ name: 'bench', level: 'silent' }),
-    );
+      config: sessionsConfigSchema.parse({}),
+      logger: createLogger({ name: 'bench', level: 'silent' }),
+      hasher: await loadSessionHasher(redis, keys.sessionHashKey),
+    });
     const roundTrips = countRoundTrips(redis);
     const url = 'https://shop.example/';
 

@@ -1,6 +1,6 @@
 import { AUDIT_KINDS, type AuditKind, AuditLog } from '@crawlfleet/audit';
 import { DEFAULT_TENANT, InputError } from '@crawlfleet/core';
-import { hashSessionId } from '@crawlfleet/sessions';
+import { loadSessionHasher } from '@crawlfleet/sessions';
 import type { Command } from 'commander';
 import { type GlobalOptions, openContext } from '../context.js';
 import { positiveInt } from '../options.js';
@@ -29,8 +29,9 @@ export function registerAudit(program: Command): void {
         const context = await openContext(command.optsWithGlobals<GlobalOptions>());
         try {
           const log = new AuditLog(context.redis, context.keys, context.config.retention.auditMaxLen);
+          const hasher = await loadSessionHasher(context.redis, context.keys.sessionHashKey);
           const events = await log.query({
-            session: options.session === undefined ? undefined : hashSessionId(options.tenant, options.session),
+            session: options.session === undefined ? undefined : hasher.hash(options.tenant, options.session),
             kind: options.kind as AuditKind | undefined,
             limit: options.limit,
           });
