@@ -1,0 +1,84 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SessionCookieJar } from '@crawlfleet/sessions';
+import { SlateStore } from '@crawlfleet/slates';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
+import { cleanupPrefix, keyLayout, openTestRedis, runCli, testRing, uniquePrefix, waitFor } from '../src/harness.js';
+import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+
+describe('a crawl of pages with cookies, logins and personal data', () => {
+  let site: FixtureSite;
+  let redis: Redis;
+  let dir: string;
+  let worker: WorkerProcess;
+  let env: Record<string, string>;
+  const prefix = uniquePrefix('no-leaks');
+
+  beforeAll(async () => {
+    site = await startFixtureSite();
+    redis = openTestRedis();
+    dir = mkdtempSync(join(tmpdir(), 'crawlfleet-leaks-'));
+    const config = join(dir, 'crawlfleet.config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        tenants: {
+          default: {
+            allowHosts: ['127.0.0.1'],
+            auth: { login: { url: site.url('/login'), form: { user: 'alice', password: '${FIXTURE_PASSWORD}' } } },
+          },
+        },
+        jobs: { retries: 1, backoffBaseMs: 20 },
+      }),
+    );
+    env = {
+      CRAWLFLEET_CONFIG: config,
+      CRAWLFLEET_PREFIX: prefix,
+      FIXTURE_PASSWORD: 'secret',
+      CRAWLFLEET_LOG_LEVEL: 'debug',
+    };
+    worker = startWorkerProcess(env, ['--concurrency', '4']);
+    const urls = ['/protected/home', '/pii', '/tracking-cookies', '/cookies/echo', '/status/503?pii=1'].map((p) =>
+      site.url(p),
+    );
+    await runCli(['submit', '--session', 'alice-account', ...urls], { env });
+    await waitFor(async () => (await redis.xlen(keyLayout(prefix).results)) === 4, {
+      timeoutMs: 20_000,
+      what: 'the crawl',
+    });
+  });
+  afterAll(async () => {
+    await worker.stop('SIGKILL');
+    await cleanupPrefix(redis, prefix);
+    redis.disconnect();
+    await site.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('leaves no cookie value, token, password or e-mail address in any log line or stored result', async () => {
+    const keys = keyLayout(prefix);
+    const store = new SlateStore(redis, keys, testRing());
+    const stored = (await store.read(store.session('default', 'alice-account'), ['cookies'])).get('cookies')?.value;
+    const { jar } = await SessionCookieJar.fromSlate(stored);
+    const cookieValues = (await jar.jar.getCookies(site.url('/'))).map((c) => c.value);
+    expect(cookieValues.length).toBeGreaterThanOrEqual(2);
+    const secrets = [...cookieValues, 'secret', 'alice@example.com', '415 555 0100', '203.0.113.7'];
+
+    const logs = worker.output();
+    expect(logs).toContain('page stored');
+    const exported = (await runCli(['results', 'export'], { env })).stdout;
+    expect(exported.split('\n').filter(Boolean)).toHaveLength(4);
+    const dlq = (await runCli(['dlq', 'list', '--json'], { env })).stdout;
+    for (const secret of secrets) {
+      expect(logs, `logs hold ${secret}`).not.toContain(secret);
+      expect(exported, `results hold ${secret}`).not.toContain(secret);
+      expect(dlq, `the DLQ holds ${secret}`).not.toContain(secret);
+    }
+    expect(exported).toContain('[email]');
+    // Results name their session (the export contract); logs name it by its keyed hash only.
+    expect(logs).not.toContain('alice-account');
+  });
+});
