@@ -3,7 +3,9 @@ export {
   contextOf,
   injectTrace,
   inSpan,
+  registerTracingHooks,
   SpanKind,
   startTracing,
   type TraceCarrier,
+  tracingWanted,
 } from './tracing.js';

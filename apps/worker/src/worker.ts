@@ -1,0 +1,45 @@
+import { exitCodeOf, InputError, loadConfig, oneLine, readEnvironment } from '@crawlfleet/core';
+import { runWorkerProcess } from '@crawlfleet/crawler';
+import { createLogger } from '@crawlfleet/log';
+import { requireKeyRing } from '@crawlfleet/slates';
+import { startTracing } from '@crawlfleet/tracing';
+
+/** Reads a positive integer setting from the environment. */
+function intFromEnv(name: string): number | undefined {
+  const value = process.env[name];
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new InputError('invalid_setting', `${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+/**
+ * The worker process, configured by environment variables only (one command on any machine):
+ * REDIS_URL, CRAWLFLEET_SESSION_REDIS_URL, CRAWLFLEET_KEYS, CRAWLFLEET_PREFIX, CRAWLFLEET_CONFIG,
+ * CRAWLFLEET_CONCURRENCY, CRAWLFLEET_GRACE_MS, CRAWLFLEET_METRICS_PORT.
+ */
+async function main(): Promise<void> {
+  const logger = createLogger({ name: 'worker' });
+  const stopTracing = await startTracing('crawlfleet-worker');
+  try {
+    const env = readEnvironment();
+    await runWorkerProcess({
+      redisUrl: env.redisUrl,
+      sessionRedisUrl: env.sessionRedisUrl,
+      ring: requireKeyRing(),
+      prefix: env.prefix,
+      config: loadConfig(),
+      logger,
+      concurrency: intFromEnv('CRAWLFLEET_CONCURRENCY'),
+      graceMs: intFromEnv('CRAWLFLEET_GRACE_MS'),
+      metricsPort: intFromEnv('CRAWLFLEET_METRICS_PORT'),
+    });
+  } catch (error) {
+    process.stderr.write(`crawlfleet-worker: ${oneLine(error)}\n`);
+    process.exitCode = exitCodeOf(error);
+  } finally {
+    await stopTracing();
+  }
+}
+
+await main();
