@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CRAWL_QUEUE } from '@crawlfleet/core';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -70,6 +71,17 @@ describe('the crawlfleet command', () => {
     const dlqHelp = await runCli(['dlq', '--help']);
     expect(dlqHelp.stdout).toMatch(/list \[options\]/);
     expect(dlqHelp.stdout).toMatch(/show <id>/);
+  });
+
+  it('runs as npx crawlfleet from the repository, as README says', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const repo = fileURLToPath(new URL('../..', import.meta.url));
+    const version = execFileSync('npx', ['--no-install', 'crawlfleet', '--version'], {
+      cwd: repo,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    expect(version.trim()).toBe('0.1.0');
   });
 
   it('refuses bad input with exit code 2 and one line, enqueuing nothing', async () => {

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
-// The entry point only prepares tracing hooks (they must precede every other module), then runs
-// the app. See registerTracingHooks.
-import { registerTracingHooks } from '@crawlfleet/tracing';
+// Tracing starts before the app's modules load, so everything they do can be traced; without
+// OTEL_* settings it starts nothing.
+import { startTracing } from '@crawlfleet/tracing';
 
-registerTracingHooks();
-await import('./cli.js');
+const stopTracing = await startTracing('crawlfleet');
+const { run } = await import('./cli.js');
+await run(process.argv);
+await stopTracing();

@@ -2,7 +2,6 @@ import { exitCodeOf, InputError, loadConfig, oneLine, readEnvironment } from '@c
 import { runWorkerProcess } from '@crawlfleet/crawler';
 import { createLogger } from '@crawlfleet/log';
 import { requireKeyRing } from '@crawlfleet/slates';
-import { startTracing } from '@crawlfleet/tracing';
 
 /** Reads a positive integer setting from the environment. */
 function intFromEnv(name: string): number | undefined {
@@ -20,7 +19,6 @@ function intFromEnv(name: string): number | undefined {
  */
 async function main(): Promise<void> {
   const logger = createLogger({ name: 'worker' });
-  const stopTracing = await startTracing('crawlfleet-worker');
   try {
     const env = readEnvironment();
     await runWorkerProcess({
@@ -37,9 +35,7 @@ async function main(): Promise<void> {
   } catch (error) {
     process.stderr.write(`crawlfleet-worker: ${oneLine(error)}\n`);
     process.exitCode = exitCodeOf(error);
-  } finally {
-    await stopTracing();
   }
 }
 
-await main();
+export { main };

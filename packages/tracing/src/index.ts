@@ -3,7 +3,6 @@ export {
   contextOf,
   injectTrace,
   inSpan,
-  registerTracingHooks,
   SpanKind,
   startTracing,
   type TraceCarrier,

@@ -1,4 +1,3 @@
-import { register } from 'node:module';
 import {
   type Attributes,
   type Context,
@@ -45,15 +44,6 @@ export function tracingWanted(env: NodeJS.ProcessEnv = process.env): boolean {
   return Boolean(
     env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || (exporter && exporter !== 'none'),
   );
-}
-
-/**
- * Lets the HTTP instrumentation see ES modules: registers the import-in-the-middle loader hook,
- * when traces are wanted. It must run before the app's modules load, so an entry point calls it
- * and then imports the app dynamically (static imports are all linked before any code runs).
- */
-export function registerTracingHooks(env: NodeJS.ProcessEnv = process.env): void {
-  if (tracingWanted(env)) register('@opentelemetry/instrumentation/hook.mjs', import.meta.url);
 }
 
 /** The current trace context, to put into a job; undefined when tracing is off. */
