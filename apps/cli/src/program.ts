@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerAudit } from './commands/audit.js';
+import { registerBoard } from './commands/board.js';
 import { registerCrawl } from './commands/crawl.js';
 import { registerDlq } from './commands/dlq.js';
 import { registerKeys } from './commands/keys.js';
@@ -45,6 +46,7 @@ Exit codes: 0 success, 1 runtime failure (e.g. Redis unreachable), 2 bad usage o
   registerKeys(program);
   registerAudit(program);
   registerPurge(program);
+  registerBoard(program);
   for (const command of program.commands) {
     command.exitOverride();
     for (const sub of command.commands) sub.exitOverride();

@@ -31,7 +31,10 @@ export class DeadLetterQueue {
   async route(letter: DeadLetter): Promise<void> {
     const id = dlqJobId(letter.id);
     await this.queue.remove(id);
-    await this.queue.add(letter.url ?? 'invalid payload', letter, { jobId: id });
+    // The job name is what Bull Board lists: class, reason and URL at a glance.
+    await this.queue.add(`${letter.class}/${letter.reason} ${letter.url ?? '(invalid payload)'}`, letter, {
+      jobId: id,
+    });
   }
 
   /** Removes entries by original job id; returns how many were removed. */

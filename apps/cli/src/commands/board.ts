@@ -1,0 +1,30 @@
+import { runBoardProcess } from '@crawlfleet/board';
+import type { Command } from 'commander';
+import { type GlobalOptions, loadSettings } from '../context.js';
+import { positiveInt } from '../options.js';
+
+export function registerBoard(program: Command): void {
+  program
+    .command('board')
+    .description('serve Bull Board for the crawl and crawl-dlq queues, behind authentication')
+    .option('-p, --port <port>', 'port', positiveInt, 3300)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--read-only', 'no actions on the crawl queue either (the DLQ is always read-only)')
+    .addHelpText(
+      'after',
+      `
+Credentials are required: CRAWLFLEET_BOARD_USER and CRAWLFLEET_BOARD_PASSWORD (HTTP Basic),
+or CRAWLFLEET_BOARD_TOKEN (Authorization: Bearer). Replay dead letters with crawlfleet dlq replay.
+  $ CRAWLFLEET_BOARD_USER=ops CRAWLFLEET_BOARD_PASSWORD=... crawlfleet board --port 3300`,
+    )
+    .action(async (options: { port: number; host: string; readOnly?: boolean }, command: Command) => {
+      const { env } = loadSettings(command.optsWithGlobals<GlobalOptions>());
+      await runBoardProcess({
+        redisUrl: env.redisUrl,
+        prefix: env.prefix,
+        port: options.port,
+        host: options.host,
+        readOnly: options.readOnly,
+      });
+    });
+}

@@ -1,0 +1,37 @@
+import { connectRedis, keyLayout, redactRedisUrl } from '@crawlfleet/core';
+import { boardAuthFromEnv } from './board-auth.js';
+import { startBoard } from './board-server.js';
+
+export interface BoardProcessOptions {
+  redisUrl: string;
+  prefix: string;
+  port: number;
+  host?: string | undefined;
+  readOnly?: boolean | undefined;
+  /** Where to say where the board is; stderr by default. */
+  say?: (line: string) => void;
+}
+
+/** Serves the board until SIGINT or SIGTERM. Refuses to start without credentials (exit 2). */
+export async function runBoardProcess(options: BoardProcessOptions): Promise<void> {
+  const auth = boardAuthFromEnv();
+  const say = options.say ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const connection = await connectRedis(options.redisUrl, { role: 'worker' });
+  const board = await startBoard({
+    connection,
+    keys: keyLayout(options.prefix),
+    auth,
+    port: options.port,
+    host: options.host,
+    readOnly: options.readOnly,
+  });
+  say(
+    `board on ${board.url} (${auth.kind === 'basic' ? `user ${auth.user}` : 'bearer token'}; Redis ${redactRedisUrl(options.redisUrl)}, prefix ${options.prefix}${options.readOnly ? ', read-only' : ''})`,
+  );
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve());
+    process.once('SIGTERM', () => resolve());
+  });
+  await board.close();
+  await connection.quit().catch(() => connection.disconnect());
+}
