@@ -49,22 +49,22 @@ function letter(id: string, overrides: Partial<DeadLetter> = {}): DeadLetter {
 }
 
 describe('DeadLetterQueue.route', () => {
-  it('adds an entry whose job id is the letter id and whose job name is the url', async () => {
+  it('adds an entry whose job id is the letter id and whose job name says class, reason and url', async () => {
     const routed = letter('ik-route');
 
     await dlq.route(routed);
 
     const hash = await redis.hgetall(keys.dlqJob('ik-route'));
-    expect(hash.name).toBe(routed.url);
+    expect(hash.name).toBe(`${routed.class}/${routed.reason} ${routed.url}`);
     expect(JSON.parse(hash.data ?? 'null')).toEqual(routed);
     expect(await redis.lrange(`{${prefix}}:crawl-dlq:wait`, 0, -1)).toEqual(['ik-route']);
     expect(await dlq.count()).toBe(1);
   });
 
-  it('names an entry without a url "invalid payload"', async () => {
+  it('names an entry without a url by its class, reason and "(invalid payload)"', async () => {
     await dlq.route(letter('ik-no-url', { url: null, job: { garbage: true }, reason: 'invalid_payload' }));
 
-    expect(await redis.hget(keys.dlqJob('ik-no-url'), 'name')).toBe('invalid payload');
+    expect(await redis.hget(keys.dlqJob('ik-no-url'), 'name')).toMatch(/^\w+\/\w+ \(invalid payload\)$/);
   });
 
   it('keeps one entry, with the newest failure, when the same id is routed twice', async () => {
