@@ -8,7 +8,7 @@ import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, submit } from '../src/fleet.js';
-import { cleanupPrefix, keyLayout, openTestRedis, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
+import { cleanupPrefix, keyLayout, openTestRedis, runCli, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -88,6 +88,46 @@ describe('the board', () => {
     expect(wrong.status).toBe(401);
     expect(page.headers.get('x-frame-options')).toBe('DENY');
     expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
+  });
+
+  it('accepts a bearer token instead, when that is what is configured', async () => {
+    const tokenBoard = await startBoard({
+      connection: redis,
+      keys: keyLayout(prefix),
+      auth: { kind: 'bearer', token: 't0ken-for-ops' },
+      port: 0,
+    });
+    try {
+      expect((await fetch(new URL('api/queues', tokenBoard.url))).status).toBe(401);
+      expect(
+        (await fetch(new URL('api/queues', tokenBoard.url), { headers: { authorization: 'Bearer wrong' } })).status,
+      ).toBe(401);
+      const ok = await fetch(new URL('api/queues', tokenBoard.url), {
+        headers: { authorization: 'Bearer t0ken-for-ops' },
+      });
+      expect(ok.status).toBe(200);
+      const body = (await ok.json()) as { queues: Array<{ name: string; readOnlyMode: boolean }> };
+      expect(body.queues.map((q) => [q.name, q.readOnlyMode])).toEqual([
+        ['crawl', false],
+        ['crawl-dlq', true],
+      ]);
+    } finally {
+      await tokenBoard.close();
+    }
+  });
+
+  it('refuses to start from the CLI without credentials, naming the variables to set', async () => {
+    const result = await runCli(['board', '--port', '1'], {
+      env: {
+        CRAWLFLEET_BOARD_USER: undefined,
+        CRAWLFLEET_BOARD_PASSWORD: undefined,
+        CRAWLFLEET_BOARD_TOKEN: undefined,
+      },
+    });
+    expect(result.code).toBe(2);
+    expect(result.stderr.trim()).toBe(
+      'crawlfleet: the board needs credentials: set CRAWLFLEET_BOARD_USER and CRAWLFLEET_BOARD_PASSWORD, or CRAWLFLEET_BOARD_TOKEN',
+    );
   });
 
   it('slows down an address that keeps failing', async () => {
