@@ -28,30 +28,53 @@ export function registerWorker(program: Command): void {
       positiveInt,
     )
     .option('--grace-ms <ms>', `how long a drain waits for active jobs (default ${DEFAULT_GRACE_MS})`, positiveInt)
+    .option(
+      '--lock-duration-ms <ms>',
+      "how long a job stays locked without renewal: a dead worker's jobs wait this long (default 30000)",
+      positiveInt,
+    )
+    .option(
+      '--stalled-interval-ms <ms>',
+      'how often this worker looks for jobs of dead workers (default 30000)',
+      positiveInt,
+    )
     .addHelpText(
       'after',
       `
 Run one per machine (or many); they share work through Redis. Logs are JSON lines on stdout.
   $ REDIS_URL=redis://queue.internal:6379 crawlfleet worker --concurrency 32`,
     )
-    .action(async (options: { concurrency?: number; graceMs?: number; metricsPort?: number }, command: Command) => {
-      const { env, config } = loadSettings(command.optsWithGlobals<GlobalOptions>());
-      const fromEnv = process.env.CRAWLFLEET_CONCURRENCY;
-      const ring = requireKeyRing();
-      await runWorkerProcess({
-        redisUrl: env.redisUrl,
-        sessionRedisUrl: env.sessionRedisUrl,
-        ring,
-        prefix: env.prefix,
-        config,
-        logger: createLogger({ name: 'worker' }),
-        concurrency: options.concurrency ?? (fromEnv ? intSetting('CRAWLFLEET_CONCURRENCY', fromEnv) : undefined),
-        graceMs: options.graceMs,
-        metricsPort:
-          options.metricsPort ??
-          (process.env.CRAWLFLEET_METRICS_PORT
-            ? intSetting('CRAWLFLEET_METRICS_PORT', process.env.CRAWLFLEET_METRICS_PORT)
-            : undefined),
-      });
-    });
+    .action(
+      async (
+        options: {
+          concurrency?: number;
+          graceMs?: number;
+          metricsPort?: number;
+          lockDurationMs?: number;
+          stalledIntervalMs?: number;
+        },
+        command: Command,
+      ) => {
+        const { env, config } = loadSettings(command.optsWithGlobals<GlobalOptions>());
+        const fromEnv = process.env.CRAWLFLEET_CONCURRENCY;
+        const ring = requireKeyRing();
+        await runWorkerProcess({
+          redisUrl: env.redisUrl,
+          sessionRedisUrl: env.sessionRedisUrl,
+          ring,
+          prefix: env.prefix,
+          config,
+          logger: createLogger({ name: 'worker' }),
+          concurrency: options.concurrency ?? (fromEnv ? intSetting('CRAWLFLEET_CONCURRENCY', fromEnv) : undefined),
+          graceMs: options.graceMs,
+          lockDurationMs: options.lockDurationMs,
+          stalledIntervalMs: options.stalledIntervalMs,
+          metricsPort:
+            options.metricsPort ??
+            (process.env.CRAWLFLEET_METRICS_PORT
+              ? intSetting('CRAWLFLEET_METRICS_PORT', process.env.CRAWLFLEET_METRICS_PORT)
+              : undefined),
+        });
+      },
+    );
 }
