@@ -183,7 +183,7 @@ describe('the crawl worker', () => {
     await queue.add(stranger.url ?? 'x', stranger, { jobId: 'stranger-1' });
     await run();
     expect(await waitFor(() => dlq.show('stranger-1'))).toMatchObject({ reason: 'unknown_tenant', tenant: 'stranger' });
-    expect(site.hits('/ok/nobody')).toBe(1);
+    await waitFor(() => site.hits('/ok/nobody') === 1, { what: "the known tenant's page fetched" });
   });
 
   it('writes no second result when a worker dies between writing the result and acknowledging the job', async () => {
