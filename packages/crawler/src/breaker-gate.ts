@@ -41,15 +41,23 @@ export class BreakerGate {
     this.breakers.shutdown();
   }
 
-  /** Opens a session's breaker for the whole fleet, and says so. */
-  private async open(tenant: string, sessionId: string, reason: string): Promise<void> {
+  /**
+   * Opens a session's breaker for the whole fleet, and says so. A trip seen by this worker does
+   * nothing when the fleet's breaker is already open or probing; a failed probe (`reopen`) starts
+   * a new open period.
+   */
+  private async open(tenant: string, sessionId: string, reason: string, reopen = false): Promise<void> {
     const until = Date.now() + this.deps.config.breakers.resetTimeoutMs;
-    this.deps.observer?.sessionInvalidated?.('breaker_open');
+    let opened = false;
     try {
-      await this.deps.sessions.store?.openBreaker(this.deps.keys.session(tenant, sessionId), until);
+      opened =
+        (await this.deps.sessions.store?.openBreaker(this.deps.keys.session(tenant, sessionId), until, reopen)) ??
+        false;
     } catch (error) {
       this.deps.logger.warn({ err: (error as Error).message }, 'could not publish an open breaker');
     }
+    if (!opened) return;
+    this.deps.observer?.sessionInvalidated?.('breaker_open');
     const session = this.deps.sessions.hasher.hash(tenant, sessionId);
     this.deps.logger.warn(
       { tenant, session_id: session, reason, open_until: new Date(until).toISOString() },
@@ -96,7 +104,7 @@ export class BreakerGate {
         reason: 'probe_succeeded',
       });
     } else {
-      await this.open(data.tenant, session.keys.sessionId, `probe_failed:${failure?.reason}`);
+      await this.open(data.tenant, session.keys.sessionId, `probe_failed:${failure?.reason}`, true);
     }
   }
 

@@ -112,10 +112,16 @@ export class SlateStore {
     await multi.exec();
   }
 
-  /** Opens the session's breaker for the fleet until `until`; the probe lease is cleared. */
-  async openBreaker(session: SessionKeys, until: number): Promise<void> {
+  /**
+   * Opens the session's breaker for the fleet until `until`. A worker's own trip opens it only
+   * if it is not open already (one open period per incident, however many workers noticed);
+   * a failed probe (`reopen`) starts a new period and frees the probe. True when it opened.
+   */
+  async openBreaker(session: SessionKeys, until: number, reopen = false): Promise<boolean> {
     const keepMs = Math.max(1, until - Date.now()) + 10 * 60_000;
+    if (!reopen) return (await this.redis.set(session.breaker, String(until), 'PX', keepMs, 'NX')) === 'OK';
     await this.redis.multi().set(session.breaker, String(until), 'PX', keepMs).del(session.breakerProbe).exec();
+    return true;
   }
 
   /**
