@@ -20,13 +20,14 @@ export async function replayDeadLetters(
   dlq: DeadLetterQueue,
   producer: Producer,
   letters: Iterable<DeadLetter> | AsyncIterable<DeadLetter>,
-  batchSize = 100,
+  options: { batchSize?: number; beforeEnqueue?: (ids: string[]) => Promise<void> } = {},
 ): Promise<ReplayReport> {
+  const batchSize = options.batchSize ?? 100;
   const report: ReplayReport = { replayed: [], skipped: [] };
   let batch: FetchJob[] = [];
   const flush = async () => {
     if (batch.length === 0) return;
-    const enqueued = await producer.requeue(batch);
+    const enqueued = await producer.requeue(batch, options.beforeEnqueue);
     const done = new Set(enqueued);
     for (const job of batch)
       if (!done.has(job.idempotencyKey)) report.skipped.push({ id: job.idempotencyKey, reason: 'job_in_progress' });

@@ -155,9 +155,11 @@ export class Producer {
    * same key is removed first, but the ledger is left alone, so a key that did succeed meanwhile
    * is not stored twice. Returns the keys enqueued; a key whose job is running is skipped.
    */
-  async requeue(jobs: readonly FetchJob[]): Promise<string[]> {
+  async requeue(jobs: readonly FetchJob[], beforeAdd?: (keys: string[]) => Promise<void>): Promise<string[]> {
     const ready: FetchJob[] = [];
     for (const job of jobs) if (await this.clearFinishedJob(job.idempotencyKey)) ready.push(job);
+    // Whatever must be recorded first (an audit event) happens before a worker can see the job.
+    await beforeAdd?.(ready.map((job) => job.idempotencyKey));
     if (ready.length > 0) await this.queue.addBulk(ready.map((job) => this.bulkEntry(job)));
     return ready.map((job) => job.idempotencyKey);
   }

@@ -100,9 +100,13 @@ export function registerDlq(program: Command): void {
             throw new InputError('not_found', `no DLQ entry with id ${missing.join(', ')}; nothing was replayed`);
           letters = found.map((f) => f.letter as DeadLetter);
         }
-        const report = await replayDeadLetters(queue, producer, letters);
         const audit = new AuditLog(context.redis, context.keys, context.config.retention.auditMaxLen);
-        for (const id of report.replayed) await audit.append({ kind: 'replay', jobId: id, reason: 'cli' });
+        // Recorded before the jobs are back on the queue, so the trail reads in causal order.
+        const report = await replayDeadLetters(queue, producer, letters, {
+          beforeEnqueue: async (ids) => {
+            for (const id of ids) await audit.append({ kind: 'replay', jobId: id, reason: 'cli' });
+          },
+        });
         if (options.json) printJson(report);
         else {
           say(`replayed ${plural(report.replayed.length, 'job')}; ${report.skipped.length} left in the DLQ`);
