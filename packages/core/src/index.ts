@@ -20,6 +20,7 @@ export { DEFAULT_PREFIX, DEFAULT_REDIS_URL, type Environment, parseDuration, rea
 export { ConfigError, exitCodeOf, InputError, oneLine, RedisUnavailableError } from './errors.js';
 export { checkCallerKey, deriveIdempotencyKey, type IdempotencyInput } from './idempotency.js';
 export {
+  checkName,
   describeZodError,
   type FetchJob,
   type FetchJobParse,

@@ -1,10 +1,19 @@
 import { z } from 'zod';
+import { InputError } from './errors.js';
 
 export const HTTP_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
 
 /** Tenant and session names end up in Redis key names and metrics labels: keep them plain. */
 export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** Checks a tenant or session name given on the command line; `what` names the flag in the error. */
+export function checkName(what: string, value: string): string {
+  if (!NAME_PATTERN.test(value)) {
+    throw new InputError('invalid_session', `${what} must be 1-64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
 
 /** W3C trace context carried from the producer to the worker. */
 export const traceContextSchema = z.object({

@@ -1,10 +1,10 @@
 import {
   CRAWL_QUEUE,
   type CrawlfleetConfig,
+  checkName,
   type FetchJob,
   InputError,
   type KeyLayout,
-  NAME_PATTERN,
   tenantConfig,
 } from '@crawlfleet/core';
 import { injectTrace, inSpan, SpanKind } from '@crawlfleet/tracing';
@@ -63,12 +63,7 @@ export function prepareJobs(
   options: Pick<SubmitOptions, 'tenant' | 'sessionId'>,
 ): FetchJob[] {
   tenantConfig(config, options.tenant);
-  if (options.sessionId !== undefined && !NAME_PATTERN.test(options.sessionId)) {
-    throw new InputError(
-      'invalid_session',
-      `--session must be 1-64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(options.sessionId)}`,
-    );
-  }
+  if (options.sessionId !== undefined) checkName('--session', options.sessionId);
   const context = { tenant: options.tenant, sessionId: options.sessionId, submittedAt: new Date().toISOString() };
   return targets.map((target, index) => {
     try {

@@ -1,15 +1,9 @@
-import { DEFAULT_TENANT, InputError, NAME_PATTERN } from '@crawlfleet/core';
+import { checkName, DEFAULT_TENANT, InputError } from '@crawlfleet/core';
 import { type AuthState, SessionCookieJar, type SessionMeta } from '@crawlfleet/sessions';
 import { listSessions, purgeSession, requireKeyRing, SlateStore } from '@crawlfleet/slates';
 import type { Command } from 'commander';
 import { type GlobalOptions, openSessionContext } from '../context.js';
 import { printJson, say, table } from '../output.js';
-
-function checkName(what: string, value: string): string {
-  if (!NAME_PATTERN.test(value))
-    throw new InputError('invalid_session', `${what} must be 1-64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(value)}`);
-  return value;
-}
 
 export function registerSessions(program: Command): void {
   const sessions = program.command('sessions').description('inspect and purge session state (cookies, auth, meta)');
