@@ -44,6 +44,21 @@ export class DeadLetterQueue {
     return removed;
   }
 
+  /**
+   * Removes entries only if they are still the letters given (same `failedAt`): after a replay,
+   * a job that already failed again has a new entry, which must stay. Returns the ids removed.
+   */
+  async removeIfUnchanged(letters: readonly DeadLetter[]): Promise<string[]> {
+    const removed: string[] = [];
+    for (const letter of letters) {
+      const job = await this.queue.getJob(dlqJobId(letter.id));
+      if (job?.data?.failedAt !== letter.failedAt) continue;
+      await job.remove();
+      removed.push(letter.id);
+    }
+    return removed;
+  }
+
   /** Every entry, whole, newest first, optionally of one class and failed before a moment. */
   async *entries(
     filter: { failureClass?: FailureClass | undefined; failedBefore?: number | undefined } = {},

@@ -25,15 +25,19 @@ export async function replayDeadLetters(
   const batchSize = options.batchSize ?? 100;
   const report: ReplayReport = { replayed: [], skipped: [] };
   let batch: FetchJob[] = [];
+  const replayedLetters = new Map<string, DeadLetter>();
   const flush = async () => {
     if (batch.length === 0) return;
     const enqueued = await producer.requeue(batch, options.beforeEnqueue);
     const done = new Set(enqueued);
     for (const job of batch)
       if (!done.has(job.idempotencyKey)) report.skipped.push({ id: job.idempotencyKey, reason: 'job_in_progress' });
-    await dlq.remove(enqueued);
+    // Only the entries that are still the ones replayed: a replayed job that already failed again
+    // has routed a new entry meanwhile.
+    await dlq.removeIfUnchanged(enqueued.flatMap((id) => replayedLetters.get(id) ?? []));
     report.replayed.push(...enqueued);
     batch = [];
+    replayedLetters.clear();
   };
   for await (const letter of letters) {
     const parsed = parseFetchJob(letter.job);
@@ -47,6 +51,7 @@ export async function replayDeadLetters(
       continue;
     }
     batch.push(parsed.job);
+    replayedLetters.set(letter.id, letter);
     if (batch.length >= batchSize) await flush();
   }
   await flush();
