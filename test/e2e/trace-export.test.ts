@@ -85,11 +85,21 @@ describe('traces exported by a real crawlfleet process', () => {
     expect(job?.traceId).toBe(submitted?.traceId);
     expect(job?.parentSpanId).toBe(submitted?.spanId);
     expect(fetch?.parentSpanId).toBe(job?.spanId);
-    // One client span per request of the redirect chain, under the fetch span.
     const attribute = (span: OtlpSpan | undefined, key: string) => span?.attributes?.find((a) => a.key === key)?.value;
     expect(attribute(fetch, 'http.response.status_code')).toEqual({ intValue: 200 });
     expect(attribute(fetch, 'url.full')).toEqual({ stringValue: site.url('/redirect-chain/1') });
-    expect(fetch?.kind).toBe(CLIENT);
+    // The HTTP client instrumentation adds one CLIENT span per request of the redirect chain,
+    // in order, under the fetch span.
+    const hops = spans.filter((span) => span.kind === CLIENT && span.parentSpanId === fetch?.spanId);
+    expect(hops.map((hop) => attribute(hop, 'url.full'))).toEqual([
+      { stringValue: site.url('/redirect-chain/1') },
+      { stringValue: site.url('/redirect-chain/0') },
+    ]);
+    expect(hops.map((hop) => attribute(hop, 'http.response.status_code'))).toEqual([
+      { intValue: 302 },
+      { intValue: 200 },
+    ]);
+    for (const hop of hops) expect(hop.traceId).toBe(submitted?.traceId);
     for (const name of ['session.commit', 'result.write']) {
       const [span] = named(name);
       if (span !== undefined) expect(span.parentSpanId, name).toBe(job?.spanId);

@@ -168,7 +168,7 @@ export class CrawlProcessor {
     try {
       page = await inSpan(
         'http.fetch',
-        { kind: SpanKind.CLIENT, attributes: { 'http.request.method': data.method, 'url.full': data.url } },
+        { kind: SpanKind.INTERNAL, attributes: { 'http.request.method': data.method, 'url.full': data.url } },
         async (span) => {
           const fetched = await this.fetch(data, tenant, session);
           span.setAttribute('http.response.status_code', fetched.status);

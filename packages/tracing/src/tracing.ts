@@ -33,7 +33,13 @@ export async function startTracing(
     (env.OTEL_TRACES_EXPORTER && env.OTEL_TRACES_EXPORTER !== 'none');
   if (!wanted) return async () => {};
   const { NodeSDK } = await import('@opentelemetry/sdk-node');
-  const sdk = new NodeSDK({ serviceName: env.OTEL_SERVICE_NAME || serviceName });
+  const { HttpInstrumentation } = await import('@opentelemetry/instrumentation-http');
+  const sdk = new NodeSDK({
+    serviceName: env.OTEL_SERVICE_NAME || serviceName,
+    // One CLIENT span per HTTP request the fetcher makes (each redirect hop is its own request).
+    // Incoming requests are the metrics and health endpoints and the board: not worth a trace.
+    instrumentations: [new HttpInstrumentation({ ignoreIncomingRequestHook: () => true })],
+  });
   sdk.start();
   return () => sdk.shutdown();
 }
