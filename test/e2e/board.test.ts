@@ -2,7 +2,11 @@ import { mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { AuditLog } from '@crawlfleet/audit';
 import { type RunningBoard, startBoard } from '@crawlfleet/board';
+import { CRAWL_QUEUE } from '@crawlfleet/core';
+import { type DeadLetter, DeadLetterQueue } from '@crawlfleet/dlq';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -43,7 +47,7 @@ describe('the board', () => {
     const worker = await startTestWorker(keys, config);
     await waitFor(
       async () =>
-        (await redis.xlen(keys.results)) === 2 && (await redis.llen(`${keys.bullPrefix}:crawl-dlq:wait`)) === 2,
+        (await redis.xlen(keys.results)) === 2 && (await redis.zcard(`${keys.bullPrefix}:crawl-dlq:failed`)) === 2,
       {
         what: 'two pages and two dead letters',
       },
@@ -52,6 +56,7 @@ describe('the board', () => {
     board = await startBoard({
       connection: redis,
       keys,
+      config,
       auth: { kind: 'basic', user: USER, password: PASSWORD },
       port: 0,
       failurePolicy: { freeFailures: 3, delayPerFailureMs: 300 },
@@ -94,6 +99,7 @@ describe('the board', () => {
     const tokenBoard = await startBoard({
       connection: redis,
       keys: keyLayout(prefix),
+      config: testConfig(),
       auth: { kind: 'bearer', token: 't0ken-for-ops' },
       port: 0,
     });
@@ -109,10 +115,36 @@ describe('the board', () => {
       const body = (await ok.json()) as { queues: Array<{ name: string; readOnlyMode: boolean }> };
       expect(body.queues.map((q) => [q.name, q.readOnlyMode])).toEqual([
         ['crawl', false],
-        ['crawl-dlq', true],
+        ['crawl-dlq', false],
       ]);
     } finally {
       await tokenBoard.close();
+    }
+  });
+
+  it('mounts both queues read-only with --read-only, and then refuses a retry', async () => {
+    const readOnly = await startBoard({
+      connection: redis,
+      keys: keyLayout(prefix),
+      config: testConfig(),
+      auth: { kind: 'bearer', token: 't0ken-for-ops' },
+      port: 0,
+      readOnly: true,
+    });
+    try {
+      const headers = { authorization: 'Bearer t0ken-for-ops' };
+      const body = (await (await fetch(new URL('api/queues', readOnly.url), { headers })).json()) as {
+        queues: Array<{ name: string; readOnlyMode: boolean }>;
+      };
+      expect(body.queues.map((q) => [q.name, q.readOnlyMode])).toEqual([
+        ['crawl', true],
+        ['crawl-dlq', true],
+      ]);
+      const retry = await fetch(new URL('api/queues/crawl-dlq/retry/failed', readOnly.url), { method: 'PUT', headers });
+      expect(retry.status).toBeGreaterThanOrEqual(400);
+      expect(await redis.zcard(`{${prefix}}:crawl-dlq:failed`)).toBe(2);
+    } finally {
+      await readOnly.close();
     }
   });
 
@@ -165,7 +197,7 @@ describe('the board', () => {
     });
     await page.goto(board.url);
     await page.getByText('crawl-dlq').first().waitFor({ timeout: 15_000 });
-    await page.goto(new URL('queue/crawl-dlq?status=waiting', board.url).toString());
+    await page.goto(new URL('queue/crawl-dlq?status=failed', board.url).toString());
     await page.getByText('/status/404?board=1').first().waitFor({ timeout: 15_000 });
     const text = await page.locator('body').textContent();
     expect(text).toContain('non_recoverable/http_404');
@@ -177,5 +209,104 @@ describe('the board', () => {
     // Bull Board asks for Google Fonts; the policy blocks any third-party request on purpose
     // (the page falls back to local fonts). The board's own scripts and styles must all load.
     expect(violations.filter((v) => !v.includes('https://fonts.googleapis.com/'))).toEqual([]);
+
+    // Retry on a dead letter is a replay, as `crawlfleet dlq replay` does it: the job goes back on
+    // crawl with fresh attempts, the entry leaves the DLQ, and the audit trail says who asked.
+    const dlq = new DeadLetterQueue(redis, keyLayout(prefix));
+    const entry = (await dlq.list()).find((summary) => summary.url === site.url('/status/404?board=1'));
+    expect(entry).toBeDefined();
+    // The job card: the nearest element around the entry's id that holds its action buttons.
+    const card = page.getByText(String(entry?.id), { exact: true }).locator('xpath=ancestor::*[.//button][1]');
+    // Bull Board's job actions are icon buttons without a label; Retry is the refresh icon.
+    await card.locator('button:has(svg.lucide-refresh-cw)').click();
+    await page.getByRole('button', { name: 'Confirm' }).click();
+    await waitFor(async () => (await dlq.count()) === 1, { what: 'the retried entry to leave the DLQ' });
+    const crawl = new Queue(CRAWL_QUEUE, { connection: redis, prefix: `{${prefix}}` });
+    const requeued = await crawl.getJob(String(entry?.id));
+    expect(await requeued?.getState()).toBe('waiting');
+    expect(requeued?.attemptsMade).toBe(0);
+    expect(await dlq.queue.getJob(String(entry?.id))).toBeUndefined();
+    const audit = await new AuditLog(redis, keyLayout(prefix), 1_000).query({ kind: 'replay' });
+    expect(audit.map((event) => [event.jobId, event.reason])).toEqual([[entry?.id, 'board']]);
+    await dlq.close();
+    await crawl.close();
+  });
+
+  it('replays through "retry all" too, and refuses, saying why, an entry whose job is queued already', async () => {
+    const keys = keyLayout(prefix);
+    const dlq = new DeadLetterQueue(redis, keys);
+    const crawl = new Queue(CRAWL_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+    const headers = { authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` };
+    try {
+      const [left] = await dlq.list();
+      expect(left?.url).toBe(site.url('/status/404?board=2'));
+      const all = await fetch(new URL('api/queues/crawl-dlq/retry/failed', board.url), { method: 'PUT', headers });
+      expect(all.status).toBe(200);
+      expect(await all.json()).toMatchObject({ retried: 1 });
+      expect(await dlq.count()).toBe(0);
+      expect(await (await crawl.getJob(String(left?.id)))?.getState()).toBe('waiting');
+
+      // The same job fails again while its replay is still waiting: nothing may be enqueued twice.
+      const letter = dlqLetterFor(String(left?.id), site.url('/status/404?board=2'));
+      await dlq.route(letter);
+      const one = await fetch(new URL(`api/queues/crawl-dlq/${left?.id}/retry`, board.url), {
+        method: 'PUT',
+        headers,
+      });
+      expect(one.status).toBe(409);
+      expect(JSON.stringify(await one.json())).toContain('job_in_progress');
+      expect(await dlq.show(String(left?.id))).toEqual(letter);
+    } finally {
+      await dlq.close();
+      await crawl.close();
+    }
+  });
+
+  it('replays, rather than retries, a failed crawl job that has a dead letter', async () => {
+    const keys = keyLayout(prefix);
+    const dlq = new DeadLetterQueue(redis, keys);
+    const crawl = new Queue(CRAWL_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+    const headers = { authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` };
+    // The two replayed 404s run again and fail again: failed on crawl, and back in the DLQ.
+    const worker = await startTestWorker(keys, testConfig());
+    try {
+      await waitFor(
+        async () => {
+          const counts = await crawl.getJobCounts('failed', 'waiting', 'active');
+          return counts.failed === 2 && counts.waiting === 0 && counts.active === 0 && (await dlq.count()) === 2;
+        },
+        { what: 'the replayed jobs to fail again' },
+      );
+      await worker.stop();
+      const [entry] = await dlq.list();
+      const retry = await fetch(new URL(`api/queues/crawl/${entry?.id}/retry`, board.url), { method: 'PUT', headers });
+      expect(retry.status).toBe(204);
+      expect(await dlq.show(String(entry?.id))).toBeUndefined();
+      const job = await crawl.getJob(String(entry?.id));
+      expect([await job?.getState(), job?.attemptsMade]).toEqual(['waiting', 0]);
+      expect(await dlq.count()).toBe(1);
+    } finally {
+      await worker.stop();
+      await dlq.close();
+      await crawl.close();
+    }
   });
 });
+
+/** A dead letter for a job that is already back on crawl, as a second failure would file it. */
+function dlqLetterFor(id: string, url: string): DeadLetter {
+  return {
+    id,
+    url,
+    class: 'non_recoverable',
+    reason: 'http_404',
+    message: 'HTTP 404',
+    attempts: 1,
+    failedAt: new Date().toISOString(),
+    tenant: 'default',
+    sessionId: null,
+    job: { v: 1, url, method: 'GET', tenant: 'default', idempotencyKey: id, submittedAt: new Date().toISOString() },
+    history: [],
+    lastResponse: null,
+  };
+}

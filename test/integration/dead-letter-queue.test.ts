@@ -57,14 +57,47 @@ describe('DeadLetterQueue.route', () => {
     const hash = await redis.hgetall(keys.dlqJob('ik-route'));
     expect(hash.name).toBe(`${routed.class}/${routed.reason} ${routed.url}`);
     expect(JSON.parse(hash.data ?? 'null')).toEqual(routed);
-    expect(await redis.lrange(`{${prefix}}:crawl-dlq:wait`, 0, -1)).toEqual(['ik-route']);
+    // A failed job, so Bull Board offers Retry for it (which the board turns into a replay).
+    expect(await redis.zrange(`{${prefix}}:crawl-dlq:failed`, 0, -1)).toEqual(['ik-route']);
+    expect(await redis.llen(`{${prefix}}:crawl-dlq:wait`)).toBe(0);
+    const job = await dlq.queue.getJob('ik-route');
+    expect(await job?.getState()).toBe('failed');
+    expect(job?.failedReason).toBe(`${routed.class}/${routed.reason}: ${routed.message}`);
+    expect(job?.attemptsMade).toBe(routed.attempts);
     expect(await dlq.count()).toBe(1);
+  });
+
+  it('still lists, replaces and replays-away an entry an older crawlfleet left waiting', async () => {
+    const legacy = letter('ik-legacy');
+    await dlq.queue.add('legacy', legacy, { jobId: 'ik-legacy' });
+    expect((await dlq.list()).map((summary) => summary.id)).toEqual(['ik-legacy']);
+
+    const newer = letter('ik-legacy', { failedAt: '2025-02-01T00:00:00.000Z' });
+    await dlq.route(newer);
+    expect(await redis.llen(`{${prefix}}:crawl-dlq:wait`)).toBe(0);
+    expect(await dlq.show('ik-legacy')).toEqual(newer);
+    expect(await dlq.removeIfUnchanged([newer])).toEqual(['ik-legacy']);
+    expect(await dlq.count()).toBe(0);
+    expect(await redis.exists(keys.dlqJob('ik-legacy'))).toBe(0);
   });
 
   it('names an entry without a url by its class, reason and "(invalid payload)"', async () => {
     await dlq.route(letter('ik-no-url', { url: null, job: { garbage: true }, reason: 'invalid_payload' }));
 
     expect(await redis.hget(keys.dlqJob('ik-no-url'), 'name')).toMatch(/^\w+\/\w+ \(invalid payload\)$/);
+  });
+
+  it('removes an entry only while it is still the failure given, never a newer one', async () => {
+    const replayed = letter('ik-cas', { failedAt: '2025-03-01T00:00:00.000Z' });
+    await dlq.route(replayed);
+    const again = letter('ik-cas', { failedAt: '2025-03-01T00:00:05.000Z', reason: 'http_410' });
+    await dlq.route(again);
+
+    expect(await dlq.removeIfUnchanged([replayed])).toEqual([]);
+    expect(await dlq.show('ik-cas')).toEqual(again);
+    expect(await dlq.removeIfUnchanged([again, letter('ik-never-routed')])).toEqual(['ik-cas']);
+    expect(await dlq.count()).toBe(0);
+    expect(await redis.zcard(`{${prefix}}:crawl-dlq:failed`)).toBe(0);
   });
 
   it('keeps one entry, with the newest failure, when the same id is routed twice', async () => {
@@ -74,7 +107,7 @@ describe('DeadLetterQueue.route', () => {
 
     expect(await dlq.count()).toBe(1);
     expect(await dlq.show('ik-twice')).toEqual(second);
-    expect(await redis.llen(`{${prefix}}:crawl-dlq:wait`)).toBe(1);
+    expect(await redis.zcard(`{${prefix}}:crawl-dlq:failed`)).toBe(1);
   });
 
   it('routes a letter for a job whose BullMQ id was generated (all digits)', async () => {

@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 import { runBoardProcess } from '@crawlfleet/board';
-import { exitCodeOf, InputError, oneLine, readEnvironment } from '@crawlfleet/core';
+import { exitCodeOf, InputError, loadConfig, oneLine, readEnvironment } from '@crawlfleet/core';
 
 /**
  * The board process, configured by environment only: REDIS_URL, CRAWLFLEET_PREFIX,
  * CRAWLFLEET_BOARD_USER + CRAWLFLEET_BOARD_PASSWORD or CRAWLFLEET_BOARD_TOKEN,
  * CRAWLFLEET_BOARD_PORT (default 3300), CRAWLFLEET_BOARD_HOST (default 127.0.0.1),
- * CRAWLFLEET_BOARD_READ_ONLY=1.
+ * CRAWLFLEET_BOARD_READ_ONLY=1, CRAWLFLEET_CONFIG (the config replays enqueue with).
  */
 try {
   const env = readEnvironment();
@@ -16,6 +16,7 @@ try {
   await runBoardProcess({
     redisUrl: env.redisUrl,
     prefix: env.prefix,
+    config: loadConfig(),
     port,
     host: process.env.CRAWLFLEET_BOARD_HOST,
     readOnly: process.env.CRAWLFLEET_BOARD_READ_ONLY === '1',

@@ -1,10 +1,12 @@
-import { connectRedis, keyLayout, redactRedisUrl } from '@crawlfleet/core';
+import { type CrawlfleetConfig, connectRedis, keyLayout, redactRedisUrl } from '@crawlfleet/core';
 import { boardAuthFromEnv } from './board-auth.js';
 import { startBoard } from './board-server.js';
 
 export interface BoardProcessOptions {
   redisUrl: string;
   prefix: string;
+  /** For replays from the board: job defaults, tenants, audit retention. */
+  config: CrawlfleetConfig;
   port: number;
   host?: string | undefined;
   readOnly?: boolean | undefined;
@@ -20,6 +22,7 @@ export async function runBoardProcess(options: BoardProcessOptions): Promise<voi
   const board = await startBoard({
     connection,
     keys: keyLayout(options.prefix),
+    config: options.config,
     auth,
     port: options.port,
     host: options.host,

@@ -1,19 +1,22 @@
 import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
-import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { CRAWL_QUEUE, DLQ_QUEUE, type KeyLayout } from '@crawlfleet/core';
+import { CRAWL_QUEUE, type CrawlfleetConfig, type KeyLayout } from '@crawlfleet/core';
+import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { Queue } from 'bullmq';
 import express from 'express';
 import type { Redis } from 'ioredis';
 import { type BoardAuth, type FailurePolicy, requireBoardAuth } from './board-auth.js';
+import { BoardReplay, crawlAdapter, deadLetterAdapter } from './replaying-adapter.js';
 import { securityHeaders } from './security-headers.js';
 
 export interface BoardOptions {
   connection: Redis;
   keys: KeyLayout;
+  /** For replays: the job defaults and tenants `crawl` jobs are enqueued with, and audit retention. */
+  config: CrawlfleetConfig;
   auth: BoardAuth;
-  /** Mount the crawl queue read-only too (the DLQ always is: replay goes through `dlq replay`). */
+  /** Mount both queues read-only: no retry, remove or other action. */
   readOnly?: boolean;
   /** Default 127.0.0.1: the board is for operators, not the world. */
   host?: string;
@@ -29,26 +32,23 @@ export interface RunningBoard {
 /**
  * Bull Board for `crawl` and `crawl-dlq`. Every request, static assets and the API included,
  * passes the authentication guard and gets the security headers. Jobs are named by their URL;
- * dead letters by class, reason and URL.
+ * dead letters by class, reason and URL. Retry on a dead letter (or on a failed crawl job that
+ * has one) is a replay, the same as `crawlfleet dlq replay`, never a retry inside crawl-dlq.
  */
 export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   const { connection, keys } = options;
+  const readOnlyMode = options.readOnly ?? false;
   const crawl = new Queue(CRAWL_QUEUE, { connection, prefix: keys.bullPrefix });
-  const dlq = new Queue(DLQ_QUEUE, { connection, prefix: keys.bullPrefix });
+  const replay = new BoardReplay(new DeadLetterQueue(connection, keys), connection, keys, options.config);
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath('/');
   createBullBoard({
     queues: [
-      new BullMQAdapter(crawl, {
-        readOnlyMode: options.readOnly ?? false,
-        displayName: 'crawl',
-        description: 'fetch jobs, named by URL',
-      }),
-      // A retry inside the DLQ queue would bypass replay (fresh attempts, ledger, audit).
-      new BullMQAdapter(dlq, {
-        readOnlyMode: true,
+      crawlAdapter(crawl, replay, { readOnlyMode, displayName: 'crawl', description: 'fetch jobs, named by URL' }),
+      deadLetterAdapter(replay, {
+        readOnlyMode,
         displayName: 'crawl-dlq',
-        description: 'dead letters: class/reason and URL; replay with crawlfleet dlq replay',
+        description: 'dead letters: class/reason and URL; Retry replays the job on crawl',
       }),
     ],
     serverAdapter,
@@ -71,7 +71,7 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await Promise.all([crawl.close(), dlq.close()]);
+      await Promise.all([crawl.close(), replay.dlq.close(), replay.close()]);
     },
   };
 }

@@ -1,10 +1,23 @@
+import { readFileSync } from 'node:fs';
 import { DLQ_QUEUE, dlqJobId, type KeyLayout } from '@crawlfleet/core';
 import type { FailureClass } from '@crawlfleet/failures';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type DeadLetter, type DeadLetterSummary, summarize } from './dead-letter.js';
 
-const ENTRY_STATES = ['waiting', 'prioritized', 'delayed'] as const;
+const ROUTE = readFileSync(new URL('../lua/route-dead-letter.lua', import.meta.url), 'utf8');
+const REMOVE_IF_UNCHANGED = readFileSync(new URL('../lua/remove-if-unchanged.lua', import.meta.url), 'utf8');
+
+/**
+ * Entries are failed jobs. The waiting states are still read so that entries filed by an older
+ * crawlfleet (which left them waiting) stay listed and replayable.
+ */
+const ENTRY_STATES = ['failed', 'waiting', 'prioritized', 'delayed'] as const;
+
+type WithDeadLetters = Redis & {
+  cfRouteDeadLetter(...keysThenArgs: Array<string | number>): Promise<number>;
+  cfRemoveDeadLetterIfUnchanged(...keysThenArgs: string[]): Promise<number>;
+};
 
 export interface ListOptions {
   failureClass?: FailureClass | undefined;
@@ -13,28 +26,57 @@ export interface ListOptions {
 }
 
 /**
- * The `crawl-dlq` queue. Entries are jobs that no worker consumes: they wait there, visible in
- * Bull Board, until a person replays or purges them. An entry's job id is the original job's id
- * (see `dlqJobId`), so routing the same failure twice (a worker that died after routing, then retried) keeps one.
+ * The `crawl-dlq` queue. Entries are failed jobs that no worker consumes: they stay there,
+ * visible in Bull Board, until a person replays or purges them (the board's Retry is a replay).
+ * An entry's job id is the original job's id (see `dlqJobId`), so routing the same failure twice
+ * (a worker that died after routing, then retried) keeps one.
  */
 export class DeadLetterQueue {
   readonly queue: Queue<DeadLetter>;
+  private readonly redis: WithDeadLetters;
 
   constructor(connection: Redis, keys: KeyLayout) {
     this.queue = new Queue<DeadLetter>(DLQ_QUEUE, { connection, prefix: keys.bullPrefix });
+    if (!('cfRouteDeadLetter' in connection))
+      connection.defineCommand('cfRouteDeadLetter', { numberOfKeys: 8, lua: ROUTE });
+    if (!('cfRemoveDeadLetterIfUnchanged' in connection))
+      connection.defineCommand('cfRemoveDeadLetterIfUnchanged', { numberOfKeys: 8, lua: REMOVE_IF_UNCHANGED });
+    this.redis = connection as WithDeadLetters;
+  }
+
+  /** The keys both scripts take, in their order: the entry, then the queue's state sets. */
+  private entryKeys(id: string): string[] {
+    const key = this.queue.toKey.bind(this.queue);
+    return [
+      key(id),
+      key(`${id}:logs`),
+      key('failed'),
+      key('wait'),
+      key('delayed'),
+      key('prioritized'),
+      key('completed'),
+      key('events'),
+    ];
   }
 
   /**
-   * Adds the entry, replacing an earlier one of the same job (a worker that died after routing,
-   * or a key submitted again with --force that failed again): the newest failure and history win.
+   * Files the entry as a failed job, replacing an earlier one of the same job (a worker that died
+   * after routing, or a key submitted again with --force that failed again): the newest failure
+   * and history win. One script, so no reader ever sees the entry missing in between.
    */
   async route(letter: DeadLetter): Promise<void> {
     const id = dlqJobId(letter.id);
-    await this.queue.remove(id);
     // The job name is what Bull Board lists: class, reason and URL at a glance.
-    await this.queue.add(`${letter.class}/${letter.reason} ${letter.url ?? '(invalid payload)'}`, letter, {
-      jobId: id,
-    });
+    const name = `${letter.class}/${letter.reason} ${letter.url ?? '(invalid payload)'}`;
+    await this.redis.cfRouteDeadLetter(
+      ...this.entryKeys(id),
+      id,
+      name,
+      JSON.stringify(letter),
+      `${letter.class}/${letter.reason}: ${letter.message}`,
+      letter.attempts,
+      Date.now(),
+    );
   }
 
   /** Removes entries by original job id; returns how many were removed. */
@@ -46,15 +88,15 @@ export class DeadLetterQueue {
 
   /**
    * Removes entries only if they are still the letters given (same `failedAt`): after a replay,
-   * a job that already failed again has a new entry, which must stay. Returns the ids removed.
+   * a job that already failed again has a new entry, which must stay. Each check and removal is
+   * one script. Returns the ids removed.
    */
   async removeIfUnchanged(letters: readonly DeadLetter[]): Promise<string[]> {
     const removed: string[] = [];
     for (const letter of letters) {
-      const job = await this.queue.getJob(dlqJobId(letter.id));
-      if (job?.data?.failedAt !== letter.failedAt) continue;
-      await job.remove();
-      removed.push(letter.id);
+      const id = dlqJobId(letter.id);
+      if ((await this.redis.cfRemoveDeadLetterIfUnchanged(...this.entryKeys(id), id, letter.failedAt)) === 1)
+        removed.push(letter.id);
     }
     return removed;
   }

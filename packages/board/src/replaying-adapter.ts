@@ -1,0 +1,107 @@
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { AuditLog } from '@crawlfleet/audit';
+import type { CrawlfleetConfig, KeyLayout } from '@crawlfleet/core';
+import { type DeadLetter, type DeadLetterQueue, replayDeadLetters } from '@crawlfleet/dlq';
+import { Producer } from '@crawlfleet/producer';
+import type { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+
+type AdapterOptions = ConstructorParameters<typeof BullMQAdapter>[1];
+
+/** An error Bull Board shows as it is, with this HTTP status. */
+class RetryRefused extends Error {
+  constructor(
+    message: string,
+    readonly statusCode: number,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Replays dead letters for the board, through the same code as `crawlfleet dlq replay`: fresh
+ * attempts on `crawl`, an audit event first, the entry removed once its job is enqueued.
+ */
+export class BoardReplay {
+  private readonly producer: Producer;
+  private readonly audit: AuditLog;
+
+  constructor(
+    readonly dlq: DeadLetterQueue,
+    connection: Redis,
+    keys: KeyLayout,
+    config: CrawlfleetConfig,
+  ) {
+    this.producer = new Producer(connection, keys, config);
+    this.audit = new AuditLog(connection, keys, config.retention.auditMaxLen);
+  }
+
+  /** Replays one entry; refuses (409) one that cannot go back on `crawl` now, saying why. */
+  async replay(letter: DeadLetter): Promise<void> {
+    const report = await replayDeadLetters(this.dlq, this.producer, [letter], {
+      beforeEnqueue: async (ids) => {
+        for (const id of ids) await this.audit.append({ kind: 'replay', jobId: id, reason: 'board' });
+      },
+    });
+    const [skipped] = report.skipped;
+    if (skipped !== undefined)
+      throw new RetryRefused(`dead letter ${skipped.id} was not replayed: ${skipped.reason}`, 409);
+  }
+
+  close(): Promise<void> {
+    return this.producer.close();
+  }
+}
+
+/**
+ * A Bull Board adapter whose Retry (one job, or "retry all") replays instead of retrying inside
+ * BullMQ. `replayOf` says how a job is replayed; undefined leaves BullMQ's own retry.
+ */
+export class ReplayingAdapter extends BullMQAdapter {
+  constructor(
+    queue: Queue,
+    options: AdapterOptions,
+    private readonly replayOf: (job: Job) => Promise<(() => Promise<void>) | undefined>,
+  ) {
+    super(queue, options);
+  }
+
+  override async getJob(id: string): Promise<Job | undefined> {
+    const job = await super.getJob(id);
+    return job === undefined || job === null ? undefined : this.replaying(job);
+  }
+
+  override async getJobs(...args: Parameters<BullMQAdapter['getJobs']>): Promise<Job[]> {
+    return (await super.getJobs(...args)).map((job) => this.replaying(job));
+  }
+
+  private replaying(job: Job): Job {
+    const retry = job.retry.bind(job);
+    job.retry = async (state) => {
+      const replay = await this.replayOf(job);
+      if (replay === undefined) return retry(state);
+      await replay();
+    };
+    return job;
+  }
+}
+
+/** The adapter for `crawl-dlq`: Retry on an entry replays it. */
+export function deadLetterAdapter(replay: BoardReplay, options: AdapterOptions): ReplayingAdapter {
+  return new ReplayingAdapter(replay.dlq.queue, options, async (job) => {
+    const letter = job.data as DeadLetter | undefined;
+    if (letter === undefined) throw new RetryRefused(`dead letter ${job.id} has no data`, 409);
+    return () => replay.replay(letter);
+  });
+}
+
+/**
+ * The adapter for `crawl`: Retry on a failed job that has a dead letter replays that letter, so
+ * the entry does not linger in the DLQ after its job ran again. Other jobs retry as BullMQ does.
+ */
+export function crawlAdapter(queue: Queue, replay: BoardReplay, options: AdapterOptions): ReplayingAdapter {
+  return new ReplayingAdapter(queue, options, async (job) => {
+    const letter = job.id === undefined ? undefined : await replay.dlq.show(job.id);
+    return letter === undefined ? undefined : () => replay.replay(letter);
+  });
+}
