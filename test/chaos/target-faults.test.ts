@@ -218,13 +218,13 @@ describe('a target that hangs, resets, answers garbage or floods', () => {
       config,
       JSON.stringify({
         tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore' } },
-        // More sockets than jobs at once: the request timeout also counts the wait for a pooled
-        // socket, so with fewer, hung pages would eat the timeout of the pages queued behind them.
         fetch: {
           timeoutMs: TIMEOUT_MS,
           maxBodyBytes: MAX_BODY_BYTES,
           resultBodyBytes: 64 * 1024,
-          maxSocketsPerHost: 2 * CONCURRENCY,
+          // Fewer sockets than jobs at once: requests queue behind hung ones, and that wait must not
+          // count against their timeout (it starts when a request has a socket).
+          maxSocketsPerHost: CONCURRENCY / 2,
         },
         jobs: { retries: 1, backoffBaseMs: 20, backoffMaxMs: 100 },
       }),

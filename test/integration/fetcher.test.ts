@@ -176,6 +176,19 @@ describe('Fetcher against the fixture site', { timeout: 5_000 }, () => {
     expect(classifyError(error)).toEqual({ failureClass: 'recoverable', reason: 'timeout' });
   });
 
+  it('does not count the wait for a free socket against the timeout', async () => {
+    // One socket per host: the second fetch waits until the hung one times out and frees it.
+    const narrow = newFetcher({ timeoutMs: 600, maxSocketsPerHost: 1 });
+    const hung = rejectionOf(narrow.fetch(get(site.url('/hang')), loopback));
+    const queued = narrow.fetch(get(site.url(`/slow?ms=300&id=${randomUUID()}`)), loopback);
+    expect(classifyError(await hung)).toEqual({ failureClass: 'recoverable', reason: 'timeout' });
+    // It waited about 600 ms for the socket and then took 300 ms: over the timeout in total, but
+    // the site answered it within the timeout.
+    const page = await queued;
+    expect(page.status).toBe(200);
+    expect(page.durationMs).toBeGreaterThan(800);
+  });
+
   it('rejects a connection reset by the server, as a recoverable connection_reset', async () => {
     const error = await rejectionOf(fetcher.fetch(get(site.url('/reset')), loopback));
     expect(error.code).toBe('ECONNRESET');

@@ -1,4 +1,4 @@
-import { Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
+import { type ClientRequest, Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
 import type { FetchConfig, HttpMethod, TenantConfig } from '@crawlfleet/core';
@@ -45,6 +45,16 @@ export class UnsafeRedirectError extends Error {
 /** Headers that may follow a redirect to another origin; anything else may be a credential. */
 const CROSS_ORIGIN_HEADERS = new Set(['user-agent', 'accept', 'accept-language', 'accept-encoding']);
 
+/**
+ * Thrown when a fetch (every hop of it) takes longer than `timeoutMs` from the moment its first
+ * request had a socket. Time spent waiting for a free socket of the tenant's pool is not the
+ * target's fault, so it does not count.
+ */
+export class FetchTimeoutError extends Error {
+  override readonly name = 'TimeoutError';
+  readonly code = 'ETIMEDOUT';
+}
+
 /** Thrown when a body grows past `maxBodyBytes`; the download stops there. */
 export class BodyTooLargeError extends Error {
   override readonly name = 'BodyTooLargeError';
@@ -59,7 +69,7 @@ interface TenantPool {
 }
 
 /**
- * Fetches pages with got: whole-request and connect timeouts, a redirect limit, a body cap
+ * Fetches pages with got: a whole-fetch deadline (from the first socket on) and a connect timeout, a redirect limit, a body cap
  * enforced while streaming, keep-alive sockets, and address safety on every hop. got's own
  * retries are off: retries belong to the queue, where they survive a worker crash.
  * Each tenant has its own socket pool, so a socket one tenant was allowed to open to a private
@@ -101,7 +111,8 @@ export class Fetcher {
       },
       // got's stream waits for the caller to end a request that may carry a body; give it one.
       body: request.body ?? (request.method === 'GET' || request.method === 'HEAD' ? undefined : ''),
-      timeout: { request: this.config.timeoutMs, connect: this.config.connectTimeoutMs },
+      // The whole-fetch deadline is ours (below): it starts when a socket is assigned.
+      timeout: { connect: this.config.connectTimeoutMs },
       followRedirect: true,
       maxRedirects: this.config.maxRedirects,
       // 301/302 after a POST continue as GET without the body, as browsers do.
@@ -147,10 +158,19 @@ export class Fetcher {
         tooLarge = new BodyTooLargeError(`response body exceeds ${maxBodyBytes} bytes (got at least ${bytes})`);
         stream.destroy(tooLarge);
       };
-      stream.on('request', (req: { reusedSocket?: boolean }) => {
+      let deadline: NodeJS.Timeout | undefined;
+      const startDeadline = () => {
+        deadline ??= setTimeout(() => {
+          stream.destroy(new FetchTimeoutError(`no complete response within ${this.config.timeoutMs} ms`));
+        }, this.config.timeoutMs);
+      };
+      stream.on('request', (req: ClientRequest) => {
         this.connections.requests++;
         if (req.reusedSocket) this.connections.reused++;
+        if (req.socket) startDeadline();
+        else req.once('socket', startDeadline);
       });
+
       stream.on('response', (res) => {
         response = res;
         const declared = Number(res.headers['content-length']);
@@ -161,8 +181,12 @@ export class Fetcher {
         if (size > maxBodyBytes) refuse(size);
         else chunks.push(chunk);
       });
-      stream.once('error', (error) => reject(tooLarge ?? error));
+      stream.once('error', (error) => {
+        clearTimeout(deadline);
+        reject(tooLarge ?? error);
+      });
       stream.once('end', () => {
+        clearTimeout(deadline);
         if (response === undefined) return reject(new Error('stream ended without a response'));
         resolve({
           url: request.url,

@@ -5,6 +5,7 @@ export {
   Fetcher,
   type FetchRequest,
   type FetchTenant,
+  FetchTimeoutError,
   UnsafeRedirectError,
 } from './fetcher.js';
 export { guardedLookup } from './guarded-lookup.js';
