@@ -66,7 +66,7 @@ export const tenantConfigSchema = z.strictObject({
 });
 
 export const fetchConfigSchema = z.strictObject({
-  /** Whole-request deadline, redirects included. */
+  /** Whole-fetch deadline, redirects included, counted from when the first request has a socket. */
   timeoutMs: z.number().int().min(100).max(600_000).default(30_000),
   connectTimeoutMs: z.number().int().min(50).max(120_000).default(10_000),
   maxRedirects: z.number().int().min(0).max(30).default(10),
