@@ -59,6 +59,8 @@ export interface RedisServerOptions {
   /** Reuse this directory (and port) to restart a server on its own data. */
   dir?: string;
   port?: number;
+  /** More `redis-server` arguments, after the defaults (e.g. `--cluster-enabled yes`). */
+  args?: readonly string[];
 }
 
 /** A `redis-server` this process started, on 127.0.0.1, in its own directory. */
@@ -79,6 +81,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
   const logfile = join(dir, 'redis.log');
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--logfile', logfile, '--save', ''].concat(
     options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'],
+    options.args ?? [],
   );
   const child: ChildProcess = spawn(binary, args, { stdio: 'ignore' });
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
