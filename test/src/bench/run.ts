@@ -3,6 +3,7 @@
  * `npm run bench`: benchmarks that report against a baseline measured in the same run, on a
  * private redis-server and loopback only. Prints a table, then one JSON line.
  */
+import { benchFleet } from './fleet.js';
 import { benchObservability } from './observability.js';
 import { benchSessions } from './sessions.js';
 
@@ -27,8 +28,65 @@ process.stdout.write(
 process.stdout.write(
   `${line(['crawl with logs (info) and metrics on', Math.round(observed.onJobsPerSecond), '', 'jobs/s'])}\n`,
 );
+
+const fleetJobs = Number(process.env.CRAWLFLEET_BENCH_JOBS ?? 4_000);
+process.stderr.write(
+  `\nfleet: bare BullMQ worker vs crawlfleet worker, ${fleetJobs} jobs, concurrency 100, each in its own process...\n`,
+);
+const fleet = await benchFleet({
+  jobs: fleetJobs,
+  monitorJobs: Number(process.env.CRAWLFLEET_BENCH_MONITOR_JOBS ?? 600),
+  progress: (message) => process.stderr.write(`${message}\n`),
+});
+const { baseline, crawlfleet } = fleet;
+process.stdout.write(
+  `\nfleet, ${fleet.jobs} jobs at concurrency ${fleet.concurrency} (crawlfleet jobs over ${fleet.sessions} sessions):\n`,
+);
+process.stdout.write(`${line(['worker', 'jobs/s', 'p50 ms', 'p99 ms', 'RSS MB', 'cmds/job'])}\n`);
+for (const [name, side] of [
+  ['bare BullMQ worker, one got GET per job', baseline],
+  ['crawlfleet worker, full path', crawlfleet],
+] as const) {
+  process.stdout.write(
+    `${line([name, Math.round(side.jobsPerSecond), side.p50Ms, side.p99Ms, side.rssMb, side.commandsPerJob.toFixed(2)])}\n`,
+  );
+}
+const ratio = Number(fleet.ratio.toFixed(3));
+process.stdout.write(
+  `ratio ${ratio} (target >= 0.85), p99 added ${fleet.p99AddedLatencyMs} ms, ${crawlfleet.commandsPerJob} Redis commands per job (target < 8), worker RSS ${crawlfleet.rssMb} MB (target < 200)\n`,
+);
+for (const [name, side] of [
+  ['crawlfleet', crawlfleet],
+  ['bare worker', baseline],
+] as const) {
+  process.stdout.write(`${name} Redis commands per job on the hot path (a script call is one):\n`);
+  for (const [command, perJob] of side.breakdown)
+    process.stdout.write(`  ${command.padEnd(42)}${perJob.toFixed(2).padStart(8)}\n`);
+}
+if (baseline.failed + crawlfleet.failed > 0)
+  process.stderr.write(`warning: jobs failed (baseline ${baseline.failed}, crawlfleet ${crawlfleet.failed})\n`);
+
 process.stdout.write(
   `${JSON.stringify({
+    baseline_jobs_per_s: Math.round(baseline.jobsPerSecond),
+    crawlfleet_jobs_per_s: Math.round(crawlfleet.jobsPerSecond),
+    ratio,
+    p99_added_latency_ms: fleet.p99AddedLatencyMs,
+    redis_commands_per_job: crawlfleet.commandsPerJob,
+    worker_rss_mb: crawlfleet.rssMb,
+    baseline_p50_ms: baseline.p50Ms,
+    baseline_p99_ms: baseline.p99Ms,
+    crawlfleet_p50_ms: crawlfleet.p50Ms,
+    crawlfleet_p99_ms: crawlfleet.p99Ms,
+    baseline_redis_commands_per_job: baseline.commandsPerJob,
+    baseline_worker_rss_mb: baseline.rssMb,
+    crawlfleet_redis_commands_per_job_whole_run: crawlfleet.commandsPerJobWholeRun,
+    crawlfleet_redis_commands_breakdown: Object.fromEntries(crawlfleet.breakdown),
+    baseline_redis_commands_breakdown: Object.fromEntries(baseline.breakdown),
+    fleet_jobs: fleet.jobs,
+    fleet_concurrency: fleet.concurrency,
+    fleet_sessions: fleet.sessions,
+    fleet_failed_jobs: baseline.failed + crawlfleet.failed,
     observability_off_jobs_per_s: Math.round(observed.offJobsPerSecond),
     observability_on_jobs_per_s: Math.round(observed.onJobsPerSecond),
     observability_ratio: Number(observed.ratio.toFixed(3)),

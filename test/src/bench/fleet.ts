@@ -1,0 +1,441 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CRAWL_QUEUE, connectRedis, type KeyLayout, keyLayout, parseConfig } from '@crawlfleet/core';
+import { startRedisServer } from '@crawlfleet/local-redis';
+import { Producer } from '@crawlfleet/producer';
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { type FixtureSite, startFixtureSite } from '../fixture/site.js';
+import { CLI_PATH, childEnv } from '../harness.js';
+import { CommandMonitor, clientAddress, knownScripts, tally, verifyMonitorCounting } from './redis-monitor.js';
+
+const BARE_WORKER_PATH = fileURLToPath(new URL('./bare-worker.js', import.meta.url));
+
+export type FleetSideName = 'baseline' | 'crawlfleet';
+
+export interface FleetBenchOptions {
+  /** Jobs per throughput run, the same for both sides. Default 4000. */
+  jobs?: number;
+  /** Jobs each worker processes at once. Default 100. */
+  concurrency?: number;
+  /** Session ids the crawlfleet jobs are spread over (job i uses session i mod this). Default 100. */
+  sessions?: number;
+  /** Throughput runs per side, alternating; the best of each side is kept. Default 3. */
+  rounds?: number;
+  /**
+   * Jobs of the larger run under MONITOR that counts Redis commands; the smaller run has a third
+   * of them, and commands per job are the difference over the difference. Default 600.
+   */
+  monitorJobs?: number;
+  /** A log line per step, on stderr. */
+  progress?: (message: string) => void;
+}
+
+/**
+ * One side's figures. Times are per job, processor start to finish, from BullMQ's own stamps
+ * (`processedOn` to `finishedOn`, in ms); p50 and p99 are each the lowest of the side's rounds, as
+ * load from elsewhere on the machine only ever adds to them.
+ */
+export interface FleetSide {
+  /**
+   * Jobs over the time from the first job's start (`processedOn`) to the last one's finish
+   * (`finishedOn`): process start-up is left out; the first robots.txt fetch and the ramp-down
+   * are in. The best of the side's rounds.
+   */
+  jobsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Peak RSS of the worker process (VmHWM), the highest over the side's throughput runs. */
+  rssMb: number;
+  /** Redis commands the worker sends per job on the hot path (a script call counts one). */
+  commandsPerJob: number;
+  /** All the worker's commands of the larger monitored run over its jobs: start-up and drain included. */
+  commandsPerJobWholeRun: number;
+  /**
+   * Hot-path commands per job by command (EVALSHA by script name), most first; commands under
+   * 0.005 per job (idle polling that differs a little between the two runs) are left out.
+   */
+  breakdown: Array<[string, number]>;
+  /** Jobs that ended failed instead of completed (crawlfleet: dead-lettered), over the side's rounds. */
+  failed: number;
+}
+
+export interface FleetBenchResult {
+  jobs: number;
+  concurrency: number;
+  sessions: number;
+  monitorJobs: number;
+  /** The smaller monitored run; per-job commands are (large - small) / (monitorJobs - this). */
+  monitorSmallJobs: number;
+  baseline: FleetSide;
+  crawlfleet: FleetSide;
+  /** crawlfleet jobs/s over baseline jobs/s. */
+  ratio: number;
+  /** p99 of crawlfleet's per-job time minus the baseline's. */
+  p99AddedLatencyMs: number;
+}
+
+/** What one worker run gave. */
+interface SideRun {
+  jobsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  rssMb: number;
+  failed: number;
+  /** Commands of the monitored run, in order, when it was monitored. */
+  commands: string[];
+}
+
+interface Bench {
+  serverUrl: string;
+  site: FixtureSite;
+  /** The benchmark's own connection: enqueues, polls and reads results; never counted. */
+  control: Redis;
+  configPath: string;
+  concurrency: number;
+  sessions: number;
+  maxSockets: number;
+  scripts: ReadonlyMap<string, string>;
+  excluded: ReadonlySet<string>;
+  runs: number;
+  progress: (message: string) => void;
+}
+
+/** A worker process and what it printed last. */
+interface WorkerChild {
+  readonly pid: number;
+  exitCode(): number | null | undefined;
+  tail(): string;
+  stop(): Promise<void>;
+}
+
+function startChild(args: string[], env: Record<string, string | undefined>): WorkerChild {
+  const child = spawn(process.execPath, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+  let tail = '';
+  // The pipes are drained as they fill, as a log shipper would; only the end is kept for errors.
+  const keep = (chunk: Buffer) => {
+    tail = (tail + chunk.toString('utf8')).slice(-4_000);
+  };
+  child.stdout.on('data', keep);
+  child.stderr.on('data', keep);
+  const exited = once(child, 'exit');
+  if (child.pid === undefined) throw new Error(`could not start ${args.join(' ')}`);
+  const pid = child.pid;
+  return {
+    pid,
+    exitCode: () => (child.exitCode === null && child.signalCode === null ? undefined : child.exitCode),
+    tail: () => tail,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      try {
+        await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+  };
+}
+
+/** Peak resident set size of a live process, from /proc (Linux). */
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
+  if (kb === undefined) throw new Error(`no VmHWM in /proc/${pid}/status`);
+  return Number(kb) / 1024;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+}
+
+const round1 = (value: number) => Math.round(value * 10) / 10;
+const round2 = (value: number) => Math.round(value * 100) / 100;
+
+function jobKey(keys: KeyLayout, id: string): string {
+  return `${keys.bullPrefix}:${CRAWL_QUEUE}:${id}`;
+}
+
+/** Baseline jobs: a bare URL each, with the same retention options crawlfleet's producer sets. */
+async function enqueueBaseline(bench: Bench, keys: KeyLayout, jobs: number, tag: string): Promise<string[]> {
+  const queue = new Queue(CRAWL_QUEUE, { connection: bench.control, prefix: keys.bullPrefix });
+  const ids: string[] = [];
+  try {
+    for (let start = 0; start < jobs; start += 500) {
+      const batch = Array.from({ length: Math.min(500, jobs - start) }, (_, j) => {
+        const id = `b-${start + j}`;
+        ids.push(id);
+        const url = bench.site.url(`/ok/${tag}-${start + j}`);
+        return {
+          name: url,
+          data: { url },
+          opts: { jobId: id, removeOnComplete: { count: jobs }, removeOnFail: { count: jobs } },
+        };
+      });
+      await queue.addBulk(batch);
+    }
+  } finally {
+    await queue.close();
+  }
+  return ids;
+}
+
+/** crawlfleet jobs, as `crawlfleet submit --session` makes them, job i in session i mod n. */
+async function enqueueCrawlfleet(bench: Bench, keys: KeyLayout, jobs: number, tag: string): Promise<string[]> {
+  const config = parseConfig(JSON.parse(readFileSync(bench.configPath, 'utf8')));
+  const producer = new Producer(bench.control, keys, config);
+  try {
+    const prepared = Array.from({ length: jobs }, (_, i) => {
+      const [job] = producer.prepare([{ url: bench.site.url(`/ok/${tag}-${i}`) }], {
+        tenant: 'default',
+        sessionId: `s${i % bench.sessions}`,
+      });
+      if (job === undefined) throw new Error('the producer prepared no job');
+      return job;
+    });
+    const report = await producer.submit(prepared);
+    if (report.enqueued !== jobs) throw new Error(`enqueued ${report.enqueued} of ${jobs} crawlfleet jobs`);
+    return report.keys;
+  } finally {
+    await producer.close();
+  }
+}
+
+function startWorker(bench: Bench, side: FleetSideName, keys: KeyLayout): WorkerChild {
+  const common = {
+    REDIS_URL: bench.serverUrl,
+    CRAWLFLEET_SESSION_REDIS_URL: undefined,
+    // Tracing stays off, as in a default install.
+    OTEL_EXPORTER_OTLP_ENDPOINT: undefined,
+    OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined,
+    OTEL_TRACES_EXPORTER: undefined,
+  };
+  if (side === 'baseline') {
+    return startChild([BARE_WORKER_PATH], {
+      ...common,
+      BENCH_PREFIX: keys.bullPrefix,
+      BENCH_QUEUE: CRAWL_QUEUE,
+      BENCH_CONCURRENCY: String(bench.concurrency),
+      BENCH_MAX_SOCKETS: String(bench.maxSockets),
+    });
+  }
+  return startChild([CLI_PATH, 'worker', '--concurrency', String(bench.concurrency), '--grace-ms', '5000'], {
+    ...common,
+    CRAWLFLEET_PREFIX: keys.prefix,
+    CRAWLFLEET_CONFIG: bench.configPath,
+    CRAWLFLEET_LOG_LEVEL: 'info',
+    CRAWLFLEET_CONCURRENCY: undefined,
+    CRAWLFLEET_METRICS_PORT: undefined,
+  });
+}
+
+/** Polls the finished sets every 250 ms (two ZCARDs on the benchmark's own connection). */
+async function waitUntilFinished(
+  bench: Bench,
+  keys: KeyLayout,
+  jobs: number,
+  child: WorkerChild,
+  side: FleetSideName,
+): Promise<{ completed: number; failed: number }> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const answers = await bench.control
+      .pipeline()
+      .zcard(`${keys.bullPrefix}:${CRAWL_QUEUE}:completed`)
+      .zcard(`${keys.bullPrefix}:${CRAWL_QUEUE}:failed`)
+      .exec();
+    const completed = Number(answers?.[0]?.[1] ?? 0);
+    const failed = Number(answers?.[1]?.[1] ?? 0);
+    if (completed + failed >= jobs) return { completed, failed };
+    const code = child.exitCode();
+    if (code !== undefined) throw new Error(`the ${side} worker exited (${code}) early: ${child.tail()}`);
+    if (Date.now() > deadline)
+      throw new Error(`the ${side} worker finished ${completed + failed} of ${jobs} jobs in 120 s: ${child.tail()}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+/** Throughput and per-job times from the jobs' own `processedOn` and `finishedOn`. */
+async function jobTimes(bench: Bench, keys: KeyLayout, ids: readonly string[]) {
+  const pipeline = bench.control.pipeline();
+  for (const id of ids) pipeline.hmget(jobKey(keys, id), 'processedOn', 'finishedOn');
+  const answers = (await pipeline.exec()) ?? [];
+  const durations: number[] = [];
+  let first = Number.POSITIVE_INFINITY;
+  let last = 0;
+  for (const [error, fields] of answers) {
+    if (error) throw error;
+    const [processedOn, finishedOn] = (fields as Array<string | null>).map(Number);
+    if (!processedOn || !finishedOn) throw new Error('a finished job has no processedOn/finishedOn');
+    durations.push(finishedOn - processedOn);
+    first = Math.min(first, processedOn);
+    last = Math.max(last, finishedOn);
+  }
+  durations.sort((a, b) => a - b);
+  return {
+    jobsPerSecond: ids.length / (Math.max(1, last - first) / 1000),
+    p50Ms: percentile(durations, 50),
+    p99Ms: percentile(durations, 99),
+  };
+}
+
+async function runSide(bench: Bench, side: FleetSideName, jobs: number, monitored: boolean): Promise<SideRun> {
+  const run = ++bench.runs;
+  const keys = keyLayout(`fleet-${run}`);
+  const tag = `r${run}`;
+  const ids =
+    side === 'baseline'
+      ? await enqueueBaseline(bench, keys, jobs, tag)
+      : await enqueueCrawlfleet(bench, keys, jobs, tag);
+  // Everything enqueued above ran before MONITOR starts, so none of it is counted.
+  const monitor = monitored ? await CommandMonitor.start(bench.serverUrl, bench.scripts, bench.excluded) : undefined;
+  const child = startWorker(bench, side, keys);
+  let rssMb: number;
+  let failed: number;
+  try {
+    ({ failed } = await waitUntilFinished(bench, keys, jobs, child, side));
+    rssMb = peakRssMb(child.pid);
+    await child.stop();
+    if (monitor !== undefined) await untilMonitorSaw(monitor, jobs);
+  } finally {
+    await child.stop();
+    monitor?.stop();
+  }
+  const times = await jobTimes(bench, keys, ids);
+  await bench.control.flushall();
+  bench.progress(
+    `  ${side}${monitored ? ' (under MONITOR)' : ''}: ${Math.round(times.jobsPerSecond)} jobs/s, p99 ${times.p99Ms} ms, RSS ${Math.round(rssMb)} MB${failed > 0 ? `, ${failed} FAILED` : ''}`,
+  );
+  return { ...times, rssMb, failed, commands: monitor?.commands ?? [] };
+}
+
+const isCompletion = (name: string) => name.endsWith(' bullmq:moveToFinished');
+
+/** MONITOR lines arrive after the commands ran: wait until every job's completion is in. */
+async function untilMonitorSaw(monitor: CommandMonitor, jobs: number): Promise<void> {
+  const deadline = Date.now() + 5_000;
+  while (monitor.commands.filter(isCompletion).length < jobs) {
+    if (Date.now() > deadline) throw new Error(`MONITOR saw fewer than ${jobs} job completions`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/**
+ * Commands per job on the hot path, as the difference of two monitored runs of `small` and
+ * `large` jobs: what a worker sends once (connections, script loads, the hasher key, the first
+ * robots.txt, the stalled-job check, the drain) is the same in both and cancels out, and so does
+ * the ramp-up and ramp-down of the concurrency, which a window inside one run would mix in.
+ */
+function perJobCommands(small: { jobs: number; commands: string[] }, large: { jobs: number; commands: string[] }) {
+  const jobs = large.jobs - small.jobs;
+  const smallCounts = new Map(tally(small.commands));
+  const breakdown = tally(large.commands)
+    .map(([name, count]): [string, number] => [name, round2((count - (smallCounts.get(name) ?? 0)) / jobs)])
+    .filter(([, perJob]) => perJob !== 0)
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  return {
+    perJob: (large.commands.length - small.commands.length) / jobs,
+    wholeRun: large.commands.length / large.jobs,
+    breakdown,
+  };
+}
+
+/**
+ * The issue's fleet benchmark: a bare BullMQ worker doing one got GET per job against the
+ * `crawlfleet worker` process doing the whole path (session hydrate and commit, breaker,
+ * robots.txt and host pace, result and ledger write), same jobs and concurrency, each worker in
+ * its own process, against the fixture site and a private redis-server.
+ */
+export async function benchFleet(options: FleetBenchOptions = {}): Promise<FleetBenchResult> {
+  const jobs = options.jobs ?? 4_000;
+  const monitorJobs = options.monitorJobs ?? 600;
+  const rounds = Math.max(1, options.rounds ?? 3);
+  const progress = options.progress ?? (() => undefined);
+  const server = await startRedisServer();
+  const site = await startFixtureSite();
+  const dir = mkdtempSync(join(tmpdir(), 'crawlfleet-fleet-bench-'));
+  let control: Redis | undefined;
+  try {
+    await verifyMonitorCounting(server.url);
+    control = await connectRedis(server.url, { role: 'worker' });
+    const retain = Math.max(jobs, monitorJobs);
+    const configPath = join(dir, 'crawlfleet.config.json');
+    // robots.txt respected (fetched once, then cached), the host pace checked on every job
+    // (no interval, so no job is held back), breakers and PII redaction as by default, and
+    // every finished job kept so its times can be read.
+    const config = {
+      tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'respect', hostDelayMs: 0 } },
+      retention: { completedJobs: retain, failedJobs: retain },
+    };
+    writeFileSync(configPath, JSON.stringify(config));
+    const bench: Bench = {
+      serverUrl: server.url,
+      site,
+      control,
+      configPath,
+      concurrency: options.concurrency ?? 100,
+      sessions: options.sessions ?? 100,
+      maxSockets: parseConfig(config).fetch.maxSocketsPerHost,
+      scripts: knownScripts(),
+      excluded: new Set([await clientAddress(control)]),
+      runs: 0,
+      progress,
+    };
+
+    // Per side: the best jobs/s and the lowest p50 and p99 over the rounds, the highest RSS.
+    const blank = () => ({ jobsPerSecond: 0, p50Ms: Infinity, p99Ms: Infinity, rssMb: 0, failed: 0 });
+    const measured = { baseline: blank(), crawlfleet: blank() };
+    for (let round = 0; round < rounds; round++) {
+      for (const side of ['baseline', 'crawlfleet'] as const) {
+        const run = await runSide(bench, side, jobs, false);
+        const kept = measured[side];
+        measured[side] = {
+          jobsPerSecond: Math.max(kept.jobsPerSecond, run.jobsPerSecond),
+          p50Ms: Math.min(kept.p50Ms, run.p50Ms),
+          p99Ms: Math.min(kept.p99Ms, run.p99Ms),
+          rssMb: Math.max(kept.rssMb, run.rssMb),
+          failed: kept.failed + run.failed,
+        };
+      }
+    }
+    const smallJobs = Math.max(1, Math.round(monitorJobs / 3));
+    progress(`Redis commands per job: ${smallJobs} and ${monitorJobs} jobs per side under MONITOR...`);
+    const monitored = async (name: FleetSideName) => {
+      const small = await runSide(bench, name, smallJobs, true);
+      const large = await runSide(bench, name, monitorJobs, true);
+      return perJobCommands({ jobs: smallJobs, ...small }, { jobs: monitorJobs, ...large });
+    };
+    const counted = { baseline: await monitored('baseline'), crawlfleet: await monitored('crawlfleet') };
+
+    const side = (name: FleetSideName): FleetSide => ({
+      ...measured[name],
+      rssMb: round1(measured[name].rssMb),
+      commandsPerJob: round2(counted[name].perJob),
+      commandsPerJobWholeRun: round2(counted[name].wholeRun),
+      breakdown: counted[name].breakdown,
+    });
+    const baseline = side('baseline');
+    const crawlfleet = side('crawlfleet');
+    return {
+      jobs,
+      concurrency: bench.concurrency,
+      sessions: bench.sessions,
+      monitorJobs,
+      monitorSmallJobs: smallJobs,
+      baseline,
+      crawlfleet,
+      ratio: crawlfleet.jobsPerSecond / baseline.jobsPerSecond,
+      p99AddedLatencyMs: crawlfleet.p99Ms - baseline.p99Ms,
+    };
+  } finally {
+    control?.disconnect();
+    await site.close();
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
