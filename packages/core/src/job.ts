@@ -38,6 +38,8 @@ export const fetchJobSchema = z.object({
   sessionId: z.string().regex(NAME_PATTERN).optional(),
   idempotencyKey: z.string().min(1).max(200),
   submittedAt: z.string().datetime(),
+  /** Set on a job put back by a DLQ replay: its key may have succeeded meanwhile. */
+  replayedAt: z.string().datetime().optional(),
   trace: traceContextSchema.optional(),
 });
 

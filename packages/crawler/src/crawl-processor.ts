@@ -136,7 +136,12 @@ export class CrawlProcessor {
         attempt,
       );
     }
-    if (await this.deps.results.isFinished(data.idempotencyKey)) {
+    // Only a job that started before (a retry, a delayed job, or a re-run after a worker died
+    // between the result write and the ack) or a replayed one can find its key finished: a plain
+    // first start skips the command. The result write refuses a second result in any case.
+    const mayBeFinished =
+      job.attemptsMade > 0 || job.attemptsStarted > 1 || job.stalledCounter > 0 || data.replayedAt !== undefined;
+    if (mayBeFinished && (await this.deps.results.isFinished(data.idempotencyKey))) {
       this.deps.observer?.jobFinished?.('duplicate', undefined, undefined);
       return { outcome: 'duplicate' };
     }

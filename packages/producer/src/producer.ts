@@ -155,7 +155,8 @@ export class Producer {
     for (const job of jobs) if (await this.clearFinishedJob(job.idempotencyKey)) ready.push(job);
     // Whatever must be recorded first (an audit event) happens before a worker can see the job.
     await beforeAdd?.(ready.map((job) => job.idempotencyKey));
-    if (ready.length > 0) await this.queue.addBulk(ready.map((job) => this.bulkEntry(job)));
+    const replayedAt = new Date().toISOString();
+    if (ready.length > 0) await this.queue.addBulk(ready.map((job) => this.bulkEntry({ ...job, replayedAt })));
     return ready.map((job) => job.idempotencyKey);
   }
 

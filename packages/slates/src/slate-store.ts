@@ -8,6 +8,7 @@ import type { KeyRing } from './key-ring.js';
 const COMMIT_SLATES = readFileSync(new URL('../lua/commit-slates.lua', import.meta.url), 'utf8');
 const RELEASE_LEASE = readFileSync(new URL('../lua/release-lease.lua', import.meta.url), 'utf8');
 const TAKE_PROBE = readFileSync(new URL('../lua/take-probe.lua', import.meta.url), 'utf8');
+const HYDRATE_SESSION = readFileSync(new URL('../lua/hydrate-session.lua', import.meta.url), 'utf8');
 
 /** `cookies`, `auth`, `profile`, `meta`, or `workflow:<name>`. */
 export type SlateName = 'cookies' | 'auth' | 'profile' | 'meta' | `workflow:${string}`;
@@ -40,6 +41,7 @@ type WithCommit = Redis & {
   cfCommitSlates(numKeys: number, ...args: Array<string | number>): Promise<number[]>;
   cfReleaseLease(key: string, token: string): Promise<number>;
   cfTakeProbe(breaker: string, probe: string, ms: number): Promise<number>;
+  cfHydrateSession(numKeys: number, ...keys: string[]): Promise<Array<string | number | null>>;
 };
 
 /** A short, non-reversible fingerprint of a stored payload, for logs. */
@@ -63,6 +65,7 @@ export class SlateStore {
     if (!('cfCommitSlates' in redis)) redis.defineCommand('cfCommitSlates', { lua: COMMIT_SLATES });
     if (!('cfReleaseLease' in redis)) redis.defineCommand('cfReleaseLease', { numberOfKeys: 1, lua: RELEASE_LEASE });
     if (!('cfTakeProbe' in redis)) redis.defineCommand('cfTakeProbe', { numberOfKeys: 2, lua: TAKE_PROBE });
+    if (!('cfHydrateSession' in redis)) redis.defineCommand('cfHydrateSession', { lua: HYDRATE_SESSION });
     this.redis = redis as WithCommit;
   }
 
@@ -75,27 +78,30 @@ export class SlateStore {
     return (await this.hydrate(session, names)).slates;
   }
 
-  /** Reads slates and whether the session is quarantined, still in one round trip. */
+  /**
+   * Reads slates, whether the session is quarantined and until when its breaker is open: one
+   * script, so one command and one round trip on the hot path.
+   */
   async hydrate(
     session: SessionKeys,
     names: readonly SlateName[],
   ): Promise<{ slates: Map<SlateName, SlateRead>; quarantined: boolean; breakerOpenUntil: number | undefined }> {
-    const pipeline = this.redis.pipeline();
-    for (const name of names) pipeline.hmget(session.slate(name), 'v', 'd');
-    pipeline.exists(session.quarantine);
-    pipeline.get(session.breaker);
-    const answers = (await pipeline.exec()) ?? [];
+    const keys = names.map((name) => session.slate(name));
+    keys.push(session.quarantine, session.breaker);
+    const answer = await this.redis.cfHydrateSession(keys.length, ...keys);
     const slates = new Map<SlateName, SlateRead>();
     names.forEach((name, i) => {
-      const [error, fields] = answers[i] ?? [];
-      if (error) throw error;
-      const [version, envelope] = (fields ?? []) as Array<string | null>;
-      slates.set(name, this.decode(session.slate(name), name, Number(version ?? 0), envelope ?? null));
+      const version = answer[i * 2];
+      const envelope = answer[i * 2 + 1];
+      slates.set(
+        name,
+        this.decode(session.slate(name), name, Number(version ?? 0), typeof envelope === 'string' ? envelope : null),
+      );
     });
-    const breaker = answers[names.length + 1]?.[1];
+    const breaker = answer[names.length * 2 + 1];
     return {
       slates,
-      quarantined: answers[names.length]?.[1] === 1,
+      quarantined: answer[names.length * 2] === 1,
       breakerOpenUntil: typeof breaker === 'string' ? Number(breaker) : undefined,
     };
   }

@@ -224,14 +224,20 @@ function startWorker(bench: Bench, side: FleetSideName, keys: KeyLayout): Worker
       BENCH_MAX_SOCKETS: String(bench.maxSockets),
     });
   }
-  return startChild([CLI_PATH, 'worker', '--concurrency', String(bench.concurrency), '--grace-ms', '5000'], {
-    ...common,
-    CRAWLFLEET_PREFIX: keys.prefix,
-    CRAWLFLEET_CONFIG: bench.configPath,
-    CRAWLFLEET_LOG_LEVEL: 'info',
-    CRAWLFLEET_CONCURRENCY: undefined,
-    CRAWLFLEET_METRICS_PORT: undefined,
-  });
+  // CRAWLFLEET_BENCH_PROFILE=<dir> writes a CPU profile of each crawlfleet worker there.
+  const profile = process.env.CRAWLFLEET_BENCH_PROFILE;
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
+  return startChild(
+    [...nodeArgs, CLI_PATH, 'worker', '--concurrency', String(bench.concurrency), '--grace-ms', '5000'],
+    {
+      ...common,
+      CRAWLFLEET_PREFIX: keys.prefix,
+      CRAWLFLEET_CONFIG: bench.configPath,
+      CRAWLFLEET_LOG_LEVEL: 'info',
+      CRAWLFLEET_CONCURRENCY: undefined,
+      CRAWLFLEET_METRICS_PORT: undefined,
+    },
+  );
 }
 
 /** Polls the finished sets every 250 ms (two ZCARDs on the benchmark's own connection). */
