@@ -1,4 +1,3 @@
-import { runBoardProcess } from '@crawlfleet/board';
 import type { Command } from 'commander';
 import { type GlobalOptions, loadSettings } from '../context.js';
 import { positiveInt } from '../options.js';
@@ -21,6 +20,8 @@ crawl with fresh attempts and the entry leaves the DLQ once it is enqueued.
     )
     .action(async (options: { port: number; host: string; readOnly?: boolean }, command: Command) => {
       const { env, config } = loadSettings(command.optsWithGlobals<GlobalOptions>());
+      // Loaded here, not at start-up: Express and Bull Board have no business in a worker's memory.
+      const { runBoardProcess } = await import('@crawlfleet/board');
       await runBoardProcess({
         redisUrl: env.redisUrl,
         prefix: env.prefix,
