@@ -51,6 +51,10 @@ export interface FleetSide {
   p99Ms: number;
   /** Peak RSS of the worker process (VmHWM), the highest over the side's throughput runs. */
   rssMb: number;
+  /** CPU time of the worker process per job (start-up included), the lowest over the rounds. */
+  workerCpuMsPerJob: number;
+  /** CPU time of redis-server per job while the worker ran, the lowest over the rounds. */
+  redisCpuUsPerJob: number;
   /** Redis commands the worker sends per job on the hot path (a script call counts one). */
   commandsPerJob: number;
   /** All the worker's commands of the larger monitored run over its jobs: start-up and drain included. */
@@ -85,6 +89,8 @@ interface SideRun {
   p50Ms: number;
   p99Ms: number;
   rssMb: number;
+  workerCpuMsPerJob: number;
+  redisCpuUsPerJob: number;
   failed: number;
   /** Commands of the monitored run, in order, when it was monitored. */
   commands: string[];
@@ -148,6 +154,21 @@ function peakRssMb(pid: number): number {
   const kb = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
   if (kb === undefined) throw new Error(`no VmHWM in /proc/${pid}/status`);
   return Number(kb) / 1024;
+}
+
+/** User plus system CPU time of a process so far, in ms (from /proc/<pid>/stat, in clock ticks). */
+function processCpuMs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name, which is in parentheses and may hold spaces.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+}
+
+/** redis-server's own user plus system CPU time so far, in ms. */
+async function redisCpuMs(redis: Redis): Promise<number> {
+  const info = await redis.info('cpu');
+  const seconds = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
+  return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1000;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -300,12 +321,17 @@ async function runSide(bench: Bench, side: FleetSideName, jobs: number, monitore
       : await enqueueCrawlfleet(bench, keys, jobs, tag);
   // Everything enqueued above ran before MONITOR starts, so none of it is counted.
   const monitor = monitored ? await CommandMonitor.start(bench.serverUrl, bench.scripts, bench.excluded) : undefined;
+  const redisCpuBefore = await redisCpuMs(bench.control);
   const child = startWorker(bench, side, keys);
   let rssMb: number;
   let failed: number;
+  let workerCpuMs: number;
+  let redisCpuUsed: number;
   try {
     ({ failed } = await waitUntilFinished(bench, keys, jobs, child, side));
     rssMb = peakRssMb(child.pid);
+    workerCpuMs = processCpuMs(child.pid);
+    redisCpuUsed = (await redisCpuMs(bench.control)) - redisCpuBefore;
     await child.stop();
     if (monitor !== undefined) await untilMonitorSaw(monitor, jobs);
   } finally {
@@ -317,7 +343,14 @@ async function runSide(bench: Bench, side: FleetSideName, jobs: number, monitore
   bench.progress(
     `  ${side}${monitored ? ' (under MONITOR)' : ''}: ${Math.round(times.jobsPerSecond)} jobs/s, p99 ${times.p99Ms} ms, RSS ${Math.round(rssMb)} MB${failed > 0 ? `, ${failed} FAILED` : ''}`,
   );
-  return { ...times, rssMb, failed, commands: monitor?.commands ?? [] };
+  return {
+    ...times,
+    rssMb,
+    workerCpuMsPerJob: workerCpuMs / jobs,
+    redisCpuUsPerJob: (redisCpuUsed * 1000) / jobs,
+    failed,
+    commands: monitor?.commands ?? [],
+  };
 }
 
 const isCompletion = (name: string) => name.endsWith(' bullmq:moveToFinished');
@@ -394,7 +427,15 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
     };
 
     // Per side: the best jobs/s and the lowest p50 and p99 over the rounds, the highest RSS.
-    const blank = () => ({ jobsPerSecond: 0, p50Ms: Infinity, p99Ms: Infinity, rssMb: 0, failed: 0 });
+    const blank = () => ({
+      jobsPerSecond: 0,
+      p50Ms: Infinity,
+      p99Ms: Infinity,
+      rssMb: 0,
+      workerCpuMsPerJob: Infinity,
+      redisCpuUsPerJob: Infinity,
+      failed: 0,
+    });
     const measured = { baseline: blank(), crawlfleet: blank() };
     for (let round = 0; round < rounds; round++) {
       for (const side of ['baseline', 'crawlfleet'] as const) {
@@ -405,6 +446,8 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
           p50Ms: Math.min(kept.p50Ms, run.p50Ms),
           p99Ms: Math.min(kept.p99Ms, run.p99Ms),
           rssMb: Math.max(kept.rssMb, run.rssMb),
+          workerCpuMsPerJob: Math.min(kept.workerCpuMsPerJob, run.workerCpuMsPerJob),
+          redisCpuUsPerJob: Math.min(kept.redisCpuUsPerJob, run.redisCpuUsPerJob),
           failed: kept.failed + run.failed,
         };
       }
@@ -421,6 +464,8 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
     const side = (name: FleetSideName): FleetSide => ({
       ...measured[name],
       rssMb: round1(measured[name].rssMb),
+      workerCpuMsPerJob: round2(measured[name].workerCpuMsPerJob),
+      redisCpuUsPerJob: Math.round(measured[name].redisCpuUsPerJob),
       commandsPerJob: round2(counted[name].perJob),
       commandsPerJobWholeRun: round2(counted[name].wholeRun),
       breakdown: counted[name].breakdown,

@@ -17,7 +17,7 @@ const rows = [
   [`one hot session, ${result.hotSession.concurrency} jobs at once`, result.hotSession.p50, result.hotSession.p99, '-'],
 ];
 const line = (cells: Array<string | number>) =>
-  cells.map((c, i) => (i === 0 ? String(c).padEnd(44) : String(c).padStart(10))).join('');
+  cells.map((c, i) => (i === 0 ? String(c).padEnd(44) : String(c).padStart(12))).join('');
 process.stdout.write(`${line(['scenario', 'p50 µs', 'p99 µs', 'trips/job'])}\n`);
 for (const row of rows) process.stdout.write(`${line(row)}\n`);
 process.stderr.write(`\nlogging and metrics, ${jobs} jobs, concurrency 32, private redis-server...\n`);
@@ -42,13 +42,24 @@ const { baseline, crawlfleet } = fleet;
 process.stdout.write(
   `\nfleet, ${fleet.jobs} jobs at concurrency ${fleet.concurrency} (crawlfleet jobs over ${fleet.sessions} sessions):\n`,
 );
-process.stdout.write(`${line(['worker', 'jobs/s', 'p50 ms', 'p99 ms', 'RSS MB', 'cmds/job'])}\n`);
+process.stdout.write(
+  `${line(['worker', 'jobs/s', 'p50 ms', 'p99 ms', 'RSS MB', 'cmds/job', 'cpu ms/job', 'redis µs/job'])}\n`,
+);
 for (const [name, side] of [
   ['bare BullMQ worker, one got GET per job', baseline],
   ['crawlfleet worker, full path', crawlfleet],
 ] as const) {
   process.stdout.write(
-    `${line([name, Math.round(side.jobsPerSecond), side.p50Ms, side.p99Ms, side.rssMb, side.commandsPerJob.toFixed(2)])}\n`,
+    `${line([
+      name,
+      Math.round(side.jobsPerSecond),
+      side.p50Ms,
+      side.p99Ms,
+      side.rssMb,
+      side.commandsPerJob.toFixed(2),
+      side.workerCpuMsPerJob.toFixed(2),
+      side.redisCpuUsPerJob,
+    ])}\n`,
   );
 }
 const ratio = Number(fleet.ratio.toFixed(3));
@@ -80,6 +91,10 @@ process.stdout.write(
     crawlfleet_p99_ms: crawlfleet.p99Ms,
     baseline_redis_commands_per_job: baseline.commandsPerJob,
     baseline_worker_rss_mb: baseline.rssMb,
+    crawlfleet_worker_cpu_ms_per_job: crawlfleet.workerCpuMsPerJob,
+    baseline_worker_cpu_ms_per_job: baseline.workerCpuMsPerJob,
+    crawlfleet_redis_cpu_us_per_job: crawlfleet.redisCpuUsPerJob,
+    baseline_redis_cpu_us_per_job: baseline.redisCpuUsPerJob,
     crawlfleet_redis_commands_per_job_whole_run: crawlfleet.commandsPerJobWholeRun,
     crawlfleet_redis_commands_breakdown: Object.fromEntries(crawlfleet.breakdown),
     baseline_redis_commands_breakdown: Object.fromEntries(baseline.breakdown),
