@@ -8,7 +8,8 @@ import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
 
-const RESET_MS = 3_000;
+// Long enough for the healthy pages to finish while it is open, even on a loaded machine.
+const RESET_MS = 8_000;
 
 describe('session breakers shared by the fleet', () => {
   let site: FixtureSite;

@@ -112,7 +112,8 @@ export class Fetcher {
       // got's stream waits for the caller to end a request that may carry a body; give it one.
       body: request.body ?? (request.method === 'GET' || request.method === 'HEAD' ? undefined : ''),
       // The whole-fetch deadline is ours (below): it starts when a socket is assigned.
-      timeout: { connect: this.config.connectTimeoutMs },
+      // got's whole-request timeout stays as an outer bound, so no fetch can wait forever.
+      timeout: { connect: this.config.connectTimeoutMs, request: 3 * this.config.timeoutMs },
       followRedirect: true,
       maxRedirects: this.config.maxRedirects,
       // 301/302 after a POST continue as GET without the body, as browsers do.
