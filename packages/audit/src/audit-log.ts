@@ -46,10 +46,19 @@ export class AuditLog {
     private readonly onError: (error: Error) => void = () => {},
   ) {}
 
-  async append(event: Omit<AuditEvent, 'at'>): Promise<void> {
-    const full: AuditEvent = { ...event, at: new Date().toISOString() };
+  append(event: Omit<AuditEvent, 'at'>): Promise<void> {
+    return this.appendAll([event]);
+  }
+
+  /** Appends events in order, in one round trip. */
+  async appendAll(events: ReadonlyArray<Omit<AuditEvent, 'at'>>): Promise<void> {
+    if (events.length === 0) return;
+    const at = new Date().toISOString();
+    const pipeline = this.redis.pipeline();
+    for (const event of events)
+      pipeline.xadd(this.keys.audit, 'MAXLEN', '~', this.maxLen, '*', 'e', JSON.stringify({ ...event, at }));
     try {
-      await this.redis.xadd(this.keys.audit, 'MAXLEN', '~', this.maxLen, '*', 'e', JSON.stringify(full));
+      for (const [error] of (await pipeline.exec()) ?? []) if (error) throw error;
     } catch (error) {
       this.onError(error as Error);
     }

@@ -2,7 +2,6 @@ import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { ExpressAdapter } from '@bull-board/express';
 import { CRAWL_QUEUE, type CrawlfleetConfig, type KeyLayout } from '@crawlfleet/core';
-import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { Queue } from 'bullmq';
 import express from 'express';
 import type { Redis } from 'ioredis';
@@ -39,7 +38,7 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   const { connection, keys } = options;
   const readOnlyMode = options.readOnly ?? false;
   const crawl = new Queue(CRAWL_QUEUE, { connection, prefix: keys.bullPrefix });
-  const replay = new BoardReplay(new DeadLetterQueue(connection, keys), connection, keys, options.config);
+  const replay = new BoardReplay(connection, keys, options.config);
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath('/');
   createBullBoard({
@@ -71,7 +70,7 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await Promise.all([crawl.close(), replay.dlq.close(), replay.close()]);
+      await Promise.all([crawl.close(), replay.close()]);
     },
   };
 }

@@ -1,7 +1,7 @@
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { AuditLog } from '@crawlfleet/audit';
 import type { CrawlfleetConfig, KeyLayout } from '@crawlfleet/core';
-import { type DeadLetter, type DeadLetterQueue, replayDeadLetters } from '@crawlfleet/dlq';
+import { type DeadLetter, DeadLetterQueue, replayDeadLetters } from '@crawlfleet/dlq';
 import { Producer } from '@crawlfleet/producer';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -23,15 +23,12 @@ class RetryRefused extends Error {
  * attempts on `crawl`, an audit event first, the entry removed once its job is enqueued.
  */
 export class BoardReplay {
+  readonly dlq: DeadLetterQueue;
   private readonly producer: Producer;
   private readonly audit: AuditLog;
 
-  constructor(
-    readonly dlq: DeadLetterQueue,
-    connection: Redis,
-    keys: KeyLayout,
-    config: CrawlfleetConfig,
-  ) {
+  constructor(connection: Redis, keys: KeyLayout, config: CrawlfleetConfig) {
+    this.dlq = new DeadLetterQueue(connection, keys);
     this.producer = new Producer(connection, keys, config);
     this.audit = new AuditLog(connection, keys, config.retention.auditMaxLen);
   }
@@ -39,17 +36,15 @@ export class BoardReplay {
   /** Replays one entry; refuses (409) one that cannot go back on `crawl` now, saying why. */
   async replay(letter: DeadLetter): Promise<void> {
     const report = await replayDeadLetters(this.dlq, this.producer, [letter], {
-      beforeEnqueue: async (ids) => {
-        for (const id of ids) await this.audit.append({ kind: 'replay', jobId: id, reason: 'board' });
-      },
+      beforeEnqueue: (ids) => this.audit.appendAll(ids.map((id) => ({ kind: 'replay', jobId: id, reason: 'board' }))),
     });
     const [skipped] = report.skipped;
     if (skipped !== undefined)
       throw new RetryRefused(`dead letter ${skipped.id} was not replayed: ${skipped.reason}`, 409);
   }
 
-  close(): Promise<void> {
-    return this.producer.close();
+  async close(): Promise<void> {
+    await Promise.all([this.dlq.close(), this.producer.close()]);
   }
 }
 

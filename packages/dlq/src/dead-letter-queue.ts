@@ -19,6 +19,10 @@ type WithDeadLetters = Redis & {
   cfRemoveDeadLetterIfUnchanged(...keysThenArgs: string[]): Promise<number>;
 };
 
+type PipelineWithDeadLetters = ReturnType<Redis['pipeline']> & {
+  cfRemoveDeadLetterIfUnchanged(...keysThenArgs: string[]): unknown;
+};
+
 export interface ListOptions {
   failureClass?: FailureClass | undefined;
   /** At most this many entries, newest first. */
@@ -89,16 +93,21 @@ export class DeadLetterQueue {
   /**
    * Removes entries only if they are still the letters given (same `failedAt`): after a replay,
    * a job that already failed again has a new entry, which must stay. Each check and removal is
-   * one script. Returns the ids removed.
+   * one script; all of them go in one round trip. Returns the ids removed.
    */
   async removeIfUnchanged(letters: readonly DeadLetter[]): Promise<string[]> {
-    const removed: string[] = [];
+    if (letters.length === 0) return [];
+    const pipeline = this.redis.pipeline() as PipelineWithDeadLetters;
     for (const letter of letters) {
       const id = dlqJobId(letter.id);
-      if ((await this.redis.cfRemoveDeadLetterIfUnchanged(...this.entryKeys(id), id, letter.failedAt)) === 1)
-        removed.push(letter.id);
+      pipeline.cfRemoveDeadLetterIfUnchanged(...this.entryKeys(id), id, letter.failedAt);
     }
-    return removed;
+    const answers = (await pipeline.exec()) ?? [];
+    return letters.flatMap((letter, i) => {
+      const [error, removed] = answers[i] ?? [];
+      if (error) throw error;
+      return removed === 1 ? [letter.id] : [];
+    });
   }
 
   /** Every entry, whole, newest first, optionally of one class and failed before a moment. */

@@ -27,11 +27,7 @@ export async function startTracing(
   serviceName: string,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<() => Promise<void>> {
-  const wanted =
-    env.OTEL_EXPORTER_OTLP_ENDPOINT ||
-    env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ||
-    (env.OTEL_TRACES_EXPORTER && env.OTEL_TRACES_EXPORTER !== 'none');
-  if (!wanted) return async () => {};
+  if (!tracingWanted(env)) return async () => {};
   const { NodeSDK } = await import('@opentelemetry/sdk-node');
   const { HttpInstrumentation } = await import('@opentelemetry/instrumentation-http');
   const sdk = new NodeSDK({

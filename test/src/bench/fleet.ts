@@ -84,14 +84,11 @@ export interface FleetBenchResult {
 }
 
 /** What one worker run gave. */
-interface SideRun {
-  jobsPerSecond: number;
-  p50Ms: number;
-  p99Ms: number;
-  rssMb: number;
-  workerCpuMsPerJob: number;
-  redisCpuUsPerJob: number;
-  failed: number;
+interface SideRun
+  extends Pick<
+    FleetSide,
+    'jobsPerSecond' | 'p50Ms' | 'p99Ms' | 'rssMb' | 'workerCpuMsPerJob' | 'redisCpuUsPerJob' | 'failed'
+  > {
   /** Commands of the monitored run, in order, when it was monitored. */
   commands: string[];
 }

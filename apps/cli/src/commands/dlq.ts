@@ -103,9 +103,7 @@ export function registerDlq(program: Command): void {
         const audit = new AuditLog(context.redis, context.keys, context.config.retention.auditMaxLen);
         // Recorded before the jobs are back on the queue, so the trail reads in causal order.
         const report = await replayDeadLetters(queue, producer, letters, {
-          beforeEnqueue: async (ids) => {
-            for (const id of ids) await audit.append({ kind: 'replay', jobId: id, reason: 'cli' });
-          },
+          beforeEnqueue: (ids) => audit.appendAll(ids.map((id) => ({ kind: 'replay', jobId: id, reason: 'cli' }))),
         });
         if (options.json) printJson(report);
         else {
