@@ -131,6 +131,13 @@ export const sessionsConfigSchema = z.strictObject({
     .min(1)
     .default(30 * day),
   workflowTtlSeconds: z.number().int().min(1).default(3600),
+  /**
+   * How often a worker writes the meta counters (jobs, errors, last used) of jobs that changed
+   * nothing else in their session. Such a job adds its counts in memory; they are written with
+   * the session's next commit, on this timer, and when the worker drains. 0 writes them with
+   * every job (one more command per job). A worker killed with SIGKILL loses at most this much.
+   */
+  metaFlushMs: z.number().int().min(0).max(600_000).default(5_000),
   /** Tries of a commit that keeps meeting newer versions before the job is retried later. */
   maxCommitAttempts: z.number().int().min(1).max(1000).default(100),
   /**

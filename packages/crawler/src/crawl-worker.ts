@@ -165,6 +165,8 @@ export class CrawlWorker {
     });
     const finished = await Promise.race([closed, timedOut]);
     clearTimeout(timer);
+    // The meta counts written behind go out before the session connection closes.
+    await this.sessions.close();
     this.fetcher.close();
     await Promise.all([this.dlq.close(), this.queue.close()]);
     return finished;

@@ -5,10 +5,10 @@ export {
   type SessionContext,
   type SessionCounters,
   SessionManager,
-  type SessionMeta,
   type SessionProfile,
 } from './job-session.js';
 export { buildLoginRequest, type LoginRequest } from './login.js';
+export { MetaBacklog, type MetaDelta, mergeMeta, type SessionMeta } from './meta-backlog.js';
 export { type ReauthOptions, type ReauthOutcome, reauthenticate } from './reauth.js';
 export { loadSessionHasher, SessionHasher } from './session-hasher.js';
 export {

@@ -2,6 +2,7 @@ import type { CrawlObserver, SessionKeys, SessionsConfig } from '@crawlfleet/cor
 import { RecoverableError } from '@crawlfleet/failures';
 import type { Logger } from '@crawlfleet/log';
 import type { SlateName, SlateRead, SlateStore, SlateWrite } from '@crawlfleet/slates';
+import { MetaBacklog, type MetaDelta, mergeMeta, type SessionMeta } from './meta-backlog.js';
 import type { SessionHasher } from './session-hasher.js';
 import { SessionCookieJar } from './session-jar.js';
 
@@ -17,13 +18,6 @@ export interface SessionProfile {
   createdAt: string;
 }
 
-export interface SessionMeta {
-  createdAt: string;
-  lastUsedAt: string;
-  jobs: number;
-  errors: number;
-}
-
 /** Counts a worker keeps about sessions (exported as metrics by the observability work). */
 export interface SessionCounters {
   created: number;
@@ -34,6 +28,8 @@ export interface SessionCounters {
   cookiesRejected: number;
   commitConflicts: number;
   commitFailures: number;
+  /** Meta counts written behind, by a commit of a later job or by a flush. */
+  metaWrittenBehind: number;
 }
 
 export function newSessionCounters(): SessionCounters {
@@ -46,6 +42,7 @@ export function newSessionCounters(): SessionCounters {
     cookiesRejected: 0,
     commitConflicts: 0,
     commitFailures: 0,
+    metaWrittenBehind: 0,
   };
 }
 
@@ -68,6 +65,8 @@ export interface SessionContext {
   config: SessionsConfig;
   logger: Logger;
   counters: SessionCounters;
+  /** Meta counts of this worker's jobs not written yet (`sessions.metaFlushMs`). */
+  backlog: MetaBacklog;
 }
 
 /**
@@ -151,6 +150,7 @@ export class JobSession {
     counters.quarantined++;
     this.context.observer?.sessionInvalidated?.('quarantine');
     this.discardChanges = true;
+    this.context.backlog.drop(this.keys);
     if (store !== undefined && !this.ephemeral) await store.quarantine(this.keys, config.quarantineSeconds * 1000);
   }
 
@@ -205,7 +205,6 @@ export class JobSession {
 
   private changes(): SlateChange[] {
     const { config } = this.context;
-    const now = new Date().toISOString();
     const changes: SlateChange[] = [];
     const jar = this.jar;
     if (jar.changes.length > 0 || this.rewriteCookies) {
@@ -259,22 +258,12 @@ export class JobSession {
         },
       });
     }
-    const errorDelta = this.errorDelta;
-    const jobDelta = this.jobCounted ? 0 : 1;
-    changes.push({
-      name: 'meta',
-      ttlMs: config.metaTtlSeconds * 1000,
-      apply: async (latest) => {
-        const theirs = latest.value as SessionMeta | undefined;
-        return {
-          createdAt: theirs?.createdAt ?? now,
-          lastUsedAt: now,
-          jobs: (theirs?.jobs ?? 0) + jobDelta,
-          errors: (theirs?.errors ?? 0) + errorDelta,
-        } satisfies SessionMeta;
-      },
-    });
     return changes;
+  }
+
+  /** This job's own meta counts, not yet written: a job counts once, however often it commits. */
+  private ownMeta(): MetaDelta {
+    return { jobs: this.jobCounted ? 0 : 1, errors: this.errorDelta, lastUsedAt: new Date().toISOString() };
   }
 
   /**
@@ -287,7 +276,24 @@ export class JobSession {
     this.jar.rejected = 0;
     if (store === undefined || this.ephemeral || this.discardChanges) return;
     const changes = this.changes();
+    const own = this.ownMeta();
+    // Only counters changed, and the session exists: its meta is written behind (MetaBacklog).
+    if (changes.length === 0 && this.version('meta') > 0 && config.metaFlushMs > 0) {
+      this.context.backlog.add(this.keys, own);
+      this.errorDelta = 0;
+      this.jobCounted = true;
+      return;
+    }
+    // Counts this worker's earlier jobs left for this session ride along with this commit.
+    const carried = this.context.backlog.take(this.keys);
+    const delta = carried === undefined ? own : mergeDeltas(own, carried);
+    changes.push({
+      name: 'meta',
+      ttlMs: config.metaTtlSeconds * 1000,
+      apply: async (latest) => mergeMeta(latest.value as SessionMeta | undefined, delta),
+    });
     const names = changes.map((c) => c.name);
+    let committed = false;
     try {
       for (let attempt = 1; attempt <= config.maxCommitAttempts; attempt++) {
         const writes: SlateWrite[] = [];
@@ -318,6 +324,8 @@ export class JobSession {
           this.rewriteCookies = false;
           this.errorDelta = 0;
           this.jobCounted = true;
+          if (carried !== undefined) counters.metaWrittenBehind += carried.jobs;
+          committed = true;
           return;
         }
         counters.commitConflicts++;
@@ -341,6 +349,9 @@ export class JobSession {
         'session commit failed; this job ran but its session changes are lost',
       );
       return;
+    } finally {
+      // Earlier jobs' counts are not this job's to lose: they wait for the next write.
+      if (!committed && carried !== undefined) this.context.backlog.add(this.keys, carried);
     }
     throw new RecoverableError(
       'session_contention',
@@ -349,9 +360,19 @@ export class JobSession {
   }
 }
 
+function mergeDeltas(a: MetaDelta, b: MetaDelta): MetaDelta {
+  return {
+    jobs: a.jobs + b.jobs,
+    errors: a.errors + b.errors,
+    lastUsedAt: a.lastUsedAt > b.lastUsedAt ? a.lastUsedAt : b.lastUsedAt,
+  };
+}
+
 /** Opens job sessions on one slate store (or none: then every session is ephemeral). */
 export class SessionManager {
   private readonly context: SessionContext;
+  private readonly flushTimer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
 
   readonly counters: SessionCounters;
 
@@ -363,7 +384,80 @@ export class SessionManager {
     observer?: CrawlObserver | undefined;
   }) {
     this.counters = newSessionCounters();
-    this.context = { ...options, counters: this.counters };
+    this.context = { ...options, counters: this.counters, backlog: new MetaBacklog() };
+    const { metaFlushMs } = options.config;
+    if (options.store !== undefined && metaFlushMs > 0) {
+      this.flushTimer = setInterval(() => void this.flushMeta(), metaFlushMs);
+      this.flushTimer.unref();
+    }
+  }
+
+  /** Sessions whose meta counts wait to be written. */
+  get metaBacklog(): number {
+    return this.context.backlog.size;
+  }
+
+  /**
+   * Writes every waiting meta count (each session's meta read, merged and committed with
+   * compare-and-set). A session whose meta is gone (purged, quarantined, expired) is not brought
+   * back for a count. Counts that could not be written wait for the next flush.
+   */
+  flushMeta(): Promise<void> {
+    this.flushing ??= this.writeBacklog().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  /** Stops the flush timer and writes what waits: call when the worker drains. */
+  async close(): Promise<void> {
+    clearInterval(this.flushTimer);
+    await this.flushing;
+    await this.flushMeta();
+  }
+
+  private async writeBacklog(): Promise<void> {
+    const { store, backlog, logger } = this.context;
+    if (store === undefined) return;
+    const waiting = backlog.takeAll();
+    const failures: string[] = [];
+    await Promise.all(
+      waiting.map(async ({ keys, delta }) => {
+        try {
+          const outcome = await this.writeMeta(store, keys, delta);
+          if (outcome === 'written') this.counters.metaWrittenBehind += delta.jobs;
+          else if (outcome === 'contended') backlog.add(keys, delta);
+        } catch (error) {
+          backlog.add(keys, delta);
+          failures.push((error as Error).message);
+        }
+      }),
+    );
+    if (failures.length > 0)
+      logger.warn(
+        { sessions: failures.length, err: failures[0] },
+        'could not write session meta counts; they wait for the next flush',
+      );
+  }
+
+  /** One session's counts onto its stored meta: `gone` when the session has no meta any more. */
+  private async writeMeta(
+    store: SlateStore,
+    keys: SessionKeys,
+    delta: MetaDelta,
+  ): Promise<'written' | 'gone' | 'contended'> {
+    const { config } = this.context;
+    for (let attempt = 1; attempt <= config.maxCommitAttempts; attempt++) {
+      const read = (await store.read(keys, ['meta'])).get('meta');
+      if (read === undefined || read.version === 0) return 'gone';
+      const value = mergeMeta(read.value as SessionMeta | undefined, delta);
+      const result = await store.commit(keys, [
+        { name: 'meta', expectedVersion: read.version, value, ttlMs: config.metaTtlSeconds * 1000 },
+      ]);
+      if (result.ok) return 'written';
+      this.counters.commitConflicts++;
+    }
+    return 'contended';
   }
 
   /** How this installation names sessions in logs and audit events. */
@@ -381,7 +475,8 @@ export class SessionManager {
    */
   async open(keys: SessionKeys): Promise<JobSession> {
     const { store, logger, counters } = this.context;
-    const hashed = this.context.hasher.hash(keys.tenant, keys.sessionId);
+    // Only warnings name the session: its keyed hash is not worth computing for every job.
+    const hashed = () => this.context.hasher.hash(keys.tenant, keys.sessionId);
     let reads: Map<SlateName, SlateRead>;
     let quarantined: boolean;
     let breakerOpenUntil: number | undefined;
@@ -394,7 +489,7 @@ export class SessionManager {
       counters.ephemeral++;
       this.context.observer?.sessionEphemeral?.();
       logger.warn(
-        { session_id: hashed, err: (error as Error).message },
+        { session_id: hashed(), err: (error as Error).message },
         'session store unreachable; this job runs on an ephemeral session',
       );
       return new JobSession(keys, true, new SessionCookieJar(), undefined, new Map(), this.context, false);
@@ -407,7 +502,7 @@ export class SessionManager {
       dirty = true;
       logger.warn(
         {
-          session_id: hashed,
+          session_id: hashed(),
           slate: read.name,
           reason: read.discarded.reason,
           payload_hash: read.discarded.payloadHash,

@@ -4,6 +4,7 @@ import { type KeyLayout, parseSessionKey, type SessionKeys } from '@crawlfleet/c
 import type { Redis } from 'ioredis';
 import { EnvelopeError, envelopeKid, type OpenFailure, open, seal } from './envelope.js';
 import type { KeyRing } from './key-ring.js';
+import { envelopeDigest, OpenedSlates } from './opened-slates.js';
 
 const COMMIT_SLATES = readFileSync(new URL('../lua/commit-slates.lua', import.meta.url), 'utf8');
 const RELEASE_LEASE = readFileSync(new URL('../lua/release-lease.lua', import.meta.url), 'utf8');
@@ -41,7 +42,7 @@ type WithCommit = Redis & {
   cfCommitSlates(numKeys: number, ...args: Array<string | number>): Promise<number[]>;
   cfReleaseLease(key: string, token: string): Promise<number>;
   cfTakeProbe(breaker: string, probe: string, ms: number): Promise<number>;
-  cfHydrateSession(numKeys: number, ...keys: string[]): Promise<Array<string | number | null>>;
+  cfHydrateSession(numKeys: number, ...keysAndTags: string[]): Promise<Array<string | number | null>>;
 };
 
 /** A short, non-reversible fingerprint of a stored payload, for logs. */
@@ -56,12 +57,19 @@ export function payloadHash(payload: string): string {
  */
 export class SlateStore {
   private readonly redis: WithCommit;
+  private readonly opened: OpenedSlates;
 
+  /**
+   * `openedSlates` is how many opened slates (cookies, auth, profile, meta) the store keeps to
+   * skip receiving and decrypting them again while unchanged; 0 keeps none. Default 4096.
+   */
   constructor(
     redis: Redis,
     private readonly keys: KeyLayout,
     private readonly ring: KeyRing,
+    options: { openedSlates?: number } = {},
   ) {
+    this.opened = new OpenedSlates(options.openedSlates ?? 4096);
     if (!('cfCommitSlates' in redis)) redis.defineCommand('cfCommitSlates', { lua: COMMIT_SLATES });
     if (!('cfReleaseLease' in redis)) redis.defineCommand('cfReleaseLease', { numberOfKeys: 1, lua: RELEASE_LEASE });
     if (!('cfTakeProbe' in redis)) redis.defineCommand('cfTakeProbe', { numberOfKeys: 2, lua: TAKE_PROBE });
@@ -87,16 +95,24 @@ export class SlateStore {
     names: readonly SlateName[],
   ): Promise<{ slates: Map<SlateName, SlateRead>; quarantined: boolean; breakerOpenUntil: number | undefined }> {
     const keys = names.map((name) => session.slate(name));
+    const known = keys.map((key, i) => (reusable(names[i] as SlateName) ? this.opened.get(key) : undefined));
     keys.push(session.quarantine, session.breaker);
-    const answer = await this.redis.cfHydrateSession(keys.length, ...keys);
+    const answer = await this.redis.cfHydrateSession(keys.length, ...keys, ...known.map((k) => k?.digest ?? ''));
     const slates = new Map<SlateName, SlateRead>();
     names.forEach((name, i) => {
-      const version = answer[i * 2];
+      const version = Number(answer[i * 2] ?? 0);
       const envelope = answer[i * 2 + 1];
-      slates.set(
-        name,
-        this.decode(session.slate(name), name, Number(version ?? 0), typeof envelope === 'string' ? envelope : null),
-      );
+      const mine = known[i];
+      if (envelope === 1 && mine !== undefined && mine.version === version) {
+        slates.set(name, { name, version, value: mine.value });
+        return;
+      }
+      const key = keys[i] as string;
+      const read = this.decode(key, name, version, typeof envelope === 'string' ? envelope : null);
+      if (typeof envelope === 'string' && read.discarded === undefined && reusable(name))
+        this.opened.set(key, { version, digest: envelopeDigest(envelope), value: read.value });
+      else this.opened.delete(key);
+      slates.set(name, read);
     });
     const breaker = answer[names.length * 2 + 1];
     return {
@@ -179,9 +195,8 @@ export class SlateStore {
   async commit(session: SessionKeys, writes: readonly SlateWrite[]): Promise<CommitResult> {
     if (writes.length === 0) return { ok: true, versions: new Map() };
     const keys = writes.map((w) => session.slate(w.name));
-    const envelopes = writes.map((w, i) =>
-      w.value === undefined ? '' : seal(this.ring, keys[i] as string, JSON.stringify(w.value)),
-    );
+    const texts = writes.map((w) => (w.value === undefined ? undefined : JSON.stringify(w.value)));
+    const envelopes = texts.map((text, i) => (text === undefined ? '' : seal(this.ring, keys[i] as string, text)));
     const answer = await this.redis.cfCommitSlates(
       writes.length,
       ...keys,
@@ -193,6 +208,18 @@ export class SlateStore {
       const index = Number(answer[1]) - 1;
       return { ok: false, conflict: (writes[index] as SlateWrite).name, version: Number(answer[2]) };
     }
+    writes.forEach((write, i) => {
+      const key = keys[i] as string;
+      const text = texts[i];
+      if (text === undefined || !reusable(write.name)) this.opened.delete(key);
+      // The value as a fresh read would give it: through JSON.
+      else
+        this.opened.set(key, {
+          version: Number(answer[i + 1]),
+          digest: envelopeDigest(envelopes[i] as string),
+          value: JSON.parse(text),
+        });
+    });
     return { ok: true, versions: new Map(writes.map((w, i) => [w.name, Number(answer[i + 1])])) };
   }
 
@@ -250,6 +277,11 @@ export class SlateStore {
     }
     return tally;
   }
+}
+
+/** Slates whose values only crawlfleet reads; a workflow's state goes to user code, fresh each time. */
+function reusable(name: SlateName): boolean {
+  return name === 'cookies' || name === 'auth' || name === 'profile' || name === 'meta';
 }
 
 async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {

@@ -7,10 +7,11 @@ import { fileURLToPath } from 'node:url';
 import { CRAWL_QUEUE, connectRedis, type KeyLayout, keyLayout, parseConfig } from '@crawlfleet/core';
 import { startRedisServer } from '@crawlfleet/local-redis';
 import { Producer } from '@crawlfleet/producer';
+import { SlateStore } from '@crawlfleet/slates';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type FixtureSite, startFixtureSite } from '../fixture/site.js';
-import { CLI_PATH, childEnv } from '../harness.js';
+import { CLI_PATH, childEnv, testRing } from '../harness.js';
 import { CommandMonitor, clientAddress, knownScripts, tally, verifyMonitorCounting } from './redis-monitor.js';
 
 const BARE_WORKER_PATH = fileURLToPath(new URL('./bare-worker.js', import.meta.url));
@@ -224,6 +225,38 @@ async function enqueueCrawlfleet(bench: Bench, keys: KeyLayout, jobs: number, ta
   }
 }
 
+/**
+ * Gives every session of the run the profile and meta its first job would have written, as a
+ * fleet's sessions have once they are in use: the runs measure a crawl's steady state, not the
+ * one-time creation of each session (whose first jobs all race to write a profile).
+ */
+async function warmSessions(bench: Bench, keys: KeyLayout): Promise<void> {
+  const config = parseConfig(JSON.parse(readFileSync(bench.configPath, 'utf8')));
+  const store = new SlateStore(bench.control, keys, testRing());
+  const now = new Date().toISOString();
+  const day = 24 * 3600 * 1000;
+  await Promise.all(
+    Array.from({ length: bench.sessions }, async (_, i) => {
+      const session = keys.session('default', `s${i}`);
+      const answer = await store.commit(session, [
+        {
+          name: 'profile',
+          expectedVersion: 0,
+          value: { userAgent: config.fetch.userAgent, createdAt: now },
+          ttlMs: day,
+        },
+        {
+          name: 'meta',
+          expectedVersion: 0,
+          value: { createdAt: now, lastUsedAt: now, jobs: 0, errors: 0 },
+          ttlMs: day,
+        },
+      ]);
+      if (!answer.ok) throw new Error(`session s${i} already had a ${answer.conflict} slate`);
+    }),
+  );
+}
+
 function startWorker(bench: Bench, side: FleetSideName, keys: KeyLayout): WorkerChild {
   const common = {
     REDIS_URL: bench.serverUrl,
@@ -233,8 +266,11 @@ function startWorker(bench: Bench, side: FleetSideName, keys: KeyLayout): Worker
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined,
     OTEL_TRACES_EXPORTER: undefined,
   };
+  // CRAWLFLEET_BENCH_PROFILE=<dir> writes a CPU profile of each worker process to <dir>/<side>.
+  const profile = process.env.CRAWLFLEET_BENCH_PROFILE;
+  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profile, side)}`] : [];
   if (side === 'baseline') {
-    return startChild([BARE_WORKER_PATH], {
+    return startChild([...nodeArgs, BARE_WORKER_PATH], {
       ...common,
       BENCH_PREFIX: keys.bullPrefix,
       BENCH_QUEUE: CRAWL_QUEUE,
@@ -242,9 +278,6 @@ function startWorker(bench: Bench, side: FleetSideName, keys: KeyLayout): Worker
       BENCH_MAX_SOCKETS: String(bench.maxSockets),
     });
   }
-  // CRAWLFLEET_BENCH_PROFILE=<dir> writes a CPU profile of each crawlfleet worker there.
-  const profile = process.env.CRAWLFLEET_BENCH_PROFILE;
-  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${profile}`] : [];
   return startChild(
     [...nodeArgs, CLI_PATH, 'worker', '--concurrency', String(bench.concurrency), '--grace-ms', '5000'],
     {
@@ -316,6 +349,7 @@ async function runSide(bench: Bench, side: FleetSideName, jobs: number, monitore
     side === 'baseline'
       ? await enqueueBaseline(bench, keys, jobs, tag)
       : await enqueueCrawlfleet(bench, keys, jobs, tag);
+  if (side === 'crawlfleet') await warmSessions(bench, keys);
   // Everything enqueued above ran before MONITOR starts, so none of it is counted.
   const monitor = monitored ? await CommandMonitor.start(bench.serverUrl, bench.scripts, bench.excluded) : undefined;
   const redisCpuBefore = await redisCpuMs(bench.control);

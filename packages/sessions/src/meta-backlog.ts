@@ -1,0 +1,72 @@
+import type { SessionKeys } from '@crawlfleet/core';
+
+/** What a session's meta slate holds: when it started and was last used, and its counters. */
+export interface SessionMeta {
+  createdAt: string;
+  lastUsedAt: string;
+  jobs: number;
+  errors: number;
+}
+
+/** Counts not yet written to a session's meta slate. */
+export interface MetaDelta {
+  jobs: number;
+  errors: number;
+  /** The newest use these counts saw (ISO time). */
+  lastUsedAt: string;
+}
+
+/** The stored meta with a delta added: counters merge, so no job's count is lost to a conflict. */
+export function mergeMeta(stored: SessionMeta | undefined, delta: MetaDelta): SessionMeta {
+  return {
+    createdAt: stored?.createdAt ?? delta.lastUsedAt,
+    lastUsedAt: stored !== undefined && stored.lastUsedAt > delta.lastUsedAt ? stored.lastUsedAt : delta.lastUsedAt,
+    jobs: (stored?.jobs ?? 0) + delta.jobs,
+    errors: (stored?.errors ?? 0) + delta.errors,
+  };
+}
+
+/**
+ * Meta counts of one worker's jobs that changed nothing else in their session, per session,
+ * waiting to be written. Most jobs of a warm session change no cookie, login or profile: writing
+ * their counts behind spares each of them a sealed commit, and spares a busy session the commit
+ * conflicts of many jobs bumping one counter.
+ */
+export class MetaBacklog {
+  private readonly pending = new Map<string, { keys: SessionKeys; delta: MetaDelta }>();
+
+  get size(): number {
+    return this.pending.size;
+  }
+
+  add(keys: SessionKeys, delta: MetaDelta): void {
+    const entry = this.pending.get(keys.base);
+    if (entry === undefined) {
+      this.pending.set(keys.base, { keys, delta: { ...delta } });
+      return;
+    }
+    entry.delta.jobs += delta.jobs;
+    entry.delta.errors += delta.errors;
+    if (delta.lastUsedAt > entry.delta.lastUsedAt) entry.delta.lastUsedAt = delta.lastUsedAt;
+  }
+
+  /** Removes and returns a session's waiting counts (to be written by a commit). */
+  take(keys: SessionKeys): MetaDelta | undefined {
+    const entry = this.pending.get(keys.base);
+    if (entry === undefined) return undefined;
+    this.pending.delete(keys.base);
+    return entry.delta;
+  }
+
+  /** Forgets a session's waiting counts (its state was flushed). */
+  drop(keys: SessionKeys): void {
+    this.pending.delete(keys.base);
+  }
+
+  /** Removes and returns everything waiting. */
+  takeAll(): Array<{ keys: SessionKeys; delta: MetaDelta }> {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    return all;
+  }
+}
