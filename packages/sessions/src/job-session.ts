@@ -2,7 +2,7 @@ import type { CrawlObserver, SessionKeys, SessionsConfig } from '@crawlfleet/cor
 import { RecoverableError } from '@crawlfleet/failures';
 import type { Logger } from '@crawlfleet/log';
 import type { SlateName, SlateRead, SlateStore, SlateWrite } from '@crawlfleet/slates';
-import { MetaBacklog, type MetaDelta, mergeMeta, type SessionMeta } from './meta-backlog.js';
+import { MetaBacklog, type MetaDelta, mergeMeta, type SessionMeta, sumDeltas } from './meta-backlog.js';
 import type { SessionHasher } from './session-hasher.js';
 import { SessionCookieJar } from './session-jar.js';
 
@@ -286,7 +286,7 @@ export class JobSession {
     }
     // Counts this worker's earlier jobs left for this session ride along with this commit.
     const carried = this.context.backlog.take(this.keys);
-    const delta = carried === undefined ? own : mergeDeltas(own, carried);
+    const delta = carried === undefined ? own : sumDeltas(own, carried);
     changes.push({
       name: 'meta',
       ttlMs: config.metaTtlSeconds * 1000,
@@ -358,14 +358,6 @@ export class JobSession {
       `session commit met newer versions ${config.maxCommitAttempts} times`,
     );
   }
-}
-
-function mergeDeltas(a: MetaDelta, b: MetaDelta): MetaDelta {
-  return {
-    jobs: a.jobs + b.jobs,
-    errors: a.errors + b.errors,
-    lastUsedAt: a.lastUsedAt > b.lastUsedAt ? a.lastUsedAt : b.lastUsedAt,
-  };
 }
 
 /** Opens job sessions on one slate store (or none: then every session is ephemeral). */

@@ -26,6 +26,12 @@ export function mergeMeta(stored: SessionMeta | undefined, delta: MetaDelta): Se
   };
 }
 
+/** Two deltas of one session as one. */
+export function sumDeltas(a: MetaDelta, b: MetaDelta): MetaDelta {
+  const newer = b.lastUsedAt > a.lastUsedAt ? b : a;
+  return { jobs: a.jobs + b.jobs, errors: a.errors + b.errors, lastUsedAt: newer.lastUsedAt };
+}
+
 /**
  * Meta counts of one worker's jobs that changed nothing else in their session, per session,
  * waiting to be written. Most jobs of a warm session change no cookie, login or profile: writing
@@ -41,13 +47,7 @@ export class MetaBacklog {
 
   add(keys: SessionKeys, delta: MetaDelta): void {
     const entry = this.pending.get(keys.base);
-    if (entry === undefined) {
-      this.pending.set(keys.base, { keys, delta: { ...delta } });
-      return;
-    }
-    entry.delta.jobs += delta.jobs;
-    entry.delta.errors += delta.errors;
-    if (delta.lastUsedAt > entry.delta.lastUsedAt) entry.delta.lastUsedAt = delta.lastUsedAt;
+    this.pending.set(keys.base, { keys, delta: entry === undefined ? delta : sumDeltas(entry.delta, delta) });
   }
 
   /** Removes and returns a session's waiting counts (to be written by a commit). */
