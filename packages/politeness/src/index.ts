@@ -1,4 +1,4 @@
-export { HostPacer } from './host-pacer.js';
+export { HostPacer, type HostPacerOptions } from './host-pacer.js';
 export {
   RobotsCache,
   type RobotsCacheOptions,

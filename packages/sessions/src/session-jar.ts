@@ -48,17 +48,48 @@ interface SerializedJar {
  * overwriting it. It has the promise interface got expects of a `cookieJar`.
  */
 export class SessionCookieJar {
+  /**
+   * Jars built from frozen slate values (the slate store's opened slates, shared by every job
+   * of a session while the stored jar is unchanged): a frozen value never changes, so its jar is
+   * built once and shared, and a job copies it only when it sets a cookie.
+   */
+  private static readonly built = new WeakMap<object, CookieJar>();
+
   readonly changes: CookieChange[] = [];
   /** Cookies the server sent that tough-cookie refused (wrong domain, malformed, ...). */
   rejected = 0;
 
-  constructor(readonly jar: CookieJar = new CookieJar()) {}
+  private current: CookieJar;
+
+  /** `shared`: other jobs read the same jar, so this one copies it before its first change. */
+  constructor(
+    jar: CookieJar = new CookieJar(),
+    private shared = false,
+  ) {
+    this.current = jar;
+  }
+
+  /** The tough-cookie jar, to read; changes go through `setCookie`. */
+  get jar(): CookieJar {
+    return this.current;
+  }
 
   /** A jar from a stored slate value; expired and malformed cookies are dropped and counted. */
   static async fromSlate(value: unknown, now: number = Date.now()): Promise<JarHydration> {
     if (value === undefined || value === null || typeof value !== 'object')
       return { jar: new SessionCookieJar(), dropped: 0 };
-    const serialized = value as SerializedJar;
+    const built = SessionCookieJar.built.get(value);
+    // Cookies that expired since are left out by tough-cookie when it reads the jar.
+    if (built !== undefined) return { jar: new SessionCookieJar(built, true), dropped: 0 };
+    const hydration = await SessionCookieJar.build(value as SerializedJar, now);
+    if (Object.isFrozen(value)) {
+      SessionCookieJar.built.set(value, hydration.jar.current);
+      hydration.jar.shared = true;
+    }
+    return hydration;
+  }
+
+  private static async build(serialized: SerializedJar, now: number): Promise<JarHydration> {
     const stored = Array.isArray(serialized.cookies) ? serialized.cookies : [];
     const kept = stored.filter((entry) => {
       const cookie = Cookie.fromJSON(entry);
@@ -79,10 +110,19 @@ export class SessionCookieJar {
     return this.jar.getCookieString(url);
   }
 
+  /** The jar to change: this job's own copy once it changes a shared one. */
+  private async writable(): Promise<CookieJar> {
+    if (this.shared) {
+      this.current = await this.current.clone();
+      this.shared = false;
+    }
+    return this.current;
+  }
+
   async setCookie(setCookie: string, url: string): Promise<unknown> {
     const at = Date.now();
     try {
-      const cookie = await this.jar.setCookie(setCookie, url, { now: new Date(at) });
+      const cookie = await (await this.writable()).setCookie(setCookie, url, { now: new Date(at) });
       if (cookie !== undefined) this.changes.push({ setCookie, url, at });
       return cookie;
     } catch {
@@ -95,7 +135,7 @@ export class SessionCookieJar {
   async replayOnto(newer: SessionCookieJar): Promise<SessionCookieJar> {
     for (const change of this.changes) {
       try {
-        await newer.jar.setCookie(change.setCookie, change.url, { now: new Date(change.at) });
+        await (await newer.writable()).setCookie(change.setCookie, change.url, { now: new Date(change.at) });
       } catch {
         newer.rejected++;
       }

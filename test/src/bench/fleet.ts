@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { CRAWL_QUEUE, connectRedis, type KeyLayout, keyLayout, parseConfig } from '@crawlfleet/core';
 import { startRedisServer } from '@crawlfleet/local-redis';
 import { Producer } from '@crawlfleet/producer';
+import { SessionCookieJar } from '@crawlfleet/sessions';
 import { SlateStore } from '@crawlfleet/slates';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -52,7 +53,10 @@ export interface FleetSide {
   p99Ms: number;
   /** Peak RSS of the worker process (VmHWM), the highest over the side's throughput runs. */
   rssMb: number;
-  /** CPU time of the worker process per job (start-up included), the lowest over the rounds. */
+  /**
+   * CPU time of the worker process per job, from the moment it is ready (start-up left out) to
+   * its last job, all threads (V8's GC helpers included): the lowest over the rounds.
+   */
   workerCpuMsPerJob: number;
   /** CPU time of redis-server per job while the worker ran, the lowest over the rounds. */
   redisCpuUsPerJob: number;
@@ -114,15 +118,25 @@ interface WorkerChild {
   readonly pid: number;
   exitCode(): number | null | undefined;
   tail(): string;
+  /** Resolves once the process printed `marker` (its ready line); fails if it exits first. */
+  printed(marker: string, timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
 function startChild(args: string[], env: Record<string, string | undefined>): WorkerChild {
   const child = spawn(process.execPath, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let tail = '';
+  const seen = new Set<string>();
+  const waiting = new Map<string, () => void>();
   // The pipes are drained as they fill, as a log shipper would; only the end is kept for errors.
   const keep = (chunk: Buffer) => {
     tail = (tail + chunk.toString('utf8')).slice(-4_000);
+    for (const [marker, resolve] of waiting) {
+      if (!tail.includes(marker)) continue;
+      seen.add(marker);
+      waiting.delete(marker);
+      resolve();
+    }
   };
   child.stdout.on('data', keep);
   child.stderr.on('data', keep);
@@ -133,6 +147,17 @@ function startChild(args: string[], env: Record<string, string | undefined>): Wo
     pid,
     exitCode: () => (child.exitCode === null && child.signalCode === null ? undefined : child.exitCode),
     tail: () => tail,
+    printed(marker, timeoutMs) {
+      if (seen.has(marker) || tail.includes(marker)) return Promise.resolve();
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no "${marker}" within ${timeoutMs} ms: ${tail}`)), timeoutMs);
+        void exited.then(() => reject(new Error(`the worker exited before "${marker}": ${tail}`)));
+        waiting.set(marker, () => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
@@ -226,9 +251,9 @@ async function enqueueCrawlfleet(bench: Bench, keys: KeyLayout, jobs: number, ta
 }
 
 /**
- * Gives every session of the run the profile and meta its first job would have written, as a
- * fleet's sessions have once they are in use: the runs measure a crawl's steady state, not the
- * one-time creation of each session (whose first jobs all race to write a profile).
+ * Gives every session of the run what a session in use has: a cookie (a session id, sent with
+ * every request), a profile and meta. The runs measure a crawl's steady state, not the one-time
+ * creation of each session (whose first jobs all race to write a profile).
  */
 async function warmSessions(bench: Bench, keys: KeyLayout): Promise<void> {
   const config = parseConfig(JSON.parse(readFileSync(bench.configPath, 'utf8')));
@@ -238,7 +263,10 @@ async function warmSessions(bench: Bench, keys: KeyLayout): Promise<void> {
   await Promise.all(
     Array.from({ length: bench.sessions }, async (_, i) => {
       const session = keys.session('default', `s${i}`);
+      const jar = new SessionCookieJar();
+      await jar.setCookie(`sid=bench-session-${i}; Path=/; Max-Age=86400; HttpOnly`, bench.site.url('/'));
       const answer = await store.commit(session, [
+        { name: 'cookies', expectedVersion: 0, value: await jar.toSlate(), ttlMs: day },
         {
           name: 'profile',
           expectedVersion: 0,
@@ -345,6 +373,9 @@ async function runSide(bench: Bench, side: FleetSideName, jobs: number, monitore
   const run = ++bench.runs;
   const keys = keyLayout(`fleet-${run}`);
   const tag = `r${run}`;
+  // The queue stays paused until the worker is up, so its start-up is outside every figure.
+  const queue = new Queue(CRAWL_QUEUE, { connection: bench.control, prefix: keys.bullPrefix });
+  await queue.pause();
   const ids =
     side === 'baseline'
       ? await enqueueBaseline(bench, keys, jobs, tag)
@@ -352,22 +383,26 @@ async function runSide(bench: Bench, side: FleetSideName, jobs: number, monitore
   if (side === 'crawlfleet') await warmSessions(bench, keys);
   // Everything enqueued above ran before MONITOR starts, so none of it is counted.
   const monitor = monitored ? await CommandMonitor.start(bench.serverUrl, bench.scripts, bench.excluded) : undefined;
-  const redisCpuBefore = await redisCpuMs(bench.control);
   const child = startWorker(bench, side, keys);
   let rssMb: number;
   let failed: number;
   let workerCpuMs: number;
   let redisCpuUsed: number;
   try {
+    await child.printed(side === 'baseline' ? 'ready' : '"worker started"', 30_000);
+    const workerCpuBefore = processCpuMs(child.pid);
+    const redisCpuBefore = await redisCpuMs(bench.control);
+    await queue.resume();
     ({ failed } = await waitUntilFinished(bench, keys, jobs, child, side));
     rssMb = peakRssMb(child.pid);
-    workerCpuMs = processCpuMs(child.pid);
+    workerCpuMs = processCpuMs(child.pid) - workerCpuBefore;
     redisCpuUsed = (await redisCpuMs(bench.control)) - redisCpuBefore;
     await child.stop();
     if (monitor !== undefined) await untilMonitorSaw(monitor, jobs);
   } finally {
     await child.stop();
     monitor?.stop();
+    await queue.close();
   }
   const times = await jobTimes(bench, keys, ids);
   await bench.control.flushall();
