@@ -10,9 +10,11 @@ export interface SessionBreakerOptions {
 }
 
 /**
- * This worker's view of each session's health: one opossum breaker per tenant+session, in a
- * bounded LRU. Only trips are reported (`onOpen`); the fleet shares them through Redis, so every
- * worker holds the session back, not only the one that saw it fail.
+ * This worker's view of each session's health: one opossum breaker per tenant+session that is
+ * failing, in a bounded LRU. A breaker trips after `failureThreshold` consecutive failures: a
+ * success ends the run and drops the session's breaker, so a healthy session (nearly every
+ * job) costs no breaker call at all. Only trips are reported (`onOpen`); the fleet shares them
+ * through Redis, so every worker holds the session back, not only the one that saw it fail.
  */
 export class SessionBreakers {
   private readonly breakers = new Map<string, CircuitBreaker<[boolean], void>>();
@@ -31,6 +33,7 @@ export class SessionBreakers {
       return breaker;
     }
     breaker = new CircuitBreaker(
+      // Only failures are fired: the window holds nothing but the current run of them.
       async (ok: boolean) => {
         if (!ok) throw new Error('session request failed');
       },
@@ -38,7 +41,8 @@ export class SessionBreakers {
         timeout: false,
         volumeThreshold: this.options.failureThreshold,
         // opossum opens when the error rate is strictly above this: just under 100 means "every
-        // request of the window failed".
+        // request of the window failed", which the window of failures alone makes true once
+        // volumeThreshold of them are in.
         errorThresholdPercentage: 99.9,
         resetTimeout: this.options.resetTimeoutMs,
         rollingCountTimeout: Math.max(this.options.resetTimeoutMs, 60_000),
@@ -56,8 +60,12 @@ export class SessionBreakers {
 
   /** Records one job's outcome for a session. */
   record(sessionKey: string, ok: boolean): void {
+    if (ok) {
+      if (this.breakers.has(sessionKey)) this.evict(sessionKey);
+      return;
+    }
     this.breaker(sessionKey)
-      .fire(ok)
+      .fire(false)
       .catch(() => {});
   }
 

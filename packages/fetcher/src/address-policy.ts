@@ -25,6 +25,8 @@ export class AddressPolicy {
   private readonly suffixes: string[] = [];
   private readonly addresses: Address[] = [];
   private readonly ranges: Array<[Address, number]> = [];
+  /** Verdicts of addresses seen lately (the policy never changes; a crawl asks about a few hosts). */
+  private readonly verdicts = new Map<string, string | undefined>();
 
   constructor(allowHosts: readonly string[]) {
     for (const entry of allowHosts) {
@@ -52,6 +54,14 @@ export class AddressPolicy {
 
   /** Why an address is refused, or undefined when it may be reached. */
   refusal(address: string): string | undefined {
+    if (this.verdicts.has(address)) return this.verdicts.get(address);
+    const verdict = this.judge(address);
+    if (this.verdicts.size >= 1024) this.verdicts.clear();
+    this.verdicts.set(address, verdict);
+    return verdict;
+  }
+
+  private judge(address: string): string | undefined {
     if (!ipaddr.isValid(address)) return 'not an IP address';
     const ip = ipaddr.process(address);
     const range = ip.range();

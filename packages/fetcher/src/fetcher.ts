@@ -2,7 +2,7 @@ import { type ClientRequest, Agent as HttpAgent, type IncomingHttpHeaders } from
 import { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
 import type { FetchConfig, HttpMethod, TenantConfig } from '@crawlfleet/core';
-import { got, type OptionsInit } from 'got';
+import { type Got, got, type OptionsInit } from 'got';
 import { AddressPolicy } from './address-policy.js';
 import { guardedLookup } from './guarded-lookup.js';
 
@@ -65,7 +65,8 @@ interface TenantPool {
   policy: AddressPolicy;
   http: HttpAgent;
   https: HttpsAgent;
-  lookup: ReturnType<typeof guardedLookup>;
+  /** got with everything that is the same for each of the tenant's requests, set once. */
+  client: Got;
 }
 
 /**
@@ -87,30 +88,18 @@ export class Fetcher {
     if (pool === undefined) {
       const policy = new AddressPolicy(tenant.config.allowHosts);
       const agentOptions = { keepAlive: true, maxSockets: this.config.maxSocketsPerHost, scheduling: 'lifo' as const };
-      pool = {
-        policy,
-        http: new HttpAgent(agentOptions),
-        https: new HttpsAgent(agentOptions),
-        lookup: guardedLookup(policy),
-      };
+      const http = new HttpAgent(agentOptions);
+      const https = new HttpsAgent(agentOptions);
+      pool = { policy, http, https, client: got.extend(this.clientOptions(tenant, policy, http, https)) };
       this.pools.set(tenant.name, pool);
     }
     return pool;
   }
 
-  fetch(request: FetchRequest, tenant: FetchTenant): Promise<FetchedPage> {
-    const pool = this.pool(tenant);
-    const started = performance.now();
-    const maxBodyBytes = this.config.maxBodyBytes;
-    const options: OptionsInit & { isStream?: true } = {
-      method: request.method,
-      headers: {
-        'user-agent': tenant.config.userAgent ?? this.config.userAgent,
-        ...tenant.config.headers,
-        ...request.headers,
-      },
-      // got's stream waits for the caller to end a request that may carry a body; give it one.
-      body: request.body ?? (request.method === 'GET' || request.method === 'HEAD' ? undefined : ''),
+  /** What every request of a tenant shares: merged into got's defaults once, not per request. */
+  private clientOptions(tenant: FetchTenant, policy: AddressPolicy, http: HttpAgent, https: HttpsAgent): OptionsInit {
+    return {
+      headers: { 'user-agent': tenant.config.userAgent ?? this.config.userAgent, ...tenant.config.headers },
       // The whole-fetch deadline is ours (below): it starts when a socket is assigned.
       // got's whole-request timeout stays as an outer bound, so no fetch can wait forever.
       timeout: { connect: this.config.connectTimeoutMs, request: 3 * this.config.timeoutMs },
@@ -121,15 +110,14 @@ export class Fetcher {
       throwHttpErrors: false,
       retry: { limit: 0 },
       decompress: true,
-      agent: { http: pool.http, https: pool.https },
-      dnsLookup: pool.lookup,
-      cookieJar: request.cookieJar,
+      agent: { http, https },
+      dnsLookup: guardedLookup(policy),
       hooks: {
         // IP literals never reach the DNS lookup, so they are checked here, on every hop.
         beforeRequest: [
           (options) => {
             const host = (options.url as URL).hostname.replace(/^\[|\]$/g, '');
-            if (isIP(host) !== 0) pool.policy.check(host, host);
+            if (isIP(host) !== 0) policy.check(host, host);
           },
         ],
         // got strips only host, cookie and authorization, and ignores the scheme: a redirect to
@@ -149,8 +137,21 @@ export class Fetcher {
         ],
       },
     };
+  }
+
+  fetch(request: FetchRequest, tenant: FetchTenant): Promise<FetchedPage> {
+    const pool = this.pool(tenant);
+    const started = performance.now();
+    const maxBodyBytes = this.config.maxBodyBytes;
+    const options: OptionsInit & { isStream?: true } = {
+      method: request.method,
+      headers: request.headers,
+      // got's stream waits for the caller to end a request that may carry a body; give it one.
+      body: request.body ?? (request.method === 'GET' || request.method === 'HEAD' ? undefined : ''),
+      cookieJar: request.cookieJar,
+    };
     return new Promise<FetchedPage>((resolve, reject) => {
-      const stream = got.stream(request.url, options);
+      const stream = pool.client.stream(request.url, options);
       const chunks: Buffer[] = [];
       let size = 0;
       let tooLarge: BodyTooLargeError | undefined;

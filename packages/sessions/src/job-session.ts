@@ -263,7 +263,7 @@ export class JobSession {
 
   /** This job's own meta counts, not yet written: a job counts once, however often it commits. */
   private ownMeta(): MetaDelta {
-    return { jobs: this.jobCounted ? 0 : 1, errors: this.errorDelta, lastUsedAt: new Date().toISOString() };
+    return { jobs: this.jobCounted ? 0 : 1, errors: this.errorDelta, lastUsedMs: Date.now() };
   }
 
   /**

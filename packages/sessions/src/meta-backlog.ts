@@ -12,15 +12,16 @@ export interface SessionMeta {
 export interface MetaDelta {
   jobs: number;
   errors: number;
-  /** The newest use these counts saw (ISO time). */
-  lastUsedAt: string;
+  /** The newest use these counts saw, in ms since the epoch. */
+  lastUsedMs: number;
 }
 
 /** The stored meta with a delta added: counters merge, so no job's count is lost to a conflict. */
 export function mergeMeta(stored: SessionMeta | undefined, delta: MetaDelta): SessionMeta {
+  const lastUsedAt = new Date(delta.lastUsedMs).toISOString();
   return {
-    createdAt: stored?.createdAt ?? delta.lastUsedAt,
-    lastUsedAt: stored !== undefined && stored.lastUsedAt > delta.lastUsedAt ? stored.lastUsedAt : delta.lastUsedAt,
+    createdAt: stored?.createdAt ?? lastUsedAt,
+    lastUsedAt: stored !== undefined && stored.lastUsedAt > lastUsedAt ? stored.lastUsedAt : lastUsedAt,
     jobs: (stored?.jobs ?? 0) + delta.jobs,
     errors: (stored?.errors ?? 0) + delta.errors,
   };
@@ -28,8 +29,7 @@ export function mergeMeta(stored: SessionMeta | undefined, delta: MetaDelta): Se
 
 /** Two deltas of one session as one. */
 export function sumDeltas(a: MetaDelta, b: MetaDelta): MetaDelta {
-  const newer = b.lastUsedAt > a.lastUsedAt ? b : a;
-  return { jobs: a.jobs + b.jobs, errors: a.errors + b.errors, lastUsedAt: newer.lastUsedAt };
+  return { jobs: a.jobs + b.jobs, errors: a.errors + b.errors, lastUsedMs: Math.max(a.lastUsedMs, b.lastUsedMs) };
 }
 
 /**

@@ -2,6 +2,8 @@ import {
   type Attributes,
   type Context,
   context,
+  INVALID_SPAN_CONTEXT,
+  ProxyTracerProvider,
   propagation,
   type Span,
   SpanKind,
@@ -16,6 +18,16 @@ export interface TraceCarrier {
 }
 
 const tracer = () => trace.getTracer('crawlfleet', '0.1.0');
+
+/** What the API hands out while no tracer provider is registered. */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+const NOT_RECORDING = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
+/** Whether a tracer provider is registered (by `startTracing`, or by a test's own). */
+function tracingRegistered(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_PROVIDER;
+}
 
 /**
  * Starts the OpenTelemetry Node SDK when the environment asks for traces
@@ -73,6 +85,8 @@ export function inSpan<T>(
   options: { attributes?: Attributes; kind?: SpanKind; parent?: Context; expected?: (error: unknown) => boolean },
   work: (span: Span) => Promise<T>,
 ): Promise<T> {
+  // Without a provider every span is a no-op: skip the context bookkeeping around the work.
+  if (!tracingRegistered()) return work(NOT_RECORDING);
   return tracer().startActiveSpan(
     name,
     { kind: options.kind ?? SpanKind.INTERNAL, attributes: options.attributes },

@@ -20,8 +20,14 @@ const BARE_WORKER_PATH = fileURLToPath(new URL('./bare-worker.js', import.meta.u
 export type FleetSideName = 'baseline' | 'crawlfleet';
 
 export interface FleetBenchOptions {
-  /** Jobs per throughput run, the same for both sides. Default 4000. */
+  /** Jobs per throughput run, the same for both sides. Default 8000. */
   jobs?: number;
+  /**
+   * Jobs each worker process runs before a throughput run is measured, so both sides are
+   * measured warm (code compiled by the JIT, sockets open, caches filled), as a long-running
+   * worker is. Default 2000.
+   */
+  warmupJobs?: number;
   /** Jobs each worker processes at once. Default 100. */
   concurrency?: number;
   /** Session ids the crawlfleet jobs are spread over (job i uses session i mod this). Default 100. */
@@ -35,6 +41,13 @@ export interface FleetBenchOptions {
   monitorJobs?: number;
   /** A log line per step, on stderr. */
   progress?: (message: string) => void;
+  /**
+   * The sides to run, for comparing one side's changes across runs (a side not run reports
+   * zeros and the ratio is meaningless). Default both.
+   */
+  sides?: readonly FleetSideName[];
+  /** Count Redis commands under MONITOR (two more runs per side). Default true. */
+  monitor?: boolean;
 }
 
 /**
@@ -110,6 +123,8 @@ interface Bench {
   scripts: ReadonlyMap<string, string>;
   excluded: ReadonlySet<string>;
   runs: number;
+  /** Finished jobs each run keeps (all of them), so their times can be read. */
+  retain: number;
   progress: (message: string) => void;
 }
 
@@ -212,13 +227,13 @@ async function enqueueBaseline(bench: Bench, keys: KeyLayout, jobs: number, tag:
   try {
     for (let start = 0; start < jobs; start += 500) {
       const batch = Array.from({ length: Math.min(500, jobs - start) }, (_, j) => {
-        const id = `b-${start + j}`;
+        const id = `b-${tag}-${start + j}`;
         ids.push(id);
         const url = bench.site.url(`/ok/${tag}-${start + j}`);
         return {
           name: url,
           data: { url },
-          opts: { jobId: id, removeOnComplete: { count: jobs }, removeOnFail: { count: jobs } },
+          opts: { jobId: id, removeOnComplete: { count: bench.retain }, removeOnFail: { count: bench.retain } },
         };
       });
       await queue.addBulk(batch);
@@ -369,31 +384,47 @@ async function jobTimes(bench: Bench, keys: KeyLayout, ids: readonly string[]) {
   };
 }
 
-async function runSide(bench: Bench, side: FleetSideName, jobs: number, monitored: boolean): Promise<SideRun> {
+async function runSide(
+  bench: Bench,
+  side: FleetSideName,
+  jobs: number,
+  monitored: boolean,
+  warmupJobs = 0,
+): Promise<SideRun> {
   const run = ++bench.runs;
+  // The site remembers every hit; a run needs none of the earlier ones, and a growing map would
+  // slow the site down run after run.
+  bench.site.resetHits();
   const keys = keyLayout(`fleet-${run}`);
   const tag = `r${run}`;
   // The queue stays paused until the worker is up, so its start-up is outside every figure.
   const queue = new Queue(CRAWL_QUEUE, { connection: bench.control, prefix: keys.bullPrefix });
   await queue.pause();
-  const ids =
-    side === 'baseline'
-      ? await enqueueBaseline(bench, keys, jobs, tag)
-      : await enqueueCrawlfleet(bench, keys, jobs, tag);
+  const enqueue = (count: number, label: string) =>
+    side === 'baseline' ? enqueueBaseline(bench, keys, count, label) : enqueueCrawlfleet(bench, keys, count, label);
   if (side === 'crawlfleet') await warmSessions(bench, keys);
+  if (warmupJobs > 0) await enqueue(warmupJobs, `${tag}w`);
   // Everything enqueued above ran before MONITOR starts, so none of it is counted.
   const monitor = monitored ? await CommandMonitor.start(bench.serverUrl, bench.scripts, bench.excluded) : undefined;
   const child = startWorker(bench, side, keys);
+  let ids: string[];
   let rssMb: number;
   let failed: number;
   let workerCpuMs: number;
   let redisCpuUsed: number;
   try {
     await child.printed(side === 'baseline' ? 'ready' : '"worker started"', 30_000);
+    if (warmupJobs > 0) {
+      await queue.resume();
+      await waitUntilFinished(bench, keys, warmupJobs, child, side);
+      await queue.pause();
+    }
+    // Enqueued while paused: the measured jobs start together, on a warm worker.
+    ids = await enqueue(jobs, tag);
     const workerCpuBefore = processCpuMs(child.pid);
     const redisCpuBefore = await redisCpuMs(bench.control);
     await queue.resume();
-    ({ failed } = await waitUntilFinished(bench, keys, jobs, child, side));
+    ({ failed } = await waitUntilFinished(bench, keys, warmupJobs + jobs, child, side));
     rssMb = peakRssMb(child.pid);
     workerCpuMs = processCpuMs(child.pid) - workerCpuBefore;
     redisCpuUsed = (await redisCpuMs(bench.control)) - redisCpuBefore;
@@ -407,7 +438,7 @@ async function runSide(bench: Bench, side: FleetSideName, jobs: number, monitore
   const times = await jobTimes(bench, keys, ids);
   await bench.control.flushall();
   bench.progress(
-    `  ${side}${monitored ? ' (under MONITOR)' : ''}: ${Math.round(times.jobsPerSecond)} jobs/s, p99 ${times.p99Ms} ms, RSS ${Math.round(rssMb)} MB${failed > 0 ? `, ${failed} FAILED` : ''}`,
+    `  ${side}${monitored ? ' (under MONITOR)' : ''}: ${Math.round(times.jobsPerSecond)} jobs/s, p99 ${times.p99Ms} ms, RSS ${Math.round(rssMb)} MB, CPU ${round2(workerCpuMs / jobs)} ms/job${failed > 0 ? `, ${failed} FAILED` : ''}`,
   );
   return {
     ...times,
@@ -457,7 +488,8 @@ function perJobCommands(small: { jobs: number; commands: string[] }, large: { jo
  * its own process, against the fixture site and a private redis-server.
  */
 export async function benchFleet(options: FleetBenchOptions = {}): Promise<FleetBenchResult> {
-  const jobs = options.jobs ?? 4_000;
+  const jobs = options.jobs ?? 8_000;
+  const warmupJobs = options.warmupJobs ?? 2_000;
   const monitorJobs = options.monitorJobs ?? 600;
   const rounds = Math.max(1, options.rounds ?? 3);
   const progress = options.progress ?? (() => undefined);
@@ -468,7 +500,7 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
   try {
     await verifyMonitorCounting(server.url);
     control = await connectRedis(server.url, { role: 'worker' });
-    const retain = Math.max(jobs, monitorJobs);
+    const retain = Math.max(warmupJobs + jobs, monitorJobs);
     const configPath = join(dir, 'crawlfleet.config.json');
     // robots.txt respected (fetched once, then cached), the host pace checked on every job
     // (no interval, so no job is held back), breakers and PII redaction as by default, and
@@ -489,6 +521,7 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
       scripts: knownScripts(),
       excluded: new Set([await clientAddress(control)]),
       runs: 0,
+      retain,
       progress,
     };
 
@@ -503,9 +536,10 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
       failed: 0,
     });
     const measured = { baseline: blank(), crawlfleet: blank() };
+    const sides = options.sides ?? (['baseline', 'crawlfleet'] as const);
     for (let round = 0; round < rounds; round++) {
-      for (const side of ['baseline', 'crawlfleet'] as const) {
-        const run = await runSide(bench, side, jobs, false);
+      for (const side of sides) {
+        const run = await runSide(bench, side, jobs, false, warmupJobs);
         const kept = measured[side];
         measured[side] = {
           jobsPerSecond: Math.max(kept.jobsPerSecond, run.jobsPerSecond),
@@ -519,8 +553,10 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
       }
     }
     const smallJobs = Math.max(1, Math.round(monitorJobs / 3));
-    progress(`Redis commands per job: ${smallJobs} and ${monitorJobs} jobs per side under MONITOR...`);
+    if (options.monitor !== false)
+      progress(`Redis commands per job: ${smallJobs} and ${monitorJobs} jobs per side under MONITOR...`);
     const monitored = async (name: FleetSideName) => {
+      if (options.monitor === false || !sides.includes(name)) return { perJob: 0, wholeRun: 0, breakdown: [] };
       const small = await runSide(bench, name, smallJobs, true);
       const large = await runSide(bench, name, monitorJobs, true);
       return perJobCommands({ jobs: smallJobs, ...small }, { jobs: monitorJobs, ...large });
