@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CRAWL_QUEUE, DEFAULT_PREFIX, keyLayout } from '@crawlfleet/core';
+import { CRAWL_QUEUE, DEFAULT_PREFIX, keyLayout, NODE_FLAGS } from '@crawlfleet/core';
 import { describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 
@@ -41,6 +41,22 @@ describe('the deployment files in infra/', () => {
     for (const entry of dockerfile.matchAll(/node apps\/(\w+)\/dist\/main\.js/g)) {
       expect(existsSync(root(`apps/${entry[1]}/src/main.ts`)), String(entry[0])).toBe(true);
     }
+  });
+
+  it('start every worker, and both commands, with the node flags crawlfleet is measured with', () => {
+    const flags = NODE_FLAGS.join(' ');
+    expect(flags).not.toBe('');
+    const dockerfile = text('infra/Dockerfile');
+    const cmd = /^CMD (\[.*\])$/m.exec(dockerfile)?.[1];
+    expect((JSON.parse(cmd ?? '[]') as string[]).join(' ')).toBe(`node ${flags} apps/worker/dist/main.js`);
+    const compose = parse(text('infra/docker-compose.yml')) as Doc;
+    expect(compose.services.worker.command.join(' ')).toBe(`node ${flags} apps/worker/dist/main.js`);
+    const [deployment] = parseAllDocuments(text('infra/k8s/worker.yaml')).map((d) => d.toJSON() as Doc);
+    expect(deployment.spec.template.spec.containers[0].command.join(' ')).toBe(
+      `node ${flags} apps/worker/dist/main.js`,
+    );
+    for (const bin of ['apps/cli/bin/crawlfleet.js', 'apps/worker/bin/crawlfleet-worker.js'])
+      expect(text(bin).split('\n')[0], bin).toBe(`#!/usr/bin/env -S node ${flags}`);
   });
 
   it('compose a fleet whose settings are the ones the code reads', () => {

@@ -3,6 +3,12 @@
 // OTEL_* settings it starts nothing.
 import { startTracing } from '@crawlfleet/tracing';
 
+// `crawlfleet ... | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 const stopTracing = await startTracing('crawlfleet');
 const { run } = await import('./cli.js');
 await run(process.argv);

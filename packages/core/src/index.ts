@@ -43,3 +43,4 @@ export {
 export type { CrawlObserver } from './observer.js';
 export { redactPii, redactPiiDeep } from './pii.js';
 export { type ConnectOptions, connectRedis, openSessionRedis, redactRedisUrl, whenReady } from './redis.js';
+export { NODE_FLAGS } from './runtime.js';

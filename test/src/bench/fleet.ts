@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CRAWL_QUEUE, connectRedis, type KeyLayout, keyLayout, parseConfig } from '@crawlfleet/core';
+import { CRAWL_QUEUE, connectRedis, type KeyLayout, keyLayout, NODE_FLAGS, parseConfig } from '@crawlfleet/core';
 import { startRedisServer } from '@crawlfleet/local-redis';
 import { Producer } from '@crawlfleet/producer';
 import { SessionCookieJar } from '@crawlfleet/sessions';
@@ -88,6 +88,7 @@ export interface FleetSide {
 
 export interface FleetBenchResult {
   jobs: number;
+  warmupJobs: number;
   concurrency: number;
   sessions: number;
   monitorJobs: number;
@@ -309,9 +310,13 @@ function startWorker(bench: Bench, side: FleetSideName, keys: KeyLayout): Worker
     OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: undefined,
     OTEL_TRACES_EXPORTER: undefined,
   };
-  // CRAWLFLEET_BENCH_PROFILE=<dir> writes a CPU profile of each worker process to <dir>/<side>.
+  // CRAWLFLEET_BENCH_PROFILE=<dir> writes a CPU profile of each worker process to <dir>/<side>;
+  // CRAWLFLEET_BENCH_NODE_FLAGS adds node flags to both (to study heap settings, for example).
   const profile = process.env.CRAWLFLEET_BENCH_PROFILE;
-  const nodeArgs = profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profile, side)}`] : [];
+  const nodeArgs = [
+    ...(profile ? ['--cpu-prof', `--cpu-prof-dir=${join(profile, side)}`] : []),
+    ...(process.env.CRAWLFLEET_BENCH_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
+  ];
   if (side === 'baseline') {
     return startChild([...nodeArgs, BARE_WORKER_PATH], {
       ...common,
@@ -321,8 +326,9 @@ function startWorker(bench: Bench, side: FleetSideName, keys: KeyLayout): Worker
       BENCH_MAX_SOCKETS: String(bench.maxSockets),
     });
   }
+  // As the `crawlfleet` command and the image start it: with crawlfleet's node flags.
   return startChild(
-    [...nodeArgs, CLI_PATH, 'worker', '--concurrency', String(bench.concurrency), '--grace-ms', '5000'],
+    [...NODE_FLAGS, ...nodeArgs, CLI_PATH, 'worker', '--concurrency', String(bench.concurrency), '--grace-ms', '5000'],
     {
       ...common,
       CRAWLFLEET_PREFIX: keys.prefix,
@@ -576,6 +582,7 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
     const crawlfleet = side('crawlfleet');
     return {
       jobs,
+      warmupJobs,
       concurrency: bench.concurrency,
       sessions: bench.sessions,
       monitorJobs,

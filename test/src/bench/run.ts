@@ -29,18 +29,20 @@ process.stdout.write(
   `${line(['crawl with logs (info) and metrics on', Math.round(observed.onJobsPerSecond), '', 'jobs/s'])}\n`,
 );
 
-const fleetJobs = Number(process.env.CRAWLFLEET_BENCH_JOBS ?? 4_000);
+const fleetJobs = Number(process.env.CRAWLFLEET_BENCH_FLEET_JOBS ?? 8_000);
+const warmupJobs = Number(process.env.CRAWLFLEET_BENCH_WARMUP_JOBS ?? 2_000);
 process.stderr.write(
-  `\nfleet: bare BullMQ worker vs crawlfleet worker, ${fleetJobs} jobs, concurrency 100, each in its own process...\n`,
+  `\nfleet: bare BullMQ worker vs crawlfleet worker, ${fleetJobs} jobs after ${warmupJobs} to warm up, concurrency 100, each in its own process...\n`,
 );
 const fleet = await benchFleet({
   jobs: fleetJobs,
+  warmupJobs,
   monitorJobs: Number(process.env.CRAWLFLEET_BENCH_MONITOR_JOBS ?? 600),
   progress: (message) => process.stderr.write(`${message}\n`),
 });
 const { baseline, crawlfleet } = fleet;
 process.stdout.write(
-  `\nfleet, ${fleet.jobs} jobs at concurrency ${fleet.concurrency} (crawlfleet jobs over ${fleet.sessions} sessions):\n`,
+  `\nfleet, ${fleet.jobs} jobs on warm workers at concurrency ${fleet.concurrency} (crawlfleet jobs over ${fleet.sessions} sessions, each with a cookie):\n`,
 );
 process.stdout.write(
   `${line(['worker', 'jobs/s', 'p50 ms', 'p99 ms', 'RSS MB', 'cmds/job', 'cpu ms/job', 'redis µs/job'])}\n`,
@@ -99,6 +101,7 @@ process.stdout.write(
     crawlfleet_redis_commands_breakdown: Object.fromEntries(crawlfleet.breakdown),
     baseline_redis_commands_breakdown: Object.fromEntries(baseline.breakdown),
     fleet_jobs: fleet.jobs,
+    fleet_warmup_jobs: fleet.warmupJobs,
     fleet_concurrency: fleet.concurrency,
     fleet_sessions: fleet.sessions,
     fleet_failed_jobs: baseline.failed + crawlfleet.failed,
