@@ -32,7 +32,11 @@ export interface FleetBenchOptions {
   concurrency?: number;
   /** Session ids the crawlfleet jobs are spread over (job i uses session i mod this). Default 100. */
   sessions?: number;
-  /** Throughput runs per side, alternating; the best of each side is kept. Default 3. */
+  /**
+   * Rounds: in each, one throughput run per side, back to back. Figures are medians over the
+   * rounds, and the ratio is the median of the rounds' own ratios, so a round where the machine
+   * was slower (or faster) for both sides moves neither. Default 5.
+   */
   rounds?: number;
   /**
    * Jobs of the larger run under MONITOR that counts Redis commands; the smaller run has a third
@@ -51,15 +55,15 @@ export interface FleetBenchOptions {
 }
 
 /**
- * One side's figures. Times are per job, processor start to finish, from BullMQ's own stamps
- * (`processedOn` to `finishedOn`, in ms); p50 and p99 are each the lowest of the side's rounds, as
- * load from elsewhere on the machine only ever adds to them.
+ * One side's figures, each the median over the side's rounds unless it says otherwise. Times are
+ * per job, processor start to finish, from BullMQ's own stamps (`processedOn` to `finishedOn`,
+ * in ms).
  */
 export interface FleetSide {
   /**
    * Jobs over the time from the first job's start (`processedOn`) to the last one's finish
    * (`finishedOn`): process start-up is left out; the first robots.txt fetch and the ramp-down
-   * are in. The best of the side's rounds.
+   * are in.
    */
   jobsPerSecond: number;
   p50Ms: number;
@@ -68,10 +72,10 @@ export interface FleetSide {
   rssMb: number;
   /**
    * CPU time of the worker process per job, from the moment it is ready (start-up left out) to
-   * its last job, all threads (V8's GC helpers included): the lowest over the rounds.
+   * its last job, all threads (V8's GC helpers included).
    */
   workerCpuMsPerJob: number;
-  /** CPU time of redis-server per job while the worker ran, the lowest over the rounds. */
+  /** CPU time of redis-server per job while the worker ran. */
   redisCpuUsPerJob: number;
   /** Redis commands the worker sends per job on the hot path (a script call counts one). */
   commandsPerJob: number;
@@ -96,8 +100,10 @@ export interface FleetBenchResult {
   monitorSmallJobs: number;
   baseline: FleetSide;
   crawlfleet: FleetSide;
-  /** crawlfleet jobs/s over baseline jobs/s. */
+  /** crawlfleet jobs/s over baseline jobs/s in the same round: the median over the rounds. */
   ratio: number;
+  /** Each round's ratio, in order. */
+  roundRatios: number[];
   /** p99 of crawlfleet's per-job time minus the baseline's. */
   p99AddedLatencyMs: number;
 }
@@ -208,6 +214,15 @@ async function redisCpuMs(redis: Redis): Promise<number> {
   const info = await redis.info('cpu');
   const seconds = (name: string) => Number(new RegExp(`^${name}:([\\d.]+)`, 'm').exec(info)?.[1] ?? Number.NaN);
   return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1000;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
 function percentile(sorted: readonly number[], p: number): number {
@@ -497,7 +512,7 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
   const jobs = options.jobs ?? 8_000;
   const warmupJobs = options.warmupJobs ?? 2_000;
   const monitorJobs = options.monitorJobs ?? 600;
-  const rounds = Math.max(1, options.rounds ?? 3);
+  const rounds = Math.max(1, options.rounds ?? 5);
   const progress = options.progress ?? (() => undefined);
   const server = await startRedisServer();
   const site = await startFixtureSite();
@@ -531,33 +546,25 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
       progress,
     };
 
-    // Per side: the best jobs/s and the lowest p50 and p99 over the rounds, the highest RSS.
-    const blank = () => ({
-      jobsPerSecond: 0,
-      p50Ms: Infinity,
-      p99Ms: Infinity,
-      rssMb: 0,
-      workerCpuMsPerJob: Infinity,
-      redisCpuUsPerJob: Infinity,
-      failed: 0,
-    });
-    const measured = { baseline: blank(), crawlfleet: blank() };
+    const runs: Record<FleetSideName, SideRun[]> = { baseline: [], crawlfleet: [] };
     const sides = options.sides ?? (['baseline', 'crawlfleet'] as const);
     for (let round = 0; round < rounds; round++) {
-      for (const side of sides) {
-        const run = await runSide(bench, side, jobs, false, warmupJobs);
-        const kept = measured[side];
-        measured[side] = {
-          jobsPerSecond: Math.max(kept.jobsPerSecond, run.jobsPerSecond),
-          p50Ms: Math.min(kept.p50Ms, run.p50Ms),
-          p99Ms: Math.min(kept.p99Ms, run.p99Ms),
-          rssMb: Math.max(kept.rssMb, run.rssMb),
-          workerCpuMsPerJob: Math.min(kept.workerCpuMsPerJob, run.workerCpuMsPerJob),
-          redisCpuUsPerJob: Math.min(kept.redisCpuUsPerJob, run.redisCpuUsPerJob),
-          failed: kept.failed + run.failed,
-        };
-      }
+      for (const side of sides) runs[side].push(await runSide(bench, side, jobs, false, warmupJobs));
     }
+    // Medians over the rounds; RSS is the peak of them all.
+    const summary = (list: SideRun[]) => ({
+      jobsPerSecond: median(list.map((r) => r.jobsPerSecond)),
+      p50Ms: median(list.map((r) => r.p50Ms)),
+      p99Ms: median(list.map((r) => r.p99Ms)),
+      rssMb: Math.max(0, ...list.map((r) => r.rssMb)),
+      workerCpuMsPerJob: median(list.map((r) => r.workerCpuMsPerJob)),
+      redisCpuUsPerJob: median(list.map((r) => r.redisCpuUsPerJob)),
+      failed: list.reduce((sum, r) => sum + r.failed, 0),
+    });
+    const measured = { baseline: summary(runs.baseline), crawlfleet: summary(runs.crawlfleet) };
+    const roundRatios = runs.crawlfleet.map(
+      (run, i) => run.jobsPerSecond / (runs.baseline[i]?.jobsPerSecond ?? Number.NaN),
+    );
     const smallJobs = Math.max(1, Math.round(monitorJobs / 3));
     if (options.monitor !== false)
       progress(`Redis commands per job: ${smallJobs} and ${monitorJobs} jobs per side under MONITOR...`);
@@ -589,7 +596,8 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
       monitorSmallJobs: smallJobs,
       baseline,
       crawlfleet,
-      ratio: crawlfleet.jobsPerSecond / baseline.jobsPerSecond,
+      ratio: median(roundRatios),
+      roundRatios: roundRatios.map(round2),
       p99AddedLatencyMs: crawlfleet.p99Ms - baseline.p99Ms,
     };
   } finally {

@@ -17,7 +17,7 @@ const rows = [
   [`one hot session, ${result.hotSession.concurrency} jobs at once`, result.hotSession.p50, result.hotSession.p99, '-'],
 ];
 const line = (cells: Array<string | number>) =>
-  cells.map((c, i) => (i === 0 ? String(c).padEnd(44) : String(c).padStart(12))).join('');
+  cells.map((c, i) => (i === 0 ? String(c).padEnd(44) : String(c).padStart(13))).join('');
 process.stdout.write(`${line(['scenario', 'p50 µs', 'p99 µs', 'trips/job'])}\n`);
 for (const row of rows) process.stdout.write(`${line(row)}\n`);
 process.stderr.write(`\nlogging and metrics, ${jobs} jobs, concurrency 32, private redis-server...\n`);
@@ -66,7 +66,7 @@ for (const [name, side] of [
 }
 const ratio = Number(fleet.ratio.toFixed(3));
 process.stdout.write(
-  `ratio ${ratio} (target >= 0.85), p99 added ${fleet.p99AddedLatencyMs} ms, ${crawlfleet.commandsPerJob} Redis commands per job (target < 8), worker RSS ${crawlfleet.rssMb} MB (target < 200)\n`,
+  `ratio ${ratio} (median of the rounds: ${fleet.roundRatios.join(', ')}; target >= 0.85), p99 added ${fleet.p99AddedLatencyMs} ms, ${crawlfleet.commandsPerJob} Redis commands per job (target < 8), worker RSS ${crawlfleet.rssMb} MB (target < 200)\n`,
 );
 for (const [name, side] of [
   ['crawlfleet', crawlfleet],
@@ -100,6 +100,7 @@ process.stdout.write(
     crawlfleet_redis_commands_per_job_whole_run: crawlfleet.commandsPerJobWholeRun,
     crawlfleet_redis_commands_breakdown: Object.fromEntries(crawlfleet.breakdown),
     baseline_redis_commands_breakdown: Object.fromEntries(baseline.breakdown),
+    fleet_round_ratios: fleet.roundRatios,
     fleet_jobs: fleet.jobs,
     fleet_warmup_jobs: fleet.warmupJobs,
     fleet_concurrency: fleet.concurrency,
