@@ -87,8 +87,36 @@ export function isValidPrefix(prefix: string): boolean {
   return PREFIX_PATTERN.test(prefix);
 }
 
+/** Session key sets a layout keeps, so a busy session's keys are built once, not per job. */
+const SESSION_KEYS_KEPT = 4096;
+
+function sessionKeys(prefix: string, tenant: string, sessionId: string): SessionKeys {
+  const base = `${prefix}:session:{${tenant}/${sessionId}}`;
+  const slates = new Map<string, string>();
+  return {
+    tenant,
+    sessionId,
+    base,
+    slate: (name) => {
+      let key = slates.get(name);
+      if (key === undefined) {
+        key = `${base}:${name}`;
+        // Workflow names come from job code: keep the common slates, not every name ever used.
+        if (slates.size < 16) slates.set(name, key);
+      }
+      return key;
+    },
+    authLease: `${base}:lease:auth`,
+    quarantine: `${base}:flag:quarantine`,
+    rateLimited: `${base}:flag:429`,
+    breaker: `${base}:flag:breaker`,
+    breakerProbe: `${base}:flag:probe`,
+  };
+}
+
 export function keyLayout(prefix: string): KeyLayout {
   const tag = `{${prefix}}`;
+  const sessions = new Map<string, SessionKeys>();
   return {
     prefix,
     bullPrefix: tag,
@@ -100,18 +128,14 @@ export function keyLayout(prefix: string): KeyLayout {
     ledger: (idempotencyKey) => `${tag}:ledger:${idempotencyKey}`,
     crawlJob: (jobId) => `${tag}:${CRAWL_QUEUE}:${jobId}`,
     session: (tenant, sessionId) => {
-      const base = `${prefix}:session:{${tenant}/${sessionId}}`;
-      return {
-        tenant,
-        sessionId,
-        base,
-        slate: (name) => `${base}:${name}`,
-        authLease: `${base}:lease:auth`,
-        quarantine: `${base}:flag:quarantine`,
-        rateLimited: `${base}:flag:429`,
-        breaker: `${base}:flag:breaker`,
-        breakerProbe: `${base}:flag:probe`,
-      };
+      const id = `${tenant}/${sessionId}`;
+      let keys = sessions.get(id);
+      if (keys === undefined) {
+        keys = sessionKeys(prefix, tenant, sessionId);
+        if (sessions.size >= SESSION_KEYS_KEPT) sessions.clear();
+        sessions.set(id, keys);
+      }
+      return keys;
     },
     sessionPattern: `${prefix}:session:{*}:*`,
     dlqJob: (jobId) => `${tag}:${DLQ_QUEUE}:${dlqJobId(jobId)}`,

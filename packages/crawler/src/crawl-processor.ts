@@ -229,8 +229,14 @@ export class CrawlProcessor {
       userAgent: tenant.userAgent ?? this.deps.config.fetch.userAgent,
       createdAt: new Date().toISOString(),
     }));
-    if (profile !== undefined) data = { ...data, headers: { 'user-agent': profile.userAgent, ...data.headers } };
-    const page = await this.deps.fetcher.fetch({ ...data, cookieJar: session?.jar }, tenantRef);
+    const request = {
+      url: data.url,
+      method: data.method,
+      body: data.body,
+      headers: profile === undefined ? data.headers : { 'user-agent': profile.userAgent, ...data.headers },
+      cookieJar: session?.jar,
+    };
+    const page = await this.deps.fetcher.fetch(request, tenantRef);
     const login = tenant.auth?.login;
     if (session === undefined || login === undefined || !needsLogin(page)) return page;
     await reauthenticate(
@@ -249,7 +255,8 @@ export class CrawlProcessor {
         leaseMs: Math.max(this.deps.config.sessions.reauthLeaseMs, this.deps.config.fetch.timeoutMs + 5_000),
       },
     );
-    return this.deps.fetcher.fetch({ ...data, cookieJar: session.jar }, tenantRef);
+    // The login may have replaced the session's jar.
+    return this.deps.fetcher.fetch({ ...request, cookieJar: session.jar }, tenantRef);
   }
 
   /**

@@ -57,6 +57,7 @@ interface SlateChange {
 }
 
 const HYDRATED: readonly SlateName[] = ['cookies', 'auth', 'profile', 'meta'];
+const NONE_DISCARDED: ReadonlySet<SlateName> = new Set();
 
 export interface SessionContext {
   store: SlateStore | undefined;
@@ -510,9 +511,9 @@ export class SessionManager {
     counters.cookiesDropped += dropped;
     const auth = reads.get('auth')?.value as AuthState | undefined;
     const live = auth !== undefined && Date.parse(auth.expiresAt) > Date.now() ? auth : undefined;
-    const discarded = new Set(
-      [...reads.values()].filter((read) => read.discarded !== undefined).map((read) => read.name),
-    );
+    const discarded = dirty
+      ? new Set([...reads.values()].filter((read) => read.discarded !== undefined).map((read) => read.name))
+      : NONE_DISCARDED;
     return new JobSession(
       keys,
       false,

@@ -47,7 +47,8 @@ export class MetaBacklog {
 
   add(keys: SessionKeys, delta: MetaDelta): void {
     const entry = this.pending.get(keys.base);
-    this.pending.set(keys.base, { keys, delta: entry === undefined ? delta : sumDeltas(entry.delta, delta) });
+    if (entry === undefined) this.pending.set(keys.base, { keys, delta });
+    else entry.delta = sumDeltas(entry.delta, delta);
   }
 
   /** Removes and returns a session's waiting counts (to be written by a commit). */

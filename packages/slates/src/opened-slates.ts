@@ -9,7 +9,8 @@ export interface OpenedSlate {
 }
 
 /**
- * Slates this worker already decrypted and parsed, by Redis key, least recently used first out.
+ * Slates this worker already decrypted and parsed, by Redis key, oldest first out (a touch does
+ * not reorder: the capacity is far above a worker's working set, and a reorder costs every hit).
  * A hot session's profile and meta rarely change: its next job is told "unchanged" by the
  * hydrate script and reuses the value instead of receiving and opening the same envelope again.
  * Values are frozen: every job of the session shares them.
@@ -24,11 +25,7 @@ export class OpenedSlates {
   }
 
   get(key: string): OpenedSlate | undefined {
-    const entry = this.entries.get(key);
-    if (entry === undefined) return undefined;
-    this.entries.delete(key);
-    this.entries.set(key, entry);
-    return entry;
+    return this.entries.get(key);
   }
 
   set(key: string, entry: OpenedSlate): void {
