@@ -1,3 +1,3 @@
-#!/usr/bin/env -S node --max-semi-space-size=8
+#!/usr/bin/env -S node --max-old-space-size=1536
 // Committed so npm can link the command at install time, before `prepare` builds dist/.
 await import('../dist/main.js');

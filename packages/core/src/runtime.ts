@@ -3,9 +3,11 @@
  * the Kubernetes and compose files carry them (test/integration/infra.test.ts checks that they
  * match this list).
  *
- * `--max-semi-space-size=8`: V8's young generation sized for a worker with ~100 jobs in flight.
- * Node's default (16 MB semi-spaces) lets a worker at concurrency 100 peak around 215 MB RSS
- * for the same throughput; 8 MB keeps it under 200 MB. Smaller than 8 costs throughput
- * (docs/scaling.md has the measurements).
+ * `--max-old-space-size=1536`: V8 sizes how far the old generation may grow between full
+ * collections from this limit. With node's default on a large machine (a quarter of its memory)
+ * it lets the heap grow to four times the live data before collecting, and a worker at
+ * concurrency 100, whose live data is about 30 MB, peaks around 215 MB RSS; with 1.5 GB it grows
+ * to under twice the live data and peaks around 150 MB, at the same throughput (docs/scaling.md).
+ * 1.5 GB still leaves room for 100 jobs holding 2 MiB result bodies at once.
  */
-export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
+export const NODE_FLAGS: readonly string[] = ['--max-old-space-size=1536'];
