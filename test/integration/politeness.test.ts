@@ -1,5 +1,6 @@
 import type { KeyLayout } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
+import { HostPacer } from '@crawlfleet/politeness';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
@@ -104,6 +105,27 @@ describe('fleet-wide politeness', () => {
     await waitFor(async () => (await redis.xlen(keys.results)) === 4, { timeoutMs: 15_000 });
     const times = paths.flatMap((path) => site.hitTimes(path)).sort((a, b) => a - b);
     for (const gap of gaps(times)) expect(gap).toBeGreaterThanOrEqual(280);
+  });
+
+  it("reads an unpaced host's state at most once per recheck, sees its own 429 at once and another worker's after the recheck", async () => {
+    const mine = new HostPacer(redis, keys, { unpacedRecheckMs: 300 });
+    const other = new HostPacer(redis, keys);
+    const host = 'unpaced.example:80';
+    expect(await mine.reserve(host, 0)).toBe(0);
+    // Another worker's 429 slows the host for 5 s: within the recheck this worker still goes.
+    await other.slowDown(host, Date.now() + 5_000);
+    expect(await mine.reserve(host, 0)).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    expect(await mine.reserve(host, 0)).toBeGreaterThan(4_000);
+    // Its own 429 counts at once, whatever it read before.
+    const fresh = 'fresh.example:80';
+    expect(await mine.reserve(fresh, 0)).toBe(0);
+    await mine.slowDown(fresh, Date.now() + 2_000);
+    expect(await mine.reserve(fresh, 0)).toBeGreaterThan(1_500);
+    // A paced host reserves every slot in Redis, never from memory.
+    const paced = 'paced.example:80';
+    expect(await mine.reserve(paced, 200)).toBe(0);
+    expect(await other.reserve(paced, 200)).toBeGreaterThan(100);
   });
 
   it('slows every job for a host after a 429 with Retry-After, not only the one that got it', async () => {

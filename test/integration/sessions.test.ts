@@ -62,6 +62,7 @@ describe('sessions shared by jobs', () => {
   beforeEach(() => {
     prefix = uniquePrefix('sessions');
     site.resetHits();
+    sessionsConfig = {};
   });
   afterEach(async () => {
     await Promise.all(running.map((w) => w.stop()));
@@ -69,8 +70,12 @@ describe('sessions shared by jobs', () => {
     await cleanupPrefix(redis, prefix);
   });
 
+  /** `sessions` settings of the next workers and submits (reset before each test). */
+  let sessionsConfig: Record<string, unknown> = {};
+
   function config() {
     return testConfig({
+      sessions: sessionsConfig,
       tenants: {
         default: { allowHosts: ['127.0.0.1'] },
         member: {
@@ -108,6 +113,57 @@ describe('sessions shared by jobs', () => {
     const slates = await store.read(store.session(tenant, sessionId), ['cookies', 'auth', 'profile', 'meta']);
     return { slates, jar: (await SessionCookieJar.fromSlate(slates.get('cookies')?.value)).jar };
   }
+
+  async function metaOf(tenant: string, sessionId: string) {
+    const store = new SlateStore(redis, keyLayout(prefix), ring);
+    const read = (await store.read(store.session(tenant, sessionId), ['meta'])).get('meta');
+    return read?.value as { jobs: number; errors: number; lastUsedAt: string } | undefined;
+  }
+
+  it('commits nothing for jobs that only count, and writes their exact count when the worker drains', async () => {
+    sessionsConfig = { metaFlushMs: 600_000 };
+    const worker = await run();
+    // The first job creates the session (profile, cookie, meta): that is a commit.
+    await crawl('default', 'quiet', ['/cookies/set?a=1']);
+    expect(await metaOf('default', 'quiet')).toMatchObject({ jobs: 1, errors: 0 });
+    const versions = async () => {
+      const store = new SlateStore(redis, keyLayout(prefix), ring);
+      const slates = await store.read(store.session('default', 'quiet'), ['cookies', 'profile', 'meta']);
+      return [...slates.values()].map((slate) => slate.version);
+    };
+    const created = await versions();
+
+    await crawl(
+      'default',
+      'quiet',
+      Array.from({ length: 20 }, (_, i) => `/ok/quiet-${i}`),
+    );
+    // Twenty jobs later no slate moved: their counts wait in the worker.
+    expect(await versions()).toEqual(created);
+    expect(worker.worker.sessions.metaBacklog).toBe(1);
+
+    await worker.stop();
+    running = running.filter((w) => w !== worker);
+    expect(await metaOf('default', 'quiet')).toMatchObject({ jobs: 21, errors: 0 });
+    expect(worker.worker.sessions.metaBacklog).toBe(0);
+  });
+
+  it('writes waiting counts on the flush timer, and with the next commit of the session', async () => {
+    sessionsConfig = { metaFlushMs: 300 };
+    const first = await run();
+    await crawl('default', 'timer', ['/cookies/set?t=1', '/ok/t-1', '/ok/t-2', '/ok/t-3']);
+    await waitFor(async () => (await metaOf('default', 'timer'))?.jobs === 4, { what: 'meta.jobs = 4 by the timer' });
+    await first.stop();
+    running = running.filter((w) => w !== first);
+
+    sessionsConfig = { metaFlushMs: 600_000 };
+    const second = await run();
+    await crawl('default', 'carried', ['/cookies/set?c=1', '/ok/c-1', '/ok/c-2']);
+    // A job that sets a cookie commits, and takes the waiting counts along.
+    await crawl('default', 'carried', ['/cookies/set?c=2']);
+    expect(await metaOf('default', 'carried')).toMatchObject({ jobs: 4 });
+    expect(second.worker.sessions.metaBacklog).toBe(0);
+  });
 
   it('keeps every cookie when 50 jobs of one session commit at once', async () => {
     await run({ concurrency: 50 });

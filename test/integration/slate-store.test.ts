@@ -245,6 +245,47 @@ describe('SlateStore.commit', () => {
   });
 });
 
+describe('opened slates', () => {
+  it('reuses what it opened while the stored envelope is unchanged, and reads a new one after any change', async () => {
+    const session = store.session('default', 'reuse');
+    await create(session, { profile });
+    const reader = new SlateStore(redis, keys, parseKeyRing(newEntry));
+    const first = (await reader.read(session, ['profile'])).get('profile');
+    const again = (await reader.read(session, ['profile'])).get('profile');
+    expect(again).toEqual({ name: 'profile', version: 1, value: profile });
+    // The same frozen value: not received and decrypted a second time.
+    expect(again?.value).toBe(first?.value);
+    expect(Object.isFrozen(again?.value)).toBe(true);
+
+    // Another store moves the slate on: the reader sees the new value, not its copy.
+    const moved = { ...profile, userAgent: 'moved/2.0' };
+    const result = await store.commit(session, [{ name: 'profile', expectedVersion: 1, value: moved, ttlMs: TTL_MS }]);
+    expect(result.ok).toBe(true);
+    expect((await reader.read(session, ['profile'])).get('profile')).toEqual({
+      name: 'profile',
+      version: 2,
+      value: moved,
+    });
+    // Deleted behind its back: absent, not the remembered value.
+    await redis.del(session.slate('profile'));
+    expect((await reader.read(session, ['profile'])).get('profile')).toEqual({
+      name: 'profile',
+      version: 0,
+      value: undefined,
+    });
+  });
+
+  it('hands workflow state out fresh on every read: it goes to job code, which may change it', async () => {
+    const session = store.session('default', 'flow');
+    await create(session, { 'workflow:pages': { cursor: 3 } });
+    const first = (await store.read(session, ['workflow:pages'])).get('workflow:pages');
+    const again = (await store.read(session, ['workflow:pages'])).get('workflow:pages');
+    expect(again?.value).toEqual({ cursor: 3 });
+    expect(again?.value).not.toBe(first?.value);
+    expect(Object.isFrozen(again?.value)).toBe(false);
+  });
+});
+
 describe('a stored value that does not open', () => {
   function expectDiscarded(slate: unknown, reasons: string[]) {
     expect(slate).toMatchObject({

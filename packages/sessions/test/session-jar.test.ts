@@ -51,6 +51,29 @@ describe('the session cookie jar', () => {
     expect(await later.getCookieString(SITE)).toBe('keep=1');
   });
 
+  it('builds one jar for a frozen slate value and lets each job change only its own copy', async () => {
+    const stored = new SessionCookieJar();
+    await stored.setCookie('sid=abc; Path=/', SITE);
+    const slate = Object.freeze(await stored.toSlate());
+    const { jar: a } = await SessionCookieJar.fromSlate(slate);
+    const { jar: b } = await SessionCookieJar.fromSlate(slate);
+    expect(a.jar).toBe(b.jar);
+    await a.setCookie('cart=1; Path=/', SITE);
+    expect(a.jar).not.toBe(b.jar);
+    expect((await a.getCookieString(SITE)).split('; ').sort()).toEqual(['cart=1', 'sid=abc']);
+    expect(await b.getCookieString(SITE)).toBe('sid=abc');
+    // A replay onto a shared jar copies it too.
+    const { jar: c } = await SessionCookieJar.fromSlate(slate);
+    const merged = await a.replayOnto(c);
+    expect((await merged.getCookieString(SITE)).split('; ').sort()).toEqual(['cart=1', 'sid=abc']);
+    expect(await b.getCookieString(SITE)).toBe('sid=abc');
+    // A value that is not frozen may still change: it gets a jar of its own every time.
+    const loose = JSON.parse(JSON.stringify(slate));
+    expect((await SessionCookieJar.fromSlate(loose)).jar.jar).not.toBe(
+      (await SessionCookieJar.fromSlate(loose)).jar.jar,
+    );
+  });
+
   it('hydrates an empty jar from nothing or garbage', async () => {
     for (const value of [undefined, null, 'text', 42, { cookies: 'no' }]) {
       const { jar } = await SessionCookieJar.fromSlate(value);
