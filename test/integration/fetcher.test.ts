@@ -176,6 +176,19 @@ describe('Fetcher against the fixture site', { timeout: 5_000 }, () => {
     expect(classifyError(error)).toEqual({ failureClass: 'recoverable', reason: 'timeout' });
   });
 
+  it('times out a response whose headers came at once but whose body drips too slowly', async () => {
+    const quick = newFetcher({ timeoutMs: 400 });
+    const started = performance.now();
+    const error = await rejectionOf(quick.fetch(get(site.url(`/drip?ms=50&bytes=1000&id=${randomUUID()}`)), loopback));
+    const elapsed = performance.now() - started;
+    expect(elapsed).toBeGreaterThanOrEqual(350);
+    expect(elapsed).toBeLessThan(2_000);
+    expect(classifyError(error)).toEqual({ failureClass: 'recoverable', reason: 'timeout' });
+    // The same route finishing inside the deadline is a page like any other.
+    const page = await quick.fetch(get(site.url(`/drip?ms=5&bytes=10&id=${randomUUID()}`)), loopback);
+    expect(page.body.toString()).toBe('.'.repeat(10));
+  });
+
   it('does not count the wait for a free socket against the timeout', async () => {
     // One socket per host: the second fetch waits until the hung one times out and frees it.
     const narrow = newFetcher({ timeoutMs: 600, maxSocketsPerHost: 1 });
