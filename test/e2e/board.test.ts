@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AuditLog } from '@crawlfleet/audit';
 import { type RunningBoard, startBoard } from '@crawlfleet/board';
-import { CRAWL_QUEUE } from '@crawlfleet/core';
+import { CRAWL_QUEUE, dlqJobId } from '@crawlfleet/core';
 import { type DeadLetter, DeadLetterQueue } from '@crawlfleet/dlq';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -289,6 +289,41 @@ describe('the board', () => {
       await worker.stop();
       await dlq.close();
       await crawl.close();
+    }
+  });
+
+  it('leaves a purge audit event when a person deletes dead letters, one by one or all at once', async () => {
+    const keys = keyLayout(prefix);
+    const dlq = new DeadLetterQueue(redis, keys);
+    const audit = new AuditLog(redis, keys, 1_000);
+    const headers = { authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` };
+    try {
+      // Bull Board's "clean all" spares jobs that finished in the last 5 s: these failed a minute ago.
+      for (const id of ['gone-1', 'gone-2', 'gone-3']) await dlq.route(dlqLetterFor(id, site.url(`/status/410?${id}`)));
+      const minuteAgo = Date.now() - 60_000;
+      for (const letter of await dlq.list()) {
+        const id = dlqJobId(letter.id);
+        await redis.hset(`${keys.bullPrefix}:crawl-dlq:${id}`, 'finishedOn', minuteAgo);
+        await redis.zadd(`${keys.bullPrefix}:crawl-dlq:failed`, minuteAgo, id);
+      }
+      const before = await dlq.count();
+      const one = await fetch(new URL('api/queues/crawl-dlq/gone-1/clean', board.url), { method: 'PUT', headers });
+      expect(one.status).toBe(204);
+      expect(await dlq.show('gone-1')).toBeUndefined();
+      const all = await fetch(new URL('api/queues/crawl-dlq/clean/failed', board.url), { method: 'PUT', headers });
+      expect(all.status).toBe(200);
+      expect(await dlq.count()).toBe(0);
+
+      const purges = (await audit.query({ kind: 'purge' })).reverse();
+      expect(purges).toEqual([
+        expect.objectContaining({ reason: 'board:remove', jobId: 'gone-1', detail: { purged: 1 } }),
+        expect.objectContaining({
+          reason: 'board:clean failed',
+          detail: { purged: before - 1, ids: expect.arrayContaining(['gone-2', 'gone-3']) },
+        }),
+      ]);
+    } finally {
+      await dlq.close();
     }
   });
 });

@@ -43,10 +43,23 @@ export class BoardReplay {
       throw new RetryRefused(`dead letter ${skipped.id} was not replayed: ${skipped.reason}`, 409);
   }
 
+  /** Records dead letters a person deleted from the board, as `crawlfleet dlq purge` does. */
+  async purged(action: string, ids: readonly string[] | undefined, count: number): Promise<void> {
+    await this.audit.append({
+      kind: 'purge',
+      reason: `board:${action}`,
+      ...(ids?.length === 1 ? { jobId: ids[0] } : {}),
+      detail: { purged: count, ...(ids !== undefined && ids.length > 1 ? { ids: ids.slice(0, 100) } : {}) },
+    });
+  }
+
   async close(): Promise<void> {
     await Promise.all([this.dlq.close(), this.producer.close()]);
   }
 }
+
+/** Says, after a board action deleted jobs, which (when known) and how many. */
+type Purged = (action: string, ids: readonly string[] | undefined, count: number) => Promise<void>;
 
 /**
  * A Bull Board adapter whose Retry (one job, or "retry all") replays instead of retrying inside
@@ -54,11 +67,40 @@ export class BoardReplay {
  */
 export class ReplayingAdapter extends BullMQAdapter {
   constructor(
-    queue: Queue,
+    private readonly bullQueue: Queue,
     options: AdapterOptions,
     private readonly replayOf: (job: Job) => Promise<(() => Promise<void>) | undefined>,
+    /** Told of every deletion through the board (Remove, Clean all, Empty, Obliterate); none for `crawl`. */
+    private readonly purged?: Purged,
   ) {
-    super(queue, options);
+    super(bullQueue, options);
+  }
+
+  override async clean(...args: Parameters<BullMQAdapter['clean']>): Promise<void> {
+    const [status, graceTimeMs] = args;
+    if (this.purged === undefined) return super.clean(...args);
+    // As Bull Board cleans, but keeping the ids BullMQ returns, for the audit trail.
+    const ids = await this.bullQueue.clean(graceTimeMs, Number.MAX_SAFE_INTEGER, status);
+    await this.purged(`clean ${status}`, ids, ids.length);
+  }
+
+  override async empty(): Promise<void> {
+    if (this.purged === undefined) return super.empty();
+    const before = await this.countAll();
+    await super.empty();
+    await this.purged('empty', undefined, before - (await this.countAll()));
+  }
+
+  override async obliterate(...args: Parameters<BullMQAdapter['obliterate']>): Promise<void> {
+    if (this.purged === undefined) return super.obliterate(...args);
+    const before = await this.countAll();
+    await super.obliterate(...args);
+    await this.purged('obliterate', undefined, before);
+  }
+
+  private async countAll(): Promise<number> {
+    const counts = await this.bullQueue.getJobCounts();
+    return Object.values(counts).reduce((sum, count) => sum + count, 0);
   }
 
   override async getJob(id: string): Promise<Job | undefined> {
@@ -77,17 +119,33 @@ export class ReplayingAdapter extends BullMQAdapter {
       if (replay === undefined) return retry(state);
       await replay();
     };
+    const purged = this.purged;
+    if (purged !== undefined) {
+      const remove = job.remove.bind(job);
+      job.remove = async (options) => {
+        await remove(options);
+        await purged('remove', [String(job.id)], 1);
+      };
+    }
     return job;
   }
 }
 
-/** The adapter for `crawl-dlq`: Retry on an entry replays it. */
+/**
+ * The adapter for `crawl-dlq`: Retry on an entry replays it; deleting entries (Remove, Clean all,
+ * Empty, Obliterate) leaves a `purge` audit event, as `crawlfleet dlq purge` does.
+ */
 export function deadLetterAdapter(replay: BoardReplay, options: AdapterOptions): ReplayingAdapter {
-  return new ReplayingAdapter(replay.dlq.queue, options, async (job) => {
-    const letter = job.data as DeadLetter | undefined;
-    if (letter === undefined) throw new RetryRefused(`dead letter ${job.id} has no data`, 409);
-    return () => replay.replay(letter);
-  });
+  return new ReplayingAdapter(
+    replay.dlq.queue,
+    options,
+    async (job) => {
+      const letter = job.data as DeadLetter | undefined;
+      if (letter === undefined) throw new RetryRefused(`dead letter ${job.id} has no data`, 409);
+      return () => replay.replay(letter);
+    },
+    (action, ids, count) => replay.purged(action, ids, count),
+  );
 }
 
 /**
