@@ -68,6 +68,30 @@ describe('fleet-wide politeness', () => {
     expect(await redis.get(keys.robots(new URL(site.origin).origin))).toContain('Disallow: /private/');
   });
 
+  it('asks robots.txt about every redirect target, on this origin and on another, before following it', async () => {
+    await fleet(1);
+    const sameOrigin = site.url('/redirect?to=/private/hop-same');
+    const otherOrigin = site.url(`/redirect?to=${encodeURIComponent(slowSite.url('/private/hop-other'))}`);
+    const allowed = site.url(`/redirect?to=${encodeURIComponent(slowSite.url('/ok/hop-allowed'))}`);
+    await submit(redis, keys, config, [{ url: sameOrigin }, { url: otherOrigin }, { url: allowed }]);
+    await waitFor(async () => (await dlq.count()) === 2 && (await redis.xlen(keys.results)) === 1, {
+      what: 'two disallowed hops in the DLQ and one page stored',
+    });
+    const letters = await dlq.list();
+    expect(letters.map((l) => [l.url, l.class, l.reason]).sort()).toEqual(
+      [
+        [sameOrigin, 'non_recoverable', 'robots_disallowed'],
+        [otherOrigin, 'non_recoverable', 'robots_disallowed'],
+      ].sort(),
+    );
+    expect(letters.every((l) => l.attempts === 1)).toBe(true);
+    // Neither disallowed target was ever asked for; the other origin's robots.txt was, once.
+    expect(site.hits('/private/hop-same')).toBe(0);
+    expect(slowSite.hits('/private/hop-other')).toBe(0);
+    expect(slowSite.hits('/robots.txt')).toBe(1);
+    expect((await storedResults())[0]?.url).toBe(allowed);
+  });
+
   it('fetches what robots.txt disallows for a tenant that ignores it, without asking for robots.txt', async () => {
     await fleet(1);
     await submit(redis, keys, config, [{ url: site.url('/private/open') }], 'careless');

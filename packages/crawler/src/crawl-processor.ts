@@ -235,6 +235,8 @@ export class CrawlProcessor {
       body: data.body,
       headers: profile === undefined ? data.headers : { 'user-agent': profile.userAgent, ...data.headers },
       cookieJar: session?.jar,
+      // robots.txt is asked about every redirect target too, not only the job's URL.
+      beforeHop: this.politeness.hopCheck(data.tenant, tenant),
     };
     const page = await this.deps.fetcher.fetch(request, tenantRef);
     const login = tenant.auth?.login;

@@ -1,7 +1,13 @@
 import type { CrawlfleetConfig, FetchJob, TenantConfig } from '@crawlfleet/core';
 import { type Classification, classifyError } from '@crawlfleet/failures';
 import type { Fetcher } from '@crawlfleet/fetcher';
-import { type HostPacer, type RobotsCache, RobotsUnavailableError } from '@crawlfleet/politeness';
+import {
+  type HostPacer,
+  type RobotsCache,
+  RobotsDisallowedError,
+  RobotsUnavailableError,
+  type RobotsVerdict,
+} from '@crawlfleet/politeness';
 import type { Job } from 'bullmq';
 import { holdBack } from './hold-back.js';
 
@@ -20,6 +26,9 @@ export interface Refusal {
 
 /** robots.txt and per-host pace, applied for the whole fleet before any fetch. */
 export class PolitenessGate {
+  /** One redirect check per tenant (tenants are few and fixed by the config). */
+  private readonly hopChecks = new Map<string, (url: URL) => Promise<void>>();
+
   constructor(private readonly deps: PolitenessGateDeps) {}
 
   /**
@@ -34,20 +43,10 @@ export class PolitenessGate {
     tenant: TenantConfig,
     target: URL,
   ): Promise<Refusal | undefined> {
-    const tenantRef = { name: data.tenant, config: tenant };
     let crawlDelayMs = 0;
     if (tenant.robots === 'respect') {
-      const userAgent = tenant.userAgent ?? this.deps.config.fetch.userAgent;
       try {
-        const verdict = await this.deps.robots.check(data.url, userAgent, async (robotsUrl) => {
-          try {
-            const page = await this.deps.fetcher.fetch({ url: robotsUrl, method: 'GET' }, tenantRef);
-            return { status: page.status, body: page.body.toString('utf8') };
-          } catch (error) {
-            const permanent = classifyError(error).failureClass === 'non_recoverable';
-            return permanent ? { unusable: error as Error } : { error: error as Error };
-          }
-        });
+        const verdict = await this.robots(data.url, data.tenant, tenant);
         if (!verdict.allowed) {
           return {
             classification: { failureClass: 'non_recoverable', reason: 'robots_disallowed' },
@@ -66,6 +65,40 @@ export class PolitenessGate {
     const waitMs = await this.deps.pacer.reserve(target.host, Math.max(tenant.hostDelayMs, crawlDelayMs));
     if (waitMs > 0) await holdBack(job, token, waitMs, 'host_paced');
     return undefined;
+  }
+
+  /**
+   * Checks a redirect target against its origin's robots.txt before it is followed: throws
+   * `RobotsDisallowedError` (to the DLQ) or `RobotsUnavailableError` (retried). Undefined when the
+   * tenant ignores robots.txt.
+   */
+  hopCheck(tenantName: string, tenant: TenantConfig): ((url: URL) => Promise<void>) | undefined {
+    if (tenant.robots !== 'respect') return undefined;
+    let check = this.hopChecks.get(tenantName);
+    if (check === undefined) {
+      check = async (url) => {
+        const verdict = await this.robots(url.href, tenantName, tenant);
+        if (!verdict.allowed)
+          throw new RobotsDisallowedError(`robots.txt of ${url.origin} disallows ${url.pathname} (a redirect target)`);
+      };
+      this.hopChecks.set(tenantName, check);
+    }
+    return check;
+  }
+
+  /** robots.txt's verdict on a URL for the tenant's user agent, fetched once for the fleet. */
+  private robots(url: string, tenantName: string, tenant: TenantConfig): Promise<RobotsVerdict> {
+    const tenantRef = { name: tenantName, config: tenant };
+    const userAgent = tenant.userAgent ?? this.deps.config.fetch.userAgent;
+    return this.deps.robots.check(url, userAgent, async (robotsUrl) => {
+      try {
+        const page = await this.deps.fetcher.fetch({ url: robotsUrl, method: 'GET' }, tenantRef);
+        return { status: page.status, body: page.body.toString('utf8') };
+      } catch (error) {
+        const permanent = classifyError(error).failureClass === 'non_recoverable';
+        return permanent ? { unusable: error as Error } : { error: error as Error };
+      }
+    });
   }
 
   /** After a 429: every worker keeps off the host until the server's Retry-After (or a backoff). */

@@ -64,6 +64,7 @@ const RECOVERABLE_CODES: Record<string, string> = {
   ENETUNREACH: 'host_unreachable',
   EAI_AGAIN: 'dns_temporary_failure',
   ERR_STREAM_PREMATURE_CLOSE: 'connection_reset',
+  ERR_ROBOTS_UNAVAILABLE: 'robots_unavailable',
 };
 
 /** Codes that no retry will change. */
@@ -75,6 +76,7 @@ const NON_RECOVERABLE_CODES: Record<string, string> = {
   ERR_BODY_TOO_LARGE: 'body_too_large',
   ERR_ADDRESS_NOT_ALLOWED: 'address_not_allowed',
   ERR_UNSAFE_REDIRECT: 'unsafe_redirect',
+  ERR_ROBOTS_DISALLOWED: 'robots_disallowed',
   CERT_HAS_EXPIRED: 'tls_certificate',
   DEPTH_ZERO_SELF_SIGNED_CERT: 'tls_certificate',
   SELF_SIGNED_CERT_IN_CHAIN: 'tls_certificate',

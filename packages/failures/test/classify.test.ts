@@ -174,6 +174,8 @@ describe('classifyError', () => {
     { code: 'ERR_UNSUPPORTED_PROTOCOL', failureClass: 'non_recoverable', reason: 'invalid_url' },
     { code: 'ERR_BODY_TOO_LARGE', failureClass: 'non_recoverable', reason: 'body_too_large' },
     { code: 'ERR_ADDRESS_NOT_ALLOWED', failureClass: 'non_recoverable', reason: 'address_not_allowed' },
+    { code: 'ERR_ROBOTS_DISALLOWED', failureClass: 'non_recoverable', reason: 'robots_disallowed' },
+    { code: 'ERR_ROBOTS_UNAVAILABLE', failureClass: 'recoverable', reason: 'robots_unavailable' },
     { code: 'CERT_HAS_EXPIRED', failureClass: 'non_recoverable', reason: 'tls_certificate' },
     { code: 'DEPTH_ZERO_SELF_SIGNED_CERT', failureClass: 'non_recoverable', reason: 'tls_certificate' },
     { code: 'ERR_TLS_CERT_ALTNAME_INVALID', failureClass: 'non_recoverable', reason: 'tls_certificate' },

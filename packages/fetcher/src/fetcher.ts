@@ -15,6 +15,8 @@ export interface FetchRequest {
   cookieJar?:
     | { getCookieString(url: string): Promise<string>; setCookie(raw: string, url: string): Promise<unknown> }
     | undefined;
+  /** Asked before each redirect is followed; what it throws ends the fetch (robots.txt, say). */
+  beforeHop?: ((url: URL) => Promise<void>) | undefined;
 }
 
 /** The tenant a request is made for: its name keys the connection pool, its config the policy. */
@@ -124,6 +126,10 @@ export class Fetcher {
         // another origin keeps nothing but plain negotiation headers (the jar adds that
         // origin's own cookies), and never takes the request body along.
         beforeRedirect: [
+          async (next) => {
+            const check = (next.context as { beforeHop?: FetchRequest['beforeHop'] }).beforeHop;
+            if (check !== undefined) await check(next.url as URL);
+          },
           (next, response) => {
             if (new URL(response.url).origin === (next.url as URL).origin) return;
             if (next.body !== undefined && next.body !== '') {
@@ -149,6 +155,7 @@ export class Fetcher {
       // got's stream waits for the caller to end a request that may carry a body; give it one.
       body: request.body ?? (request.method === 'GET' || request.method === 'HEAD' ? undefined : ''),
       cookieJar: request.cookieJar,
+      ...(request.beforeHop === undefined ? {} : { context: { beforeHop: request.beforeHop } }),
     };
     return new Promise<FetchedPage>((resolve, reject) => {
       const stream = pool.client.stream(request.url, options);

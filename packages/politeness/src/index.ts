@@ -2,6 +2,7 @@ export { HostPacer, type HostPacerOptions } from './host-pacer.js';
 export {
   RobotsCache,
   type RobotsCacheOptions,
+  RobotsDisallowedError,
   type RobotsFetch,
   RobotsUnavailableError,
   type RobotsVerdict,

@@ -32,6 +32,12 @@ export class RobotsUnavailableError extends Error {
   readonly code = 'ERR_ROBOTS_UNAVAILABLE';
 }
 
+/** Thrown where a URL may not be fetched (a redirect hop): classified `robots_disallowed`. */
+export class RobotsDisallowedError extends Error {
+  override readonly name = 'RobotsDisallowedError';
+  readonly code = 'ERR_ROBOTS_DISALLOWED';
+}
+
 export interface RobotsCacheOptions {
   /** How long a fetched robots.txt is trusted, fleet-wide. Default 1 day. */
   ttlMs?: number;
