@@ -92,6 +92,46 @@ describe('fleet-wide politeness', () => {
     expect((await storedResults())[0]?.url).toBe(allowed);
   });
 
+  it('retries a page while its robots.txt answers 5xx, never fetching it, and dead-letters it when retries run out', async () => {
+    const down = await startFixtureSite({ robotsStatus: 503 });
+    try {
+      await fleet(1);
+      await submit(redis, keys, config, [{ url: down.url('/ok/behind-a-503') }]);
+      await waitFor(async () => (await dlq.count()) === 1, { what: 'the page in the DLQ' });
+      const [letter] = await dlq.list();
+      expect([letter?.class, letter?.reason, letter?.attempts]).toEqual([
+        'non_recoverable',
+        'retries_exhausted:robots_unavailable',
+        3,
+      ]);
+      const shown = await dlq.show(String(letter?.id));
+      expect(shown?.history.map((h) => h.reason)).toEqual([
+        'robots_unavailable',
+        'robots_unavailable',
+        'robots_unavailable',
+      ]);
+      expect(down.hits('/robots.txt')).toBe(3);
+      expect(down.hits('/ok/behind-a-503')).toBe(0);
+    } finally {
+      await down.close();
+    }
+  });
+
+  it('crawls a site whose robots.txt answers 404 as a site without rules, asking for it once', async () => {
+    const open = await startFixtureSite({ robotsStatus: 404 });
+    try {
+      await fleet(1);
+      await submit(redis, keys, config, [
+        { url: open.url('/private/no-rules-1') },
+        { url: open.url('/private/no-rules-2') },
+      ]);
+      await waitFor(async () => (await redis.xlen(keys.results)) === 2, { what: 'both pages stored' });
+      expect(open.hits('/robots.txt')).toBe(1);
+    } finally {
+      await open.close();
+    }
+  });
+
   it('fetches what robots.txt disallows for a tenant that ignores it, without asking for robots.txt', async () => {
     await fleet(1);
     await submit(redis, keys, config, [{ url: site.url('/private/open') }], 'careless');
