@@ -126,6 +126,28 @@ describe('the crawl worker', () => {
     await waitFor(async () => (await queue.getJob(summary.id))?.isFailed(), { what: 'the job to fail' });
   });
 
+  it('retries a job that Redis refuses to store as internal_error, and dead-letters it on the last attempt', async () => {
+    // The results stream is not a stream: every result write fails inside Redis (WRONGTYPE).
+    await redis.set(keys.results, 'not a stream');
+    const url = site.url('/ok/unstorable');
+    await submit(redis, keys, config, [{ url }]);
+    await run();
+    const summary = await letterFor(url);
+    expect(summary).toMatchObject({
+      class: 'non_recoverable',
+      reason: 'retries_exhausted:internal_error',
+      attempts: 3,
+    });
+    const letter = await dlq.show(summary.id);
+    expect(letter?.history.map((h) => h.reason)).toEqual(['internal_error', 'internal_error', 'internal_error']);
+    expect(letter?.history[0]?.error).toContain('WRONGTYPE');
+    // It was fetched each time and never marked finished: a replay once Redis is fixed stores it.
+    expect(site.hits('/ok/unstorable')).toBe(3);
+    expect(
+      await redis.exists(keys.ledger(String(letter?.job && (letter.job as { idempotencyKey: string }).idempotencyKey))),
+    ).toBe(0);
+  });
+
   it('moves a 410 to the DLQ without retrying', async () => {
     const url = site.url('/status/410');
     await submit(redis, keys, config, [{ url }]);
