@@ -143,9 +143,8 @@ describe('the crawl worker', () => {
     expect(letter?.history[0]?.error).toContain('WRONGTYPE');
     // It was fetched each time and never marked finished: a replay once Redis is fixed stores it.
     expect(site.hits('/ok/unstorable')).toBe(3);
-    expect(
-      await redis.exists(keys.ledger(String(letter?.job && (letter.job as { idempotencyKey: string }).idempotencyKey))),
-    ).toBe(0);
+    const { idempotencyKey } = letter?.job as { idempotencyKey: string };
+    expect(await redis.exists(keys.ledger(idempotencyKey))).toBe(0);
   });
 
   it('moves a 410 to the DLQ without retrying', async () => {
