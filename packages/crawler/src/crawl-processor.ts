@@ -150,7 +150,9 @@ export class CrawlProcessor {
       data.sessionId === undefined
         ? undefined
         : await inSpan('session.hydrate', {}, () =>
-            this.deps.sessions.open(this.deps.keys.session(data.tenant, data.sessionId as string)),
+            this.deps.sessions.open(this.deps.keys.session(data.tenant, data.sessionId as string), {
+              auth: tenant.auth?.login !== undefined,
+            }),
           );
     if (session?.quarantined) {
       const blocked = { failureClass: 'compliance_blocked' as const, reason: 'session_quarantined' };

@@ -57,6 +57,8 @@ interface SlateChange {
 }
 
 const HYDRATED: readonly SlateName[] = ['cookies', 'auth', 'profile', 'meta'];
+/** For a tenant without a login hook: nothing ever writes its sessions' auth slate. */
+const HYDRATED_WITHOUT_AUTH: readonly SlateName[] = ['cookies', 'profile', 'meta'];
 const NONE_DISCARDED: ReadonlySet<SlateName> = new Set();
 
 export interface SessionContext {
@@ -463,10 +465,11 @@ export class SessionManager {
   }
 
   /**
-   * Hydrates cookies, auth and meta in one round trip. A slate that fails to open or parse is
-   * discarded with a warning and starts fresh; an unreachable store gives an ephemeral session.
+   * Hydrates cookies, auth (unless `auth: false`: the tenant has no login hook), profile and meta
+   * in one round trip. A slate that fails to open or parse is discarded with a warning and starts
+   * fresh; an unreachable store gives an ephemeral session.
    */
-  async open(keys: SessionKeys): Promise<JobSession> {
+  async open(keys: SessionKeys, options: { auth?: boolean } = {}): Promise<JobSession> {
     const { store, logger, counters } = this.context;
     // Only warnings name the session: its keyed hash is not worth computing for every job.
     const hashed = () => this.context.hasher.hash(keys.tenant, keys.sessionId);
@@ -476,7 +479,8 @@ export class SessionManager {
     try {
       if (store === undefined) throw new Error('no session store configured');
       const started = performance.now();
-      ({ slates: reads, quarantined, breakerOpenUntil } = await store.hydrate(keys, HYDRATED));
+      const names = options.auth === false ? HYDRATED_WITHOUT_AUTH : HYDRATED;
+      ({ slates: reads, quarantined, breakerOpenUntil } = await store.hydrate(keys, names));
       this.context.observer?.stateSynced?.('hydrate', performance.now() - started);
     } catch (error) {
       counters.ephemeral++;
