@@ -143,8 +143,9 @@ describe('the crawl worker', () => {
     expect(letter?.history[0]?.error).toContain('WRONGTYPE');
     // It was fetched each time and never marked finished: a replay once Redis is fixed stores it.
     expect(site.hits('/ok/unstorable')).toBe(3);
-    const { idempotencyKey } = letter?.job as { idempotencyKey: string };
-    expect(await redis.exists(keys.ledger(idempotencyKey))).toBe(0);
+    const idempotencyKey = (letter?.job as { idempotencyKey?: string } | undefined)?.idempotencyKey;
+    expect(idempotencyKey).toBeDefined();
+    expect(await redis.exists(keys.ledger(String(idempotencyKey)))).toBe(0);
   });
 
   it('moves a 410 to the DLQ without retrying', async () => {
