@@ -117,6 +117,31 @@ describe('fleet-wide politeness', () => {
     }
   });
 
+  it("does not count a redirect target's robots.txt outage against the session's breaker", async () => {
+    const down = await startFixtureSite({ robotsStatus: 503 });
+    try {
+      await fleet(1);
+      const urls = [1, 2].map((n) => site.url(`/redirect?to=${encodeURIComponent(down.url(`/ok/hop-${n}`))}`));
+      await submit(
+        redis,
+        keys,
+        config,
+        urls.map((url) => ({ url })),
+        'default',
+        'steady',
+      );
+      await waitFor(async () => (await dlq.count()) === 2, { what: 'both pages in the DLQ' });
+      const reasons = (await dlq.list()).map((letter) => letter.reason);
+      expect(reasons).toEqual(['retries_exhausted:robots_unavailable', 'retries_exhausted:robots_unavailable']);
+      // Six failed attempts of one session, more than breakers.failureThreshold, and its breaker stays shut.
+      expect((await dlq.list()).map((letter) => letter.attempts)).toEqual([3, 3]);
+      expect(await redis.exists(keys.session('default', 'steady').breaker)).toBe(0);
+      expect(down.hits('/ok/hop-1') + down.hits('/ok/hop-2')).toBe(0);
+    } finally {
+      await down.close();
+    }
+  });
+
   it('crawls a site whose robots.txt answers 404 as a site without rules, asking for it once', async () => {
     const open = await startFixtureSite({ robotsStatus: 404 });
     try {

@@ -192,8 +192,12 @@ export class CrawlProcessor {
               retryAfterMs: error.retryAfterMs,
             }
           : classifyError(error);
-      session?.recordError();
-      await this.breakerGate.recordHealth(job, data, session, probing, classification);
+      // A redirect target's robots.txt (refusing, or down) says nothing about the session's
+      // health: it must not count towards its breaker. A probe left undecided expires.
+      if (!classification.reason.startsWith('robots_')) {
+        session?.recordError();
+        await this.breakerGate.recordHealth(job, data, session, probing, classification);
+      }
       await this.commitSession(session, job, data, attempt);
       return this.fail(job, data, classification, (error as Error).message, attempt);
     }

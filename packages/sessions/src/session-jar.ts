@@ -60,6 +60,8 @@ export class SessionCookieJar {
   rejected = 0;
 
   private current: CookieJar;
+  /** The copy of a shared jar being made, for callers that arrive while it is made. */
+  private copying: Promise<CookieJar> | undefined;
 
   /** `shared`: other jobs read the same jar, so this one copies it before its first change. */
   constructor(
@@ -110,13 +112,18 @@ export class SessionCookieJar {
     return this.jar.getCookieString(url);
   }
 
-  /** The jar to change: this job's own copy once it changes a shared one. */
-  private async writable(): Promise<CookieJar> {
-    if (this.shared) {
-      this.current = await this.current.clone();
+  /**
+   * The jar to change: this job's own copy once it changes a shared one. got sets a response's
+   * cookies concurrently, so every caller waits for the one copy instead of making its own.
+   */
+  private writable(): Promise<CookieJar> {
+    if (!this.shared) return Promise.resolve(this.current);
+    this.copying ??= this.current.clone().then((copy) => {
+      this.current = copy;
       this.shared = false;
-    }
-    return this.current;
+      return copy;
+    });
+    return this.copying;
   }
 
   async setCookie(setCookie: string, url: string): Promise<unknown> {

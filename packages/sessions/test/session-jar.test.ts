@@ -67,6 +67,12 @@ describe('the session cookie jar', () => {
     const merged = await a.replayOnto(c);
     expect((await merged.getCookieString(SITE)).split('; ').sort()).toEqual(['cart=1', 'sid=abc']);
     expect(await b.getCookieString(SITE)).toBe('sid=abc');
+    // Two Set-Cookie headers of one response arrive at once (got sets them concurrently).
+    const { jar: d } = await SessionCookieJar.fromSlate(slate);
+    await Promise.all([d.setCookie('x=1; Path=/', SITE), d.setCookie('y=2; Path=/', SITE)]);
+    expect((await d.getCookieString(SITE)).split('; ').sort()).toEqual(['sid=abc', 'x=1', 'y=2']);
+    expect(d.changes).toHaveLength(2);
+    expect(await b.getCookieString(SITE)).toBe('sid=abc');
     // A value that is not frozen may still change: it gets a jar of its own every time.
     const loose = JSON.parse(JSON.stringify(slate));
     expect((await SessionCookieJar.fromSlate(loose)).jar.jar).not.toBe(
