@@ -55,6 +55,12 @@ describe('the deployment files in infra/', () => {
     expect(deployment.spec.template.spec.containers[0].command.join(' ')).toBe(
       `node ${flags} apps/worker/dist/main.js`,
     );
+    // The pod's memory limit leaves room above V8's old space (code, new space, buffers).
+    const oldSpaceMib = Number(/--max-old-space-size=(\d+)/.exec(flags)?.[1]);
+    const limit = String(deployment.spec.template.spec.containers[0].resources.limits.memory);
+    const limitMib = Number.parseInt(limit, 10) * (limit.endsWith('Gi') ? 1024 : 1);
+    expect(limit).toMatch(/^\d+(Mi|Gi)$/);
+    expect(oldSpaceMib).toBeLessThanOrEqual(0.75 * limitMib);
     for (const bin of ['apps/cli/bin/crawlfleet.js', 'apps/worker/bin/crawlfleet-worker.js'])
       expect(text(bin).split('\n')[0], bin).toBe(`#!/usr/bin/env -S node ${flags}`);
   });

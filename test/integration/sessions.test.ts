@@ -1,9 +1,10 @@
+import { openSessionRedis, whenReady } from '@crawlfleet/core';
 import { RecoverableError } from '@crawlfleet/failures';
-import { freePort } from '@crawlfleet/local-redis';
+import { freePort, startRedisServer } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
 import { loadSessionHasher, SessionCookieJar, SessionManager } from '@crawlfleet/sessions';
 import { SlateStore } from '@crawlfleet/slates';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, submit, type TestWorker } from '../src/fleet.js';
@@ -260,6 +261,47 @@ describe('sessions shared by jobs', () => {
     const dump = await dumpPrefix(redis, prefix);
     expect(dump.length).toBeGreaterThan(1000);
     for (const secret of [...secrets, 'secret', `password=secret`]) expect(dump).not.toContain(secret);
+  });
+
+  it('drops, rather than counts twice, meta counts whose commit timed out but was applied later', async () => {
+    // A private server, to pause it without pausing the other tests.
+    const server = await startRedisServer();
+    const sessionRedis = openSessionRedis(server.url, 150);
+    const admin = new Redis(server.url);
+    try {
+      await whenReady(sessionRedis, 3_000);
+      const store = new SlateStore(sessionRedis, keyLayout(prefix), ring);
+      const manager = new SessionManager({
+        store,
+        config: { ...config().sessions, metaFlushMs: 600_000 },
+        logger: createLogger({ name: 't', level: 'silent' }),
+        hasher: await loadSessionHasher(admin, keyLayout(prefix).sessionHashKey),
+      });
+      const keys = store.session('default', 'paused');
+      const first = await manager.open(keys);
+      first.ensureProfile(() => ({ userAgent: 'ua/1', createdAt: new Date().toISOString() }));
+      await first.commit();
+      // The second job changes nothing: its count waits in the worker.
+      await (await manager.open(keys)).commit();
+      expect(manager.metaBacklog).toBe(1);
+      // The third sets a cookie, so it commits and carries the waiting count; Redis holds the
+      // commit past the client's 150 ms timeout, then applies it.
+      const third = await manager.open(keys);
+      await third.jar.setCookie('c=1; Path=/', 'http://127.0.0.1/');
+      await admin.client('PAUSE', 600, 'WRITE');
+      await third.commit();
+      expect(manager.counters.commitFailures).toBe(1);
+      expect(manager.counters.metaDropped).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 700));
+      await manager.close();
+      const meta = (await store.read(keys, ['meta'])).get('meta')?.value as { jobs: number };
+      // 1 written by the first job, then 2 by the timed-out commit: the carried count is not added again.
+      expect(meta.jobs).toBe(3);
+    } finally {
+      sessionRedis.disconnect();
+      admin.disconnect();
+      await server.stop();
+    }
   });
 
   it('runs jobs on ephemeral sessions when the session Redis is down, and keeps working', async () => {

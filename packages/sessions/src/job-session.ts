@@ -30,6 +30,12 @@ export interface SessionCounters {
   commitFailures: number;
   /** Meta counts written behind, by a commit of a later job or by a flush. */
   metaWrittenBehind: number;
+  /**
+   * Meta counts given up: a write whose outcome is unknown (Redis did not answer in time; it may
+   * have applied it), or counts still waiting when the worker stopped. Counters are advisory: a
+   * count is dropped rather than risk counting it twice.
+   */
+  metaDropped: number;
 }
 
 export function newSessionCounters(): SessionCounters {
@@ -43,6 +49,7 @@ export function newSessionCounters(): SessionCounters {
     commitConflicts: 0,
     commitFailures: 0,
     metaWrittenBehind: 0,
+    metaDropped: 0,
   };
 }
 
@@ -281,7 +288,7 @@ export class JobSession {
     const changes = this.changes();
     const own = this.ownMeta();
     // Only counters changed, and the session exists: its meta is written behind (MetaBacklog).
-    if (changes.length === 0 && this.version('meta') > 0 && config.metaFlushMs > 0) {
+    if (changes.length === 0 && this.version('meta') > 0 && config.metaFlushMs > 0 && !this.context.backlog.closed) {
       this.context.backlog.add(this.keys, own);
       this.errorDelta = 0;
       this.jobCounted = true;
@@ -297,6 +304,7 @@ export class JobSession {
     });
     const names = changes.map((c) => c.name);
     let committed = false;
+    let outcomeUnknown = false;
     try {
       for (let attempt = 1; attempt <= config.maxCommitAttempts; attempt++) {
         const writes: SlateWrite[] = [];
@@ -346,6 +354,7 @@ export class JobSession {
       }
     } catch (error) {
       if (error instanceof RecoverableError) throw error;
+      outcomeUnknown = mayHaveApplied(error);
       counters.commitFailures++;
       logger.warn(
         { session_id: this.hashedId, err: (error as Error).message },
@@ -353,14 +362,29 @@ export class JobSession {
       );
       return;
     } finally {
-      // Earlier jobs' counts are not this job's to lose: they wait for the next write.
-      if (!committed && carried !== undefined) this.context.backlog.add(this.keys, carried);
+      // Earlier jobs' counts are not this job's to lose: they wait for the next write, unless
+      // the commit may have stored them already.
+      if (!committed && carried !== undefined) {
+        if (outcomeUnknown) counters.metaDropped += carried.jobs;
+        else this.context.backlog.add(this.keys, carried);
+      }
     }
     throw new RecoverableError(
       'session_contention',
       `session commit met newer versions ${config.maxCommitAttempts} times`,
     );
   }
+}
+
+/** Sessions whose meta counts one flush writes at a time. */
+const FLUSH_BATCH = 100;
+
+/**
+ * Whether a failed Redis call may still have been applied: it was sent and no answer came in
+ * time. A refused or unsent command (connection down, offline queue off) was not applied.
+ */
+function mayHaveApplied(error: unknown): boolean {
+  return /timed out/i.test((error as Error | undefined)?.message ?? '');
 }
 
 /** Opens job sessions on one slate store (or none: then every session is ephemeral). */
@@ -404,11 +428,20 @@ export class SessionManager {
     return this.flushing;
   }
 
-  /** Stops the flush timer and writes what waits: call when the worker drains. */
+  /**
+   * Stops the flush timer and writes what waits (a few tries for counts that met contention or
+   * a failure): call when the worker drains. What is still waiting then is dropped, and logged.
+   */
   async close(): Promise<void> {
     clearInterval(this.flushTimer);
+    this.context.backlog.closed = true;
     await this.flushing;
-    await this.flushMeta();
+    for (let tries = 0; tries < 3 && this.context.backlog.size > 0; tries++) await this.flushMeta();
+    const left = this.context.backlog.takeAll();
+    if (left.length === 0) return;
+    const jobs = left.reduce((sum, { delta }) => sum + delta.jobs, 0);
+    this.counters.metaDropped += jobs;
+    this.context.logger.warn({ sessions: left.length, jobs }, 'session meta counts not written at drain: dropped');
   }
 
   private async writeBacklog(): Promise<void> {
@@ -416,22 +449,27 @@ export class SessionManager {
     if (store === undefined) return;
     const waiting = backlog.takeAll();
     const failures: string[] = [];
-    await Promise.all(
-      waiting.map(async ({ keys, delta }) => {
-        try {
-          const outcome = await this.writeMeta(store, keys, delta);
-          if (outcome === 'written') this.counters.metaWrittenBehind += delta.jobs;
-          else if (outcome === 'contended') backlog.add(keys, delta);
-        } catch (error) {
-          backlog.add(keys, delta);
-          failures.push((error as Error).message);
-        }
-      }),
-    );
+    // A bounded number at a time: a worker may hold thousands of sessions' counts.
+    for (let start = 0; start < waiting.length; start += FLUSH_BATCH) {
+      await Promise.all(
+        waiting.slice(start, start + FLUSH_BATCH).map(async ({ keys, delta }) => {
+          try {
+            const outcome = await this.writeMeta(store, keys, delta);
+            if (outcome === 'written') this.counters.metaWrittenBehind += delta.jobs;
+            else if (outcome === 'contended') backlog.add(keys, delta);
+          } catch (error) {
+            // A write Redis may have applied is not tried again: a count is not counted twice.
+            if (mayHaveApplied(error)) this.counters.metaDropped += delta.jobs;
+            else backlog.add(keys, delta);
+            failures.push((error as Error).message);
+          }
+        }),
+      );
+    }
     if (failures.length > 0)
       logger.warn(
         { sessions: failures.length, err: failures[0] },
-        'could not write session meta counts; they wait for the next flush',
+        'could not write session meta counts; they wait for the next flush unless Redis may have applied them',
       );
   }
 

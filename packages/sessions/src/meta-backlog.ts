@@ -40,6 +40,8 @@ export function sumDeltas(a: MetaDelta, b: MetaDelta): MetaDelta {
  */
 export class MetaBacklog {
   private readonly pending = new Map<string, { keys: SessionKeys; delta: MetaDelta }>();
+  /** Set once the worker drained: no flush comes any more, so jobs still running write through. */
+  closed = false;
 
   get size(): number {
     return this.pending.size;
