@@ -86,9 +86,10 @@ export class ReplayingAdapter extends BullMQAdapter {
 
   override async empty(): Promise<void> {
     if (this.purged === undefined) return super.empty();
-    const before = await this.countAll();
+    // Empty drains the jobs still to run (entries filed by an older crawlfleet), not failed ones.
+    const before = await this.countWaiting();
     await super.empty();
-    await this.purged('empty', undefined, before - (await this.countAll()));
+    await this.purged('empty', undefined, Math.max(0, before - (await this.countWaiting())));
   }
 
   override async obliterate(...args: Parameters<BullMQAdapter['obliterate']>): Promise<void> {
@@ -96,6 +97,11 @@ export class ReplayingAdapter extends BullMQAdapter {
     const before = await this.countAll();
     await super.obliterate(...args);
     await this.purged('obliterate', undefined, before);
+  }
+
+  private async countWaiting(): Promise<number> {
+    const counts = await this.bullQueue.getJobCounts('waiting', 'prioritized');
+    return Object.values(counts).reduce((sum, count) => sum + count, 0);
   }
 
   private async countAll(): Promise<number> {

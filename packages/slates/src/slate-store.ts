@@ -99,12 +99,19 @@ export class SlateStore {
     keys.push(session.quarantine, session.breaker);
     const answer = await this.redis.cfHydrateSession(keys.length, ...keys, ...known.map((k) => k?.digest ?? ''));
     const slates = new Map<SlateName, SlateRead>();
+    const unsure: SlateName[] = [];
     names.forEach((name, i) => {
       const version = Number(answer[i * 2] ?? 0);
       const envelope = answer[i * 2 + 1];
       const mine = known[i];
-      if (envelope === 1 && mine !== undefined && mine.version === version) {
-        slates.set(name, { name, version, value: mine.value });
+      if (envelope === 1) {
+        if (mine !== undefined && mine.version === version) {
+          slates.set(name, { name, version, value: mine.value });
+          return;
+        }
+        // The envelope is the one this worker opened, but not at the version it remembers: read
+        // it again rather than guess.
+        unsure.push(name);
         return;
       }
       const key = keys[i] as string;
@@ -114,6 +121,12 @@ export class SlateStore {
       else this.opened.delete(key);
       slates.set(name, read);
     });
+    for (const name of unsure) {
+      const key = session.slate(name);
+      this.opened.delete(key);
+      const [version, envelope] = await this.redis.hmget(key, 'v', 'd');
+      slates.set(name, this.decode(key, name, Number(version ?? 0), envelope ?? null));
+    }
     const breaker = answer[names.length * 2 + 1];
     return {
       slates,
