@@ -185,7 +185,10 @@ describe('Fetcher against the fixture site', { timeout: 5_000 }, () => {
     expect(elapsed).toBeLessThan(2_000);
     expect(classifyError(error)).toEqual({ failureClass: 'recoverable', reason: 'timeout' });
     // The same route finishing inside the deadline is a page like any other.
-    const page = await quick.fetch(get(site.url(`/drip?ms=5&bytes=10&id=${randomUUID()}`)), loopback);
+    const page = await newFetcher({ timeoutMs: 10_000 }).fetch(
+      get(site.url(`/drip?ms=5&bytes=10&id=${randomUUID()}`)),
+      loopback,
+    );
     expect(page.body.toString()).toBe('.'.repeat(10));
   });
 

@@ -200,21 +200,22 @@ describe('fleet-wide politeness', () => {
     const mine = new HostPacer(redis, keys, { unpacedRecheckMs: 300 });
     const other = new HostPacer(redis, keys);
     const host = 'unpaced.example:80';
-    expect(await mine.reserve(host, 0)).toBe(0);
+    // Times are given, not waited for: the test does not depend on how fast the machine is.
+    const t0 = Date.now();
+    expect(await mine.reserve(host, 0, t0)).toBe(0);
     // Another worker's 429 slows the host for 5 s: within the recheck this worker still goes.
-    await other.slowDown(host, Date.now() + 5_000);
-    expect(await mine.reserve(host, 0)).toBe(0);
-    await new Promise((resolve) => setTimeout(resolve, 350));
-    expect(await mine.reserve(host, 0)).toBeGreaterThan(4_000);
+    await other.slowDown(host, t0 + 5_000, t0);
+    expect(await mine.reserve(host, 0, t0 + 100)).toBe(0);
+    expect(await mine.reserve(host, 0, t0 + 400)).toBe(4_600);
     // Its own 429 counts at once, whatever it read before.
     const fresh = 'fresh.example:80';
-    expect(await mine.reserve(fresh, 0)).toBe(0);
-    await mine.slowDown(fresh, Date.now() + 2_000);
-    expect(await mine.reserve(fresh, 0)).toBeGreaterThan(1_500);
+    expect(await mine.reserve(fresh, 0, t0)).toBe(0);
+    await mine.slowDown(fresh, t0 + 2_000, t0);
+    expect(await mine.reserve(fresh, 0, t0 + 1)).toBe(1_999);
     // A paced host reserves every slot in Redis, never from memory.
     const paced = 'paced.example:80';
-    expect(await mine.reserve(paced, 200)).toBe(0);
-    expect(await other.reserve(paced, 200)).toBeGreaterThan(100);
+    expect(await mine.reserve(paced, 200, t0)).toBe(0);
+    expect(await other.reserve(paced, 200, t0 + 50)).toBe(150);
   });
 
   it('slows every job for a host after a 429 with Retry-After, not only the one that got it', async () => {

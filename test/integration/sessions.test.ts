@@ -266,7 +266,7 @@ describe('sessions shared by jobs', () => {
   it('drops, rather than counts twice, meta counts whose commit timed out but was applied later', async () => {
     // A private server, to pause it without pausing the other tests.
     const server = await startRedisServer();
-    const sessionRedis = openSessionRedis(server.url, 150);
+    const sessionRedis = openSessionRedis(server.url, 500);
     const admin = new Redis(server.url);
     try {
       await whenReady(sessionRedis, 3_000);
@@ -285,14 +285,15 @@ describe('sessions shared by jobs', () => {
       await (await manager.open(keys)).commit();
       expect(manager.metaBacklog).toBe(1);
       // The third sets a cookie, so it commits and carries the waiting count; Redis holds the
-      // commit past the client's 150 ms timeout, then applies it.
+      // commit past the client's 500 ms timeout, then applies it.
       const third = await manager.open(keys);
       await third.jar.setCookie('c=1; Path=/', 'http://127.0.0.1/');
-      await admin.client('PAUSE', 600, 'WRITE');
+      const pausedAt = Date.now();
+      await admin.client('PAUSE', 1_500, 'WRITE');
       await third.commit();
       expect(manager.counters.commitFailures).toBe(1);
       expect(manager.counters.metaDropped).toBe(1);
-      await new Promise((resolve) => setTimeout(resolve, 700));
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, pausedAt + 1_700 - Date.now())));
       await manager.close();
       const meta = (await store.read(keys, ['meta'])).get('meta')?.value as { jobs: number };
       // 1 written by the first job, then 2 by the timed-out commit: the carried count is not added again.
