@@ -87,25 +87,21 @@ export class ReplayingAdapter extends BullMQAdapter {
   override async empty(): Promise<void> {
     if (this.purged === undefined) return super.empty();
     // Empty drains the jobs still to run (entries filed by an older crawlfleet), not failed ones.
-    const before = await this.countWaiting();
+    const before = await this.count('waiting', 'prioritized');
     await super.empty();
-    await this.purged('empty', undefined, Math.max(0, before - (await this.countWaiting())));
+    await this.purged('empty', undefined, Math.max(0, before - (await this.count('waiting', 'prioritized'))));
   }
 
   override async obliterate(...args: Parameters<BullMQAdapter['obliterate']>): Promise<void> {
     if (this.purged === undefined) return super.obliterate(...args);
-    const before = await this.countAll();
+    const before = await this.count();
     await super.obliterate(...args);
     await this.purged('obliterate', undefined, before);
   }
 
-  private async countWaiting(): Promise<number> {
-    const counts = await this.bullQueue.getJobCounts('waiting', 'prioritized');
-    return Object.values(counts).reduce((sum, count) => sum + count, 0);
-  }
-
-  private async countAll(): Promise<number> {
-    const counts = await this.bullQueue.getJobCounts();
+  /** Jobs in these states (every state when none is named). */
+  private async count(...states: Parameters<Queue['getJobCounts']>): Promise<number> {
+    const counts = await this.bullQueue.getJobCounts(...states);
     return Object.values(counts).reduce((sum, count) => sum + count, 0);
   }
 

@@ -4,7 +4,15 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CRAWL_QUEUE, connectRedis, type KeyLayout, keyLayout, NODE_FLAGS, parseConfig } from '@crawlfleet/core';
+import {
+  CRAWL_QUEUE,
+  type CrawlfleetConfig,
+  connectRedis,
+  type KeyLayout,
+  keyLayout,
+  NODE_FLAGS,
+  parseConfig,
+} from '@crawlfleet/core';
 import { startRedisServer } from '@crawlfleet/local-redis';
 import { Producer } from '@crawlfleet/producer';
 import { SessionCookieJar } from '@crawlfleet/sessions';
@@ -124,6 +132,8 @@ interface Bench {
   /** The benchmark's own connection: enqueues, polls and reads results; never counted. */
   control: Redis;
   configPath: string;
+  /** What the config file holds, parsed: what the workers and the producer read from it. */
+  config: CrawlfleetConfig;
   concurrency: number;
   sessions: number;
   maxSockets: number;
@@ -262,7 +272,7 @@ async function enqueueBaseline(bench: Bench, keys: KeyLayout, jobs: number, tag:
 
 /** crawlfleet jobs, as `crawlfleet submit --session` makes them, job i in session i mod n. */
 async function enqueueCrawlfleet(bench: Bench, keys: KeyLayout, jobs: number, tag: string): Promise<string[]> {
-  const config = parseConfig(JSON.parse(readFileSync(bench.configPath, 'utf8')));
+  const { config } = bench;
   const producer = new Producer(bench.control, keys, config);
   try {
     const prepared = Array.from({ length: jobs }, (_, i) => {
@@ -287,7 +297,7 @@ async function enqueueCrawlfleet(bench: Bench, keys: KeyLayout, jobs: number, ta
  * creation of each session (whose first jobs all race to write a profile).
  */
 async function warmSessions(bench: Bench, keys: KeyLayout): Promise<void> {
-  const config = parseConfig(JSON.parse(readFileSync(bench.configPath, 'utf8')));
+  const { config } = bench;
   const store = new SlateStore(bench.control, keys, testRing());
   const now = new Date().toISOString();
   const day = 24 * 3600 * 1000;
@@ -531,6 +541,7 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
       retention: { completedJobs: retain, failedJobs: retain },
     };
     writeFileSync(configPath, JSON.stringify(config));
+    const parsed = parseConfig(config);
     const bench: Bench = {
       serverUrl: server.url,
       site,
@@ -538,7 +549,8 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
       configPath,
       concurrency: options.concurrency ?? 100,
       sessions: options.sessions ?? 100,
-      maxSockets: parseConfig(config).fetch.maxSocketsPerHost,
+      config: parsed,
+      maxSockets: parsed.fetch.maxSocketsPerHost,
       scripts: knownScripts(),
       excluded: new Set([await clientAddress(control)]),
       runs: 0,
