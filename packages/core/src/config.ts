@@ -138,6 +138,13 @@ export const sessionsConfigSchema = z.strictObject({
    * every job (one more command per job). A worker killed with SIGKILL loses at most this much.
    */
   metaFlushMs: z.number().int().min(0).max(600_000).default(5_000),
+  /**
+   * Reuse a healthy session's hydrate while nothing it read has changed, kept true by Redis's
+   * client-side caching (`CLIENT TRACKING`, Redis 6+): a hot session's job then sends no hydrate.
+   * Another worker's change reaches this one as an invalidation, within a round trip. A Redis that
+   * refuses tracking gets a warning and plain hydrates. False always reads Redis.
+   */
+  trackHydrates: z.boolean().default(true),
   /** Tries of a commit that keeps meeting newer versions before the job is retried later. */
   maxCommitAttempts: z.number().int().min(1).max(1000).default(100),
   /**

@@ -10,7 +10,7 @@ import {
 import type { Logger } from '@crawlfleet/log';
 import { FleetMetrics, serveMetrics } from '@crawlfleet/metrics';
 import { loadSessionHasher } from '@crawlfleet/sessions';
-import { type KeyRing, SlateStore } from '@crawlfleet/slates';
+import { type KeptHydrate, type KeyRing, SlateStore, TrackedHydrates } from '@crawlfleet/slates';
 import { CrawlWorker, type CrawlWorkerOptions } from './crawl-worker.js';
 
 export interface OpenWorkerOptions
@@ -54,11 +54,17 @@ export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWork
       'session Redis unreachable; jobs run on ephemeral sessions until it answers',
     );
   }
+  const tracked = options.config.sessions.trackHydrates
+    ? TrackedHydrates.start<KeptHydrate>(sessionRedis, {
+        onUnavailable: (reason) =>
+          options.logger.warn({ err: reason }, 'session Redis refuses CLIENT TRACKING; every job reads its session'),
+      })
+    : undefined;
   const worker = new CrawlWorker({
     ...options,
     connection,
     sessionHasher: await loadSessionHasher(connection, options.keys.sessionHashKey),
-    sessionStore: new SlateStore(sessionRedis, options.keys, options.ring),
+    sessionStore: new SlateStore(sessionRedis, options.keys, options.ring, { tracked }),
   });
   return {
     worker,
@@ -66,6 +72,10 @@ export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWork
     async close(graceMs) {
       const finished = await worker.drain(graceMs);
       await connection.quit().catch(() => connection.disconnect());
+      if (tracked !== undefined) {
+        options.logger.info({ ...tracked.counters, kept: tracked.size }, 'session hydrates answered from tracking');
+        tracked.close();
+      }
       sessionRedis.disconnect();
       return finished;
     },

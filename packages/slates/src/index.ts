@@ -4,6 +4,8 @@ export { keyRingFromEnv, type LocalKeyRing, localKeyFilePath, localKeyRing, requ
 export {
   type CommitResult,
   type DiscardReason,
+  type HydrateAnswer,
+  type KeptHydrate,
   listSessions,
   payloadHash,
   purgeSession,
@@ -13,3 +15,4 @@ export {
   SlateStore,
   type SlateWrite,
 } from './slate-store.js';
+export { type ReadTicket, TrackedHydrates, type TrackedHydratesOptions } from './tracked-hydrates.js';

@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import { EnvelopeError, envelopeKid, type OpenFailure, open, seal } from './envelope.js';
 import type { KeyRing } from './key-ring.js';
 import { envelopeDigest, OpenedSlates } from './opened-slates.js';
+import type { ReadTicket, TrackedHydrates } from './tracked-hydrates.js';
 
 const COMMIT_SLATES = readFileSync(new URL('../lua/commit-slates.lua', import.meta.url), 'utf8');
 const RELEASE_LEASE = readFileSync(new URL('../lua/release-lease.lua', import.meta.url), 'utf8');
@@ -34,6 +35,19 @@ export interface SlateWrite {
   ttlMs: number;
 }
 
+/** What `hydrate` answers. */
+export interface HydrateAnswer {
+  slates: Map<SlateName, SlateRead>;
+  quarantined: boolean;
+  breakerOpenUntil: number | undefined;
+}
+
+/** A healthy session's hydrate, as `TrackedHydrates` keeps it: the slates it read, and their reads. */
+export interface KeptHydrate {
+  names: string;
+  slates: ReadonlyMap<SlateName, SlateRead>;
+}
+
 export type CommitResult =
   | { ok: true; versions: Map<SlateName, number> }
   | { ok: false; conflict: SlateName; version: number };
@@ -58,18 +72,22 @@ export function payloadHash(payload: string): string {
 export class SlateStore {
   private readonly redis: WithCommit;
   private readonly opened: OpenedSlates;
+  private readonly tracked: TrackedHydrates<KeptHydrate> | undefined;
 
   /**
    * `openedSlates` is how many opened slates (cookies, auth, profile, meta) the store keeps to
    * skip receiving and decrypting them again while unchanged; 0 keeps none. Default 4096.
+   * `tracked`, started on this same connection, answers a healthy session's hydrate without
+   * Redis while nothing it read has changed (a worker's store has it; commands do not).
    */
   constructor(
     redis: Redis,
     private readonly keys: KeyLayout,
     private readonly ring: KeyRing,
-    options: { openedSlates?: number } = {},
+    options: { openedSlates?: number; tracked?: TrackedHydrates<KeptHydrate> | undefined } = {},
   ) {
     this.opened = new OpenedSlates(options.openedSlates ?? 4096);
+    this.tracked = options.tracked;
     if (!('cfCommitSlates' in redis)) redis.defineCommand('cfCommitSlates', { lua: COMMIT_SLATES });
     if (!('cfReleaseLease' in redis)) redis.defineCommand('cfReleaseLease', { numberOfKeys: 1, lua: RELEASE_LEASE });
     if (!('cfTakeProbe' in redis)) redis.defineCommand('cfTakeProbe', { numberOfKeys: 2, lua: TAKE_PROBE });
@@ -83,17 +101,51 @@ export class SlateStore {
 
   /** Reads slates in one round trip. A value that fails to open or parse is reported, not used. */
   async read(session: SessionKeys, names: readonly SlateName[]): Promise<Map<SlateName, SlateRead>> {
-    return (await this.hydrate(session, names)).slates;
+    return (await this.readSession(session, names)).slates;
   }
 
   /**
    * Reads slates, whether the session is quarantined and until when its breaker is open: one
    * script, so one command and one round trip on the hot path.
    */
-  async hydrate(
+  async hydrate(session: SessionKeys, names: readonly SlateName[]): Promise<HydrateAnswer> {
+    const tracked = this.tracked;
+    if (tracked === undefined || !names.every(reusable)) return this.readSession(session, names);
+    const joined = names.join(',');
+    const kept = tracked.get(session);
+    // A copy: a job's session updates its own map as it commits.
+    if (kept?.names === joined)
+      return { slates: new Map(kept.slates), quarantined: false, breakerOpenUntil: undefined };
+    const ticket = tracked.reading(session, [
+      ...names.map((name) => session.slate(name)),
+      session.quarantine,
+      session.breaker,
+    ]);
+    let answer: HydrateAnswer;
+    try {
+      answer = await this.readSession(session, names, ticket);
+    } catch (error) {
+      tracked.release(ticket);
+      throw error;
+    }
+    const healthy =
+      !answer.quarantined &&
+      answer.breakerOpenUntil === undefined &&
+      [...answer.slates.values()].every((read) => read.discarded === undefined);
+    if (healthy) tracked.keep(ticket, { names: joined, slates: new Map(answer.slates) });
+    else tracked.release(ticket);
+    return answer;
+  }
+
+  /**
+   * The hydrate script. `ticket` marks a read whose answer may be kept: its re-read of a slate
+   * (an unexpected version) spoils it, since that read is a second command.
+   */
+  private async readSession(
     session: SessionKeys,
     names: readonly SlateName[],
-  ): Promise<{ slates: Map<SlateName, SlateRead>; quarantined: boolean; breakerOpenUntil: number | undefined }> {
+    ticket?: ReadTicket,
+  ): Promise<HydrateAnswer> {
     const keys = names.map((name) => session.slate(name));
     const known = keys.map((key, i) => (reusable(names[i] as SlateName) ? this.opened.get(key) : undefined));
     keys.push(session.quarantine, session.breaker);
@@ -121,6 +173,7 @@ export class SlateStore {
       else this.opened.delete(key);
       slates.set(name, read);
     });
+    if (unsure.length > 0 && ticket !== undefined) this.tracked?.forget(session);
     for (const name of unsure) {
       const key = session.slate(name);
       this.opened.delete(key);
@@ -140,6 +193,7 @@ export class SlateStore {
    * quarantine flag for `ms`, in one MULTI.
    */
   async quarantine(session: SessionKeys, ms: number): Promise<void> {
+    this.tracked?.forget(session);
     const slates = (await scanKeys(this.redis, `${session.base}:*`)).filter((key) => key !== session.quarantine);
     const multi = this.redis.multi();
     if (slates.length > 0) multi.del(...slates);
@@ -153,6 +207,7 @@ export class SlateStore {
    * a failed probe (`reopen`) starts a new period and frees the probe. True when it opened.
    */
   async openBreaker(session: SessionKeys, until: number, reopen = false): Promise<boolean> {
+    this.tracked?.forget(session);
     const keepMs = Math.max(1, until - Date.now()) + 10 * 60_000;
     if (!reopen) return (await this.redis.set(session.breaker, String(until), 'PX', keepMs, 'NX')) === 'OK';
     await this.redis.multi().set(session.breaker, String(until), 'PX', keepMs).del(session.breakerProbe).exec();
@@ -170,6 +225,7 @@ export class SlateStore {
 
   /** Closes the session's breaker for the fleet. */
   async closeBreaker(session: SessionKeys): Promise<void> {
+    this.tracked?.forget(session);
     await this.redis.del(session.breaker, session.breakerProbe);
   }
 
@@ -208,6 +264,7 @@ export class SlateStore {
   async commit(session: SessionKeys, writes: readonly SlateWrite[]): Promise<CommitResult> {
     if (writes.length === 0) return { ok: true, versions: new Map() };
     const keys = writes.map((w) => session.slate(w.name));
+    this.tracked?.forget(session);
     const texts = writes.map((w) => (w.value === undefined ? undefined : JSON.stringify(w.value)));
     const envelopes = texts.map((text, i) => (text === undefined ? '' : seal(this.ring, keys[i] as string, text)));
     const answer = await this.redis.cfCommitSlates(

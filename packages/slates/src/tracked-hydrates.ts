@@ -1,0 +1,277 @@
+import type { SessionKeys } from '@crawlfleet/core';
+import { type Redis, ReplyError } from 'ioredis';
+
+/** The pub/sub channel Redis sends client-side caching invalidations to (RESP2 redirect mode). */
+const INVALIDATE_CHANNEL = '__redis__:invalidate';
+
+/** What a hydrate gave, kept for the session's next jobs while nothing it read has changed. */
+export interface TrackedAnswer<T> {
+  /** Every key the hydrate read: the slates, the quarantine flag, the breaker flag. */
+  readonly keys: readonly string[];
+  readonly value: T;
+  readonly storedAt: number;
+}
+
+/** Taken before a hydrate is sent; decides whether its answer may be kept. */
+export interface ReadTicket {
+  readonly session: string;
+  readonly keys: readonly string[];
+  readonly epoch: number;
+}
+
+export interface TrackedHydratesOptions {
+  /** Sessions kept; the oldest goes first. Default 4096. */
+  capacity?: number;
+  /**
+   * The longest an answer is reused, whatever Redis says. It bounds how long a slate that expired
+   * (Redis expires keys lazily, and may tell of it late) can still be used. Default 30 s.
+   */
+  maxAgeMs?: number;
+  /** Told once when Redis refuses tracking (before 6.0, or a proxy without it); never throws. */
+  onUnavailable?: (reason: string) => void;
+}
+
+/**
+ * Hydrate answers this worker reuses without asking Redis, kept true by Redis's server-assisted
+ * client-side caching. The session connection reads with `CLIENT TRACKING ON REDIRECT <id>`, so
+ * Redis remembers which session keys this worker read and, the moment any of them changes (a
+ * commit, a quarantine, a breaker opening, a purge, from any worker or command), publishes the
+ * key's name on a second connection subscribed to `__redis__:invalidate`. The answer that read
+ * the key is dropped, and the session's next job reads Redis again.
+ *
+ * Only answers of healthy sessions are kept: not quarantined, breaker not set, every slate opened.
+ * Everything that could leave a stale answer drops them all: either connection closing (Redis
+ * forgets the tracking, or has nowhere to send invalidations), or a flush. An invalidation that
+ * arrives while a read of the same key is in flight spoils that read's answer, whichever of the two
+ * replies arrives first. This worker's own writes go through `forget` before they are sent.
+ */
+export class TrackedHydrates<T> {
+  private readonly answers = new Map<string, TrackedAnswer<T>>();
+  /** Session (its base key) of each key read by a kept answer. */
+  private readonly sessionOfKey = new Map<string, string>();
+  /** Keys read by hydrates in flight, with how many; and those changed while in flight. */
+  private readonly inFlight = new Map<string, number>();
+  private readonly spoiled = new Set<string>();
+  /** The same by session (its base key), for this worker's own writes. */
+  private readonly sessionsInFlight = new Map<string, number>();
+  private readonly spoiledSessions = new Set<string>();
+  /** Bumped whenever tracking stops or restarts: answers read in an older epoch are not kept. */
+  private epoch = 0;
+  private tracking = false;
+  private closed = false;
+  /** The subscriber's client id on its current connection, once it is subscribed. */
+  private subscriberId: number | undefined;
+  /** Bumped whenever the subscriber's connection is lost: a subscription in progress is void. */
+  private subscriberGeneration = 0;
+  private readonly capacity: number;
+  private readonly maxAgeMs: number;
+  /** Hydrates answered here, and answers dropped by an invalidation (for tests and logs). */
+  readonly counters = { hits: 0, invalidations: 0, flushes: 0 };
+
+  private constructor(
+    private readonly redis: Redis,
+    private readonly subscriber: Redis,
+    private readonly options: TrackedHydratesOptions,
+  ) {
+    this.capacity = options.capacity ?? 4096;
+    this.maxAgeMs = options.maxAgeMs ?? 30_000;
+  }
+
+  /**
+   * Starts tracking on `redis` (the session connection: every key it reads is a session key) with
+   * a subscriber of its own. Returns at once; answers are kept from the moment both connections are
+   * ready and Redis has accepted the tracking, and again after every reconnect.
+   */
+  static start<T>(redis: Redis, options: TrackedHydratesOptions = {}): TrackedHydrates<T> {
+    // Its own subscriptions are made on every connect (after CLIENT ID, which a connection in
+    // subscriber mode may not send), so ioredis must not resubscribe by itself.
+    const subscriber = redis.duplicate({
+      enableOfflineQueue: true,
+      maxRetriesPerRequest: null,
+      autoResubscribe: false,
+      lazyConnect: true,
+    });
+    subscriber.on('error', () => {});
+    const tracked = new TrackedHydrates<T>(redis, subscriber, options);
+    subscriber.on('messageBuffer', (channel: Buffer, message: unknown) => {
+      if (channel.toString() === INVALIDATE_CHANNEL) tracked.invalidated(message);
+    });
+    subscriber.on('ready', () => void tracked.subscribe());
+    redis.on('ready', () => void tracked.enable());
+    for (const connection of [redis, subscriber]) {
+      connection.on('close', () => tracked.stop(connection === subscriber));
+      connection.on('end', () => tracked.stop(connection === subscriber));
+    }
+    subscriber.connect().catch(() => {});
+    return tracked;
+  }
+
+  /** Whether answers are being kept now. */
+  get active(): boolean {
+    return this.tracking;
+  }
+
+  /** The subscriber's client id while it is subscribed (what `CLIENT TRACKING` redirects to). */
+  get invalidationClientId(): number | undefined {
+    return this.subscriberId;
+  }
+
+  get size(): number {
+    return this.answers.size;
+  }
+
+  /** The kept answer for `session`, if any and not too old. */
+  get(session: SessionKeys): T | undefined {
+    if (!this.tracking) return undefined;
+    const answer = this.answers.get(session.base);
+    if (answer === undefined) return undefined;
+    if (Date.now() - answer.storedAt > this.maxAgeMs) {
+      this.drop(session.base);
+      return undefined;
+    }
+    this.counters.hits++;
+    return answer.value;
+  }
+
+  /** Call before sending a hydrate of `keys`; pass the ticket to `keep` or `release` after. */
+  reading(session: SessionKeys, keys: readonly string[]): ReadTicket {
+    for (const key of keys) this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
+    this.sessionsInFlight.set(session.base, (this.sessionsInFlight.get(session.base) ?? 0) + 1);
+    return { session: session.base, keys, epoch: this.epoch };
+  }
+
+  /** Keeps a hydrate's answer unless tracking restarted or a key it read changed meanwhile. */
+  keep(ticket: ReadTicket, value: T): void {
+    const fresh =
+      this.tracking &&
+      ticket.epoch === this.epoch &&
+      !this.spoiledSessions.has(ticket.session) &&
+      !ticket.keys.some((key) => this.spoiled.has(key));
+    this.release(ticket);
+    if (!fresh || this.capacity <= 0) return;
+    this.drop(ticket.session);
+    this.answers.set(ticket.session, { keys: ticket.keys, value, storedAt: Date.now() });
+    for (const key of ticket.keys) this.sessionOfKey.set(key, ticket.session);
+    if (this.answers.size > this.capacity) {
+      const [oldest] = this.answers.keys();
+      if (oldest !== undefined) this.drop(oldest);
+    }
+  }
+
+  /** Ends a hydrate whose answer is not kept (it failed, or is not of a healthy session). */
+  release(ticket: ReadTicket): void {
+    for (const key of ticket.keys) {
+      const count = (this.inFlight.get(key) ?? 1) - 1;
+      if (count > 0) this.inFlight.set(key, count);
+      else {
+        this.inFlight.delete(key);
+        this.spoiled.delete(key);
+      }
+    }
+    const count = (this.sessionsInFlight.get(ticket.session) ?? 1) - 1;
+    if (count > 0) this.sessionsInFlight.set(ticket.session, count);
+    else {
+      this.sessionsInFlight.delete(ticket.session);
+      this.spoiledSessions.delete(ticket.session);
+    }
+  }
+
+  /**
+   * This worker is about to write the session's keys: its kept answer goes, and every read of the
+   * session in flight spoils (Redis's invalidation for the write may arrive after the reply).
+   */
+  forget(session: SessionKeys): void {
+    this.drop(session.base);
+    if (this.sessionsInFlight.has(session.base)) this.spoiledSessions.add(session.base);
+  }
+
+  /** Stops tracking and closes the subscriber. */
+  close(): void {
+    this.closed = true;
+    this.stop();
+    this.subscriber.disconnect();
+  }
+
+  private invalidated(message: unknown): void {
+    // A null message: Redis flushed its tracking (FLUSHALL, or its table was full).
+    if (!Array.isArray(message)) {
+      this.flush();
+      return;
+    }
+    for (const raw of message) {
+      const key = String(raw);
+      this.counters.invalidations++;
+      if (this.inFlight.has(key)) this.spoiled.add(key);
+      const session = this.sessionOfKey.get(key);
+      if (session !== undefined) this.drop(session);
+    }
+  }
+
+  private drop(session: string): void {
+    const answer = this.answers.get(session);
+    if (answer === undefined) return;
+    this.answers.delete(session);
+    for (const key of answer.keys) if (this.sessionOfKey.get(key) === session) this.sessionOfKey.delete(key);
+  }
+
+  private flush(): void {
+    this.counters.flushes++;
+    this.epoch++;
+    this.answers.clear();
+    this.sessionOfKey.clear();
+  }
+
+  private stop(subscriberLost = false): void {
+    this.tracking = false;
+    if (subscriberLost) {
+      this.subscriberId = undefined;
+      this.subscriberGeneration++;
+    }
+    this.flush();
+  }
+
+  /** On each connect of the subscriber: its id (new each time), then the invalidation channel. */
+  private async subscribe(): Promise<void> {
+    this.stop(true);
+    if (this.closed) return;
+    const generation = this.subscriberGeneration;
+    try {
+      const id = await this.subscriber.client('ID');
+      await this.subscriber.subscribe(INVALIDATE_CHANNEL);
+      if (generation !== this.subscriberGeneration || this.closed) return;
+      this.subscriberId = id;
+    } catch (error) {
+      // A connection error: the subscriber reconnects, and this runs again. A refusal is final.
+      this.refused(error);
+      return;
+    }
+    await this.enable();
+  }
+
+  /**
+   * Redis answered with an error (before Redis 6, a proxy without tracking, an ACL without
+   * CLIENT): hydrates go to Redis from now on. A lost connection is not a refusal.
+   */
+  private refused(error: unknown): void {
+    if (!(error instanceof ReplyError)) return;
+    this.options.onUnavailable?.((error as Error).message);
+    this.close();
+  }
+
+  /** Turns tracking on for the session connection, redirected to the subscriber as it is now. */
+  private async enable(): Promise<void> {
+    this.stop();
+    const id = this.subscriberId;
+    if (this.closed || id === undefined || this.redis.status !== 'ready') return;
+    const epoch = this.epoch;
+    try {
+      await this.redis.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id));
+    } catch (error) {
+      this.refused(error);
+      return;
+    }
+    // A connection closed or came back while this was on its way: that event decides.
+    if (epoch !== this.epoch || this.closed || this.subscriberId !== id) return;
+    this.tracking = true;
+  }
+}
