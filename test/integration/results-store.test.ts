@@ -178,6 +178,18 @@ describe('encodeBody', () => {
     expect(encodeBody(latin1, 'text/plain; charset="ISO-8859-1"', 1_024).body).toBe('café über');
   });
 
+  it('decodes utf-8 exactly as TextDecoder does: a leading BOM dropped, bad bytes and a cut character replaced', () => {
+    const text = Buffer.from('\uFEFFhé ✓ \uFEFF mid', 'utf8');
+    const bad = Buffer.concat([Buffer.from('a'), Buffer.from([0xff, 0xc3]), Buffer.from('b ✓')]);
+    const cut = Buffer.from('ab✓', 'utf8').subarray(0, 4);
+    for (const bytes of [text, bad, cut, Buffer.alloc(0), Buffer.from([0xef, 0xbb])]) {
+      const expected = new TextDecoder('utf-8').decode(bytes);
+      expect(encodeBody(bytes, 'text/html; charset=UTF-8', 1_024).body).toBe(expected);
+      expect(encodeBody(bytes, 'text/html', 1_024).body).toBe(expected);
+    }
+    expect(encodeBody(text, 'text/plain', 1_024).body).toBe('hé ✓ \uFEFF mid');
+  });
+
   it('falls back to utf-8 for an unknown charset', () => {
     expect(encodeBody(Buffer.from('naïve', 'utf8'), 'text/plain; charset=no-such-charset', 1_024).body).toBe('naïve');
   });

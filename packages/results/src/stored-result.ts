@@ -58,13 +58,29 @@ export function pickStoredHeaders(headers: Record<string, string | string[] | un
 const TEXTUAL =
   /^(text\/|application\/(?:[\w.+-]*\+)?(?:json|xml|javascript|ecmascript|x-www-form-urlencoded))|^image\/svg\+xml/i;
 
-function textDecoder(contentType: string): TextDecoder {
-  const charset = /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType)?.[1];
-  try {
-    return new TextDecoder(charset ?? 'utf-8');
-  } catch {
-    return new TextDecoder('utf-8');
+/** Decoders by charset: a decode without `stream` keeps no state, so one serves every body. */
+const decoders = new Map<string, TextDecoder>();
+
+/** The body as text in the content type's charset (UTF-8 when none is declared or known). */
+function decodeText(body: Buffer, contentType: string): string {
+  const charset = /charset\s*=\s*"?([\w.:-]+)/i.exec(contentType)?.[1]?.toLowerCase() ?? 'utf-8';
+  if (charset === 'utf-8' || charset === 'utf8') return decodeUtf8(body);
+  let decoder = decoders.get(charset);
+  if (decoder === undefined) {
+    try {
+      decoder = new TextDecoder(charset);
+    } catch {
+      return decodeUtf8(body);
+    }
+    if (decoders.size < 64) decoders.set(charset, decoder);
   }
+  return decoder.decode(body);
+}
+
+/** As TextDecoder('utf-8') decodes (invalid bytes become U+FFFD, a leading BOM goes), faster. */
+function decodeUtf8(body: Buffer): string {
+  const bom = body.length >= 3 && body[0] === 0xef && body[1] === 0xbb && body[2] === 0xbf;
+  return body.toString('utf8', bom ? 3 : 0);
 }
 
 /**
@@ -80,7 +96,7 @@ export function encodeBody(
   const kept = truncated ? body.subarray(0, maxBytes) : body;
   const type = contentType ?? '';
   if (TEXTUAL.test(type)) {
-    return { body: textDecoder(type).decode(kept), bodyEncoding: 'utf8', bodyTruncated: truncated };
+    return { body: decodeText(kept, type), bodyEncoding: 'utf8', bodyTruncated: truncated };
   }
   return { body: kept.toString('base64'), bodyEncoding: 'base64', bodyTruncated: truncated };
 }

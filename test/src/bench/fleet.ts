@@ -41,7 +41,8 @@ export interface FleetBenchOptions {
   /** Session ids the crawlfleet jobs are spread over (job i uses session i mod this). Default 100. */
   sessions?: number;
   /**
-   * Rounds: in each, one throughput run per side, back to back. Figures are medians over the
+   * Rounds: in each, one throughput run per side, back to back, the sides taking turns to go
+   * first. Figures are medians over the
    * rounds, and the ratio is the median of the rounds' own ratios, so a round where the machine
    * was slower (or faster) for both sides moves neither. Default 5.
    */
@@ -561,7 +562,10 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
     const runs: Record<FleetSideName, SideRun[]> = { baseline: [], crawlfleet: [] };
     const sides = options.sides ?? (['baseline', 'crawlfleet'] as const);
     for (let round = 0; round < rounds; round++) {
-      for (const side of sides) runs[side].push(await runSide(bench, side, jobs, false, warmupJobs));
+      // Each side goes first in every other round, so a drift of the machine within a round
+      // (or a cost the first run leaves to the second) weighs on both alike.
+      const order = round % 2 === 0 ? sides : [...sides].reverse();
+      for (const side of order) runs[side].push(await runSide(bench, side, jobs, false, warmupJobs));
     }
     // Medians over the rounds; RSS is the peak of them all.
     const summary = (list: SideRun[]) => ({
