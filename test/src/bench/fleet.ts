@@ -42,9 +42,9 @@ export interface FleetBenchOptions {
   sessions?: number;
   /**
    * Rounds: in each, one throughput run per side, back to back, the sides taking turns to go
-   * first. Figures are medians over the
-   * rounds, and the ratio is the median of the rounds' own ratios, so a round where the machine
-   * was slower (or faster) for both sides moves neither. Default 5.
+   * first. Figures are medians over the rounds, and the ratio is the median of the rounds' own
+   * ratios, so a round where the machine was slower (or faster) for both sides moves neither.
+   * Default 5.
    */
   rounds?: number;
   /**
