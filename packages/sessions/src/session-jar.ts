@@ -36,6 +36,17 @@ export interface JarHydration {
   dropped: number;
 }
 
+/** Cookie headers worked out from one shared jar, good until its first cookie expires. */
+interface SharedHeaders {
+  until: number;
+  /** Every cookie is for path `/`: the header depends on the scheme and host only. */
+  rootOnly: boolean;
+  byKey: Map<string, string>;
+}
+
+/** Headers kept per shared jar: a crawl's hosts, not its URLs. */
+const MAX_SHARED_HEADERS = 64;
+
 interface SerializedJar {
   cookies?: unknown[];
   [field: string]: unknown;
@@ -54,6 +65,11 @@ export class SessionCookieJar {
    * built once and shared, and a job copies it only when it sets a cookie.
    */
   private static readonly built = new WeakMap<object, CookieJar>();
+  /**
+   * The Cookie header of a shared jar by URL: a shared jar never changes (a job copies it first),
+   * so tough-cookie's answer for a scheme, host and path holds until the jar's first expiry.
+   */
+  private static readonly headers = new WeakMap<CookieJar, SharedHeaders>();
 
   readonly changes: CookieChange[] = [];
   /** Cookies the server sent that tough-cookie refused (wrong domain, malformed, ...). */
@@ -109,7 +125,27 @@ export class SessionCookieJar {
   }
 
   getCookieString(url: string): Promise<string> {
-    return this.jar.getCookieString(url);
+    return this.shared ? SessionCookieJar.sharedHeader(this.current, url) : this.current.getCookieString(url);
+  }
+
+  private static async sharedHeader(jar: CookieJar, url: string): Promise<string> {
+    const now = Date.now();
+    let memo = SessionCookieJar.headers.get(jar);
+    if (memo === undefined || now >= memo.until) {
+      const cookies = await jar.store.getAllCookies();
+      memo = {
+        until: Math.min(...cookies.map((cookie) => cookie.expiryTime() ?? Number.POSITIVE_INFINITY)),
+        rootOnly: cookies.every((cookie) => cookie.path === '/'),
+        byKey: new Map(),
+      };
+      SessionCookieJar.headers.set(jar, memo);
+    }
+    const key = memo.rootOnly ? origin(url) : url.replace(/[?#].*$/s, '');
+    const known = memo.byKey.get(key);
+    if (known !== undefined) return known;
+    const header = await jar.getCookieString(url);
+    if (memo.byKey.size < MAX_SHARED_HEADERS) memo.byKey.set(key, header);
+    return header;
   }
 
   /**
@@ -188,4 +224,12 @@ export class SessionCookieJar {
       };
     });
   }
+}
+
+/** `scheme://authority` of a URL, as written (a differently written host only misses the memo). */
+function origin(url: string): string {
+  const start = url.indexOf('//');
+  if (start < 0) return url;
+  const end = url.slice(start + 2).search(/[/?#]/);
+  return end < 0 ? url : url.slice(0, start + 2 + end);
 }

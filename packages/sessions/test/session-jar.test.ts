@@ -80,6 +80,33 @@ describe('the session cookie jar', () => {
     );
   });
 
+  it("gives a shared jar's Cookie header as tough-cookie does, for every scheme, host and path, until a cookie expires", async () => {
+    const stored = new SessionCookieJar();
+    await stored.setCookie('sid=abc; Path=/', SITE);
+    await stored.setCookie('secure=1; Path=/; Secure', SITE);
+    await stored.setCookie('short=1; Path=/; Max-Age=1', SITE);
+    const urls = [SITE, 'http://shop.example/x?q=1', 'https://shop.example/a/b#f', 'https://other.example/', SITE];
+    const slate = Object.freeze(await stored.toSlate());
+    // A jar of its own (the value is not frozen): tough-cookie answers every time.
+    const fresh = async (url: string) =>
+      (await SessionCookieJar.fromSlate(JSON.parse(JSON.stringify(slate)))).jar.getCookieString(url);
+    const { jar: shared } = await SessionCookieJar.fromSlate(slate);
+    for (const url of urls) expect(await shared.getCookieString(url), url).toBe(await fresh(url));
+    expect(await shared.getCookieString(SITE)).toContain('short=1');
+    // Path-scoped cookies: the header depends on the path as well.
+    const scoped = new SessionCookieJar();
+    await scoped.setCookie('a=1; Path=/a', SITE);
+    await scoped.setCookie('root=1; Path=/', SITE);
+    const scopedSlate = Object.freeze(await scoped.toSlate());
+    const { jar: sharedScoped } = await SessionCookieJar.fromSlate(scopedSlate);
+    expect(await sharedScoped.getCookieString('https://shop.example/a/page')).toBe('a=1; root=1');
+    expect(await sharedScoped.getCookieString('https://shop.example/b/page')).toBe('root=1');
+    expect(await sharedScoped.getCookieString('https://shop.example/a/other?x')).toBe('a=1; root=1');
+    // The one-second cookie expires: the shared header stops sending it.
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    expect(await shared.getCookieString(SITE)).toBe('sid=abc; secure=1');
+  });
+
   it('hydrates an empty jar from nothing or garbage', async () => {
     for (const value of [undefined, null, 'text', 42, { cookies: 'no' }]) {
       const { jar } = await SessionCookieJar.fromSlate(value);
