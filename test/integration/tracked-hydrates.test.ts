@@ -94,8 +94,9 @@ describe('tracked hydrates', () => {
     const session = await createSession('shared');
     const first = await store.hydrate(session, NAMES);
     expect(cookieValue(first)).toBe('one');
-    await store.hydrate(session, NAMES);
     const hitsBefore = tracked.counters.hits;
+    await store.hydrate(session, NAMES);
+    expect(tracked.counters.hits).toBe(hitsBefore + 1);
 
     const changed = await other.commit(session, [
       { name: 'cookies', expectedVersion: 1, value: { cookies: [{ key: 'sid', value: 'two' }] }, ttlMs: TTL_MS },
@@ -104,7 +105,6 @@ describe('tracked hydrates', () => {
     const after = await hydrateUntil(session, (answer) => cookieValue(answer) === 'two');
     expect(after.slates.get('cookies')?.version).toBe(2);
     expect(tracked.counters.invalidations).toBeGreaterThan(0);
-    expect(tracked.counters.hits).toBeGreaterThanOrEqual(hitsBefore);
 
     const until = Date.now() + 60_000;
     await other.openBreaker(session, until);
@@ -145,6 +145,74 @@ describe('tracked hydrates', () => {
     const hits = tracked.counters.hits;
     expect((await store.hydrate(session, NAMES)).slates.get('meta')?.version).toBe(2);
     expect(tracked.counters.hits).toBe(hits);
+  });
+
+  it("never keep an answer that another worker's concurrent commit made stale, whichever reaches Redis first", async () => {
+    const session = await createSession('concurrent');
+    for (let version = 1; version <= 20; version++) {
+      const hydrating = store.hydrate(session, NAMES);
+      const committing = other.commit(session, [
+        { name: 'meta', expectedVersion: version, value: { jobs: version, errors: 0 }, ttlMs: TTL_MS },
+      ]);
+      await Promise.all([hydrating, committing]);
+      // The new version shows within moments, however the reply and the invalidation raced.
+      await hydrateUntil(session, (answer) => answer.slates.get('meta')?.version === version + 1);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect((await store.hydrate(session, NAMES)).slates.get('meta')?.version).toBe(version + 1);
+    }
+  });
+
+  it('reuse an answer no longer than maxAgeMs, and keep at most `capacity` sessions', async () => {
+    const redis = openSessionRedis(REDIS_URL);
+    const hydrates = TrackedHydrates.start<KeptHydrate>(redis, { maxAgeMs: 300, capacity: 2 });
+    const own = new SlateStore(redis, keys, ring, { tracked: hydrates });
+    try {
+      await waitFor(() => hydrates.active, { timeoutMs: 5_000, what: 'tracking to start' });
+      const [a, b, c] = await Promise.all(['cap-a', 'cap-b', 'cap-c'].map((id) => createSession(id)));
+      for (const session of [a, b, c]) await own.hydrate(session as SessionKeys, NAMES);
+      expect(hydrates.size).toBe(2);
+      // The oldest went first: a is read from Redis again, c is answered here.
+      let hits = hydrates.counters.hits;
+      await own.hydrate(c as SessionKeys, NAMES);
+      expect(hydrates.counters.hits).toBe(hits + 1);
+      hits = hydrates.counters.hits;
+      await own.hydrate(a as SessionKeys, NAMES);
+      expect(hydrates.counters.hits).toBe(hits);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      hits = hydrates.counters.hits;
+      await own.hydrate(a as SessionKeys, NAMES);
+      expect(hydrates.counters.hits).toBe(hits);
+    } finally {
+      hydrates.close();
+      redis.disconnect();
+    }
+  });
+
+  it('drop every answer when Redis flushes its tracking (FLUSHALL), and keep tracking after', async () => {
+    const server = await startRedisServer();
+    const redis = openSessionRedis(server.url);
+    const hydrates = TrackedHydrates.start<KeptHydrate>(redis);
+    const own = new SlateStore(redis, keys, ring, { tracked: hydrates });
+    const admin2 = openTestRedis(server.url);
+    try {
+      await waitFor(() => hydrates.active, { timeoutMs: 5_000, what: 'tracking to start' });
+      const session = await createSession('flushed', own);
+      await own.hydrate(session, NAMES);
+      expect(hydrates.size).toBe(1);
+      const flushes = hydrates.counters.flushes;
+      await admin2.flushall();
+      await waitFor(() => hydrates.counters.flushes > flushes, { timeoutMs: 5_000, what: 'the flush' });
+      expect(hydrates.size).toBe(0);
+      expect((await own.hydrate(session, NAMES)).slates.get('meta')?.version).toBe(0);
+      expect(hydrates.active).toBe(true);
+      await createSession('flushed', own);
+      expect((await own.hydrate(session, NAMES)).slates.get('meta')?.version).toBe(1);
+    } finally {
+      hydrates.close();
+      redis.disconnect();
+      admin2.disconnect();
+      await server.stop();
+    }
   });
 
   it('keep nothing for a workflow slate, whose state goes to job code', async () => {

@@ -60,12 +60,20 @@ export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWork
           options.logger.warn({ err: reason }, 'session Redis refuses CLIENT TRACKING; every job reads its session'),
       })
     : undefined;
-  const worker = new CrawlWorker({
-    ...options,
-    connection,
-    sessionHasher: await loadSessionHasher(connection, options.keys.sessionHashKey),
-    sessionStore: new SlateStore(sessionRedis, options.keys, options.ring, { tracked }),
-  });
+  let worker: CrawlWorker;
+  try {
+    worker = new CrawlWorker({
+      ...options,
+      connection,
+      sessionHasher: await loadSessionHasher(connection, options.keys.sessionHashKey),
+      sessionStore: new SlateStore(sessionRedis, options.keys, options.ring, { tracked }),
+    });
+  } catch (error) {
+    tracked?.close();
+    sessionRedis.disconnect();
+    connection.disconnect();
+    throw error;
+  }
   return {
     worker,
     sessionStoreReady,

@@ -198,6 +198,8 @@ export class SlateStore {
     const multi = this.redis.multi();
     if (slates.length > 0) multi.del(...slates);
     multi.set(session.quarantine, new Date().toISOString(), 'PX', ms);
+    // Again: a hydrate of this worker may have been answered during the SCAN.
+    this.tracked?.forget(session);
     await multi.exec();
   }
 

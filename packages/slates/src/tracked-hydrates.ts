@@ -27,9 +27,18 @@ export interface TrackedHydratesOptions {
    * (Redis expires keys lazily, and may tell of it late) can still be used. Default 30 s.
    */
   maxAgeMs?: number;
+  /**
+   * How often the subscriber is pinged. Redis tells no one (in RESP2) when it drops a redirect
+   * target, and a subscriber that only receives can die silently (a NAT's idle timeout, a
+   * half-open socket); an unanswered ping drops every answer and reconnects it. Default 5 s.
+   */
+  pingMs?: number;
   /** Told once when Redis refuses tracking (before 6.0, or a proxy without it); never throws. */
   onUnavailable?: (reason: string) => void;
 }
+
+/** Answers Redis gives when it will never track: no CLIENT command, or not allowed to use it. */
+const REFUSALS = /unknown command|unknown subcommand|NOPERM/i;
 
 /**
  * Hydrate answers this worker reuses without asking Redis, kept true by Redis's server-assisted
@@ -63,6 +72,10 @@ export class TrackedHydrates<T> {
   private subscriberId: number | undefined;
   /** Bumped whenever the subscriber's connection is lost: a subscription in progress is void. */
   private subscriberGeneration = 0;
+  /** The same for the session connection: tracking being turned on for an older one is void. */
+  private sessionGeneration = 0;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly pingTimer: NodeJS.Timeout;
   private readonly capacity: number;
   private readonly maxAgeMs: number;
   /** Hydrates answered here, and answers dropped by an invalidation (for tests and logs). */
@@ -75,6 +88,8 @@ export class TrackedHydrates<T> {
   ) {
     this.capacity = options.capacity ?? 4096;
     this.maxAgeMs = options.maxAgeMs ?? 30_000;
+    this.pingTimer = setInterval(() => void this.checkSubscriber(), options.pingMs ?? 5_000);
+    this.pingTimer.unref();
   }
 
   /**
@@ -97,7 +112,10 @@ export class TrackedHydrates<T> {
       if (channel.toString() === INVALIDATE_CHANNEL) tracked.invalidated(message);
     });
     subscriber.on('ready', () => void tracked.subscribe());
-    redis.on('ready', () => void tracked.enable());
+    redis.on('ready', () => {
+      tracked.stop(false);
+      void tracked.enable();
+    });
     for (const connection of [redis, subscriber]) {
       connection.on('close', () => tracked.stop(connection === subscriber));
       connection.on('end', () => tracked.stop(connection === subscriber));
@@ -125,7 +143,7 @@ export class TrackedHydrates<T> {
     if (!this.tracking) return undefined;
     const answer = this.answers.get(session.base);
     if (answer === undefined) return undefined;
-    if (Date.now() - answer.storedAt > this.maxAgeMs) {
+    if (performance.now() - answer.storedAt > this.maxAgeMs) {
       this.drop(session.base);
       return undefined;
     }
@@ -150,7 +168,7 @@ export class TrackedHydrates<T> {
     this.release(ticket);
     if (!fresh || this.capacity <= 0) return;
     this.drop(ticket.session);
-    this.answers.set(ticket.session, { keys: ticket.keys, value, storedAt: Date.now() });
+    this.answers.set(ticket.session, { keys: ticket.keys, value, storedAt: performance.now() });
     for (const key of ticket.keys) this.sessionOfKey.set(key, ticket.session);
     if (this.answers.size > this.capacity) {
       const [oldest] = this.answers.keys();
@@ -185,10 +203,14 @@ export class TrackedHydrates<T> {
     if (this.sessionsInFlight.has(session.base)) this.spoiledSessions.add(session.base);
   }
 
-  /** Stops tracking and closes the subscriber. */
+  /** Stops tracking (Redis forgets what it tracked for this worker) and closes the subscriber. */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
-    this.stop();
+    clearInterval(this.pingTimer);
+    clearTimeout(this.retryTimer);
+    this.stop(true);
+    if (this.redis.status === 'ready') this.redis.call('CLIENT', 'TRACKING', 'OFF').catch(() => {});
     this.subscriber.disconnect();
   }
 
@@ -221,12 +243,12 @@ export class TrackedHydrates<T> {
     this.sessionOfKey.clear();
   }
 
-  private stop(subscriberLost = false): void {
+  private stop(subscriberLost: boolean): void {
     this.tracking = false;
     if (subscriberLost) {
       this.subscriberId = undefined;
       this.subscriberGeneration++;
-    }
+    } else this.sessionGeneration++;
     this.flush();
   }
 
@@ -241,37 +263,71 @@ export class TrackedHydrates<T> {
       if (generation !== this.subscriberGeneration || this.closed) return;
       this.subscriberId = id;
     } catch (error) {
-      // A connection error: the subscriber reconnects, and this runs again. A refusal is final.
-      this.refused(error);
+      if (generation === this.subscriberGeneration) this.failed(error);
       return;
     }
     await this.enable();
   }
 
-  /**
-   * Redis answered with an error (before Redis 6, a proxy without tracking, an ACL without
-   * CLIENT): hydrates go to Redis from now on. A lost connection is not a refusal.
-   */
-  private refused(error: unknown): void {
-    if (!(error instanceof ReplyError)) return;
-    this.options.onUnavailable?.((error as Error).message);
-    this.close();
-  }
-
   /** Turns tracking on for the session connection, redirected to the subscriber as it is now. */
   private async enable(): Promise<void> {
-    this.stop();
     const id = this.subscriberId;
     if (this.closed || id === undefined || this.redis.status !== 'ready') return;
-    const epoch = this.epoch;
+    this.tracking = false;
+    // Answers read before tracking is on must not be kept.
+    this.flush();
+    const generations = [this.sessionGeneration, this.subscriberGeneration];
     try {
       await this.redis.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id));
     } catch (error) {
-      this.refused(error);
+      this.failed(error);
       return;
     }
     // A connection closed or came back while this was on its way: that event decides.
-    if (epoch !== this.epoch || this.closed || this.subscriberId !== id) return;
+    const [session, subscriber] = generations;
+    if (this.closed || session !== this.sessionGeneration || subscriber !== this.subscriberGeneration) return;
     this.tracking = true;
+  }
+
+  /**
+   * Redis refused (before 6.0, a proxy without tracking, an ACL without CLIENT): hydrates go to
+   * Redis from now on. Anything else (a timeout, BUSY, a redirect target that just went away) is
+   * tried again in a second; a lost connection starts over by itself when it is back.
+   */
+  private failed(error: unknown): void {
+    if (this.closed) return;
+    if (error instanceof ReplyError && REFUSALS.test((error as Error).message)) {
+      this.options.onUnavailable?.((error as Error).message);
+      this.close();
+      return;
+    }
+    if (this.retryTimer !== undefined) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.subscriberId === undefined) {
+        if (this.subscriber.status === 'ready') void this.subscribe();
+      } else void this.enable();
+    }, 1_000);
+    this.retryTimer.unref();
+  }
+
+  /** A subscriber that does not answer a ping is treated as lost, and reconnected. */
+  private async checkSubscriber(): Promise<void> {
+    if (this.closed || this.subscriberId === undefined || this.subscriber.status !== 'ready') return;
+    const generation = this.subscriberGeneration;
+    let timer: NodeJS.Timeout | undefined;
+    const answered = await Promise.race([
+      this.subscriber.ping().then(
+        () => true,
+        () => false,
+      ),
+      new Promise<boolean>((resolve) => {
+        timer = setTimeout(() => resolve(false), 2_000);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (answered || this.closed || generation !== this.subscriberGeneration) return;
+    this.stop(true);
+    this.subscriber.disconnect(true);
   }
 }
