@@ -154,7 +154,9 @@ describe('prepareJobs', () => {
     expect(error).toMatchObject({ code: 'invalid_url' });
     expect((error as Error).message).toMatch(/^target 2: /);
     expect((error as Error).message).toContain('nothing was enqueued');
-    expect(await keysOf(redis, prefix)).toEqual([]);
+    // BullMQ writes the queue's own meta hash when a Queue connects, job or no job: leave it out.
+    const written = (await keysOf(redis, prefix)).filter((key) => !key.endsWith(':crawl:meta'));
+    expect(written).toEqual([]);
   });
 });
 
