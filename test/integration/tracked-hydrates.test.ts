@@ -1,3 +1,4 @@
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import type { SessionKeys } from '@crawlfleet/core';
 import { openSessionRedis } from '@crawlfleet/core';
 import { startRedisServer } from '@crawlfleet/local-redis';
@@ -263,6 +264,52 @@ describe('tracked hydrates', () => {
     await hydrateUntil(session, (answer) => cookieValue(answer) === 'after-sub');
   });
 
+  it('drop every answer when the subscriber stops answering without closing, and reconnect it', async () => {
+    const proxy = await startFreezableProxy(REDIS_URL);
+    const redis = openSessionRedis(proxy.url);
+    const hydrates = TrackedHydrates.start<KeptHydrate>(redis, { pingMs: 200 });
+    const own = new SlateStore(redis, keys, ring, { tracked: hydrates });
+    try {
+      await waitFor(() => hydrates.active, { timeoutMs: 5_000, what: 'tracking to start' });
+      const session = await createSession('silent');
+      await own.hydrate(session, NAMES);
+      expect(hydrates.size).toBe(1);
+      // A half-open subscriber: nothing it is sent arrives, and nothing says so.
+      const subscriberId = hydrates.invalidationClientId;
+      expect(proxy.freezeSubscribers()).toBe(1);
+      const changed = await other.commit(session, [
+        { name: 'meta', expectedVersion: 1, value: { jobs: 9, errors: 0 }, ttlMs: TTL_MS },
+      ]);
+      expect(changed.ok).toBe(true);
+      const seen = await waitFor(
+        async () => {
+          const meta = (await own.hydrate(session, NAMES)).slates.get('meta');
+          return meta?.version === 2 ? meta : undefined;
+        },
+        { timeoutMs: 3_000, intervalMs: 20, what: 'the lost subscriber to be noticed' },
+      );
+      expect(seen.value).toEqual({ jobs: 9, errors: 0 });
+      // A new subscriber (a new connection through the proxy) takes over, and invalidations flow.
+      await waitFor(() => hydrates.active && hydrates.invalidationClientId !== subscriberId, {
+        timeoutMs: 10_000,
+        what: 'a new subscriber',
+      });
+      await own.hydrate(session, NAMES);
+      await other.commit(session, [
+        { name: 'meta', expectedVersion: 2, value: { jobs: 10, errors: 0 }, ttlMs: TTL_MS },
+      ]);
+      await waitFor(async () => (await own.hydrate(session, NAMES)).slates.get('meta')?.version === 3, {
+        timeoutMs: 3_000,
+        intervalMs: 20,
+        what: 'the invalidation through the new subscriber',
+      });
+    } finally {
+      hydrates.close();
+      redis.disconnect();
+      await proxy.close();
+    }
+  });
+
   it('go without, after one warning, on a Redis that refuses CLIENT TRACKING', async () => {
     const server = await startRedisServer({ args: ['--rename-command', 'CLIENT', ''] });
     const redis = openSessionRedis(server.url);
@@ -286,3 +333,50 @@ describe('tracked hydrates', () => {
     }
   });
 });
+
+/**
+ * A TCP proxy to Redis whose subscriber connections (those that sent SUBSCRIBE) can be frozen: from
+ * then on nothing passes either way and neither side is told, as with a half-open socket.
+ */
+async function startFreezableProxy(target: string) {
+  const { hostname, port } = new URL(target);
+  const links: Array<{ client: Socket; upstream: Socket; subscriber: boolean; frozen: boolean }> = [];
+  const server = createServer((client) => {
+    const upstream = connect(Number(port), hostname);
+    const link = { client, upstream, subscriber: false, frozen: false };
+    links.push(link);
+    client.on('data', (chunk) => {
+      if (/subscribe/i.test(chunk.toString('latin1'))) link.subscriber = true;
+      if (!link.frozen) upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (!link.frozen) client.write(chunk);
+    });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end);
+    upstream.on('error', end);
+    client.on('close', end);
+    upstream.on('close', end);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address() as AddressInfo;
+  return {
+    url: `redis://127.0.0.1:${address.port}`,
+    /** Freezes the open subscriber connections; returns how many. */
+    freezeSubscribers(): number {
+      const open = links.filter((link) => link.subscriber && !link.frozen && !link.client.destroyed);
+      for (const link of open) link.frozen = true;
+      return open.length;
+    },
+    async close() {
+      for (const link of links) {
+        link.client.destroy();
+        link.upstream.destroy();
+      }
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

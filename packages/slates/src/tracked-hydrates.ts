@@ -30,7 +30,8 @@ export interface TrackedHydratesOptions {
   /**
    * How often the subscriber is pinged. Redis tells no one (in RESP2) when it drops a redirect
    * target, and a subscriber that only receives can die silently (a NAT's idle timeout, a
-   * half-open socket); an unanswered ping drops every answer and reconnects it. Default 5 s.
+   * half-open socket); a ping unanswered within this long (2 s at most) drops every answer and
+   * reconnects it. Default 5 s.
    */
   pingMs?: number;
   /** Told once when Redis refuses tracking (before 6.0, or a proxy without it); never throws. */
@@ -76,6 +77,7 @@ export class TrackedHydrates<T> {
   private sessionGeneration = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly pingTimer: NodeJS.Timeout;
+  private readonly pingMs: number;
   private readonly capacity: number;
   private readonly maxAgeMs: number;
   /** Hydrates answered here, and answers dropped by an invalidation (for tests and logs). */
@@ -88,7 +90,8 @@ export class TrackedHydrates<T> {
   ) {
     this.capacity = options.capacity ?? 4096;
     this.maxAgeMs = options.maxAgeMs ?? 30_000;
-    this.pingTimer = setInterval(() => void this.checkSubscriber(), options.pingMs ?? 5_000);
+    this.pingMs = options.pingMs ?? 5_000;
+    this.pingTimer = setInterval(() => void this.checkSubscriber(), this.pingMs);
     this.pingTimer.unref();
   }
 
@@ -322,7 +325,7 @@ export class TrackedHydrates<T> {
         () => false,
       ),
       new Promise<boolean>((resolve) => {
-        timer = setTimeout(() => resolve(false), 2_000);
+        timer = setTimeout(() => resolve(false), Math.min(2_000, this.pingMs));
       }),
     ]);
     clearTimeout(timer);
