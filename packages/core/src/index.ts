@@ -42,5 +42,12 @@ export {
 } from './keys.js';
 export type { CrawlObserver } from './observer.js';
 export { redactPii, redactPiiDeep } from './pii.js';
-export { type ConnectOptions, connectRedis, openSessionRedis, redactRedisUrl, whenReady } from './redis.js';
+export {
+  type ConnectOptions,
+  coalesceWrites,
+  connectRedis,
+  openSessionRedis,
+  redactRedisUrl,
+  whenReady,
+} from './redis.js';
 export { NODE_FLAGS } from './runtime.js';

@@ -1,5 +1,6 @@
 import {
   type CrawlfleetConfig,
+  coalesceWrites,
   connectRedis,
   type KeyLayout,
   keyLayout,
@@ -45,6 +46,9 @@ export interface OpenedWorker {
 export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWorker> {
   const connection = await connectRedis(options.redisUrl, { role: 'worker' });
   const sessionRedis = openSessionRedis(options.sessionRedisUrl);
+  // The worker's two busy connections (not BullMQ's blocking one, which it duplicates itself).
+  coalesceWrites(connection);
+  coalesceWrites(sessionRedis);
   // A moment for the session store, so the first jobs do not run on ephemeral sessions; a store
   // that stays down does not keep the worker from starting.
   const sessionStoreReady = await whenReady(sessionRedis, 3_000);
