@@ -44,7 +44,7 @@ export interface HydrateAnswer {
 
 /** A healthy session's hydrate, as `TrackedHydrates` keeps it: the slates it read, and their reads. */
 export interface KeptHydrate {
-  names: string;
+  names: readonly SlateName[];
   slates: ReadonlyMap<SlateName, SlateRead>;
 }
 
@@ -111,10 +111,9 @@ export class SlateStore {
   async hydrate(session: SessionKeys, names: readonly SlateName[]): Promise<HydrateAnswer> {
     const tracked = this.tracked;
     if (tracked === undefined || !names.every(reusable)) return this.readSession(session, names);
-    const joined = names.join(',');
     const kept = tracked.get(session);
     // A copy: a job's session updates its own map as it commits.
-    if (kept?.names === joined)
+    if (kept !== undefined && sameNames(kept.names, names))
       return { slates: new Map(kept.slates), quarantined: false, breakerOpenUntil: undefined };
     const ticket = tracked.reading(session, [
       ...names.map((name) => session.slate(name)),
@@ -132,7 +131,7 @@ export class SlateStore {
       !answer.quarantined &&
       answer.breakerOpenUntil === undefined &&
       [...answer.slates.values()].every((read) => read.discarded === undefined);
-    if (healthy) tracked.keep(ticket, { names: joined, slates: new Map(answer.slates) });
+    if (healthy) tracked.keep(ticket, { names: [...names], slates: new Map(answer.slates) });
     else tracked.release(ticket);
     return answer;
   }
@@ -349,6 +348,10 @@ export class SlateStore {
     }
     return tally;
   }
+}
+
+function sameNames(a: readonly SlateName[], b: readonly SlateName[]): boolean {
+  return a === b || (a.length === b.length && a.every((name, i) => name === b[i]));
 }
 
 /** Slates whose values only crawlfleet reads; a workflow's state goes to user code, fresh each time. */
