@@ -72,6 +72,18 @@ function runtimeStage(dockerfile: string): RuntimeStage {
   return stage;
 }
 
+/** Runs node in the staged image folder; `output()` is everything it printed so far. */
+function startInImage(cwd: string, args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let printed = '';
+  const keep = (chunk: Buffer) => {
+    printed += chunk.toString();
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  return { child, output: () => printed };
+}
+
 describe("the image's runtime stage, rehearsed without a Docker engine", () => {
   const stage = runtimeStage(readFileSync(join(root, 'infra/Dockerfile'), 'utf8'));
   const prefix = uniquePrefix('image');
@@ -81,7 +93,6 @@ describe("the image's runtime stage, rehearsed without a Docker engine", () => {
   let redis: Redis;
   let env: Record<string, string>;
   let worker: ChildProcess | undefined;
-  let output = '';
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'crawlfleet-image-'));
@@ -147,20 +158,16 @@ describe("the image's runtime stage, rehearsed without a Docker engine", () => {
   it("runs the CMD as a worker that answers /healthz and crawls what the image's CLI submits", async () => {
     const [command, ...args] = stage.cmd;
     expect(command).toBe('node');
-    worker = spawn(process.execPath, args, { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    worker.stdout?.on('data', (chunk) => {
-      output += chunk;
-    });
-    worker.stderr?.on('data', (chunk) => {
-      output += chunk;
-    });
+    const started = startInImage(app, args, env);
+    worker = started.child;
+    const output = started.output;
     await waitFor(
       async () => {
-        if (worker?.exitCode !== null) throw new Error(`the worker exited: ${output}`);
+        if (worker?.exitCode !== null) throw new Error(`the worker exited: ${output()}`);
         const res = await fetch(`http://127.0.0.1:${env.CRAWLFLEET_METRICS_PORT}/healthz`).catch(() => undefined);
         return res?.status === 200;
       },
-      { timeoutMs: 20_000, what: `/healthz of the image's worker: ${output}` },
+      { timeoutMs: 20_000, what: `/healthz of the image's worker: ${output()}` },
     );
 
     const urls = [1, 2, 3].map((n) => site.url(`/ok/image-${n}`));
@@ -172,7 +179,7 @@ describe("the image's runtime stage, rehearsed without a Docker engine", () => {
     const keys = keyLayout(prefix);
     await waitFor(async () => (await redis.xlen(keys.results)) === 3, {
       timeoutMs: 20_000,
-      what: `3 results: ${output}`,
+      what: `3 results: ${output()}`,
     });
     for (const n of [1, 2, 3]) expect(site.hits(`/ok/image-${n}`)).toBe(1);
     worker.kill('SIGTERM');
@@ -182,25 +189,18 @@ describe("the image's runtime stage, rehearsed without a Docker engine", () => {
 
   it("starts the image's board, which asks for credentials", async () => {
     const port = await freePort();
-    const board = spawn(process.execPath, ['apps/board/dist/main.js'], {
-      cwd: app,
-      env: { ...env, CRAWLFLEET_BOARD_PORT: String(port), CRAWLFLEET_BOARD_TOKEN: 'image-token-1234567890' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let printed = '';
-    board.stdout?.on('data', (chunk) => {
-      printed += chunk;
-    });
-    board.stderr?.on('data', (chunk) => {
-      printed += chunk;
+    const { child: board, output: printed } = startInImage(app, ['apps/board/dist/main.js'], {
+      ...env,
+      CRAWLFLEET_BOARD_PORT: String(port),
+      CRAWLFLEET_BOARD_TOKEN: 'image-token-1234567890',
     });
     try {
       const status = await waitFor(
         async () => {
-          if (board.exitCode !== null) throw new Error(`the board exited: ${printed}`);
+          if (board.exitCode !== null) throw new Error(`the board exited: ${printed()}`);
           return (await fetch(`http://127.0.0.1:${port}/`).catch(() => undefined))?.status;
         },
-        { timeoutMs: 20_000, what: `the board: ${printed}` },
+        { timeoutMs: 20_000, what: `the board: ${printed()}` },
       );
       expect(status).toBe(401);
       const authorized = await fetch(`http://127.0.0.1:${port}/`, {
