@@ -25,19 +25,164 @@ const allowHostEntry = z
     'a CIDR range needs an IP address and a prefix length that fits it',
   );
 
+/** Text that may name secrets: `${NAME}` (the environment) or `${file:/path}` (a mounted secret). */
+const secretText = z.string().max(4096);
+
+/** A JSON path into a login answer: `access`, `data.token`, `tokens.0.value`. */
+const jsonPath = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[A-Za-z0-9_$-]+(\.[A-Za-z0-9_$-]+)*$/, 'must be dotted field names, e.g. "access" or "data.token"');
+
+/** A regular expression given as text, refused at load when it does not compile. */
+const pattern = z
+  .string()
+  .min(1)
+  .max(1024)
+  .refine((source) => {
+    try {
+      new RegExp(source);
+      return true;
+    } catch {
+      return false;
+    }
+  }, 'must be a valid regular expression');
+
+const statusList = z.array(z.number().int().min(100).max(599)).min(1).max(50);
+
 /**
- * How a tenant's session logs in again after a 401 (or a 403 that is not a challenge). Values
- * may name environment variables as `${NAME}`; they are read at login time and never stored.
+ * What a successful login looks like. Every given check must hold. Without one, a login holds
+ * when it answered below 400 and (for a form login) did not land back on the login page.
+ */
+export const loginSuccessSchema = z.strictObject({
+  /** Statuses of the final answer (after redirects) that mean success. */
+  status: statusList.optional(),
+  /** A cookie that must be in the session's jar for the login URL afterwards (a session id). */
+  cookie: z.string().min(1).max(256).optional(),
+  /** Text that must be on the page the login lands on. */
+  text: z.string().min(1).max(1024).optional(),
+  /** Text that must not be there ("Please enter a correct username and password"). */
+  notText: z.string().min(1).max(1024).optional(),
+});
+
+/** Where the access token of a JSON login answer is, and how requests carry it. */
+export const loginTokenSchema = z.strictObject({
+  /** The token's path in the JSON answer. */
+  path: jsonPath,
+  /** The request header that carries it. */
+  header: z
+    .string()
+    .min(1)
+    .max(128)
+    .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header name')
+    .default('authorization'),
+  prefix: z.string().max(64).default('Bearer '),
+  /** The token's lifetime in seconds (`expires_in`); without it the login lasts `auth.ttlSeconds`. */
+  expiresInPath: jsonPath.optional(),
+  /** Where the refresh token is (for `auth.refresh`). */
+  refreshPath: jsonPath.optional(),
+  /**
+   * Hosts the token is sent to (exact names, or `*.domain`). Default: the login URL's host only,
+   * so a session that also fetches other hosts never hands them its token.
+   */
+  hosts: z.array(z.string().min(1).max(253)).max(100).optional(),
+});
+
+/**
+ * How a session of a tenant logs in. Either `page` (a form login: the login page is fetched in
+ * the session, its form found, its hidden fields such as CSRF tokens kept, `form` filled in and
+ * submitted to the form's action) or `url` (one request with `form` or `json`). Values may name
+ * secrets as `${NAME}` or `${file:/run/secrets/x}`; they are read at login time and never
+ * queued, stored or logged.
  */
 export const loginConfigSchema = z
   .strictObject({
+    page: z.string().url().optional(),
+    url: z.string().url().optional(),
+    /** A CSS selector for the login form, when the page has several that hold the fields. */
+    formSelector: z.string().min(1).max(512).optional(),
+    /** Default: POST for `url`; the form's own method for `page`. */
+    method: z.enum(['POST', 'PUT', 'GET']).optional(),
+    form: z.record(z.string(), secretText).optional(),
+    json: z.record(z.string(), z.unknown()).optional(),
+    headers: z.record(z.string(), secretText).default({}),
+    token: loginTokenSchema.optional(),
+    success: loginSuccessSchema.optional(),
+  })
+  .refine((login) => (login.page === undefined) !== (login.url === undefined), 'give page or url, not both')
+  .refine((login) => !(login.form && login.json), 'give form or json, not both')
+  .refine((login) => login.page === undefined || login.json === undefined, 'a form login (page) takes form, not json')
+  .refine((login) => login.page === undefined || login.token === undefined, 'a token login takes url, not page');
+
+/** Signs, besides 401 and a 403 that is not a challenge, that a session is logged out. */
+export const loggedOutSchema = z.strictObject({
+  status: statusList.optional(),
+  /** A regular expression the final URL (after redirects) matches when it is a login page. */
+  url: pattern.optional(),
+  /** Text in the page that only a logged-out visitor sees. */
+  text: z.string().min(1).max(1024).optional(),
+});
+
+/** How an access token is renewed with the refresh token (`{refresh}` in a value stands for it). */
+export const refreshConfigSchema = z
+  .strictObject({
     url: z.string().url(),
     method: z.enum(['POST', 'PUT', 'GET']).default('POST'),
-    form: z.record(z.string(), z.string()).optional(),
+    form: z.record(z.string(), secretText).optional(),
     json: z.record(z.string(), z.unknown()).optional(),
-    headers: z.record(z.string(), z.string()).default({}),
+    headers: z.record(z.string(), secretText).default({}),
+    /** The new access token's path; default: `login.token.path`. */
+    path: jsonPath.optional(),
+    /** A new refresh token's path, when the site rotates them; default: `login.token.refreshPath`. */
+    refreshPath: jsonPath.optional(),
+    /** Default: `login.token.expiresInPath`. */
+    expiresInPath: jsonPath.optional(),
   })
-  .refine((login) => !(login.form && login.json), 'give form or json, not both');
+  .refine((refresh) => !(refresh.form && refresh.json), 'give form or json, not both');
+
+export const authConfigSchema = z
+  .strictObject({
+    login: loginConfigSchema,
+    /** How long a login is taken to last when the site does not say (cookie expiry, `expires_in`). */
+    ttlSeconds: z.number().int().min(1).default(3600),
+    loggedOut: loggedOutSchema.optional(),
+    refresh: refreshConfigSchema.optional(),
+    /**
+     * A login (or token) that expires within this margin is renewed before the job's request,
+     * never mid-request; at most a quarter of the login's lifetime.
+     */
+    refreshMarginSeconds: z.number().int().min(0).max(86_400).default(60),
+    /** A cookie the site wants echoed in a header on requests that change things (Django, Angular). */
+    csrf: z
+      .strictObject({
+        cookie: z.string().min(1).max(256),
+        header: z
+          .string()
+          .min(1)
+          .max(128)
+          .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header name'),
+      })
+      .optional(),
+    /** A cookie whose expiry is the login's (a session id); default: the earliest the login set. */
+    sessionCookie: z.string().min(1).max(256).optional(),
+    /**
+     * After a refused login, the session does not try again for `cooldownSeconds` (doubling with
+     * each refusal in a row, up to `maxCooldownSeconds`). Its jobs that need a login meanwhile go
+     * to the DLQ as `auth_failed` (`jobs: "dead_letter"`) or are held until it ends (`"wait"`).
+     */
+    refused: z
+      .strictObject({
+        cooldownSeconds: z.number().int().min(1).max(86_400).default(300),
+        maxCooldownSeconds: z.number().int().min(1).max(604_800).default(3600),
+        jobs: z.enum(['dead_letter', 'wait']).default('dead_letter'),
+      })
+      .prefault({}),
+  })
+  .refine((auth) => auth.refresh === undefined || auth.login.token !== undefined, {
+    message: 'refresh needs login.token (where the access token is)',
+    path: ['refresh'],
+  });
 
 export const tenantConfigSchema = z.strictObject({
   /**
@@ -55,14 +200,8 @@ export const tenantConfigSchema = z.strictObject({
   robots: z.enum(['respect', 'ignore']).default('respect'),
   /** The least time between two requests to one host, across the whole fleet, in ms. */
   hostDelayMs: z.number().int().min(0).max(3_600_000).default(0),
-  /** The re-auth hook: how a session of this tenant logs in. */
-  auth: z
-    .strictObject({
-      login: loginConfigSchema,
-      /** How long a login is taken to last when the site does not say. */
-      ttlSeconds: z.number().int().min(1).default(3600),
-    })
-    .optional(),
+  /** How a session of this tenant logs in, notices it was logged out, and renews its login. */
+  auth: authConfigSchema.optional(),
 });
 
 export const fetchConfigSchema = z.strictObject({
@@ -188,6 +327,11 @@ export type JobsConfig = z.infer<typeof jobsConfigSchema>;
 export type RetentionConfig = z.infer<typeof retentionConfigSchema>;
 export type SessionsConfig = z.infer<typeof sessionsConfigSchema>;
 export type LoginConfig = z.infer<typeof loginConfigSchema>;
+export type AuthConfig = z.infer<typeof authConfigSchema>;
+export type RefreshConfig = z.infer<typeof refreshConfigSchema>;
+export type LoginTokenConfig = z.infer<typeof loginTokenSchema>;
+export type LoginSuccessCheck = z.infer<typeof loginSuccessSchema>;
+export type LoggedOutCheck = z.infer<typeof loggedOutSchema>;
 
 export interface CrawlfleetConfig extends z.infer<typeof crawlfleetConfigSchema> {
   /** Where it was read from, for messages; undefined when no file was used. */

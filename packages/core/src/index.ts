@@ -1,5 +1,6 @@
 export { canonicalizeUrl, isTrackingParam, parseTargetUrl } from './canonical-url.js';
 export {
+  type AuthConfig,
   type CrawlfleetConfig,
   crawlfleetConfigSchema,
   DEFAULT_CONFIG_FILE,
@@ -7,9 +8,13 @@ export {
   type FetchConfig,
   type JobsConfig,
   type LoadConfigOptions,
+  type LoggedOutCheck,
   type LoginConfig,
+  type LoginSuccessCheck,
+  type LoginTokenConfig,
   loadConfig,
   parseConfig,
+  type RefreshConfig,
   type RetentionConfig,
   type SessionsConfig,
   sessionsConfigSchema,

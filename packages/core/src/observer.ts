@@ -21,4 +21,6 @@ export interface CrawlObserver {
   sessionInvalidated?(reason: string): void;
   /** A job ran on an ephemeral session because the session store did not answer. */
   sessionEphemeral?(): void;
+  /** A session logged in or refreshed its token (`ok`), or the site refused it. */
+  sessionLogin?(kind: 'login' | 'refresh', outcome: 'ok' | 'refused'): void;
 }

@@ -1,4 +1,5 @@
 import type { AuditLog } from '@crawlfleet/audit';
+import { LoginCoolingDownError, SessionAuthenticator } from '@crawlfleet/auth';
 import {
   type CrawlfleetConfig,
   type CrawlObserver,
@@ -18,7 +19,6 @@ import {
   CrawlFailure,
   classifyError,
   classifyResponse,
-  NonRecoverableError,
   type ResponseSummary,
   retryDelay,
 } from '@crawlfleet/failures';
@@ -26,11 +26,12 @@ import type { FetchedPage, Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import type { HostPacer, RobotsCache } from '@crawlfleet/politeness';
 import { encodeBody, pickStoredHeaders, type ResultsStore, type StoredResult } from '@crawlfleet/results';
-import { buildLoginRequest, type JobSession, reauthenticate, type SessionManager } from '@crawlfleet/sessions';
+import type { JobSession, SessionManager } from '@crawlfleet/sessions';
 import { contextOf, inSpan, SpanKind, type TraceCarrier } from '@crawlfleet/tracing';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { auditSubject } from './audit-subject.js';
 import { BreakerGate } from './breaker-gate.js';
+import { holdBack } from './hold-back.js';
 import { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
 import { PolitenessGate } from './politeness-gate.js';
 
@@ -61,10 +62,19 @@ export interface CrawlProcessorDeps {
 export class CrawlProcessor {
   private readonly breakerGate: BreakerGate;
   private readonly politeness: PolitenessGate;
+  private readonly authenticator: SessionAuthenticator;
 
   constructor(private readonly deps: CrawlProcessorDeps) {
     this.breakerGate = new BreakerGate(deps);
     this.politeness = new PolitenessGate(deps);
+    this.authenticator = new SessionAuthenticator({
+      fetcher: deps.fetcher,
+      // The lease must outlive the slowest login (a form login is two requests), or a second
+      // worker logs in alongside.
+      leaseMs: Math.max(deps.config.sessions.reauthLeaseMs, 2 * deps.config.fetch.timeoutMs + 5_000),
+      logger: deps.logger,
+      observer: deps.observer,
+    });
   }
 
   /** Stops this worker's breaker timers (on drain). */
@@ -192,14 +202,17 @@ export class CrawlProcessor {
               retryAfterMs: error.retryAfterMs,
             }
           : classifyError(error);
-      // A redirect target's robots.txt (refusing, or down) says nothing about the session's
-      // health: it must not count towards its breaker. A probe left undecided expires.
-      if (!classification.reason.startsWith('robots_')) {
+      // A redirect target's robots.txt (refusing, or down) and a refused login say nothing about
+      // the session's health: they must not count towards its breaker (a refused login has its
+      // own cool-down). A probe left undecided expires.
+      if (!classification.reason.startsWith('robots_') && !classification.reason.startsWith('auth_')) {
         session?.recordError();
         await this.breakerGate.recordHealth(job, data, session, probing, classification);
       }
       await this.commitSession(session, job, data, attempt);
-      return this.fail(job, data, classification, (error as Error).message, attempt);
+      if (error instanceof LoginCoolingDownError) return holdBack(job, token, error.waitMs, 'auth_cooldown');
+      const response = error instanceof CrawlFailure ? error.response : undefined;
+      return this.fail(job, data, classification, (error as Error).message, attempt, response);
     }
 
     this.deps.observer?.fetched?.(page.status, page.durationMs);
@@ -214,19 +227,17 @@ export class CrawlProcessor {
     await this.breakerGate.recordHealth(job, data, session, probing, failure);
     await this.commitSession(session, job, data, attempt);
     if (failure !== undefined) {
-      const summary: ResponseSummary = {
-        status: page.status,
-        headers: pickStoredHeaders(page.headers),
-        bodySnippet: tenant.redactPii ? redactPii(snippet) : snippet,
-      };
+      const summary = responseSummary(page, tenant);
       return this.fail(job, data, failure, `HTTP ${page.status} from ${page.finalUrl}`, attempt, summary);
     }
     return this.store(job, data, tenant, page, attempt);
   }
 
   /**
-   * Fetches with the session's jar. A 401, or a 403 that is not a challenge, runs the tenant's
-   * re-auth hook once (single-flight across the fleet) and fetches again.
+   * Fetches as the session: its jar, user agent and login. A login about to expire is renewed
+   * first; a page that says the session is logged out (401, a 403 that is not a challenge, the
+   * login page, the tenant's signs) logs it in once across the fleet and is fetched again. A
+   * login page is never returned as the page: it fails the job as `auth_failed`.
    */
   private async fetch(data: FetchJob, tenant: TenantConfig, session: JobSession | undefined): Promise<FetchedPage> {
     const tenantRef = { name: data.tenant, config: tenant };
@@ -235,36 +246,32 @@ export class CrawlProcessor {
       userAgent: tenant.userAgent ?? this.deps.config.fetch.userAgent,
       createdAt: new Date().toISOString(),
     }));
-    const request = {
+    const headers = profile === undefined ? data.headers : { 'user-agent': profile.userAgent, ...data.headers };
+    const auth = tenant.auth;
+    const request = async () => ({
       url: data.url,
       method: data.method,
       body: data.body,
-      headers: profile === undefined ? data.headers : { 'user-agent': profile.userAgent, ...data.headers },
+      headers:
+        session === undefined || auth === undefined
+          ? headers
+          : { ...headers, ...(await this.authenticator.requestHeaders(session, auth, data.url, data.method)) },
       cookieJar: session?.jar,
       // robots.txt is asked about every redirect target too, not only the job's URL.
       beforeHop: this.politeness.hopCheck(data.tenant, tenant),
-    };
-    const page = await this.deps.fetcher.fetch(request, tenantRef);
-    const login = tenant.auth?.login;
-    if (session === undefined || login === undefined || !needsLogin(page)) return page;
-    await reauthenticate(
-      session,
-      async () => {
-        const request = buildLoginRequest(login);
-        const answer = await this.deps.fetcher.fetch({ ...request, cookieJar: session.jar }, tenantRef);
-        if (answer.status >= 400)
-          throw new NonRecoverableError('login_failed', `the login hook answered HTTP ${answer.status}`, {
-            status: answer.status,
-          });
-      },
-      {
-        ttlSeconds: tenant.auth?.ttlSeconds ?? 0,
-        // The lease must outlive the slowest login, or a second worker logs in alongside.
-        leaseMs: Math.max(this.deps.config.sessions.reauthLeaseMs, this.deps.config.fetch.timeoutMs + 5_000),
-      },
-    );
-    // The login may have replaced the session's jar.
-    return this.deps.fetcher.fetch({ ...request, cookieJar: session.jar }, tenantRef);
+    });
+    if (auth === undefined) return this.deps.fetcher.fetch(await request(), tenantRef);
+    if (session !== undefined) await this.authenticator.beforeFetch(session, tenantRef, auth);
+    const sentAt = Date.now();
+    const page = await this.deps.fetcher.fetch(await request(), tenantRef);
+    const sign = this.authenticator.loggedOut(page, auth, data.url);
+    if (sign === undefined) return page;
+    if (session === undefined) throw stillLoggedOut(page, tenant, 'the page needs a login, and the job has no session');
+    await this.authenticator.renewAfter(session, tenantRef, auth, sign, sentAt);
+    const again = await this.deps.fetcher.fetch(await request(), tenantRef);
+    if (this.authenticator.loggedOut(again, auth, data.url) !== undefined)
+      throw stillLoggedOut(again, tenant, 'the session is still logged out after logging in');
+    return again;
   }
 
   /**
@@ -487,14 +494,22 @@ export class CrawlProcessor {
   }
 }
 
-/** A 401, or a 403 that is not a WAF or CAPTCHA challenge: the session may need to log in. */
-function needsLogin(page: FetchedPage): boolean {
-  if (page.status === 401) return true;
-  if (page.status !== 403) return false;
+/** What a person needs to see of a failed answer in its DLQ entry (redacted as results are). */
+function responseSummary(page: FetchedPage, tenant: TenantConfig): ResponseSummary {
   const snippet = page.body.subarray(0, SNIPPET_BYTES).toString('utf8');
-  return (
-    classifyResponse({ status: 403, headers: page.headers, bodySnippet: snippet })?.failureClass !==
-    'compliance_blocked'
+  return {
+    status: page.status,
+    headers: pickStoredHeaders(page.headers),
+    bodySnippet: tenant.redactPii ? redactPii(snippet) : snippet,
+  };
+}
+
+/** A page that still says "log in": `auth_failed`, never stored as the page. */
+function stillLoggedOut(page: FetchedPage, tenant: TenantConfig, why: string): CrawlFailure {
+  return new CrawlFailure(
+    { failureClass: 'non_recoverable', reason: 'auth_failed', status: page.status },
+    `${why}: HTTP ${page.status} from ${page.finalUrl}`,
+    responseSummary(page, tenant),
   );
 }
 

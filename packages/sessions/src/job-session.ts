@@ -6,10 +6,43 @@ import { MetaBacklog, type MetaDelta, mergeMeta, type SessionMeta, sumDeltas } f
 import type { SessionHasher } from './session-hasher.js';
 import { SessionCookieJar } from './session-jar.js';
 
-/** Login state: never a password or token, only when it happened and how long it holds. */
+/** A login the site refused: no job of the session tries to log in again before `until`. */
+export interface RefusedLogin {
+  at: string;
+  until: string;
+  /** Refusals in a row: each doubles the cool-down (the session's login breaker). */
+  count: number;
+  status?: number | undefined;
+  /** Why, in a line (no secret), and the start of the answer, redacted. */
+  message: string;
+  snippet?: string | undefined;
+}
+
+/**
+ * A session's login, sealed in its `auth` slate like every slate: never a password; the tokens
+ * the site issued when it uses them. Of two writers, the later `changedAt` wins.
+ */
 export interface AuthState {
-  loggedInAt: string;
-  expiresAt: string;
+  changedAt: string;
+  /** The last login or refresh that succeeded; with `expiresAt`, a login that holds until then. */
+  loggedInAt?: string | undefined;
+  expiresAt?: string | undefined;
+  /** The access token requests carry (`auth.login.token`). */
+  token?: string | undefined;
+  refreshToken?: string | undefined;
+  refused?: RefusedLogin | undefined;
+  /** How long Redis keeps the slate (a refresh token may outlive the access token). */
+  keepUntil: string;
+}
+
+/** An auth slate as stored; slates of older workers held only `loggedInAt` and `expiresAt`. */
+export function normalizeAuth(value: unknown): AuthState | undefined {
+  if (value === null || typeof value !== 'object') return undefined;
+  const state = value as Partial<AuthState>;
+  if (typeof state.changedAt === 'string' && typeof state.keepUntil === 'string') return state as AuthState;
+  if (typeof state.loggedInAt === 'string' && typeof state.expiresAt === 'string')
+    return { ...state, changedAt: state.loggedInAt, keepUntil: state.expiresAt } as AuthState;
+  return undefined;
 }
 
 /** The session's stable identity: written once by the first job, read by every job. */
@@ -209,7 +242,7 @@ export class JobSession {
     const merged = await this.jar.replayOnto(jar);
     merged.changes.push(...this.jar.changes);
     this.jar = merged;
-    this.auth = latest.get('auth')?.value as AuthState | undefined;
+    this.auth = normalizeAuth(latest.get('auth')?.value);
     this.authChanged = false;
   }
 
@@ -232,10 +265,11 @@ export class JobSession {
     if (this.authChanged && auth !== undefined) {
       changes.push({
         name: 'auth',
-        ttlMs: Math.max(1000, Date.parse(auth.expiresAt) - Date.now()),
+        ttlMs: Math.max(1000, Date.parse(auth.keepUntil) - Date.now()),
         apply: async (latest) => {
-          const theirs = latest.value as AuthState | undefined;
-          return theirs !== undefined && Date.parse(theirs.expiresAt) > Date.parse(auth.expiresAt) ? KEEP : auth;
+          // A login, refresh or refusal written after this one (by another worker) stands.
+          const theirs = normalizeAuth(latest.value);
+          return theirs !== undefined && Date.parse(theirs.changedAt) > Date.parse(auth.changedAt) ? KEEP : auth;
         },
       });
     }
@@ -551,8 +585,7 @@ export class SessionManager {
     }
     const { jar, dropped } = await SessionCookieJar.fromSlate(reads.get('cookies')?.value);
     counters.cookiesDropped += dropped;
-    const auth = reads.get('auth')?.value as AuthState | undefined;
-    const live = auth !== undefined && Date.parse(auth.expiresAt) > Date.now() ? auth : undefined;
+    const auth = normalizeAuth(reads.get('auth')?.value);
     const discarded = dirty
       ? new Set([...reads.values()].filter((read) => read.discarded !== undefined).map((read) => read.name))
       : NONE_DISCARDED;
@@ -560,7 +593,7 @@ export class SessionManager {
       keys,
       false,
       jar,
-      live,
+      auth,
       reads,
       this.context,
       dirty || dropped > 0,

@@ -1,67 +1,62 @@
 import { randomUUID } from 'node:crypto';
 import { RecoverableError } from '@crawlfleet/failures';
-import type { AuthState, JobSession } from './job-session.js';
+import { type AuthState, type JobSession, normalizeAuth } from './job-session.js';
 
-export interface ReauthOptions {
-  /** How long a login is taken to last. */
-  ttlSeconds: number;
+export interface RenewOptions {
   /** How long the login lease is held; it must outlive the slowest login request. */
   leaseMs: number;
+  /**
+   * Whether the stored auth already answers this job's need, because another worker logged in,
+   * refreshed, or was refused meanwhile. Default: it changed after this job read its session.
+   */
+  settled?: ((auth: AuthState | undefined) => boolean) | undefined;
 }
 
-export type ReauthOutcome = 'logged_in' | 'reused';
+export type RenewOutcome = 'renewed' | 'reused';
 
 /**
- * Logs a session in again, once across the fleet. The worker that takes the session's short
- * lease logs in and commits the new cookies and auth slate; the others poll the auth slate and
- * take up the new login when its version moves. Nobody waits longer than twice the lease: then
- * the job is retried later instead of holding a worker slot.
+ * Renews a session's login (a login, or a token refresh) once across the fleet. The worker that
+ * takes the session's short lease runs `renew` and commits what it returns (a login, or a
+ * refused one) with the cookies it set; the others poll the auth slate and take up what that
+ * worker wrote. Nobody waits longer than twice the lease: then the job is retried later instead
+ * of holding a worker slot.
  */
-export async function reauthenticate(
+export async function renewAuthOnce(
   session: JobSession,
-  login: () => Promise<void>,
-  { ttlSeconds, leaseMs }: ReauthOptions,
-): Promise<ReauthOutcome> {
+  renew: () => Promise<AuthState>,
+  { leaseMs, settled }: RenewOptions,
+): Promise<RenewOutcome> {
   const store = session.store;
-  const setAuth = async () => {
-    await login();
-    const now = Date.now();
-    session.setAuth({
-      loggedInAt: new Date(now).toISOString(),
-      expiresAt: new Date(now + ttlSeconds * 1000).toISOString(),
-    });
+  const run = async () => {
+    session.setAuth(await renew());
     await session.commit();
   };
   if (store === undefined || session.ephemeral) {
-    await setAuth();
-    return 'logged_in';
+    await run();
+    return 'renewed';
   }
   // Compared by time, not by slate version: an auth slate that expired and was written again
   // starts its versions over.
-  const someoneLoggedIn = async () => {
-    const auth = (await store.read(session.keys, ['auth'])).get('auth')?.value as AuthState | undefined;
-    return (
-      auth !== undefined && Date.parse(auth.loggedInAt) >= session.openedAt && Date.parse(auth.expiresAt) > Date.now()
-    );
-  };
+  const done = settled ?? ((auth) => auth !== undefined && Date.parse(auth.changedAt) >= session.openedAt);
+  const someoneRenewed = async () => done(normalizeAuth((await store.read(session.keys, ['auth'])).get('auth')?.value));
   const token = randomUUID();
   const deadline = Date.now() + 2 * leaseMs;
   while (Date.now() < deadline) {
     if (await store.tryAuthLease(session.keys, token, leaseMs)) {
       try {
         // Another worker may have finished between our read and our lease.
-        if (await someoneLoggedIn()) {
+        if (await someoneRenewed()) {
           await session.refresh();
           return 'reused';
         }
-        await setAuth();
-        return 'logged_in';
+        await run();
+        return 'renewed';
       } finally {
         await store.releaseAuthLease(session.keys, token).catch(() => false);
       }
     }
     await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
-    if (await someoneLoggedIn()) {
+    if (await someoneRenewed()) {
       await session.refresh();
       return 'reused';
     }

@@ -1,5 +1,5 @@
 import { checkName, DEFAULT_TENANT, InputError } from '@crawlfleet/core';
-import { type AuthState, SessionCookieJar, type SessionMeta } from '@crawlfleet/sessions';
+import { normalizeAuth, SessionCookieJar, type SessionMeta } from '@crawlfleet/sessions';
 import { listSessions, purgeSession, requireKeyRing, SlateStore } from '@crawlfleet/slates';
 import type { Command } from 'commander';
 import { type GlobalOptions, openSessionContext } from '../context.js';
@@ -57,13 +57,32 @@ export function registerSessions(program: Command): void {
           );
         }
         const { jar, dropped } = await SessionCookieJar.fromSlate(slates.get('cookies')?.value);
-        const auth = slates.get('auth')?.value as AuthState | undefined;
+        const auth = normalizeAuth(slates.get('auth')?.value);
         const view = {
           tenant: keysOf.tenant,
           sessionId,
           cookies: await jar.describe(),
           expiredCookies: dropped,
-          auth: auth === undefined ? null : { loggedInAt: auth.loggedInAt, expiresAt: auth.expiresAt },
+          // Whether the session holds tokens, never their values.
+          auth:
+            auth === undefined
+              ? null
+              : {
+                  loggedInAt: auth.loggedInAt ?? null,
+                  expiresAt: auth.expiresAt ?? null,
+                  token: auth.token !== undefined,
+                  refreshToken: auth.refreshToken !== undefined,
+                  refused:
+                    auth.refused === undefined
+                      ? null
+                      : {
+                          at: auth.refused.at,
+                          until: auth.refused.until,
+                          times: auth.refused.count,
+                          status: auth.refused.status ?? null,
+                          message: auth.refused.message,
+                        },
+                },
           meta: (slates.get('meta')?.value as SessionMeta | undefined) ?? null,
           slates: Object.fromEntries(
             [...slates.values()].map((s) => [
@@ -81,9 +100,7 @@ export function registerSessions(program: Command): void {
           lines.push(
             `  jobs ${view.meta.jobs}, errors ${view.meta.errors}, created ${view.meta.createdAt}, last used ${view.meta.lastUsedAt}`,
           );
-        lines.push(
-          `  auth: ${view.auth ? `logged in ${view.auth.loggedInAt}, expires ${view.auth.expiresAt}` : 'none'}`,
-        );
+        lines.push(`  auth: ${describeAuth(view.auth)}`);
         lines.push(`  cookies (${view.cookies.length}):`);
         for (const c of view.cookies)
           lines.push(
@@ -117,4 +134,21 @@ export function registerSessions(program: Command): void {
         await context.close();
       }
     });
+}
+
+/** One line about a session's login: when, until when, with what; or its refusal and cool-down. */
+function describeAuth(
+  auth: {
+    loggedInAt: string | null;
+    expiresAt: string | null;
+    token: boolean;
+    refreshToken: boolean;
+    refused: { until: string; times: number; status: number | null; message: string } | null;
+  } | null,
+): string {
+  if (auth === null) return 'none';
+  if (auth.refused !== null)
+    return `login refused ${auth.refused.times}x (${auth.refused.message}${auth.refused.status === null ? '' : `, HTTP ${auth.refused.status}`}); no new try before ${auth.refused.until}`;
+  const held = [auth.token ? 'an access token' : '', auth.refreshToken ? 'a refresh token' : ''].filter(Boolean);
+  return `logged in ${auth.loggedInAt}, expires ${auth.expiresAt}${held.length > 0 ? `, holds ${held.join(' and ')}` : ''}`;
 }
