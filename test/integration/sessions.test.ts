@@ -10,6 +10,7 @@ import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, submit, type TestWorker } from '../src/fleet.js';
 import {
   cleanupPrefix,
+  dumpPrefix,
   keyLayout,
   openTestRedis,
   testConfig,
@@ -19,29 +20,6 @@ import {
 } from '../src/harness.js';
 
 const PASSWORD_VARIABLE = 'CRAWLFLEET_TEST_FIXTURE_PASSWORD';
-
-/** Everything stored under a prefix, as text: the "whole keyspace dump" of the tests. */
-async function dumpPrefix(redis: Redis, prefix: string): Promise<string> {
-  const parts: string[] = [];
-  for (const pattern of [`{${prefix}}*`, `${prefix}:*`]) {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      for (const key of keys) {
-        const type = await redis.type(key);
-        if (type === 'string') parts.push(String(await redis.get(key)));
-        else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
-        else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
-        else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, 0, -1)));
-        else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(key, '-', '+')));
-        else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
-        parts.push(key);
-      }
-    } while (cursor !== '0');
-  }
-  return parts.join('\n');
-}
 
 describe('sessions shared by jobs', () => {
   let site: FixtureSite;

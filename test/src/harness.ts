@@ -39,6 +39,29 @@ export async function cleanupPrefix(redis: Redis, prefix: string): Promise<numbe
   return deleted;
 }
 
+/** Everything stored under a prefix, as text: the "whole keyspace dump" of the tests. */
+export async function dumpPrefix(redis: Redis, prefix: string): Promise<string> {
+  const parts: string[] = [];
+  for (const pattern of [`{${prefix}}*`, `${prefix}:*`]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) {
+        const type = await redis.type(key);
+        if (type === 'string') parts.push(String(await redis.get(key)));
+        else if (type === 'hash') parts.push(JSON.stringify(await redis.hgetall(key)));
+        else if (type === 'list') parts.push(JSON.stringify(await redis.lrange(key, 0, -1)));
+        else if (type === 'zset') parts.push(JSON.stringify(await redis.zrange(key, 0, -1)));
+        else if (type === 'stream') parts.push(JSON.stringify(await redis.xrange(key, '-', '+')));
+        else if (type === 'set') parts.push(JSON.stringify(await redis.smembers(key)));
+        parts.push(key);
+      }
+    } while (cursor !== '0');
+  }
+  return parts.join('\n');
+}
+
 /** Every key of a prefix, for assertions on Redis state. */
 export async function keysOf(redis: Redis, prefix: string): Promise<string[]> {
   const found: string[] = [];
