@@ -8,8 +8,9 @@ const root = (path: string) => fileURLToPath(new URL(`../../${path}`, import.met
 describe('the configuration the docs show', () => {
   it('loads the example config in infra/', () => {
     const config = loadConfig({ path: root('infra/crawlfleet.config.example.json') });
-    expect(Object.keys(config.tenants)).toEqual(['default', 'intranet', 'shop']);
+    expect(Object.keys(config.tenants)).toEqual(['default', 'intranet', 'shop', 'api']);
     expect(config.tenants.shop?.auth?.login.form?.password).toBe('${SHOP_PASSWORD}');
+    expect(config.tenants.api?.auth?.login.token?.path).toBe('access');
   });
 
   it("parses the JSON in README's config section", () => {
@@ -20,5 +21,14 @@ describe('the configuration the docs show', () => {
     const config = parseConfig(JSON.parse(String(block)));
     expect(config.jobs.retries).toBe(3);
     expect(config.sessions.reauthLeaseMs).toBe(15_000);
+  });
+
+  it("parses the login examples in README's Logins section", () => {
+    const readme = readFileSync(root('README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('### Logins'));
+    const block = /```json\n([\s\S]*?)```/.exec(section)?.[1];
+    const config = parseConfig(JSON.parse(String(block)));
+    expect(config.tenants.shop?.auth?.login.page).toBe('https://shop.example/accounts/login/');
+    expect(config.tenants.api?.auth?.refresh?.json).toEqual({ refresh: '{refresh}' });
   });
 });

@@ -15,6 +15,7 @@ import {
   dumpPrefix,
   keyLayout,
   openTestRedis,
+  runCli,
   testConfig,
   testRing,
   uniquePrefix,
@@ -38,6 +39,8 @@ describe('logins as real sites do them', () => {
   let prefix: string;
   let running: TestWorker[] = [];
   let logs: string[] = [];
+  /** Set when a test started the site with other lifetimes: the next test gets the usual one. */
+  let restarted = false;
   const secretsDir = mkdtempSync(join(tmpdir(), 'crawlfleet-logins-'));
   const passwordFile = join(secretsDir, 'password');
 
@@ -65,6 +68,11 @@ describe('logins as real sites do them', () => {
     await Promise.all(running.map((worker) => worker.stop()));
     running = [];
     await cleanupPrefix(redis, prefix);
+    if (restarted) {
+      await site.close();
+      site = await startFixtureSite({ accountPassword: PASSWORD, sessionMaxAgeSeconds: 600 });
+      restarted = false;
+    }
   });
 
   function config(auth: Record<string, unknown>, extra: Record<string, unknown> = {}) {
@@ -215,6 +223,51 @@ describe('logins as real sites do them', () => {
     expect(loginAttempts()).toBe(1);
   });
 
+  it('doubles the cool-down with each refusal in a row, and tries no login while one lasts', async () => {
+    const cfg = config({
+      login: { page: site.url('/accounts/login/'), form: { username: 'alice', password: 'wrong' } },
+      refused: { cooldownSeconds: 1, maxCooldownSeconds: 4 },
+    });
+    await startWorkers(cfg, 1);
+    await crawl(cfg, ['/members/breaker-1']);
+    await settled(1);
+    expect((await authSlate())?.refused?.count).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 1_100));
+    await crawl(cfg, ['/members/breaker-2']);
+    await settled(2);
+    const refused = (await authSlate())?.refused;
+    expect(refused?.count).toBe(2);
+    expect(Date.parse(String(refused?.until)) - Date.parse(String(refused?.at))).toBe(2_000);
+    await crawl(cfg, ['/members/breaker-3']);
+    await settled(3);
+    expect(loginAttempts()).toBe(2);
+    const letters = await deadLetters();
+    expect(letters.map((letter) => letter.reason)).toEqual(['auth_failed', 'auth_failed', 'auth_failed']);
+    const shown = await runCli(['sessions', 'show', 'acct', '--tenant', 'member'], {
+      env: { CRAWLFLEET_PREFIX: prefix },
+    });
+    expect(shown.stdout).toMatch(
+      /auth: login refused 2x \(the login landed back on the login page, HTTP 200\); no new try before/,
+    );
+  });
+
+  it("logs in again before a job's request when the session cookie would expire within the margin", async () => {
+    // Lifetime 8 s, so the margin is a quarter of it: 2 s.
+    await restartSite({ sessionMaxAgeSeconds: 8 });
+    const cfg = config(formLogin());
+    await startWorkers(cfg, 1);
+    await crawl(cfg, ['/members/early-1']);
+    await settled(1);
+    expect(site.hitsByPrefix('/accounts/login/?next=')).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 6_500));
+    await crawl(cfg, ['/members/early-2']);
+    await settled(2);
+    expect(site.accounts().formLogins).toBe(2);
+    // The second page was never sent to the login page: the login came first.
+    expect(site.hitsByPrefix('/accounts/login/?next=')).toBe(1);
+    expect((await results()).map((page) => page.status)).toEqual([200, 200]);
+  }, 30_000);
+
   it('echoes the CSRF cookie in X-CSRFToken on a POST of the session, after logging in for it', async () => {
     const cfg = config({ ...formLogin(), csrf: { cookie: 'csrftoken', header: 'X-CSRFToken' } });
     await startWorkers(cfg, 2);
@@ -228,9 +281,10 @@ describe('logins as real sites do them', () => {
   });
 
   /** The site again, with other token lifetimes (its address changes: configs are made after). */
-  async function restartSite(options: { tokenTtlSeconds: number }): Promise<void> {
+  async function restartSite(options: { tokenTtlSeconds?: number; sessionMaxAgeSeconds?: number }): Promise<void> {
     await site.close();
     site = await startFixtureSite({ accountPassword: PASSWORD, sessionMaxAgeSeconds: 600, ...options });
+    restarted = true;
   }
 
   const tokenLogin = (token: Record<string, unknown> = {}) => ({
@@ -268,6 +322,14 @@ describe('logins as real sites do them', () => {
     const pages = await results();
     expect(pages.map((page) => page.status)).toEqual([200, 200, 200]);
     expect(await deadLetters()).toEqual([]);
+    // `sessions show` says the session holds tokens, never what they are.
+    const auth = await authSlate();
+    const shown = await runCli(['sessions', 'show', 'acct', '--tenant', 'member', '--json'], {
+      env: { CRAWLFLEET_PREFIX: prefix },
+    });
+    expect(shown.code).toBe(0);
+    expect(JSON.parse(shown.stdout).auth).toMatchObject({ token: true, refreshToken: true, refused: null });
+    for (const secret of [String(auth?.token), String(auth?.refreshToken)]) expect(shown.stdout).not.toContain(secret);
   }, 30_000);
 
   it('crawls 40 token-protected pages over a minute with 20 s tokens, renewing before expiry only a few times, and stores no token or password anywhere', async () => {

@@ -353,7 +353,8 @@ export class SessionAuthenticator {
         message,
         snippet: tenant.config.redactPii ? redactPii(raw) : raw,
       },
-      keepUntil: until,
+      // Kept past the cool-down, so that a refusal after it still counts as one more in a row.
+      keepUntil: new Date(now + cooldownMs + maxCooldownSeconds * 1000).toISOString(),
     };
   }
 

@@ -154,6 +154,44 @@ describe('loadConfig', () => {
     expect(expectConfigError(() => loadConfig({ path, cwd: dir, env: {} })).message).toContain('tenants');
   });
 
+  it('refuses a login with both page and url, or neither, naming tenants.T.auth.login', () => {
+    for (const login of [{ page: 'https://a.example/login', url: 'https://a.example/login' }, { form: {} }]) {
+      const path = writeConfig('c.json', { tenants: { shop: { auth: { login } } } });
+      const error = expectConfigError(() => loadConfig({ path, cwd: dir, env: {} }));
+      expect(error.message).toContain('tenants.shop.auth.login');
+      expect(error.message).toContain('give page or url, not both');
+      expect(error.message).not.toContain('\n');
+    }
+  });
+
+  it('refuses a refresh without login.token, a loggedOut URL that is no regular expression, and a JSON path with spaces', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [
+        { login: { url: 'https://a.example/t', json: {} }, refresh: { url: 'https://a.example/r' } },
+        'refresh needs login.token',
+      ],
+      [
+        { login: { url: 'https://a.example/t', form: {} }, loggedOut: { url: '([' } },
+        'must be a valid regular expression',
+      ],
+      [{ login: { url: 'https://a.example/t', json: {}, token: { path: 'a b' } } }, 'must be dotted field names'],
+    ];
+    for (const [auth, message] of cases) {
+      const path = writeConfig('c.json', { tenants: { api: { auth } } });
+      expect(expectConfigError(() => loadConfig({ path, cwd: dir, env: {} })).message).toContain(message);
+    }
+  });
+
+  it('gives a login its defaults: a 60 s renewal margin, a 300 s cool-down that dead-letters, tokens as Bearer in authorization', () => {
+    const path = writeConfig('c.json', {
+      tenants: { api: { auth: { login: { url: 'https://a.example/t', json: {}, token: { path: 'access' } } } } },
+    });
+    const auth = loadConfig({ path, cwd: dir, env: {} }).tenants.api?.auth;
+    expect(auth?.refreshMarginSeconds).toBe(60);
+    expect(auth?.refused).toEqual({ cooldownSeconds: 300, maxCooldownSeconds: 3600, jobs: 'dead_letter' });
+    expect(auth?.login.token).toMatchObject({ header: 'authorization', prefix: 'Bearer ' });
+  });
+
   it('fails on a JSON document that is not an object', () => {
     const path = writeConfig('c.json', '[]');
     expectConfigError(() => loadConfig({ path, cwd: dir, env: {} }));

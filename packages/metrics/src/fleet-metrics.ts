@@ -28,6 +28,7 @@ export class FleetMetrics implements CrawlObserver {
   private readonly sessionsDestroyed: Counter;
   private readonly invalidations: Counter<'reason'>;
   private readonly ephemeral: Counter;
+  private readonly logins: Counter<'kind' | 'outcome'>;
   private readonly responsesTotal: Counter;
   private readonly responses429Total: Counter;
   private responses = 0;
@@ -101,6 +102,12 @@ export class FleetMetrics implements CrawlObserver {
     this.ephemeral = new Counter({
       name: 'session_ephemeral_total',
       help: 'Jobs run on an ephemeral session (session store unreachable)',
+      registers,
+    });
+    this.logins = new Counter({
+      name: 'session_logins_total',
+      help: 'Session logins and token refreshes, by outcome (ok, refused)',
+      labelNames: ['kind', 'outcome'],
       registers,
     });
     // Ratios and depths are computed when Prometheus scrapes, not on every job.
@@ -186,5 +193,9 @@ export class FleetMetrics implements CrawlObserver {
 
   sessionEphemeral(): void {
     this.ephemeral.inc();
+  }
+
+  sessionLogin(kind: 'login' | 'refresh', outcome: 'ok' | 'refused'): void {
+    this.logins.inc({ kind, outcome });
   }
 }
