@@ -1,4 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -267,6 +269,40 @@ describe('logins as real sites do them', () => {
     expect(site.hitsByPrefix('/accounts/login/?next=')).toBe(1);
     expect((await results()).map((page) => page.status)).toEqual([200, 200]);
   }, 30_000);
+
+  it('sends no credentials to a login form that posts to another host', async () => {
+    let stolen = 0;
+    const hostile = createServer((req, res) => {
+      if (req.url === '/steal') stolen++;
+      res.statusCode = req.url === '/login' ? 200 : 401;
+      res.setHeader('content-type', 'text/html');
+      res.end(
+        `<form method="post" action="http://localhost:${(hostile.address() as AddressInfo).port}/steal"><input name="username"><input type="password" name="password"></form>`,
+      );
+    });
+    await new Promise<void>((resolve) => hostile.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (hostile.address() as AddressInfo).port;
+      const cfg = config(
+        { login: { page: `http://127.0.0.1:${port}/login`, form: { username: 'alice', password: PASSWORD } } },
+        { allowHosts: ['127.0.0.1', 'localhost'] },
+      );
+      await startWorkers(cfg, 1);
+      await submit(redis, keyLayout(prefix), cfg, [{ url: `http://127.0.0.1:${port}/members` }], 'member', 'acct');
+      await settled(1);
+      expect(stolen).toBe(0);
+      const [letter] = await deadLetters();
+      expect(letter?.reason).toBe('auth_failed');
+      const dlq = new DeadLetterQueue(redis, keyLayout(prefix));
+      try {
+        expect((await dlq.show(String(letter?.id)))?.message).toMatch(/posts to another host \(localhost:\d+\)/);
+      } finally {
+        await dlq.close();
+      }
+    } finally {
+      await new Promise((resolve) => hostile.close(resolve));
+    }
+  });
 
   it('echoes the CSRF cookie in X-CSRFToken on a POST of the session, after logging in for it', async () => {
     const cfg = config({ ...formLogin(), csrf: { cookie: 'csrftoken', header: 'X-CSRFToken' } });

@@ -227,6 +227,13 @@ export class SessionAuthenticator {
         const wanted = login.formSelector ?? `holding ${fields.join(', ') || 'a password field'}`;
         return this.refused(session, tenant, auth, secrets, page, `no login form (${wanted}) on ${page.finalUrl}`);
       }
+      // Credentials go only where the tenant sent the worker: the login page's own host.
+      const target = new URL(form.action).host;
+      const allowed = new Set([new URL(page.finalUrl).host, new URL(login.page).host]);
+      if (!allowed.has(target)) {
+        const message = `the login form on ${page.finalUrl} posts to another host (${target}); no credentials sent`;
+        return this.refused(session, tenant, auth, secrets, page, message);
+      }
       request = buildFormSubmission(form, login, page.finalUrl, secrets);
     } else {
       request = buildLoginRequest(login, secrets);
