@@ -247,28 +247,34 @@ export class CrawlProcessor {
       createdAt: new Date().toISOString(),
     }));
     const headers = profile === undefined ? data.headers : { 'user-agent': profile.userAgent, ...data.headers };
-    const auth = tenant.auth;
-    const request = async () => ({
+    const request = {
       url: data.url,
       method: data.method,
       body: data.body,
-      headers:
-        session === undefined || auth === undefined
-          ? headers
-          : { ...headers, ...(await this.authenticator.requestHeaders(session, auth, data.url, data.method)) },
+      headers,
       cookieJar: session?.jar,
       // robots.txt is asked about every redirect target too, not only the job's URL.
       beforeHop: this.politeness.hopCheck(data.tenant, tenant),
-    });
-    if (auth === undefined) return this.deps.fetcher.fetch(await request(), tenantRef);
+    };
+    const auth = tenant.auth;
+    if (auth === undefined) return this.deps.fetcher.fetch(request, tenantRef);
+    // Read when sent: a login may have replaced the session's jar and token.
+    const asSession = async () =>
+      session === undefined
+        ? request
+        : {
+            ...request,
+            headers: { ...headers, ...(await this.authenticator.requestHeaders(session, auth, data.url, data.method)) },
+            cookieJar: session.jar,
+          };
     if (session !== undefined) await this.authenticator.beforeFetch(session, tenantRef, auth);
     const sentAt = Date.now();
-    const page = await this.deps.fetcher.fetch(await request(), tenantRef);
+    const page = await this.deps.fetcher.fetch(await asSession(), tenantRef);
     const sign = this.authenticator.loggedOut(page, auth, data.url);
     if (sign === undefined) return page;
     if (session === undefined) throw stillLoggedOut(page, tenant, 'the page needs a login, and the job has no session');
     await this.authenticator.renewAfter(session, tenantRef, auth, sign, sentAt);
-    const again = await this.deps.fetcher.fetch(await request(), tenantRef);
+    const again = await this.deps.fetcher.fetch(await asSession(), tenantRef);
     if (this.authenticator.loggedOut(again, auth, data.url) !== undefined)
       throw stillLoggedOut(again, tenant, 'the session is still logged out after logging in');
     return again;
