@@ -191,7 +191,7 @@ describe('the key layout on Redis Cluster (a one-node cluster that enforces the 
       '/status/404': 'non_recoverable/http_404',
       '/status/410': 'non_recoverable/http_410',
       '/private/secret': 'non_recoverable/robots_disallowed',
-      '/flaky/f2?fails=3&status=503': 'non_recoverable/retries_exhausted:http_503',
+      '/flaky/f2?fails=3&status=503': 'recoverable/retries_exhausted:http_503',
       '/status/404?session=s2': 'non_recoverable/http_404',
       '/waf': expect.stringMatching(/^compliance_blocked\//),
     });

@@ -323,7 +323,8 @@ describe('a target that hangs, resets, answers garbage or floods', () => {
       }).toEqual({
         kind: fault.kind,
         url,
-        class: 'non_recoverable',
+        // Retries ran out on recoverable failures: the class stays, the reason says so.
+        class: 'recoverable',
         reason: want.reason,
         attempts: want.attempts,
         history: Array.from({ length: want.attempts }, () => want.attemptReason),

@@ -58,6 +58,17 @@ describe('DLQ operations from the CLI', () => {
     return entry.id;
   }
 
+  it('files exhausted retries under their own class: list and replay --class recoverable find them', async () => {
+    const id = await deadLetter('/flaky/class-kept?fails=3');
+    const listed = JSON.parse((await runCli(['dlq', 'list', '--class', 'recoverable', '--json'], { env })).stdout);
+    expect(listed).toEqual([
+      expect.objectContaining({ id, class: 'recoverable', reason: 'retries_exhausted:http_503' }),
+    ]);
+    const replayed = await runCli(['dlq', 'replay', '--all', '--class', 'recoverable', '--json'], { env });
+    expect(JSON.parse(replayed.stdout)).toEqual({ replayed: [id], skipped: [] });
+    await waitFor(async () => (await results()) === 1, { what: 'the replayed page stored' });
+  });
+
   it('replays an entry with fresh attempts and removes it once the job is back on the queue', async () => {
     const id = await deadLetter('/flaky/replay-me?fails=3');
     expect((await dlq.show(id))?.reason).toBe('retries_exhausted:http_503');

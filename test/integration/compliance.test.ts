@@ -45,6 +45,24 @@ describe('compliance blocks and rate limits', () => {
   const letterFor = (url: string) =>
     waitFor(async () => (await dlq.list()).find((e) => e.url === url), { what: `${url} in the DLQ` });
 
+  it('dead-letters a Retry-After of a year as compliance_blocked/retry_after_too_long and holds the host for the maximum only', async () => {
+    const url = site.url('/ratelimit/year?retryAfter=31536000&times=5');
+    await submit(redis, keys, config, [{ url }]);
+    expect(await letterFor(url)).toMatchObject({
+      class: 'compliance_blocked',
+      reason: 'retry_after_too_long',
+      attempts: 1,
+    });
+    const letter = await dlq.show((await letterFor(url)).id);
+    expect(letter?.message).toMatch(
+      /asks to wait 31536000 s \(Retry-After\), more than the tenant's maxRetryAfterSeconds of 3600/,
+    );
+    const hold = Number(await redis.get(keys.host(new URL(url).host))) - Date.now();
+    expect(hold).toBeGreaterThan(3_500_000);
+    expect(hold).toBeLessThanOrEqual(3_600_000);
+    expect(await redis.pttl(keys.host(new URL(url).host))).toBeLessThanOrEqual(3_700_000);
+  });
+
   it('quarantines a session that meets a WAF challenge: flushed, flagged, its next jobs never reach the site', async () => {
     await submit(redis, keys, config, [{ url: site.url('/cookies/set?before=1') }], 'default', 'q1');
     await waitFor(async () => (await redis.xlen(keys.results)) === 1);

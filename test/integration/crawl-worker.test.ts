@@ -115,7 +115,7 @@ describe('the crawl worker', () => {
     await submit(redis, keys, config, [{ url }]);
     await run();
     const summary = await letterFor(url);
-    expect(summary).toMatchObject({ class: 'non_recoverable', reason: 'retries_exhausted:http_503', attempts: 3 });
+    expect(summary).toMatchObject({ class: 'recoverable', reason: 'retries_exhausted:http_503', attempts: 3 });
     const letter = await dlq.show(summary.id);
     expect(letter?.history.map((h) => h.attempt)).toEqual([1, 2, 3]);
     expect(letter?.history.every((h) => h.status === 503 && h.reason === 'http_503')).toBe(true);
@@ -134,7 +134,7 @@ describe('the crawl worker', () => {
     await run();
     const summary = await letterFor(url);
     expect(summary).toMatchObject({
-      class: 'non_recoverable',
+      class: 'recoverable',
       reason: 'retries_exhausted:internal_error',
       attempts: 3,
     });

@@ -23,6 +23,11 @@ const allowHostEntry = z
   .refine(
     (entry) => !entry.includes('/') || isCidr(entry),
     'a CIDR range needs an IP address and a prefix length that fits it',
+  )
+  // "127.0.0.1:8080" would match nothing: an entry allows a host on every port.
+  .refine(
+    (entry) => !entry.includes(':') || isIP(entry.split('/')[0] ?? '') === 6,
+    'takes a host without a port (an entry allows every port of the host)',
   );
 
 /** Text that may name secrets: `${NAME}` (the environment) or `${file:/path}` (a mounted secret). */
@@ -200,6 +205,12 @@ export const tenantConfigSchema = z.strictObject({
   robots: z.enum(['respect', 'ignore']).default('respect'),
   /** The least time between two requests to one host, across the whole fleet, in ms. */
   hostDelayMs: z.number().int().min(0).max(3_600_000).default(0),
+  /**
+   * The longest Retry-After obeyed. A site asking for more (a year, say) is not obeyed blindly:
+   * the page goes to the DLQ as compliance_blocked/retry_after_too_long, the host is held for
+   * this long only, and an alert is raised.
+   */
+  maxRetryAfterSeconds: z.number().int().min(1).max(604_800).default(3600),
   /** How a session of this tenant logs in, notices it was logged out, and renews its login. */
   auth: authConfigSchema.optional(),
 });

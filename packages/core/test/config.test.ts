@@ -192,6 +192,19 @@ describe('loadConfig', () => {
     expect(auth?.login.token).toMatchObject({ header: 'authorization', prefix: 'Bearer ' });
   });
 
+  it('refuses an allowHosts entry with a port, naming the field, and keeps IPv6 addresses and ranges', () => {
+    const path = writeConfig('c.json', { tenants: { local: { allowHosts: ['127.0.0.1:8080'] } } });
+    const error = expectConfigError(() => loadConfig({ path, cwd: dir, env: {} }));
+    expect(error.message).toContain('tenants.local.allowHosts.0');
+    expect(error.message).toContain('takes a host without a port');
+    const ok = writeConfig('ok.json', { tenants: { local: { allowHosts: ['::1', 'fd00::/8', 'wiki.example'] } } });
+    expect(loadConfig({ path: ok, cwd: dir, env: {} }).tenants.local?.allowHosts).toEqual([
+      '::1',
+      'fd00::/8',
+      'wiki.example',
+    ]);
+  });
+
   it('fails on a JSON document that is not an object', () => {
     const path = writeConfig('c.json', '[]');
     expectConfigError(() => loadConfig({ path, cwd: dir, env: {} }));
@@ -214,6 +227,7 @@ describe('loadConfig', () => {
       redactPii: true,
       robots: 'respect',
       hostDelayMs: 0,
+      maxRetryAfterSeconds: 3600,
       userAgent: 'acme-bot/1',
     });
   });
@@ -237,6 +251,7 @@ describe('tenantConfig', () => {
       redactPii: true,
       robots: 'respect',
       hostDelayMs: 0,
+      maxRetryAfterSeconds: 3600,
     });
   });
 
@@ -247,6 +262,7 @@ describe('tenantConfig', () => {
       redactPii: true,
       robots: 'respect',
       hostDelayMs: 0,
+      maxRetryAfterSeconds: 3600,
     });
     expect(tenantConfig(parseConfig({}), 'default')).toEqual({
       allowHosts: [],
@@ -254,6 +270,7 @@ describe('tenantConfig', () => {
       redactPii: true,
       robots: 'respect',
       hostDelayMs: 0,
+      maxRetryAfterSeconds: 3600,
     });
   });
 

@@ -221,14 +221,31 @@ export class CrawlProcessor {
     if (failure?.status === 429 && failure.failureClass === 'recoverable' && (await session?.rateLimitedTooOften())) {
       failure = { failureClass: 'compliance_blocked', reason: 'rate_limited_repeatedly', status: 429 };
     }
-    if (failure?.status === 429) await this.politeness.slowHost(target.host, failure.retryAfterMs);
+    const maxRetryAfterMs = tenant.maxRetryAfterSeconds * 1000;
+    if (failure?.retryAfterMs !== undefined && failure.retryAfterMs > maxRetryAfterMs) {
+      failure = {
+        failureClass: 'compliance_blocked',
+        reason: 'retry_after_too_long',
+        status: failure.status,
+        retryAfterMs: failure.retryAfterMs,
+      };
+    }
+    if (failure?.status === 429) {
+      // Every worker holds the host, but never longer than the tenant's maximum.
+      const waitMs = failure.retryAfterMs === undefined ? undefined : Math.min(failure.retryAfterMs, maxRetryAfterMs);
+      await this.politeness.slowHost(target.host, waitMs);
+    }
     if (failure !== undefined) session?.recordError();
     if (failure?.failureClass === 'compliance_blocked') await this.raiseComplianceAlert(job, data, failure, session);
     await this.breakerGate.recordHealth(job, data, session, probing, failure);
     await this.commitSession(session, job, data, attempt);
     if (failure !== undefined) {
       const summary = responseSummary(page, tenant);
-      return this.fail(job, data, failure, `HTTP ${page.status} from ${page.finalUrl}`, attempt, summary);
+      const message =
+        failure.reason === 'retry_after_too_long'
+          ? `HTTP ${page.status} from ${page.finalUrl} asks to wait ${Math.round((failure.retryAfterMs ?? 0) / 1000)} s (Retry-After), more than the tenant's maxRetryAfterSeconds of ${tenant.maxRetryAfterSeconds}`
+          : `HTTP ${page.status} from ${page.finalUrl}`;
+      return this.fail(job, data, failure, message, attempt, summary);
     }
     return this.store(job, data, tenant, page, attempt);
   }
@@ -300,9 +317,12 @@ export class CrawlProcessor {
         session_id: session?.hashedId,
         reason: failure.reason,
         status: failure.status,
+        ...(failure.retryAfterMs === undefined ? {} : { retry_after_s: Math.round(failure.retryAfterMs / 1000) }),
         quarantined: session !== undefined,
       },
-      'compliance block: the site challenged the crawler',
+      failure.reason === 'retry_after_too_long'
+        ? 'compliance block: the site asked to wait longer than the tenant allows (Retry-After)'
+        : 'compliance block: the site challenged the crawler',
     );
     if (session !== undefined) {
       await this.deps.audit.append({
@@ -423,14 +443,12 @@ export class CrawlProcessor {
       this.deps.observer?.jobFinished?.('retrying', classification.failureClass, classification.reason);
       throw new RetryLaterError(message, backoffMs, classification);
     }
-    const exhausted = classification.failureClass === 'recoverable';
-    const final = exhausted
-      ? {
-          ...classification,
-          failureClass: 'non_recoverable' as const,
-          reason: `retries_exhausted:${classification.reason}`,
-        }
-      : classification;
+    // Retries ran out: the entry keeps the failure's class (a person may replay recoverable
+    // failures later), and says so in its reason.
+    const final =
+      classification.failureClass === 'recoverable'
+        ? { ...classification, reason: `retries_exhausted:${classification.reason}` }
+        : classification;
     return this.deadLetter(job, data, final, message, attempt, response, classification);
   }
 
@@ -503,9 +521,11 @@ export class CrawlProcessor {
 /** What a person needs to see of a failed answer in its DLQ entry (redacted as results are). */
 function responseSummary(page: FetchedPage, tenant: TenantConfig): ResponseSummary {
   const snippet = page.body.subarray(0, SNIPPET_BYTES).toString('utf8');
+  const headers = pickStoredHeaders(page.headers);
   return {
     status: page.status,
-    headers: pickStoredHeaders(page.headers),
+    // Redacted as stored results are: a header may name a person (content-language, link).
+    headers: tenant.redactPii ? redactPiiDeep(headers) : headers,
     bodySnippet: tenant.redactPii ? redactPii(snippet) : snippet,
   };
 }
