@@ -1,4 +1,5 @@
 import type { KeyLayout } from '@crawlfleet/core';
+import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { SessionCookieJar } from '@crawlfleet/sessions';
 import { SlateStore } from '@crawlfleet/slates';
 import type { Redis } from 'ioredis';
@@ -53,6 +54,20 @@ describe('data governance', () => {
     const [, fields] = (await redis.xrange(keys.results, '-', '+'))[0] ?? [];
     return JSON.parse(String(fields?.[1])).body;
   }
+
+  it("redacts the headers a DLQ entry keeps of the last response, as results' headers are", async () => {
+    const url = site.url('/pii-headers?status=404');
+    await submit(redis, keys, config, [{ url }]);
+    const dlq = new DeadLetterQueue(redis, keys);
+    try {
+      const summary = await waitFor(async () => (await dlq.list()).find((entry) => entry.url === url));
+      const letter = await dlq.show(summary.id);
+      expect(letter?.lastResponse?.headers['content-language']).toBe('en, [email]');
+      expect(JSON.stringify(letter)).not.toContain('mallory.pii@example.org');
+    } finally {
+      await dlq.close();
+    }
+  });
 
   it('redacts e-mail addresses, phone numbers and IP addresses from stored bodies by default', async () => {
     const body = await bodyOf('default');
