@@ -403,8 +403,11 @@ export function tenantConfig(config: CrawlfleetConfig, name: string): TenantConf
   if (tenant !== undefined) return tenant;
   if (name === DEFAULT_TENANT) return defaultTenant;
   const known = [DEFAULT_TENANT, ...Object.keys(config.tenants).filter((t) => t !== DEFAULT_TENANT)];
-  throw new InputError(
-    'unknown_tenant',
-    `unknown tenant ${JSON.stringify(name)}: ${config.source ?? 'no config file is loaded'} knows ${known.join(', ')}`,
-  );
+  const which =
+    config.source === undefined
+      ? `no config file is loaded, so only the tenant "${DEFAULT_TENANT}" exists`
+      : known.length === 1
+        ? `${config.source} has only the tenant "${DEFAULT_TENANT}"`
+        : `${config.source} has tenants ${known.join(', ')}`;
+  throw new InputError('unknown_tenant', `unknown tenant ${JSON.stringify(name)}: ${which}`);
 }

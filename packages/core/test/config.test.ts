@@ -279,17 +279,22 @@ describe('tenantConfig', () => {
     expect(tenantConfig(custom, 'default').userAgent).toBe('custom/1');
   });
 
-  it('refuses an unknown tenant, listing the known ones', () => {
+  it('refuses an unknown tenant, naming the config file and the tenants it has', () => {
     const error = expectInputError(() => tenantConfig(config, 'initech'), 'unknown_tenant');
     expect(error).not.toBeInstanceOf(ConfigError);
-    expect(error.message).toContain('"initech"');
-    expect(error.message).toContain('default, acme, globex');
-    expect(error.message).toContain('/etc/crawlfleet.json');
+    expect(error.message).toBe(
+      'unknown tenant "initech": config /etc/crawlfleet.json has tenants default, acme, globex',
+    );
   });
 
-  it('says no config file is loaded when refusing a tenant under the defaults', () => {
-    const error = expectInputError(() => tenantConfig(parseConfig({}), 'acme'), 'unknown_tenant');
-    expect(error.message).toContain('no config file is loaded');
+  it('says so when the config file has only the default tenant', () => {
+    const error = expectInputError(() => tenantConfig(parseConfig({}, 'config /x.json'), 'site'), 'unknown_tenant');
+    expect(error.message).toBe('unknown tenant "site": config /x.json has only the tenant "default"');
+  });
+
+  it('says that only "default" exists when no config file is loaded', () => {
+    const error = expectInputError(() => tenantConfig(parseConfig({}), 'site'), 'unknown_tenant');
+    expect(error.message).toBe('unknown tenant "site": no config file is loaded, so only the tenant "default" exists');
   });
 
   it.each(['constructor', 'toString', 'hasOwnProperty', 'valueOf', '__proto__'])(
