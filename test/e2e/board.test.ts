@@ -95,6 +95,31 @@ describe('the board', () => {
     expect(page.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
   });
 
+  it('accepts the Basic scheme in any case (RFC 7617)', async () => {
+    const credentials = Buffer.from(`${USER}:${PASSWORD}`).toString('base64');
+    for (const scheme of ['Basic', 'basic', 'BASIC', 'bAsIc']) {
+      const res = await fetch(new URL('api/queues', board.url), {
+        headers: { authorization: `${scheme} ${credentials}` },
+      });
+      expect(res.status, scheme).toBe(200);
+    }
+  });
+
+  it('sends no X-Powered-By on any answer, authenticated or not', async () => {
+    const headers = { authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` };
+    const page = await fetch(board.url, { headers });
+    const asset = /src="(static\/[^"]+\.js)"/.exec(await page.text())?.[1];
+    expect(asset).toBeDefined();
+    const answers = [
+      page,
+      await fetch(new URL('api/queues', board.url), { headers }),
+      await fetch(new URL(String(asset), board.url), { headers }),
+      await fetch(new URL('api/queues', board.url)),
+    ];
+    expect(answers.map((res) => res.status)).toEqual([200, 200, 200, 401]);
+    for (const res of answers) expect(res.headers.get('x-powered-by'), res.url).toBeNull();
+  });
+
   it('accepts a bearer token instead, when that is what is configured', async () => {
     const tokenBoard = await startBoard({
       connection: redis,
@@ -108,6 +133,12 @@ describe('the board', () => {
       expect(
         (await fetch(new URL('api/queues', tokenBoard.url), { headers: { authorization: 'Bearer wrong' } })).status,
       ).toBe(401);
+      for (const scheme of ['bearer', 'BEARER']) {
+        const res = await fetch(new URL('api/queues', tokenBoard.url), {
+          headers: { authorization: `${scheme} t0ken-for-ops` },
+        });
+        expect(res.status, scheme).toBe(200);
+      }
       const ok = await fetch(new URL('api/queues', tokenBoard.url), {
         headers: { authorization: 'Bearer t0ken-for-ops' },
       });

@@ -30,11 +30,20 @@ function same(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
+/** `Basic abc=` as its scheme, lower-cased (schemes are case-insensitive, RFC 9110 11.1), and the rest. */
+function splitAuthorization(header: string): { scheme: string; credentials: string } {
+  const match = /^([^\s]+)\s+(.*)$/s.exec(header.trim());
+  return match === null
+    ? { scheme: header.trim().toLowerCase(), credentials: '' }
+    : { scheme: (match[1] as string).toLowerCase(), credentials: (match[2] as string).trim() };
+}
+
 function authorized(auth: BoardAuth, header: string | undefined): boolean {
   if (header === undefined) return false;
-  if (auth.kind === 'bearer') return header.startsWith('Bearer ') && same(header.slice(7), auth.token);
-  if (!header.startsWith('Basic ')) return false;
-  const decoded = Buffer.from(header.slice(6), 'base64').toString('utf8');
+  const { scheme, credentials } = splitAuthorization(header);
+  if (auth.kind === 'bearer') return scheme === 'bearer' && same(credentials, auth.token);
+  if (scheme !== 'basic') return false;
+  const decoded = Buffer.from(credentials, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon === -1) return false;
   // Both halves are always compared, so a right user with a wrong password takes as long.

@@ -57,7 +57,10 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   app.disable('x-powered-by');
   app.use(securityHeaders);
   app.use(requireBoardAuth(options.auth, options.failurePolicy));
-  app.use('/', serverAdapter.getRouter());
+  const bullBoard = serverAdapter.getRouter() as express.Express;
+  // Bull Board's router is an Express app of its own, which would say X-Powered-By again.
+  bullBoard.disable('x-powered-by');
+  app.use('/', bullBoard);
   const host = options.host ?? '127.0.0.1';
   const server = await new Promise<Server>((resolve, reject) => {
     const listening = app.listen(options.port, host, () => resolve(listening));
