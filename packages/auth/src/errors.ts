@@ -36,3 +36,17 @@ export class LoginCoolingDownError extends CrawlFailure {
     );
   }
 }
+
+/** Reasons of a failed login, refresh or wait for one: none says the session itself is unhealthy. */
+const LOGIN_FAILURES: ReadonlySet<string> = new Set([
+  'auth_failed',
+  'auth_cooldown',
+  'login_secret_missing',
+  'login_unavailable',
+  'reauth_wait_timeout',
+]);
+
+/** Whether a failure's reason is about logging in (it does not count towards a session's breaker). */
+export function isLoginFailure(reason: string): boolean {
+  return LOGIN_FAILURES.has(reason);
+}

@@ -1,5 +1,5 @@
 export { type LoggedOutSign, loggedOutSign, loginFailure, loginPages } from './auth-checks.js';
-export { LoginCoolingDownError, LoginRefusedError } from './errors.js';
+export { isLoginFailure, LoginCoolingDownError, LoginRefusedError } from './errors.js';
 export { parseJsonBody, valueAt } from './json-path.js';
 export { type FindLoginFormOptions, findLoginForm, type LoginForm } from './login-form.js';
 export { buildFormSubmission, buildLoginRequest, buildRefreshRequest, type LoginRequest } from './login-request.js';

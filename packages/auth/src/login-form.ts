@@ -18,6 +18,9 @@ export interface FindLoginFormOptions {
   selector?: string | undefined;
 }
 
+/** Inputs a person does not fill in: hidden values and buttons. */
+const NOT_FILLED = new Set(['hidden', 'submit', 'image', 'button', 'reset']);
+
 /** Input types a browser never submits as data (buttons are sent only when clicked). */
 const NOT_DATA = new Set(['submit', 'image', 'button', 'reset', 'file']);
 
@@ -59,12 +62,20 @@ function formBySelector(selector: string, document: AnyNode): Element | undefine
 
 function formByFields(document: AnyNode, fields: readonly string[]): Element | undefined {
   const forms = selectAll<AnyNode, Element>('form', document);
-  const holdsAll = forms.find((form) => {
-    const named = selectAll<AnyNode, Element>('input[name], select[name], textarea[name]', form);
-    const names = new Set(named.map((element) => element.attribs.name));
-    return fields.length > 0 && fields.every((field) => names.has(field));
-  });
-  return holdsAll ?? forms.find((form) => selectOne<AnyNode, Element>('input[type="password" i]', form) !== null);
+  // Of the forms that hold every field, the one with the fewest other fields to fill: a sign-up
+  // form (username, password, password2, email) holds a login's fields too.
+  let best: { form: Element; extra: number } | undefined;
+  for (const form of fields.length === 0 ? [] : forms) {
+    const names = new Set(
+      selectAll<AnyNode, Element>('input[name], select[name], textarea[name]', form)
+        .filter((element) => !NOT_FILLED.has((element.attribs.type ?? 'text').toLowerCase()))
+        .map((element) => element.attribs.name),
+    );
+    if (!fields.every((field) => names.has(field))) continue;
+    const extra = names.size - fields.length;
+    if (best === undefined || extra < best.extra) best = { form, extra };
+  }
+  return best?.form ?? forms.find((form) => selectOne<AnyNode, Element>('input[type="password" i]', form) !== null);
 }
 
 function closestForm(element: Element): Element | undefined {

@@ -73,13 +73,9 @@ export function buildFormSubmission(
     else fields[at] = [name, resolved];
   }
   const body = new URLSearchParams(fields).toString();
-  const method = login.method ?? form.method;
+  // Never GET: credentials do not go in a URL (the caller refuses such a form).
+  const method = (login.method ?? form.method) === 'PUT' ? 'PUT' : 'POST';
   const headers = { referer: pageUrl, origin: new URL(pageUrl).origin, ...secrets.resolveRecord(login.headers) };
-  if (method === 'GET') {
-    const url = new URL(form.action);
-    url.search = body;
-    return { url: url.href, method, headers };
-  }
   return { url: form.action, method, headers: { 'content-type': FORM_TYPE, ...headers }, body };
 }
 

@@ -46,7 +46,15 @@ export class SecretResolver {
     let scrubbed = text;
     for (const secret of [...this.values, ...extra]) {
       if (secret === undefined || secret.length < MIN_SCRUBBED_LENGTH) continue;
-      scrubbed = scrubbed.split(secret).join('[secret]');
+      // As an answer may quote it: raw, HTML-escaped, URL- or form-encoded, inside a JSON string.
+      for (const form of new Set([
+        secret,
+        escapeHtml(secret),
+        encodeURIComponent(secret),
+        formEncode(secret),
+        jsonEscape(secret),
+      ]))
+        scrubbed = scrubbed.split(form).join('[secret]');
     }
     return scrubbed;
   }
@@ -69,4 +77,21 @@ export class SecretResolver {
       );
     }
   }
+}
+
+function escapeHtml(text: string): string {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
+}
+
+function formEncode(text: string): string {
+  return new URLSearchParams({ x: text }).toString().slice(2);
+}
+
+function jsonEscape(text: string): string {
+  return JSON.stringify(text).slice(1, -1);
 }

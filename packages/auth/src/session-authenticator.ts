@@ -31,6 +31,12 @@ export interface SessionAuthenticatorOptions {
 /** A login renewed ahead of time (`refresh_first` uses the refresh token when there is one). */
 type RenewalMode = 'refresh_first' | 'login';
 
+/** A login younger than this that did not help is not repeated: the page wants something else. */
+const RELOGIN_AFTER_MS = 10_000;
+
+/** Refusals in a row after which a `wait` tenant's jobs go to the DLQ instead of waiting again. */
+const MAX_WAITED_REFUSALS = 3;
+
 /** How much of a refused login's answer is kept for the DLQ entry. */
 const SNIPPET_CHARS = 512;
 
@@ -48,9 +54,10 @@ function coolingDown(state: AuthState | undefined, now: number): state is AuthSt
 
 /** A host list entry: an exact name or `*.domain`. */
 function hostMatches(host: string, entries: readonly string[]): boolean {
-  return entries.some((entry) =>
-    entry.startsWith('*.') ? host.endsWith(entry.slice(1)) || host === entry.slice(2) : host === entry,
-  );
+  return entries.some((raw) => {
+    const entry = raw.toLowerCase();
+    return entry.startsWith('*.') ? host.endsWith(entry.slice(1)) || host === entry.slice(2) : host === entry;
+  });
 }
 
 /** Server errors and throttling say nothing about the credentials: the job is retried later. */
@@ -93,8 +100,12 @@ export class SessionAuthenticator {
     const token = auth.login.token;
     const value = session.auth?.token;
     if (token === undefined || value === undefined) return undefined;
-    const hosts = token.hosts ?? [new URL(auth.login.url as string).hostname];
-    return hostMatches(new URL(url).hostname, hosts) ? { [token.header]: `${token.prefix}${value}` } : undefined;
+    const login = new URL(auth.login.url as string);
+    const target = new URL(url);
+    // A token got over https never travels over http.
+    if (login.protocol === 'https:' && target.protocol !== 'https:') return undefined;
+    const hosts = token.hosts ?? [login.hostname];
+    return hostMatches(target.hostname, hosts) ? { [token.header]: `${token.prefix}${value}` } : undefined;
   }
 
   private async csrfHeader(
@@ -121,50 +132,64 @@ export class SessionAuthenticator {
    */
   async beforeFetch(session: JobSession, tenant: FetchTenant, auth: AuthConfig): Promise<void> {
     const now = Date.now();
-    if (!this.due(session.auth, auth, now)) return;
-    if (coolingDown(session.auth, now)) {
+    const state = session.auth;
+    if (!this.due(state, auth, now)) return;
+    if (coolingDown(state, now)) {
       // A token tenant cannot fetch without a token; a cookie login goes on with what it has.
-      if (auth.login.token !== undefined) this.refuse(session.auth.refused, auth);
+      if (auth.login.token !== undefined) this.refuse(state.refused, auth);
       return;
     }
+    const seen = state?.changedAt;
     await renewAuthOnce(session, () => this.renewal(session, tenant, auth, 'refresh_first'), {
       leaseMs: this.options.leaseMs,
       settled: (stored) =>
-        stored !== undefined &&
-        Date.parse(stored.changedAt) >= session.openedAt &&
-        (stored.refused !== undefined || !this.due(stored, auth, Date.now())),
+        coolingDown(stored, Date.now()) || (stored?.changedAt !== seen && !this.due(stored, auth, Date.now())),
     });
     this.refuseIfRefused(session, auth);
   }
 
   /**
-   * After a page said the session is logged out (its request sent at `sentAt`): logs in once
-   * across the fleet (a rejected bearer token is refreshed first), unless another worker did
-   * since, or the session's last login was refused and its cool-down lasts.
+   * After a page said the session is logged out, its request sent with the login `seen` (the
+   * auth state's `changedAt` then): logs in once across the fleet (a rejected bearer token is
+   * refreshed first), unless another worker logged in or was refused since, or the session's
+   * refused login is cooling down. `logged_in_just_now`: the request carried a login a few
+   * seconds old, so logging in again would not help (the page wants something else).
    */
   async renewAfter(
     session: JobSession,
     tenant: FetchTenant,
     auth: AuthConfig,
     sign: LoggedOutSign,
-    sentAt: number,
-  ): Promise<void> {
+    seen: string | undefined,
+  ): Promise<'renewed' | 'logged_in_just_now'> {
+    const now = Date.now();
     const state = session.auth;
-    if (coolingDown(state, Date.now()) && Date.parse(state.changedAt) < sentAt) this.refuse(state.refused, auth);
+    if (coolingDown(state, now)) this.refuse(state.refused, auth);
+    if (
+      sign !== 'token_rejected' &&
+      state?.changedAt === seen &&
+      holdsLogin(state, now) &&
+      now - Date.parse(state.loggedInAt as string) < RELOGIN_AFTER_MS
+    )
+      return 'logged_in_just_now';
     await renewAuthOnce(
       session,
       () => this.renewal(session, tenant, auth, sign === 'token_rejected' ? 'refresh_first' : 'login'),
       {
         leaseMs: this.options.leaseMs,
-        settled: (stored) => stored !== undefined && Date.parse(stored.changedAt) >= sentAt,
+        settled: (stored) => coolingDown(stored, Date.now()) || stored?.changedAt !== seen,
       },
     );
     this.refuseIfRefused(session, auth);
+    return 'renewed';
   }
 
   /** Whether a session's login must be renewed before its next request. */
   private due(state: AuthState | undefined, auth: AuthConfig, now: number): boolean {
-    if (!holdsLogin(state, now)) return auth.login.token !== undefined;
+    const tokens = auth.login.token !== undefined;
+    // A login without a token (an older worker's, or a cookie login before tokens were set up)
+    // is no login for a token tenant.
+    if (!holdsLogin(state, now) || (tokens && state.token === undefined)) return tokens;
     const expiresAt = Date.parse(state.expiresAt);
     const lifetime = expiresAt - Date.parse(state.loggedInAt as string);
     const margin = Math.min(auth.refreshMarginSeconds * 1000, lifetime / 4);
@@ -178,7 +203,10 @@ export class SessionAuthenticator {
 
   private refuse(refused: RefusedLogin, auth: AuthConfig): never {
     const waitMs = Date.parse(refused.until) - Date.now();
-    if (auth.refused.jobs === 'wait' && waitMs > 0) throw new LoginCoolingDownError(waitMs, refused);
+    // Held jobs spend no attempt: after a few refusals in a row they go to the DLQ after all, and
+    // they wake spread out, not all at the cool-down's last millisecond.
+    if (auth.refused.jobs === 'wait' && waitMs > 0 && refused.count < MAX_WAITED_REFUSALS)
+      throw new LoginCoolingDownError(waitMs + Math.random() * Math.min(waitMs / 10, 30_000), refused);
     throw new LoginRefusedError(refused);
   }
 
@@ -227,11 +255,15 @@ export class SessionAuthenticator {
         const wanted = login.formSelector ?? `holding ${fields.join(', ') || 'a password field'}`;
         return this.refused(session, tenant, auth, secrets, page, `no login form (${wanted}) on ${page.finalUrl}`);
       }
-      // Credentials go only where the tenant sent the worker: the login page's own host.
-      const target = new URL(form.action).host;
-      const allowed = new Set([new URL(page.finalUrl).host, new URL(login.page).host]);
-      if (!allowed.has(target)) {
-        const message = `the login form on ${page.finalUrl} posts to another host (${target}); no credentials sent`;
+      // Credentials go only where the tenant sent the worker (the login page's own origin: no other
+      // host, no downgrade to http), and never in a URL.
+      const target = new URL(form.action).origin;
+      if (target !== new URL(page.finalUrl).origin && target !== new URL(login.page).origin) {
+        const message = `the login form on ${page.finalUrl} posts to another origin (${target}); no credentials sent`;
+        return this.refused(session, tenant, auth, secrets, page, message);
+      }
+      if ((login.method ?? form.method) === 'GET') {
+        const message = `the login form on ${page.finalUrl} sends GET, which would put credentials in a URL; none sent`;
         return this.refused(session, tenant, auth, secrets, page, message);
       }
       request = buildFormSubmission(form, login, page.finalUrl, secrets);

@@ -65,4 +65,12 @@ describe('finding the login form of a page', () => {
     const script = '<form action="javascript:void(0)"><input type="password" name="p"></form>';
     expect(findLoginForm(script, PAGE, { fields: ['p'] })).toBeUndefined();
   });
+
+  it('prefers the login form over a sign-up form that holds the same fields and more', () => {
+    const page = `<form action="/signup" method="post"><input name="username"><input type="password" name="password">
+      <input type="password" name="password2"><input name="email"></form>
+      <form action="/login" method="post"><input type="hidden" name="csrf" value="t"><input name="username">
+      <input type="password" name="password"></form>`;
+    expect(findLoginForm(page, PAGE, { fields: ['username', 'password'] })?.action).toBe('https://site.example/login');
+  });
 });

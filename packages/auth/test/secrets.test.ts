@@ -30,4 +30,16 @@ describe('secrets read at login time', () => {
       'you typed [secret] with token [secret]',
     );
   });
+
+  it('scrubs a secret however an answer quotes it: HTML-escaped, URL- or form-encoded, JSON-escaped', () => {
+    const secrets = new SecretResolver({ PASSWORD: 'p&ss<w"rd one' });
+    secrets.resolve('${PASSWORD}');
+    const quoted = [
+      'p&amp;ss&lt;w&quot;rd one',
+      'p%26ss%3Cw%22rd%20one',
+      'p%26ss%3Cw%22rd+one',
+      JSON.stringify({ password: 'p&ss<w"rd one' }),
+    ].join(' | ');
+    expect(secrets.scrub(quoted)).toBe('[secret] | [secret] | [secret] | {"password":"[secret]"}');
+  });
 });

@@ -54,6 +54,16 @@ const pattern = z
     }
   }, 'must be a valid regular expression');
 
+/** A request header's name (RFC 9110 token). */
+const headerName = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header name');
+
+/** Headers of a login or refresh request: names checked, values may name secrets. */
+const secretHeaders = z.record(headerName, secretText.regex(/^[^\r\n]*$/, 'must be one line'));
+
 const statusList = z.array(z.number().int().min(100).max(599)).min(1).max(50);
 
 /**
@@ -76,13 +86,12 @@ export const loginTokenSchema = z.strictObject({
   /** The token's path in the JSON answer. */
   path: jsonPath,
   /** The request header that carries it. */
-  header: z
+  header: headerName.default('authorization'),
+  prefix: z
     .string()
-    .min(1)
-    .max(128)
-    .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header name')
-    .default('authorization'),
-  prefix: z.string().max(64).default('Bearer '),
+    .max(64)
+    .regex(/^[^\r\n]*$/, 'must be one line')
+    .default('Bearer '),
   /** The token's lifetime in seconds (`expires_in`); without it the login lasts `auth.ttlSeconds`. */
   expiresInPath: jsonPath.optional(),
   /** Where the refresh token is (for `auth.refresh`). */
@@ -111,14 +120,18 @@ export const loginConfigSchema = z
     method: z.enum(['POST', 'PUT', 'GET']).optional(),
     form: z.record(z.string(), secretText).optional(),
     json: z.record(z.string(), z.unknown()).optional(),
-    headers: z.record(z.string(), secretText).default({}),
+    headers: secretHeaders.default({}),
     token: loginTokenSchema.optional(),
     success: loginSuccessSchema.optional(),
   })
   .refine((login) => (login.page === undefined) !== (login.url === undefined), 'give page or url, not both')
   .refine((login) => !(login.form && login.json), 'give form or json, not both')
   .refine((login) => login.page === undefined || login.json === undefined, 'a form login (page) takes form, not json')
-  .refine((login) => login.page === undefined || login.token === undefined, 'a token login takes url, not page');
+  .refine((login) => login.page === undefined || login.token === undefined, 'a token login takes url, not page')
+  .refine(
+    (login) => login.page === undefined || login.method !== 'GET',
+    'a form login never sends GET: credentials do not go in a URL',
+  );
 
 /** Signs, besides 401 and a 403 that is not a challenge, that a session is logged out. */
 export const loggedOutSchema = z.strictObject({
@@ -136,7 +149,7 @@ export const refreshConfigSchema = z
     method: z.enum(['POST', 'PUT', 'GET']).default('POST'),
     form: z.record(z.string(), secretText).optional(),
     json: z.record(z.string(), z.unknown()).optional(),
-    headers: z.record(z.string(), secretText).default({}),
+    headers: secretHeaders.default({}),
     /** The new access token's path; default: `login.token.path`. */
     path: jsonPath.optional(),
     /** A new refresh token's path, when the site rotates them; default: `login.token.refreshPath`. */
@@ -162,11 +175,7 @@ export const authConfigSchema = z
     csrf: z
       .strictObject({
         cookie: z.string().min(1).max(256),
-        header: z
-          .string()
-          .min(1)
-          .max(128)
-          .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be a header name'),
+        header: headerName,
       })
       .optional(),
     /** A cookie whose expiry is the login's (a session id); default: the earliest the login set. */

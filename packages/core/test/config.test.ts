@@ -182,6 +182,24 @@ describe('loadConfig', () => {
     }
   });
 
+  it('refuses a form login sent with GET, and header names or values that would break a request', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ login: { page: 'https://a.example/login', method: 'GET', form: {} } }, 'credentials do not go in a URL'],
+      [
+        { login: { url: 'https://a.example/t', form: {}, headers: { 'bad header': 'x' } } },
+        'login.headers.bad header: Invalid key',
+      ],
+      [
+        { login: { url: 'https://a.example/t', json: {}, token: { path: 'a', prefix: 'Bearer\r\nX: 1' } } },
+        'must be one line',
+      ],
+    ];
+    for (const [auth, message] of cases) {
+      const path = writeConfig('c.json', { tenants: { api: { auth } } });
+      expect(expectConfigError(() => loadConfig({ path, cwd: dir, env: {} })).message).toContain(message);
+    }
+  });
+
   it('gives a login its defaults: a 60 s renewal margin, a 300 s cool-down that dead-letters, tokens as Bearer in authorization', () => {
     const path = writeConfig('c.json', {
       tenants: { api: { auth: { login: { url: 'https://a.example/t', json: {}, token: { path: 'access' } } } } },

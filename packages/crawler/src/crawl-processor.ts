@@ -1,5 +1,5 @@
 import type { AuditLog } from '@crawlfleet/audit';
-import { LoginCoolingDownError, SessionAuthenticator } from '@crawlfleet/auth';
+import { isLoginFailure, LoginCoolingDownError, SessionAuthenticator } from '@crawlfleet/auth';
 import {
   type CrawlfleetConfig,
   type CrawlObserver,
@@ -69,9 +69,9 @@ export class CrawlProcessor {
     this.politeness = new PolitenessGate(deps);
     this.authenticator = new SessionAuthenticator({
       fetcher: deps.fetcher,
-      // The lease must outlive the slowest login (a form login is two requests), or a second
-      // worker logs in alongside.
-      leaseMs: Math.max(deps.config.sessions.reauthLeaseMs, 2 * deps.config.fetch.timeoutMs + 5_000),
+      // The lease must outlive the slowest login (a refused refresh, the login page and its form
+      // are three requests), or a second worker logs in alongside.
+      leaseMs: Math.max(deps.config.sessions.reauthLeaseMs, 3 * deps.config.fetch.timeoutMs + 5_000),
       logger: deps.logger,
       observer: deps.observer,
     });
@@ -205,7 +205,7 @@ export class CrawlProcessor {
       // A redirect target's robots.txt (refusing, or down) and a refused login say nothing about
       // the session's health: they must not count towards its breaker (a refused login has its
       // own cool-down). A probe left undecided expires.
-      if (!classification.reason.startsWith('robots_') && !classification.reason.startsWith('auth_')) {
+      if (!classification.reason.startsWith('robots_') && !isLoginFailure(classification.reason)) {
         session?.recordError();
         await this.breakerGate.recordHealth(job, data, session, probing, classification);
       }
@@ -285,12 +285,15 @@ export class CrawlProcessor {
             cookieJar: session.jar,
           };
     if (session !== undefined) await this.authenticator.beforeFetch(session, tenantRef, auth);
-    const sentAt = Date.now();
+    // The login this request is sent with: a newer one, written by any worker, settles a renewal.
+    const seen = session?.auth?.changedAt;
     const page = await this.deps.fetcher.fetch(await asSession(), tenantRef);
     const sign = this.authenticator.loggedOut(page, auth, data.url);
     if (sign === undefined) return page;
     if (session === undefined) throw stillLoggedOut(page, tenant, 'the page needs a login, and the job has no session');
-    await this.authenticator.renewAfter(session, tenantRef, auth, sign, sentAt);
+    const renewal = await this.authenticator.renewAfter(session, tenantRef, auth, sign, seen);
+    if (renewal === 'logged_in_just_now')
+      throw stillLoggedOut(page, tenant, 'the session logged in moments ago and the page still says it is logged out');
     const again = await this.deps.fetcher.fetch(await asSession(), tenantRef);
     if (this.authenticator.loggedOut(again, auth, data.url) !== undefined)
       throw stillLoggedOut(again, tenant, 'the session is still logged out after logging in');

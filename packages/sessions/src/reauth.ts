@@ -3,23 +3,25 @@ import { RecoverableError } from '@crawlfleet/failures';
 import { type AuthState, type JobSession, normalizeAuth } from './job-session.js';
 
 export interface RenewOptions {
-  /** How long the login lease is held; it must outlive the slowest login request. */
+  /** How long the login lease is held; it must outlive the slowest login. */
   leaseMs: number;
   /**
-   * Whether the stored auth already answers this job's need, because another worker logged in,
-   * refreshed, or was refused meanwhile. Default: it changed after this job read its session.
+   * Whether the stored auth already answers this job's need: another worker logged in,
+   * refreshed, or was refused since this job's request. Asked of what is stored now, never of
+   * this job's own copy, and without comparing clocks of different workers.
    */
-  settled?: ((auth: AuthState | undefined) => boolean) | undefined;
+  settled: (stored: AuthState | undefined) => boolean;
 }
 
 export type RenewOutcome = 'renewed' | 'reused';
 
 /**
  * Renews a session's login (a login, or a token refresh) once across the fleet. The worker that
- * takes the session's short lease runs `renew` and commits what it returns (a login, or a
- * refused one) with the cookies it set; the others poll the auth slate and take up what that
- * worker wrote. Nobody waits longer than twice the lease: then the job is retried later instead
- * of holding a worker slot.
+ * takes the session's short lease reads the session again (what other workers wrote: a newer
+ * login, a refresh token, a refusal and its count), and runs `renew` only when that does not
+ * settle the matter; it commits what `renew` returns with the cookies it set. The others poll
+ * the auth slate and take up what was written. Nobody waits longer than twice the lease: then
+ * the job is retried later instead of holding a worker slot.
  */
 export async function renewAuthOnce(
   session: JobSession,
@@ -35,20 +37,13 @@ export async function renewAuthOnce(
     await run();
     return 'renewed';
   }
-  // Compared by time, not by slate version: an auth slate that expired and was written again
-  // starts its versions over.
-  const done = settled ?? ((auth) => auth !== undefined && Date.parse(auth.changedAt) >= session.openedAt);
-  const someoneRenewed = async () => done(normalizeAuth((await store.read(session.keys, ['auth'])).get('auth')?.value));
   const token = randomUUID();
   const deadline = Date.now() + 2 * leaseMs;
   while (Date.now() < deadline) {
     if (await store.tryAuthLease(session.keys, token, leaseMs)) {
       try {
-        // Another worker may have finished between our read and our lease.
-        if (await someoneRenewed()) {
-          await session.refresh();
-          return 'reused';
-        }
+        await session.refresh();
+        if (settled(session.auth)) return 'reused';
         await run();
         return 'renewed';
       } finally {
@@ -56,7 +51,7 @@ export async function renewAuthOnce(
       }
     }
     await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
-    if (await someoneRenewed()) {
+    if (settled(normalizeAuth((await store.read(session.keys, ['auth'])).get('auth')?.value))) {
       await session.refresh();
       return 'reused';
     }
