@@ -22,6 +22,12 @@ export function isTrackingParam(name: string): boolean {
   return lower.startsWith('utm_') || TRACKING_PARAMS.has(lower);
 }
 
+/** Input echoed in a message: quoted, and cut short so that a line of garbage stays one short line. */
+function quoted(raw: string): string {
+  if (raw.length <= 100) return JSON.stringify(raw);
+  return `${JSON.stringify(raw.slice(0, 100))}... (${raw.length} characters)`;
+}
+
 /**
  * Parses a URL a person or a file gave us. Only absolute http(s) URLs without embedded
  * credentials are accepted: credentials in a URL would end up in job data, logs and results.
@@ -32,12 +38,12 @@ export function parseTargetUrl(raw: string): URL {
   try {
     url = new URL(text);
   } catch {
-    throw new InputError('invalid_url', `not a valid absolute URL: ${JSON.stringify(raw)}`);
+    throw new InputError('invalid_url', `not a valid absolute URL: ${quoted(raw)}`);
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new InputError(
       'unsupported_scheme',
-      `only http and https URLs can be crawled, got ${url.protocol.slice(0, -1)}: ${JSON.stringify(raw)}`,
+      `only http and https URLs can be crawled, got ${url.protocol.slice(0, -1)}: ${quoted(raw)}`,
     );
   }
   if (url.username !== '' || url.password !== '') {
@@ -47,7 +53,7 @@ export function parseTargetUrl(raw: string): URL {
     );
   }
   if (url.hostname === '') {
-    throw new InputError('invalid_url', `URL has no host: ${JSON.stringify(raw)}`);
+    throw new InputError('invalid_url', `URL has no host: ${quoted(raw)}`);
   }
   return url;
 }

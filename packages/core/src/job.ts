@@ -21,19 +21,22 @@ export const traceContextSchema = z.object({
   tracestate: z.string().max(512).optional(),
 });
 
+/** The longest URL a job may carry, as serialized (percent-escapes included). */
+const MAX_URL_LENGTH = 8192;
+/** The longest request body a job may carry. */
+const MAX_BODY_LENGTH = 1024 * 1024;
+
 /**
  * One fetch job as it sits in the `crawl` queue. Version 1. The worker parses every job it
- * takes with this schema: a payload written by someone else that does not fit goes to the DLQ.
+ * takes with this schema (a payload that does not fit goes to the DLQ), and the producer checks
+ * every job it builds with it, so `submit` refuses what a worker would.
  */
 export const fetchJobSchema = z.object({
   v: z.literal(1),
-  url: z.string().url().max(8192),
+  url: z.string().url().max(MAX_URL_LENGTH, `longer than ${MAX_URL_LENGTH} characters`),
   method: z.enum(HTTP_METHODS),
   headers: z.record(z.string(), z.string()).optional(),
-  body: z
-    .string()
-    .max(1024 * 1024)
-    .optional(),
+  body: z.string().max(MAX_BODY_LENGTH, `longer than ${MAX_BODY_LENGTH} characters`).optional(),
   tenant: z.string().regex(NAME_PATTERN),
   sessionId: z.string().regex(NAME_PATTERN).optional(),
   idempotencyKey: z.string().min(1).max(200),

@@ -204,6 +204,14 @@ describe('parseTargetUrl', () => {
     expectInputError(() => parseTargetUrl(input), 'credentials_in_url');
   });
 
+  it('quotes at most the first 100 characters of a bad input, and says how long it was', () => {
+    const garbage = `not a url ${'x'.repeat(5_000)}`;
+    const error = expectInputError(() => parseTargetUrl(garbage), 'invalid_url');
+    expect(error.message).toBe(
+      `not a valid absolute URL: ${JSON.stringify(garbage.slice(0, 100))}... (5010 characters)`,
+    );
+  });
+
   it('does not repeat the credentials in its message', () => {
     const error = expectInputError(() => parseTargetUrl('https://alice:s3cret@example.com/'), 'credentials_in_url');
     expect(error.message).not.toContain('s3cret');

@@ -78,6 +78,17 @@ describe('parseFetchJob', () => {
     expect(reasonFor({ ...minimal, v })).toMatch(/^v: /);
   });
 
+  it('accepts a url of 8192 characters and refuses a longer one, saying how long a url may be', () => {
+    const url = (length: number) => `https://example.com/${'a'.repeat(length - 'https://example.com/'.length)}`;
+    expect(parseFetchJob({ ...minimal, url: url(8192) }).ok).toBe(true);
+    expect(reasonFor({ ...minimal, url: url(8193) })).toBe('url: longer than 8192 characters');
+  });
+
+  it('refuses a body over 1 MiB, saying how long a body may be', () => {
+    expect(parseFetchJob({ ...minimal, body: 'x'.repeat(1024 * 1024) }).ok).toBe(true);
+    expect(reasonFor({ ...minimal, body: 'x'.repeat(1024 * 1024 + 1) })).toBe('body: longer than 1048576 characters');
+  });
+
   it('rejects a submittedAt that is not an ISO date-time', () => {
     expect(reasonFor({ ...minimal, submittedAt: 'yesterday' })).toMatch(/^submittedAt: /);
   });
