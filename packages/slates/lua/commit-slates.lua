@@ -6,7 +6,8 @@
     Input:
       KEYS[1..n]        the slate keys (one session, one hash tag)
 
-      ARGV[1..n]        the version each slate had when read (0: it did not exist)
+      ARGV[1..n]        the version each slate had when read (0: it did not exist; -1: it was
+                        malformed, see read_slate, and is replaced if it still is)
       ARGV[n+1..2n]     each slate's new envelope ('' deletes the slate)
       ARGV[2n+1..3n]    each slate's TTL in milliseconds
 
@@ -15,11 +16,13 @@
       {-1, i, v}         KEYS[i] is at version v, not the one read: nothing written
 ]]
 local n = #KEYS
+local before = {}
 for i = 1, n do
-  local current = tonumber(redis.call('HGET', KEYS[i], 'v') or '0')
+  local current = read_slate(KEYS[i])
   if current ~= tonumber(ARGV[i]) then
     return {-1, i, current}
   end
+  before[i] = current
 end
 local result = {1}
 for i = 1, n do
@@ -28,7 +31,11 @@ for i = 1, n do
     redis.call('DEL', KEYS[i])
     result[i + 1] = 0
   else
-    local version = tonumber(ARGV[i]) + 1
+    -- A malformed key (a list, a string, a hash with a tampered version) starts over at 1.
+    if before[i] == -1 then
+      redis.call('DEL', KEYS[i])
+    end
+    local version = math.max(before[i], 0) + 1
     redis.call('HSET', KEYS[i], 'v', version, 'd', envelope)
     redis.call('PEXPIRE', KEYS[i], ARGV[2 * n + i])
     result[i + 1] = version

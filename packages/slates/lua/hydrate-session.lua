@@ -15,17 +15,16 @@
 
     Output:
       { v1, d1, v2, d2, ..., quarantined (0/1), breaker open-until or false }
-      where d is the envelope, 1 when it is the one the worker holds, and a missing slate reads
-      as false, false
+      where d is the envelope, 1 when it is the one the worker holds; a missing slate reads as
+      0, false and a malformed one (read_slate) as -1, false
 ]]
 local rcall = redis.call
 local n = #KEYS - 2
 local out = {}
 for i = 1, n do
-  local fields = rcall('HMGET', KEYS[i], 'v', 'd')
-  local envelope = fields[2]
+  local version, envelope = read_slate(KEYS[i])
   local known = ARGV[i]
-  out[#out + 1] = fields[1]
+  out[#out + 1] = version
   if envelope and known and known ~= '' and redis.sha1hex(envelope) == known then
     out[#out + 1] = 1
   else

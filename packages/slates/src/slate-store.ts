@@ -7,10 +7,13 @@ import type { KeyRing } from './key-ring.js';
 import { envelopeDigest, OpenedSlates } from './opened-slates.js';
 import type { ReadTicket, TrackedHydrates } from './tracked-hydrates.js';
 
-const COMMIT_SLATES = readFileSync(new URL('../lua/commit-slates.lua', import.meta.url), 'utf8');
+const lua = (name: string) => readFileSync(new URL(`../lua/${name}`, import.meta.url), 'utf8');
+/** How the slate scripts read a slate key (and tell a malformed one), prepended to each. */
+const SLATE_VERSION = lua('slate-version.lua');
+const COMMIT_SLATES = `${SLATE_VERSION}\n${lua('commit-slates.lua')}`;
 const RELEASE_LEASE = readFileSync(new URL('../lua/release-lease.lua', import.meta.url), 'utf8');
 const TAKE_PROBE = readFileSync(new URL('../lua/take-probe.lua', import.meta.url), 'utf8');
-const HYDRATE_SESSION = readFileSync(new URL('../lua/hydrate-session.lua', import.meta.url), 'utf8');
+const HYDRATE_SESSION = `${SLATE_VERSION}\n${lua('hydrate-session.lua')}`;
 
 /** `cookies`, `auth`, `profile`, `meta`, or `workflow:<name>`. */
 export type SlateName = 'cookies' | 'auth' | 'profile' | 'meta' | `workflow:${string}`;
@@ -241,6 +244,8 @@ export class SlateStore {
   }
 
   private decode(key: string, name: SlateName, version: number, envelope: string | null): SlateRead {
+    // Not a well-formed `{v, d}` hash (another type, a tampered version): as if it failed to open.
+    if (version < 0) return { name, version, value: undefined, discarded: { reason: 'malformed', payloadHash: 'n/a' } };
     if (envelope === null) return { name, version, value: undefined };
     let text: string;
     try {
@@ -318,11 +323,17 @@ export class SlateStore {
       (key) => !key.includes(':lease:') && !key.includes(':flag:'),
     );
     for (const [index, key] of keys.entries()) {
-      const [[, fields], [, ttl]] = (await this.redis.pipeline().hmget(key, 'v', 'd').pttl(key).exec()) as [
-        [null, Array<string | null>],
-        [null, number],
+      const [[readError, fields], [, ttl]] = (await this.redis.pipeline().hmget(key, 'v', 'd').pttl(key).exec()) as [
+        [Error | null, Array<string | null> | undefined],
+        [Error | null, number],
       ];
-      const [version, envelope] = fields;
+      // A key that is not a slate hash (WRONGTYPE) or whose version was tampered with is left to
+      // the worker that next reads it (it replaces it), and counted.
+      const [version, envelope] = fields ?? [];
+      if (readError !== null || (typeof version === 'string' && !/^[1-9]\d{0,14}$/.test(version))) {
+        tally.unreadable++;
+        continue;
+      }
       if (envelope === null || envelope === undefined) continue;
       if (envelopeKid(envelope) === this.ring.current.kid) tally.current++;
       else {
