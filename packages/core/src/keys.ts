@@ -19,6 +19,11 @@ export interface KeyLayout {
   readonly audit: string;
   /** The installation's key for hashing session ids in logs and audit events. */
   readonly sessionHashKey: string;
+  /**
+   * On the session Redis: a value sealed with the fleet's key ring, so a process can tell at
+   * start whether its ring opens the fleet's sessions.
+   */
+  readonly keyCheck: string;
   /** A host's next-allowed request time, shared by the fleet. */
   host(host: string): string;
   /** An origin's cached robots.txt. */
@@ -123,6 +128,7 @@ export function keyLayout(prefix: string): KeyLayout {
     results: `${tag}:results`,
     audit: `${tag}:audit`,
     sessionHashKey: `${tag}:session-hash-key`,
+    keyCheck: `${tag}:session-key-check`,
     host: (host) => `${tag}:host:${host}`,
     robots: (origin) => `${tag}:robots:${origin}`,
     ledger: (idempotencyKey) => `${tag}:ledger:${idempotencyKey}`,

@@ -69,6 +69,11 @@ export interface SessionCounters {
    * count is dropped rather than risk counting it twice.
    */
   metaDropped: number;
+  /**
+   * Jobs that ran ephemeral because a slate of their session is sealed with a key this worker's
+   * ring lacks: nothing of theirs is written, so the fleet's keys still open the session.
+   */
+  unknownKey: number;
 }
 
 export function newSessionCounters(): SessionCounters {
@@ -83,6 +88,7 @@ export function newSessionCounters(): SessionCounters {
     commitFailures: 0,
     metaWrittenBehind: 0,
     metaDropped: 0,
+    unknownKey: 0,
   };
 }
 
@@ -560,6 +566,18 @@ export class SessionManager {
       logger.warn(
         { session_id: hashed(), err: (error as Error).message },
         'session store unreachable; this job runs on an ephemeral session',
+      );
+      return new JobSession(keys, true, new SessionCookieJar(), undefined, new Map(), this.context, false);
+    }
+    // A slate sealed with a key this ring lacks is not this worker's to replace: the job runs on
+    // an ephemeral session and writes nothing, so a worker with the right keys still opens it.
+    const foreign = [...reads.values()].find((read) => read.discarded?.reason === 'unknown_key');
+    if (foreign !== undefined) {
+      counters.unknownKey++;
+      this.context.observer?.sessionEphemeral?.();
+      logger.warn(
+        { session_id: hashed(), slate: foreign.name, payload_hash: foreign.discarded?.payloadHash },
+        "a session slate is sealed with a key this worker's CRAWLFLEET_KEYS lacks; the job runs on an ephemeral session and writes nothing to it",
       );
       return new JobSession(keys, true, new SessionCookieJar(), undefined, new Map(), this.context, false);
     }

@@ -62,6 +62,15 @@ type WithCommit = Redis & {
   cfHydrateSession(numKeys: number, ...keysAndTags: string[]): Promise<Array<string | number | null>>;
 };
 
+/** What the key check value holds, sealed. */
+const KEY_CHECK_TEXT = '"crawlfleet key check"';
+
+/** Whether this process's key ring opens the fleet's sessions (`SlateStore.checkKeyRing`). */
+export type KeyRingCheck =
+  | { state: 'created' | 'readable' }
+  /** Sealed with a key this ring does not hold: `kid`, the key id the fleet uses. */
+  | { state: 'unreadable'; kid: string };
+
 /** A short, non-reversible fingerprint of a stored payload, for logs. */
 export function payloadHash(payload: string): string {
   return createHash('sha256').update(payload).digest('hex').slice(0, 16);
@@ -299,6 +308,24 @@ export class SlateStore {
     return { ok: true, versions: new Map(writes.map((w, i) => [w.name, Number(answer[i + 1])])) };
   }
 
+  /**
+   * Whether this ring opens the fleet's sessions: the first process with a ring seals a check
+   * value into Redis; every later one opens it. A ring that cannot (another installation's keys,
+   * or a key missing from CRAWLFLEET_KEYS) reads every session as unreadable, and must say so.
+   */
+  async checkKeyRing(): Promise<KeyRingCheck> {
+    const key = this.keys.keyCheck;
+    if ((await this.redis.set(key, seal(this.ring, key, KEY_CHECK_TEXT), 'NX')) === 'OK') return { state: 'created' };
+    const stored = await this.redis.get(key);
+    if (stored === null) return { state: 'created' };
+    try {
+      open(this.ring, key, stored);
+      return { state: 'readable' };
+    } catch {
+      return { state: 'unreadable', kid: envelopeKid(stored) ?? 'unknown' };
+    }
+  }
+
   /** Takes the session's login lease for `ms` unless someone holds it. */
   async tryAuthLease(session: SessionKeys, token: string, ms: number): Promise<boolean> {
     return (await this.redis.set(session.authLease, token, 'PX', ms, 'NX')) === 'OK';
@@ -357,6 +384,9 @@ export class SlateStore {
       }
       onProgress?.(index + 1);
     }
+    // The check value follows the ring's current key, so a ring without the old key passes.
+    if ((await this.checkKeyRing()).state === 'readable')
+      await this.redis.set(this.keys.keyCheck, seal(this.ring, this.keys.keyCheck, KEY_CHECK_TEXT));
     return tally;
   }
 }
