@@ -1,5 +1,15 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { redactPii, redactPiiDeep } from '../src/index.js';
+
+/** Real-looking lines kept in the repository's `test/fixtures`: personal data, and look-alikes that must stay. */
+interface PiiCorpus {
+  readonly redact: readonly { readonly kind: string; readonly text: string; readonly redacted: string }[];
+  readonly keep: readonly { readonly kind: string; readonly text: string }[];
+}
+const corpus: PiiCorpus = JSON.parse(
+  readFileSync(new URL('../../../test/fixtures/pii-corpus.json', import.meta.url), 'utf8'),
+);
 
 describe('redactPii', () => {
   it.each([
@@ -30,5 +40,19 @@ describe('redactPii', () => {
     const input = { user: 'bob@example.com', hops: ['10.1.2.3', 42], nested: { note: 'ok' } };
     expect(redactPiiDeep(input)).toEqual({ user: '[email]', hops: ['[ip]', 42], nested: { note: 'ok' } });
     expect(input.user).toBe('bob@example.com');
+  });
+
+  it(`redacts all ${corpus.redact.length} true positives of the corpus and none of its ${corpus.keep.length} look-alikes`, () => {
+    // A true positive counts only when exactly its personal data is replaced; a look-alike counts when changed at all.
+    const missed = corpus.redact.filter(({ text, redacted }) => redactPii(text) !== redacted);
+    const overRedacted = corpus.keep.filter(({ text }) => redactPii(text) !== text);
+    const found = corpus.redact.length - missed.length;
+    const report = {
+      recall: found / corpus.redact.length,
+      precision: found / (found + overRedacted.length),
+      missed: missed.map(({ text }) => `${text} -> ${redactPii(text)}`),
+      overRedacted: overRedacted.map(({ text }) => `${text} -> ${redactPii(text)}`),
+    };
+    expect(report).toEqual({ recall: 1, precision: 1, missed: [], overRedacted: [] });
   });
 });
