@@ -1,2 +1,8 @@
-export { type ResultEntry, ResultsStore, type WriteOutcome } from './results-store.js';
+export {
+  type CountRecentOptions,
+  type RecentCount,
+  type ResultEntry,
+  ResultsStore,
+  type WriteOutcome,
+} from './results-store.js';
 export { encodeBody, pickStoredHeaders, STORED_HEADERS, type StoredResult } from './stored-result.js';

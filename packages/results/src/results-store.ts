@@ -4,8 +4,9 @@ import type { Redis } from 'ioredis';
 import type { StoredResult } from './stored-result.js';
 
 const WRITE_RESULT = readFileSync(new URL('../lua/write-result.lua', import.meta.url), 'utf8');
+const COUNT_ENTRIES = readFileSync(new URL('../lua/count-entries.lua', import.meta.url), 'utf8');
 
-type WithWriteResult = Redis & {
+type WithResultScripts = Redis & {
   cfWriteResult(
     ledgerKey: string,
     stream: string,
@@ -13,6 +14,7 @@ type WithWriteResult = Redis & {
     ttl: number,
     maxLen: number,
   ): Promise<[number, string]>;
+  cfCountEntries(stream: string, newest: string, oldest: string, count: number): Promise<[number, string]>;
 };
 
 export interface WriteOutcome {
@@ -27,12 +29,32 @@ export interface ResultEntry {
   result: StoredResult;
 }
 
+export interface CountRecentOptions {
+  /** The end of the window, in ms since the epoch. Default: the Redis server's clock, which dates the entries. */
+  now?: number | undefined;
+  /**
+   * Entries counted one by one at most. Past this, the count is worked out from the pace of the
+   * newest ones, so a busy fleet's minute (tens of thousands of bodies) is never read. Default 2,000.
+   */
+  maxCounted?: number | undefined;
+  /** Entries per script call; each call holds Redis while it reads their bodies. Default 200. */
+  pageSize?: number | undefined;
+}
+
+export interface RecentCount {
+  count: number;
+  /** True when there were more than `maxCounted` and `count` is extrapolated from the newest. */
+  estimated: boolean;
+}
+
+const DEFAULT_MAX_COUNTED = 2_000;
+
 /**
  * The results stream and the idempotency ledger. A result and its ledger mark are written by one
  * Lua script (`lua/write-result.lua`), so there is no moment where one exists without the other.
  */
 export class ResultsStore {
-  private readonly redis: WithWriteResult;
+  private readonly redis: WithResultScripts;
 
   constructor(
     redis: Redis,
@@ -40,7 +62,8 @@ export class ResultsStore {
     private readonly retention: Pick<RetentionConfig, 'resultsMaxLen' | 'ledgerTtlSeconds'>,
   ) {
     if (!('cfWriteResult' in redis)) redis.defineCommand('cfWriteResult', { numberOfKeys: 2, lua: WRITE_RESULT });
-    this.redis = redis as WithWriteResult;
+    if (!('cfCountEntries' in redis)) redis.defineCommand('cfCountEntries', { numberOfKeys: 1, lua: COUNT_ENTRIES });
+    this.redis = redis as WithResultScripts;
   }
 
   /** Writes the result unless its idempotency key is already finished. One round trip. */
@@ -59,8 +82,48 @@ export class ResultsStore {
     return (await this.redis.exists(this.keys.ledger(idempotencyKey))) === 1;
   }
 
+  /** Entries the stream keeps now: at most about `retention.resultsMaxLen`. */
   count(): Promise<number> {
     return this.redis.xlen(this.keys.results);
+  }
+
+  /**
+   * Results ever written to the stream, trimmed ones included (its `entries-added`). Undefined on
+   * a Redis older than 7, which does not keep that count.
+   */
+  async written(): Promise<number | undefined> {
+    if ((await this.redis.exists(this.keys.results)) === 0) return 0;
+    const info = (await this.redis.xinfo('STREAM', this.keys.results)) as unknown[];
+    const at = info.indexOf('entries-added');
+    return at === -1 ? undefined : Number(info[at + 1]);
+  }
+
+  /**
+   * Results written in the last `windowMs`. Entry ids are the milliseconds they were written at,
+   * so this counts ids from `now - windowMs` on, newest first, inside Redis (no body is sent).
+   */
+  async countRecent(windowMs: number, options: CountRecentOptions = {}): Promise<RecentCount> {
+    const now = options.now ?? (await this.serverNow());
+    const maxCounted = options.maxCounted ?? DEFAULT_MAX_COUNTED;
+    const pageSize = options.pageSize ?? 200;
+    const oldest = `${now - windowMs}-0`;
+    let counted = 0;
+    let newest = '+';
+    // One entry past the limit tells a window of exactly `maxCounted` from a fuller one.
+    while (counted <= maxCounted) {
+      const wanted = Math.min(pageSize, maxCounted + 1 - counted);
+      const [found, oldestFound] = await this.redis.cfCountEntries(this.keys.results, newest, oldest, wanted);
+      counted += found;
+      if (found < wanted) return { count: counted, estimated: false };
+      newest = `(${oldestFound}`;
+    }
+    const spanMs = Math.max(1, now - Number.parseInt(newest.slice(1), 10));
+    return { count: Math.round((counted * windowMs) / spanMs), estimated: true };
+  }
+
+  private async serverNow(): Promise<number> {
+    const [seconds, micros] = await this.redis.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
   /** Every stored result, oldest first, read in pages so memory stays flat on any size. */
