@@ -63,6 +63,7 @@ export class CrawlWorker {
   private readonly dlq: DeadLetterQueue;
   private readonly queue: Queue;
   private readonly listeners = new Set<(event: JobEvent) => void>();
+  private running = 0;
   readonly sessions: SessionManager;
 
   constructor(options: CrawlWorkerOptions) {
@@ -94,7 +95,7 @@ export class CrawlWorker {
       logger,
     });
     const { backoffBaseMs, backoffMaxMs } = config.jobs;
-    this.worker = new Worker(CRAWL_QUEUE, (job, token) => this.processor.process(job, token), {
+    this.worker = new Worker(CRAWL_QUEUE, (job, token) => this.runJob(job, token), {
       connection,
       prefix: keys.bullPrefix,
       concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
@@ -122,6 +123,20 @@ export class CrawlWorker {
     });
     // Connection errors are retried by ioredis; say so once per error, do not crash.
     this.worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
+  }
+
+  private async runJob(job: Job, token: string | undefined): Promise<JobOutcome> {
+    this.running++;
+    try {
+      return await this.processor.process(job, token);
+    } finally {
+      this.running--;
+    }
+  }
+
+  /** Jobs this worker is running now. */
+  get inFlight(): number {
+    return this.running;
   }
 
   /** Job counts of the crawl queue by state, and the DLQ size: for metrics. */
