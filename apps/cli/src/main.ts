@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Tracing starts before the app's modules load, so everything they do can be traced; without
 // OTEL_* settings it starts nothing.
-import { startTracing } from '@crawlfleet/tracing';
+import { exitAfterOutput, startTracing } from '@crawlfleet/tracing';
 
 // `crawlfleet ... | head` closes the pipe early: that is the reader's choice, not an error.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -9,7 +9,9 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
-const stopTracing = await startTracing('crawlfleet');
+const stopTracing = await startTracing({ serviceName: 'crawlfleet' });
 const { run } = await import('./cli.js');
 await run(process.argv);
-await stopTracing();
+// A collector that is down or hangs can leave the exporter's sockets and retry timers behind;
+// they must not keep the command running once its work is done.
+if ((await stopTracing()) === 'unsent') await exitAfterOutput();

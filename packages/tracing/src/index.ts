@@ -1,10 +1,16 @@
 export {
+  exitAfterOutput,
+  type StopTracing,
+  startTracing,
+  type TracingOptions,
+  type TracingShutdown,
+  tracingWanted,
+} from './start-tracing.js';
+export {
   activeTraceIds,
   contextOf,
   injectTrace,
   inSpan,
   SpanKind,
-  startTracing,
   type TraceCarrier,
-  tracingWanted,
 } from './tracing.js';

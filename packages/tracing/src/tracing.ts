@@ -29,37 +29,6 @@ function tracingRegistered(): boolean {
   return !(provider instanceof ProxyTracerProvider) || provider.getDelegate() !== NOOP_PROVIDER;
 }
 
-/**
- * Starts the OpenTelemetry Node SDK when the environment asks for traces
- * (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or `OTEL_TRACES_EXPORTER`),
- * configured by the standard `OTEL_*` variables. Otherwise nothing is started and every span
- * below is a no-op. Returns the shutdown that flushes pending spans.
- */
-export async function startTracing(
-  serviceName: string,
-  env: NodeJS.ProcessEnv = process.env,
-): Promise<() => Promise<void>> {
-  if (!tracingWanted(env)) return async () => {};
-  const { NodeSDK } = await import('@opentelemetry/sdk-node');
-  const { HttpInstrumentation } = await import('@opentelemetry/instrumentation-http');
-  const sdk = new NodeSDK({
-    serviceName: env.OTEL_SERVICE_NAME || serviceName,
-    // One CLIENT span per HTTP request the fetcher makes (each redirect hop is its own request).
-    // Incoming requests are the metrics and health endpoints and the board: not worth a trace.
-    instrumentations: [new HttpInstrumentation({ ignoreIncomingRequestHook: () => true })],
-  });
-  sdk.start();
-  return () => sdk.shutdown();
-}
-
-/** Whether the environment asks for traces (the standard OpenTelemetry variables). */
-export function tracingWanted(env: NodeJS.ProcessEnv = process.env): boolean {
-  const exporter = env.OTEL_TRACES_EXPORTER;
-  return Boolean(
-    env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT || (exporter && exporter !== 'none'),
-  );
-}
-
 /** The current trace context, to put into a job; undefined when tracing is off. */
 export function injectTrace(): TraceCarrier | undefined {
   const carrier: Record<string, string> = {};
