@@ -21,6 +21,8 @@ export interface CrawlObserver {
   sessionInvalidated?(reason: string): void;
   /** A job ran on an ephemeral session because the session store did not answer. */
   sessionEphemeral?(): void;
+  /** Cookies dropped to keep a session's jar within its browser-like limits. */
+  cookiesEvicted?(count: number): void;
   /** A session logged in or refreshed its token (`ok`), or the site refused it. */
   sessionLogin?(kind: 'login' | 'refresh', outcome: 'ok' | 'refused'): void;
 }

@@ -29,6 +29,7 @@ export class FleetMetrics implements CrawlObserver {
   private readonly invalidations: Counter<'reason'>;
   private readonly ephemeral: Counter;
   private readonly logins: Counter<'kind' | 'outcome'>;
+  private readonly cookiesEvictedTotal: Counter;
   private readonly responsesTotal: Counter;
   private readonly responses429Total: Counter;
   private responses = 0;
@@ -108,6 +109,11 @@ export class FleetMetrics implements CrawlObserver {
       name: 'session_logins_total',
       help: 'Session logins and token refreshes, by outcome (ok, refused)',
       labelNames: ['kind', 'outcome'],
+      registers,
+    });
+    this.cookiesEvictedTotal = new Counter({
+      name: 'session_cookies_evicted_total',
+      help: 'Cookies dropped (oldest first) to keep session jars within browser-like limits',
       registers,
     });
     // Ratios and depths are computed when Prometheus scrapes, not on every job.
@@ -197,5 +203,9 @@ export class FleetMetrics implements CrawlObserver {
 
   sessionLogin(kind: 'login' | 'refresh', outcome: 'ok' | 'refused'): void {
     this.logins.inc({ kind, outcome });
+  }
+
+  cookiesEvicted(count: number): void {
+    this.cookiesEvictedTotal.inc(count);
   }
 }

@@ -1,3 +1,4 @@
+export { boundCookieHeader, boundCookies, JAR_LIMITS } from './jar-limits.js';
 export {
   type AuthState,
   JobSession,

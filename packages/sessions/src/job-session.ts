@@ -59,6 +59,8 @@ export interface SessionCounters {
   discardedSlates: number;
   cookiesDropped: number;
   cookiesRejected: number;
+  /** Cookies dropped to keep session jars within their browser-like limits (oldest first). */
+  cookiesEvicted: number;
   commitConflicts: number;
   commitFailures: number;
   /** Meta counts written behind, by a commit of a later job or by a flush. */
@@ -84,6 +86,7 @@ export function newSessionCounters(): SessionCounters {
     discardedSlates: 0,
     cookiesDropped: 0,
     cookiesRejected: 0,
+    cookiesEvicted: 0,
     commitConflicts: 0,
     commitFailures: 0,
     metaWrittenBehind: 0,
@@ -139,6 +142,8 @@ export class JobSession {
   readonly openedAt = Date.now();
   /** Set when hydration dropped cookies or a slate: the cleaned value is written back. */
   private rewriteCookies: boolean;
+  /** Cookies the jar bound dropped in the last try of a commit. */
+  private evictedByCommit = 0;
 
   constructor(
     readonly keys: SessionKeys,
@@ -261,9 +266,12 @@ export class JobSession {
         name: 'cookies',
         ttlMs: config.cookiesTtlSeconds * 1000,
         apply: async (latest, first) => {
-          if (first) return jar.toSlate(config.trackingCookies);
-          const { jar: newer } = await SessionCookieJar.fromSlate(latest.value);
-          return (await jar.replayOnto(newer)).toSlate(config.trackingCookies);
+          const target = first ? jar : await jar.replayOnto((await SessionCookieJar.fromSlate(latest.value)).jar);
+          const before = target.evicted;
+          const value = await target.toSlate(config.trackingCookies);
+          // Counted once the write lands (a retried try bounds the jar again).
+          this.evictedByCommit = target.evicted - before;
+          return value;
         },
       });
     }
@@ -358,6 +366,11 @@ export class JobSession {
         const result = await store.commit(this.keys, writes);
         this.context.observer?.stateSynced?.('commit', performance.now() - started);
         if (result.ok) {
+          if (this.evictedByCommit > 0) {
+            counters.cookiesEvicted += this.evictedByCommit;
+            this.context.observer?.cookiesEvicted?.(this.evictedByCommit);
+          }
+          this.evictedByCommit = 0;
           const jarWrite = writes.find((write) => write.name === 'cookies');
           if (jarWrite !== undefined)
             this.context.observer?.jarStored?.(JSON.stringify(jarWrite.value ?? null).length, this.jar.changes.length);
@@ -603,6 +616,13 @@ export class SessionManager {
     }
     const { jar, dropped } = await SessionCookieJar.fromSlate(reads.get('cookies')?.value);
     counters.cookiesDropped += dropped;
+    // A stored jar over its limits (written before they existed) is bounded and written back.
+    const evicted = jar.evicted;
+    jar.evicted = 0;
+    if (evicted > 0) {
+      counters.cookiesEvicted += evicted;
+      this.context.observer?.cookiesEvicted?.(evicted);
+    }
     const auth = normalizeAuth(reads.get('auth')?.value);
     const discarded = dirty
       ? new Set([...reads.values()].filter((read) => read.discarded !== undefined).map((read) => read.name))
@@ -614,7 +634,7 @@ export class SessionManager {
       auth,
       reads,
       this.context,
-      dirty || dropped > 0,
+      dirty || dropped > 0 || evicted > 0,
       discarded,
       quarantined,
       breakerOpenUntil,

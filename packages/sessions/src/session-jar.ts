@@ -1,4 +1,5 @@
 import { Cookie, CookieJar } from 'tough-cookie';
+import { boundCookieHeader, boundCookies, JAR_LIMITS } from './jar-limits.js';
 
 /** Trackers that are never worth keeping in a session (exact names, or prefixes ending in `*`). */
 export const TRACKING_COOKIES: readonly string[] = [
@@ -72,8 +73,10 @@ export class SessionCookieJar {
   private static readonly headers = new WeakMap<CookieJar, SharedHeaders>();
 
   readonly changes: CookieChange[] = [];
-  /** Cookies the server sent that tough-cookie refused (wrong domain, malformed, ...). */
+  /** Cookies the server sent that tough-cookie refused (wrong domain, malformed, too large, ...). */
   rejected = 0;
+  /** Cookies dropped to keep the jar within `JAR_LIMITS` (oldest first). */
+  evicted = 0;
 
   private current: CookieJar;
   /** The copy of a shared jar being made, for callers that arrive while it is made. */
@@ -109,23 +112,29 @@ export class SessionCookieJar {
 
   private static async build(serialized: SerializedJar, now: number): Promise<JarHydration> {
     const stored = Array.isArray(serialized.cookies) ? serialized.cookies : [];
-    const kept = stored.filter((entry) => {
+    const valid: Cookie[] = [];
+    for (const entry of stored) {
       const cookie = Cookie.fromJSON(entry);
       // Every cookie a jar stores has a name and a domain; anything else is not one of ours.
-      if (cookie === undefined || !cookie.key || !cookie.domain) return false;
+      if (cookie === undefined || !cookie.key || !cookie.domain) continue;
       const expiry = cookie.expiryTime();
-      return expiry === undefined || expiry > now;
-    });
-    try {
-      const jar = await CookieJar.deserialize({ ...serialized, cookies: kept } as never);
-      return { jar: new SessionCookieJar(jar), dropped: stored.length - kept.length };
-    } catch {
-      return { jar: new SessionCookieJar(), dropped: stored.length };
+      if (expiry === undefined || expiry > now) valid.push(cookie);
     }
+    const { kept, evicted } = boundCookies(valid.map((cookie) => ({ ...cookie.toJSON(), cookie })));
+    // One cookie at a time, never tough-cookie's deserialize: its callback chain recurses once
+    // per cookie and overflows the stack on a jar of a few thousand.
+    const jar = new CookieJar();
+    for (const { cookie } of kept) await jar.store.putCookie(cookie);
+    const hydrated = new SessionCookieJar(jar);
+    hydrated.evicted = evicted;
+    return { jar: hydrated, dropped: stored.length - valid.length };
   }
 
-  getCookieString(url: string): Promise<string> {
-    return this.shared ? SessionCookieJar.sharedHeader(this.current, url) : this.current.getCookieString(url);
+  async getCookieString(url: string): Promise<string> {
+    const header = this.shared
+      ? await SessionCookieJar.sharedHeader(this.current, url)
+      : await this.current.getCookieString(url);
+    return boundCookieHeader(header);
   }
 
   private static async sharedHeader(jar: CookieJar, url: string): Promise<string> {
@@ -154,7 +163,7 @@ export class SessionCookieJar {
    */
   private writable(): Promise<CookieJar> {
     if (!this.shared) return Promise.resolve(this.current);
-    this.copying ??= this.current.clone().then((copy) => {
+    this.copying ??= copyJar(this.current).then((copy) => {
       this.current = copy;
       this.shared = false;
       return copy;
@@ -163,6 +172,12 @@ export class SessionCookieJar {
   }
 
   async setCookie(setCookie: string, url: string): Promise<unknown> {
+    // Name and value come before the first attribute; a cookie larger than a browser keeps is refused.
+    const pair = setCookie.indexOf(';');
+    if ((pair === -1 ? setCookie.length : pair) > JAR_LIMITS.cookieBytes + 1) {
+      this.rejected++;
+      return undefined;
+    }
     const at = Date.now();
     try {
       const cookie = await (await this.writable()).setCookie(setCookie, url, { now: new Date(at) });
@@ -193,10 +208,10 @@ export class SessionCookieJar {
   async toSlate(extraTracking: readonly string[] = []): Promise<unknown> {
     const serialized = await this.jar.serialize();
     const patterns = [...TRACKING_COOKIES, ...extraTracking];
-    return {
-      ...serialized,
-      cookies: serialized.cookies.filter((cookie) => !matchesCookiePattern(String(cookie.key ?? ''), patterns)),
-    };
+    const wanted = serialized.cookies.filter((cookie) => !matchesCookiePattern(String(cookie.key ?? ''), patterns));
+    const { kept, evicted } = boundCookies(wanted);
+    this.evicted += evicted;
+    return { ...serialized, cookies: kept };
   }
 
   /** Cookie names, domains, paths and expiry, never values: for `sessions show`. */
@@ -224,6 +239,16 @@ export class SessionCookieJar {
       };
     });
   }
+}
+
+/** A copy of a jar, one cookie at a time (tough-cookie's clone recurses once per cookie). */
+async function copyJar(jar: CookieJar): Promise<CookieJar> {
+  const copy = new CookieJar();
+  for (const cookie of await jar.store.getAllCookies()) {
+    const clone = cookie.clone();
+    if (clone !== undefined) await copy.store.putCookie(clone);
+  }
+  return copy;
 }
 
 /** `scheme://authority` of a URL, as written (a differently written host only misses the memo). */
