@@ -66,11 +66,14 @@ describe('sessions across processes and from the CLI', () => {
     expect(outputs).not.toContain('secret');
   });
 
-  it('refuses to start a worker without CRAWLFLEET_KEYS (exit 2, one line)', async () => {
-    const worker = startWorkerProcess({ ...env, CRAWLFLEET_KEYS: '' });
+  it('refuses to start a worker without CRAWLFLEET_KEYS or a key file (exit 2, one line)', async () => {
+    const home = mkdtempSync(join(dir, 'no-keys-'));
+    const worker = startWorkerProcess({ ...env, CRAWLFLEET_KEYS: '', XDG_CONFIG_HOME: home });
     const code = await new Promise<number | null>((resolve) => worker.child.once('exit', resolve));
     expect(code).toBe(2);
-    expect(worker.output().trim()).toMatch(/^crawlfleet: CRAWLFLEET_KEYS is not set: .*crawlfleet keys generate/);
+    expect(worker.output().trim()).toMatch(
+      /^crawlfleet: no session key: set CRAWLFLEET_KEYS \(.*crawlfleet keys generate.*\) or keep one in \S+\/crawlfleet\/keys/,
+    );
     const bad = startWorkerProcess({ ...env, CRAWLFLEET_KEYS: 'k1:c2hvcnQ=' });
     expect(await new Promise<number | null>((resolve) => bad.child.once('exit', resolve))).toBe(2);
     expect(bad.output()).toContain('must be 32 bytes');

@@ -1,6 +1,13 @@
 export { EnvelopeError, envelopeKid, type OpenFailure, open, seal } from './envelope.js';
 export { generateKeyEntry, KeyRing, parseKeyRing, type RingKey } from './key-ring.js';
-export { keyRingFromEnv, type LocalKeyRing, localKeyFilePath, localKeyRing, requireKeyRing } from './key-source.js';
+export {
+  keyRingFromEnv,
+  type LocalKeyRing,
+  localKeyFilePath,
+  localKeyRing,
+  requireKeyRing,
+  saveLocalKey,
+} from './key-source.js';
 export {
   type CommitResult,
   type DiscardReason,
