@@ -152,8 +152,8 @@ export class SessionAuthenticator {
    * After a page said the session is logged out, its request sent with the login `seen` (the
    * auth state's `changedAt` then): logs in once across the fleet (a rejected bearer token is
    * refreshed first), unless another worker logged in or was refused since, or the session's
-   * refused login is cooling down. `logged_in_just_now`: the request carried a login a few
-   * seconds old, so logging in again would not help (the page wants something else).
+   * refused login is cooling down. `logged_in_just_now`: a 403 (or the tenant's sign) for a
+   * request that carried a login a few seconds old: logging in again would not help.
    */
   async renewAfter(
     session: JobSession,
@@ -165,8 +165,10 @@ export class SessionAuthenticator {
     const now = Date.now();
     const state = session.auth;
     if (coolingDown(state, now)) this.refuse(state.refused, auth);
+    // A 403 or the tenant's own sign may mean "not for this user" rather than "logged out":
+    // right after a login that did not help, logging in again would not either.
     if (
-      sign !== 'token_rejected' &&
+      (sign === 'forbidden' || sign === 'tenant_check') &&
       state?.changedAt === seen &&
       holdsLogin(state, now) &&
       now - Date.parse(state.loggedInAt as string) < RELOGIN_AFTER_MS
