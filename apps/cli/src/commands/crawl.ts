@@ -1,15 +1,19 @@
-import { CRAWL_QUEUE, DEFAULT_PREFIX } from '@crawlfleet/core';
+import { createWriteStream } from 'node:fs';
+import { constants } from 'node:os';
+import { finished } from 'node:stream/promises';
+import { CRAWL_QUEUE, DEFAULT_PREFIX, type FetchJob, InputError } from '@crawlfleet/core';
 import { DEFAULT_CONCURRENCY, openWorker } from '@crawlfleet/crawler';
 import { DeadLetterQueue, type DeadLetterSummary, summarize } from '@crawlfleet/dlq';
 import { ensureRedis } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
+import type { SubmitReport } from '@crawlfleet/producer';
+import { ResultsStore } from '@crawlfleet/results';
 import { type KeyRing, localKeyRing } from '@crawlfleet/slates';
-import { Queue } from 'bullmq';
+import { type Job, type JobState, Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings } from '../context.js';
 import { positiveInt } from '../options.js';
-import { ProgressLine, plural, printJson, say } from '../output.js';
-import { exportResults } from './results.js';
+import { ProgressLine, plural, printJson, say, writeLine } from '../output.js';
 import { enqueueJobs, prepareTargets, type TargetOptions, withTargetOptions } from './submit.js';
 
 interface CrawlOptions extends TargetOptions {
@@ -18,30 +22,53 @@ interface CrawlOptions extends TargetOptions {
   json?: boolean;
 }
 
+/** How long a drain waits for running jobs before it stops anyway (as a worker's default). */
+const DRAIN_GRACE_MS = 30_000;
+/** How long a second Ctrl-C spends handing running jobs back before it exits. */
+const HAND_BACK_MS = 1_000;
+/** Keys per Redis pipeline when the crawl reads the state of its own keys. */
+const KEYS_PER_ROUND_TRIP = 1_000;
+
+/** Queue states of a job that will still run: an earlier run's job in them is resumed. */
+const LIVE_STATES: ReadonlySet<JobState | 'unknown'> = new Set([
+  'waiting',
+  'prioritized',
+  'delayed',
+  'active',
+  'waiting-children',
+]);
+
+/**
+ * The crawl's own URLs, by idempotency key: what the same command finds again when run again,
+ * so a re-run resumes what an interrupted run left queued and writes every result of the crawl.
+ */
+interface CrawlPlan {
+  /** Every distinct key of the crawl's targets, in input order: whose results go to `--out`. */
+  keys: string[];
+  /** Keys this run enqueued. */
+  enqueued: string[];
+  /** Keys still queued (waiting, delayed or running) from an earlier run: waited for, not skipped. */
+  resumed: string[];
+  /** Targets not run again: finished earlier (a result or a dead letter), or repeated in the input. */
+  duplicates: number;
+}
+
 interface Tally {
-  stored: number;
-  deadLettered: number;
   retries: number;
 }
 
-/** Which of `keys` ended with a result and which in the DLQ, read from Redis (whoever ran them). */
-async function settle(
-  context: CommandContext,
-  keys: readonly string[],
-): Promise<{ stored: number; deadLettered: string[] }> {
-  const pipeline = context.redis.pipeline();
-  for (const key of keys) {
-    pipeline.exists(context.keys.ledger(key));
-    pipeline.exists(context.keys.dlqJob(key));
-  }
-  const answers = (await pipeline.exec()) ?? [];
-  let stored = 0;
-  const deadLettered: string[] = [];
-  keys.forEach((key, i) => {
-    if (answers[i * 2]?.[1] === 1) stored++;
-    else if (answers[i * 2 + 1]?.[1] === 1) deadLettered.push(key);
-  });
-  return { stored, deadLettered };
+interface CrawlSummary {
+  enqueued: number;
+  resumed: number;
+  duplicates: number;
+  fetched: number;
+  dlq: number;
+  retries: number;
+  /** Keys of this run with no outcome yet: left queued by an interruption. */
+  left: number;
+  seconds: number;
+  interrupted?: boolean;
+  out?: string;
 }
 
 function timestamp(): string {
@@ -59,6 +86,9 @@ export function registerCrawl(program: Command): void {
       `
 Uses REDIS_URL when set, else the Redis on 127.0.0.1:6379, else starts a private redis-server for
 the run (its results are then written to ./crawlfleet-results-<time>.jsonl unless --out is given).
+Session keys: CRAWLFLEET_KEYS when set, else the local key file (created on first use).
+Ctrl-C drains (running pages finish, what is done is written); Ctrl-C again stops at once. The same
+command again resumes what is left and writes every result of the crawl.
   $ crawlfleet crawl https://example.com/ https://example.com/about
   $ crawlfleet crawl --file urls.txt --concurrency 32 --out results.jsonl`,
     )
@@ -69,7 +99,7 @@ the run (its results are then written to ./crawlfleet-results-<time>.jsonl unles
       const keys = localKeyRing();
       if (keys.created)
         say(
-          `created a local session key in ${keys.file} (CRAWLFLEET_KEYS is unset); workers on other machines need CRAWLFLEET_KEYS`,
+          `created a local session key in ${keys.file} (CRAWLFLEET_KEYS is unset); crawl, worker and sessions on this machine use it; a fleet on other machines needs one CRAWLFLEET_KEYS everywhere`,
         );
       const local = await ensureRedis({ url: settings.env.redisUrl, fromEnv: settings.env.redisUrlFromEnv });
       if (local.server !== undefined) {
@@ -79,42 +109,130 @@ the run (its results are then written to ./crawlfleet-results-<time>.jsonl unles
       }
       const out = options.out ?? (local.server !== undefined ? `crawlfleet-results-${timestamp()}.jsonl` : undefined);
       const sessionRedisUrl = settings.env.sessionRedisUrlFromEnv ? settings.env.sessionRedisUrl : local.url;
+      const interruption = new Interruption();
       try {
         const context = await connect(settings, local.url);
+        const queue = new Queue(CRAWL_QUEUE, { connection: context.redis, prefix: context.keys.bullPrefix });
         try {
-          const report = await enqueueJobs(context, jobs, options.force);
-          const tally: Tally = { stored: 0, deadLettered: 0, retries: 0 };
-          if (report.enqueued > 0) {
-            await runUntilDrained(
-              context,
+          const plan = await planCrawl(queue, jobs, await enqueueJobs(context, jobs, options.force));
+          const crawled = [...plan.enqueued, ...plan.resumed];
+          await sayOtherJobs(queue, crawled.length, settings.env.prefix);
+          const tally: Tally = { retries: 0 };
+          if (crawled.length > 0 && !interruption.requested) {
+            await runUntilDone(
+              { context, queue, interruption, concurrency: options.concurrency, tally },
               { redisUrl: local.url, sessionRedisUrl, ring: keys.ring },
-              report.keys,
-              options.concurrency,
-              tally,
+              crawled,
             );
           }
-          const settled = await settle(context, report.keys);
+          const settled = await settle(context, crawled);
           const letters = await deadLetterSummaries(context, settled.deadLettered.slice(0, 10));
-          const exported = out !== undefined ? await exportResults(context, out, new Set(report.keys)) : undefined;
-          const seconds = (Date.now() - started) / 1000;
-          const summary = {
-            enqueued: report.enqueued,
-            duplicates: report.duplicates,
+          const written = out !== undefined ? await writeResults(context, out, plan.keys) : undefined;
+          const summary: CrawlSummary = {
+            enqueued: plan.enqueued.length,
+            resumed: plan.resumed.length,
+            duplicates: plan.duplicates,
             fetched: settled.stored,
             dlq: settled.deadLettered.length,
             retries: tally.retries,
-            seconds: Number(seconds.toFixed(2)),
+            left: crawled.length - settled.stored - settled.deadLettered.length,
+            seconds: Number(((Date.now() - started) / 1000).toFixed(2)),
+            ...(interruption.requested ? { interrupted: true } : {}),
             ...(out !== undefined ? { out } : {}),
           };
           if (options.json) printJson(summary);
-          else printSummary(summary, letters, exported, local.server !== undefined, settings.env.prefix);
+          else printSummary(summary, letters, written, local.server !== undefined, settings.env.prefix);
+          if (interruption.requested) process.exitCode = interruption.exitCode;
         } finally {
+          await queue.close();
           await context.close();
         }
       } finally {
+        interruption.dispose();
         await local.server?.stop();
       }
     });
+}
+
+/**
+ * Sorts the crawl's keys after the submit: enqueued now, still queued from an earlier run (a
+ * job of the key waiting, delayed or running), or finished before.
+ */
+async function planCrawl(queue: Queue, jobs: readonly FetchJob[], report: SubmitReport): Promise<CrawlPlan> {
+  const keys = [...new Set(jobs.map((job) => job.idempotencyKey))];
+  const enqueued = new Set(report.keys);
+  const others = keys.filter((key) => !enqueued.has(key));
+  const resumed: string[] = [];
+  for (let start = 0; start < others.length; start += KEYS_PER_ROUND_TRIP) {
+    const batch = others.slice(start, start + KEYS_PER_ROUND_TRIP);
+    const states = await Promise.all(batch.map((key) => queue.getJobState(key)));
+    batch.forEach((key, i) => {
+      if (LIVE_STATES.has(states[i] ?? 'unknown')) resumed.push(key);
+    });
+  }
+  return { keys, enqueued: report.keys, resumed, duplicates: jobs.length - report.keys.length - resumed.length };
+}
+
+/** Says when the queue holds jobs of other commands: this process runs them too, but counts only its own. */
+async function sayOtherJobs(queue: Queue, own: number, prefix: string): Promise<void> {
+  const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'waiting-children');
+  const others = Object.values(counts).reduce((sum, n) => sum + n, 0) - own;
+  if (others <= 0) return;
+  say(
+    `${plural(others, 'other job')} ${others === 1 ? 'is' : 'are'} queued under prefix ${prefix}: this crawl's worker takes them too while its own are queued, and counts and writes only its own`,
+  );
+}
+
+/** Which of `keys` ended with a result and which in the DLQ, read from Redis (whoever ran them). */
+async function settle(
+  context: CommandContext,
+  keys: readonly string[],
+): Promise<{ stored: number; deadLettered: string[] }> {
+  let stored = 0;
+  const deadLettered: string[] = [];
+  for (let start = 0; start < keys.length; start += KEYS_PER_ROUND_TRIP) {
+    const batch = keys.slice(start, start + KEYS_PER_ROUND_TRIP);
+    const pipeline = context.redis.pipeline();
+    for (const key of batch) {
+      pipeline.exists(context.keys.ledger(key));
+      pipeline.exists(context.keys.dlqJob(key));
+    }
+    const answers = (await pipeline.exec()) ?? [];
+    batch.forEach((key, i) => {
+      if (answers[i * 2]?.[1] === 1) stored++;
+      else if (answers[i * 2 + 1]?.[1] === 1) deadLettered.push(key);
+    });
+  }
+  return { stored, deadLettered };
+}
+
+/**
+ * Writes the crawl's results to `out` as JSON lines: for each key, the one result its ledger names,
+ * so a key run again (`--force`) gives one line, not one per run. Returns the lines written.
+ */
+async function writeResults(context: CommandContext, out: string, keys: readonly string[]): Promise<number> {
+  const entries = new Set<string>();
+  for (let start = 0; start < keys.length; start += KEYS_PER_ROUND_TRIP) {
+    const pipeline = context.redis.pipeline();
+    for (const key of keys.slice(start, start + KEYS_PER_ROUND_TRIP)) pipeline.get(context.keys.ledger(key));
+    for (const [, entryId] of (await pipeline.exec()) ?? []) if (typeof entryId === 'string') entries.add(entryId);
+  }
+  const stream = createWriteStream(out, { flags: 'w' });
+  await new Promise<void>((resolve, reject) => {
+    stream.once('open', () => resolve());
+    stream.once('error', (error) => reject(new InputError('invalid_out', `--out ${out}: ${error.message}`)));
+  });
+  let count = 0;
+  const store = new ResultsStore(context.redis, context.keys, context.config.retention);
+  for await (const { entryId, result } of store.entries()) {
+    if (count === entries.size) break;
+    if (!entries.has(entryId)) continue;
+    await writeLine(stream, JSON.stringify(result));
+    count++;
+  }
+  stream.end();
+  await finished(stream);
+  return count;
 }
 
 async function deadLetterSummaries(context: CommandContext, ids: string[]): Promise<DeadLetterSummary[]> {
@@ -129,73 +247,173 @@ async function deadLetterSummaries(context: CommandContext, ids: string[]): Prom
 }
 
 function printSummary(
-  summary: {
-    enqueued: number;
-    duplicates: number;
-    fetched: number;
-    dlq: number;
-    retries: number;
-    seconds: number;
-    out?: string;
-  },
+  summary: CrawlSummary,
   letters: DeadLetterSummary[],
-  exported: number | undefined,
+  written: number | undefined,
   ephemeral: boolean,
   prefix: string,
 ): void {
   const env = prefix === DEFAULT_PREFIX ? '' : `CRAWLFLEET_PREFIX=${prefix} `;
+  const crawled = summary.enqueued + summary.resumed;
+  const head = summary.interrupted
+    ? `crawl interrupted after ${summary.seconds} s`
+    : `crawled ${plural(crawled, 'URL')}${summary.resumed > 0 ? ` (${summary.resumed} resumed from an earlier run)` : ''} in ${summary.seconds} s`;
   const lines = [
-    `crawled ${plural(summary.enqueued, 'URL')} in ${summary.seconds} s: ${summary.fetched} fetched, ${summary.dlq} to the DLQ, ${plural(summary.retries, 'retry')}, ${plural(summary.duplicates, 'duplicate')} skipped`,
+    `${head}: ${summary.fetched} fetched, ${summary.dlq} to the DLQ, ${plural(summary.retries, 'retry')}, ${plural(summary.duplicates, 'duplicate')} skipped`,
   ];
   for (const letter of letters) lines.push(`  DLQ ${letter.reason.padEnd(14)} ${letter.url ?? letter.id}`);
   if (summary.dlq > letters.length) lines.push(`  ... and ${summary.dlq - letters.length} more`);
-  if (summary.out !== undefined) lines.push(`results: ${summary.out} (${plural(exported ?? 0, 'line')})`);
+  if (summary.left > 0 && summary.interrupted)
+    lines.push(
+      ephemeral
+        ? `${summary.left} of ${plural(crawled, 'URL')} not crawled (the private redis-server stops with this run)`
+        : `${summary.left} of ${plural(crawled, 'URL')} left in the queue: the same command again finishes them`,
+    );
+  else if (summary.left > 0)
+    lines.push(`${summary.left} of ${plural(crawled, 'URL')} ended with neither a result nor a dead letter`);
+  if (summary.out !== undefined) lines.push(`results: ${summary.out} (${plural(written ?? 0, 'line')})`);
   else lines.push(`results: ${env}crawlfleet results export --out results.jsonl`);
   if (summary.dlq > 0 && !ephemeral) lines.push(`dead letters: ${env}crawlfleet dlq list`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 /**
- * Runs a worker in this process until every enqueued key has an outcome, or the queue has
- * nothing left to run (other workers of the fleet may take some of the jobs).
+ * Ctrl-C (or SIGTERM) during a crawl: the first asks the crawl to stop taking jobs and drain; the
+ * second hands this process's running jobs back to the queue (within a second) and exits at once.
  */
-async function runUntilDrained(
-  context: CommandContext,
+class Interruption {
+  private signal: NodeJS.Signals | undefined;
+  private wake: () => void = () => {};
+  private readonly woken = new Promise<void>((resolve) => {
+    this.wake = resolve;
+  });
+  /** Set by the running worker: gives its jobs back and says how many. */
+  handBack: () => Promise<number> = async () => 0;
+
+  private readonly listener = (signal: NodeJS.Signals) => {
+    if (this.signal === undefined) {
+      this.signal = signal;
+      say(
+        `draining: no new jobs; running pages finish (up to ${DRAIN_GRACE_MS / 1000} s) and what is done is written; Ctrl-C again to stop at once`,
+      );
+      this.wake();
+      return;
+    }
+    const timeout = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), HAND_BACK_MS).unref());
+    void Promise.race([this.handBack().catch(() => undefined), timeout]).then((handed) => {
+      say(
+        `stopped at once${handed ? `: ${plural(handed, 'running job')} went back to the queue` : ''}; the same command again finishes the crawl`,
+      );
+      process.exit(this.exitCode);
+    });
+  };
+
+  constructor() {
+    process.on('SIGINT', this.listener);
+    process.on('SIGTERM', this.listener);
+  }
+
+  get requested(): boolean {
+    return this.signal !== undefined;
+  }
+
+  /** Resolves on the first signal. */
+  whenRequested(): Promise<void> {
+    return this.woken;
+  }
+
+  /** 130 after Ctrl-C, 143 after SIGTERM: what a shell reports for a process the signal ended. */
+  get exitCode(): number {
+    return 128 + (this.signal === undefined ? 0 : constants.signals[this.signal]);
+  }
+
+  dispose(): void {
+    process.off('SIGINT', this.listener);
+    process.off('SIGTERM', this.listener);
+  }
+}
+
+interface CrawlRun {
+  context: CommandContext;
+  queue: Queue;
+  interruption: Interruption;
+  concurrency: number;
+  tally: Tally;
+}
+
+/**
+ * Runs a worker in this process until every key of the crawl has an outcome (whoever ran it),
+ * the queue has nothing left to run, or Ctrl-C; then drains it.
+ */
+async function runUntilDone(
+  run: CrawlRun,
   connections: { redisUrl: string; sessionRedisUrl: string; ring: KeyRing },
   keys: string[],
-  concurrency: number,
-  tally: Tally,
 ): Promise<void> {
+  const { context, queue, interruption, tally } = run;
   const pending = new Set(keys);
   const logger = createLogger({ name: 'crawl', level: process.env.CRAWLFLEET_LOG_LEVEL ?? 'silent' });
-  const opened = await openWorker({ ...connections, keys: context.keys, config: context.config, concurrency, logger });
+  const opened = await openWorker({
+    ...connections,
+    keys: context.keys,
+    config: context.config,
+    concurrency: run.concurrency,
+    logger,
+  });
   if (!opened.sessionStoreReady) say('session Redis unreachable: jobs run on ephemeral sessions until it answers');
+  let fetched = 0;
+  let deadLettered = 0;
   opened.worker.onJob((event) => {
     const id = String(event.job?.id);
     if (!pending.has(id)) return;
     if (event.kind === 'retrying') tally.retries++;
     else {
       pending.delete(id);
-      if (event.kind === 'dead_lettered') tally.deadLettered++;
-      else if (event.kind !== 'failed') tally.stored++;
+      if (event.kind === 'dead_lettered') deadLettered++;
+      else if (event.kind !== 'failed') fetched++;
     }
   });
-  const queue = new Queue(CRAWL_QUEUE, { connection: context.redis, prefix: context.keys.bullPrefix });
+  // This process's running jobs, so a second Ctrl-C can give them back instead of stranding them.
+  const running = new Map<string, Job>();
+  const bull = opened.worker.worker;
+  bull.on('active', (job) => running.set(String(job.id), job));
+  bull.on('completed', (job) => running.delete(String(job.id)));
+  bull.on('failed', (job) => running.delete(String(job?.id)));
+  interruption.handBack = async () => {
+    const jobs = [...running.values()];
+    await Promise.allSettled(jobs.map((job) => job.moveToWait(job.token)));
+    return jobs.length;
+  };
   const progress = new ProgressLine();
   try {
-    for (;;) {
-      const done = keys.length - pending.size;
+    for (let tick = 0; ; tick++) {
       progress.update(
-        `crawling: ${done}/${keys.length} done (${tally.stored} fetched, ${tally.deadLettered} to the DLQ, ${plural(tally.retries, 'retry')})`,
+        `crawling: ${keys.length - pending.size}/${keys.length} done (${fetched} fetched, ${deadLettered} to the DLQ, ${plural(tally.retries, 'retry')})`,
       );
-      if (pending.size === 0) break;
-      const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed');
-      if (Object.values(counts).every((n) => n === 0)) break;
-      await new Promise((resolve) => setTimeout(resolve, 250));
+      if (pending.size === 0 || interruption.requested) break;
+      // Other workers of the fleet may run some of the crawl's jobs: look every second.
+      if (tick % 4 === 3) {
+        if ((await settleFromRedis(context, pending)) === 0) break;
+        const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'waiting-children');
+        if (Object.values(counts).every((n) => n === 0)) break;
+      }
+      await Promise.race([new Promise((resolve) => setTimeout(resolve, 250)), interruption.whenRequested()]);
     }
   } finally {
     progress.done();
-    await opened.close(30_000);
-    await queue.close();
+    await opened.close(DRAIN_GRACE_MS);
+    interruption.handBack = async () => 0;
   }
+}
+
+/** Drops the keys that have an outcome in Redis from `pending`; returns how many are left. */
+async function settleFromRedis(context: CommandContext, pending: Set<string>): Promise<number> {
+  const keys = [...pending];
+  const pipeline = context.redis.pipeline();
+  for (const key of keys) pipeline.exists(context.keys.ledger(key), context.keys.dlqJob(key));
+  const answers = (await pipeline.exec()) ?? [];
+  keys.forEach((key, i) => {
+    if (Number(answers[i]?.[1]) > 0) pending.delete(key);
+  });
+  return pending.size;
 }

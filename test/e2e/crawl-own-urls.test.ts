@@ -1,0 +1,90 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
+import { cleanupPrefix, openTestRedis, runCli, uniquePrefix } from '../src/harness.js';
+
+function urlsIn(file: string): string[] {
+  const text = readFileSync(file, 'utf8').trim();
+  return text === '' ? [] : text.split('\n').map((line) => JSON.parse(line).url as string);
+}
+
+describe('a quick-path crawl reports and writes exactly its own URLs', () => {
+  let site: FixtureSite;
+  let redis: Redis;
+  let dir: string;
+  let config: string;
+  let prefix: string;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    site = await startFixtureSite();
+    redis = openTestRedis();
+    dir = mkdtempSync(join(tmpdir(), 'crawlfleet-own-'));
+    config = join(dir, 'crawlfleet.config.json');
+    writeFileSync(config, JSON.stringify({ tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore' } } }));
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await site.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  beforeEach(() => {
+    prefix = uniquePrefix('own-urls');
+    env = { CRAWLFLEET_PREFIX: prefix, CRAWLFLEET_CONFIG: config };
+    site.resetHits();
+  });
+  afterEach(async () => {
+    await cleanupPrefix(redis, prefix);
+  });
+
+  it('writes one line per URL with --force, not the old results next to the new ones', async () => {
+    const urls = ['/ok/f1', '/ok/f2', '/ok/f3'].map((path) => site.url(path));
+    const out = join(dir, 'force.jsonl');
+    expect((await runCli(['crawl', '--out', out, ...urls], { env })).code).toBe(0);
+    expect(urlsIn(out)).toHaveLength(3);
+
+    const forced = await runCli(['crawl', '--force', '--json', '--out', out, ...urls], { env });
+    expect(forced.code).toBe(0);
+    expect(JSON.parse(forced.stdout)).toMatchObject({ enqueued: 3, fetched: 3, duplicates: 0 });
+    expect(urlsIn(out).sort()).toEqual([...urls].sort());
+    expect(site.hitsByPrefix('/ok/f')).toBe(6);
+  });
+
+  it('crawls, counts and writes a URL of its own that was already queued instead of skipping it', async () => {
+    const queued = site.url('/ok/queued-before');
+    const fresh = site.url('/ok/fresh');
+    expect((await runCli(['submit', queued], { env })).code).toBe(0);
+    const out = join(dir, 'queued.jsonl');
+    const crawled = await runCli(['crawl', '--json', '--out', out, queued, fresh], { env });
+    expect(crawled.code).toBe(0);
+    expect(JSON.parse(crawled.stdout)).toMatchObject({ enqueued: 1, resumed: 1, duplicates: 0, fetched: 2 });
+    expect(urlsIn(out).sort()).toEqual([fresh, queued].sort());
+  });
+
+  it('counts and writes nothing of the jobs other commands queued, and says they were there', async () => {
+    const others = Array.from({ length: 5 }, (_, i) => site.url(`/ok/other-${i}`));
+    expect((await runCli(['submit', ...others], { env })).code).toBe(0);
+    const mine = [site.url('/ok/mine-1'), site.url('/ok/mine-2')];
+    const out = join(dir, 'mine.jsonl');
+    const crawled = await runCli(['crawl', '--out', out, ...mine], { env });
+    expect(crawled.code).toBe(0);
+    expect(crawled.stdout).toContain('crawled 2 URLs in');
+    expect(crawled.stdout).toContain('2 fetched');
+    expect(crawled.stdout).toContain(`results: ${out} (2 lines)`);
+    expect(crawled.stderr).toMatch(/5 other jobs/);
+    expect(urlsIn(out).sort()).toEqual([...mine].sort());
+  });
+
+  it('writes every result of the crawl to --out when run again after it finished', async () => {
+    const urls = [site.url('/ok/r1'), site.url('/ok/r2'), site.url('/status/404?r=3')];
+    const out = join(dir, 'rerun.jsonl');
+    expect((await runCli(['crawl', '--out', out, ...urls], { env })).code).toBe(0);
+    const again = await runCli(['crawl', '--json', '--out', out, ...urls], { env });
+    expect(JSON.parse(again.stdout)).toMatchObject({ enqueued: 0, resumed: 0, duplicates: 3, fetched: 0, dlq: 0 });
+    expect(urlsIn(out).sort()).toEqual([urls[0], urls[1]].sort());
+    expect(site.hitsByPrefix('/ok/r')).toBe(2);
+  });
+});
