@@ -1,8 +1,9 @@
-import { checkName, DEFAULT_TENANT, InputError } from '@crawlfleet/core';
-import { normalizeAuth, SessionCookieJar, type SessionMeta } from '@crawlfleet/sessions';
+import { AuditLog } from '@crawlfleet/audit';
+import { checkName, DEFAULT_TENANT, InputError, type SessionKeys } from '@crawlfleet/core';
+import { loadSessionHasher, normalizeAuth, SessionCookieJar, type SessionMeta } from '@crawlfleet/sessions';
 import { listSessions, purgeSession, requireKeyRing, SlateStore } from '@crawlfleet/slates';
 import type { Command } from 'commander';
-import { type GlobalOptions, openSessionContext } from '../context.js';
+import { type CommandContext, connect, type GlobalOptions, loadSettings, openSessionContext } from '../context.js';
 import { printJson, say, table } from '../output.js';
 
 export function registerSessions(program: Command): void {
@@ -41,16 +42,16 @@ export function registerSessions(program: Command): void {
     .action(async (sessionId: string, options: { tenant: string; json?: boolean }, command: Command) => {
       const keysOf = { tenant: checkName('--tenant', options.tenant), sessionId: checkName('session', sessionId) };
       const ring = requireKeyRing();
-      const context = await openSessionContext(command.optsWithGlobals<GlobalOptions>());
+      const settings = loadSettings(command.optsWithGlobals<GlobalOptions>());
+      const context = await connect(settings, settings.env.sessionRedisUrl);
       try {
         const store = new SlateStore(context.redis, context.keys, ring);
-        const slates = await store.read(store.session(keysOf.tenant, keysOf.sessionId), [
-          'cookies',
-          'auth',
-          'profile',
-          'meta',
+        const session = store.session(keysOf.tenant, keysOf.sessionId);
+        const [slates, quarantine] = await Promise.all([
+          store.read(session, ['cookies', 'auth', 'profile', 'meta']),
+          readQuarantine(context, session),
         ]);
-        if ([...slates.values()].every((s) => s.version === 0)) {
+        if ([...slates.values()].every((s) => s.version === 0) && quarantine === undefined) {
           throw new InputError(
             'not_found',
             `no state for session ${JSON.stringify(sessionId)} of tenant ${keysOf.tenant} (see crawlfleet sessions list)`,
@@ -84,6 +85,10 @@ export function registerSessions(program: Command): void {
                         },
                 },
           meta: (slates.get('meta')?.value as SessionMeta | undefined) ?? null,
+          quarantine:
+            quarantine === undefined
+              ? null
+              : { ...quarantine, reason: await quarantineReason(context, session, quarantine.since) },
           slates: Object.fromEntries(
             [...slates.values()].map((s) => [
               s.name,
@@ -99,6 +104,10 @@ export function registerSessions(program: Command): void {
         if (view.meta)
           lines.push(
             `  jobs ${view.meta.jobs}, errors ${view.meta.errors}, created ${view.meta.createdAt}, last used ${view.meta.lastUsedAt}`,
+          );
+        if (view.quarantine)
+          lines.push(
+            `  quarantined until ${view.quarantine.until} (${view.quarantine.reason ?? 'reason unavailable: the audit stream no longer holds it'}), since ${view.quarantine.since}: its jobs go to the DLQ as session_quarantined`,
           );
         lines.push(`  auth: ${describeAuth(view.auth)}`);
         lines.push(`  cookies (${view.cookies.length}):`);
@@ -134,6 +143,39 @@ export function registerSessions(program: Command): void {
         await context.close();
       }
     });
+}
+
+/** The session's quarantine flag: set when (its value), and until when (its TTL); undefined when not set. */
+async function readQuarantine(
+  context: CommandContext,
+  session: SessionKeys,
+): Promise<{ since: string; until: string } | undefined> {
+  const answers = (await context.redis.pipeline().get(session.quarantine).pttl(session.quarantine).exec()) ?? [];
+  const since = answers[0]?.[1];
+  const ttl = answers[1]?.[1];
+  if (typeof since !== 'string' || typeof ttl !== 'number' || ttl < 0) return undefined;
+  return { since, until: new Date(Date.now() + ttl).toISOString() };
+}
+
+/**
+ * Why the session was quarantined: the reason of its latest `quarantine` audit event, when that
+ * event belongs to this quarantine (the flag only holds the time). Null once the capped stream
+ * no longer holds it. The audit stream is on the fleet Redis, which may not be the session one.
+ */
+async function quarantineReason(context: CommandContext, session: SessionKeys, since: string): Promise<string | null> {
+  const { env } = context;
+  const fleet = env.sessionRedisUrl === env.redisUrl ? context : await connect(context, env.redisUrl);
+  try {
+    const hasher = await loadSessionHasher(fleet.redis, fleet.keys.sessionHashKey);
+    const [event] = await new AuditLog(fleet.redis, fleet.keys, fleet.config.retention.auditMaxLen).query({
+      session: hasher.hash(session.tenant, session.sessionId),
+      kind: 'quarantine',
+      limit: 1,
+    });
+    return event !== undefined && Date.parse(event.at) >= Date.parse(since) ? (event.reason ?? null) : null;
+  } finally {
+    if (fleet !== context) await fleet.close();
+  }
 }
 
 /** One line about a session's login: when, until when, with what; or its refusal and cool-down. */
