@@ -6,7 +6,9 @@ import { exitCodeOf, InputError, loadConfig, oneLine, readEnvironment } from '@c
  * The board process, configured by environment only: REDIS_URL, CRAWLFLEET_PREFIX,
  * CRAWLFLEET_BOARD_USER + CRAWLFLEET_BOARD_PASSWORD or CRAWLFLEET_BOARD_TOKEN,
  * CRAWLFLEET_BOARD_PORT (default 3300), CRAWLFLEET_BOARD_HOST (default 127.0.0.1),
- * CRAWLFLEET_BOARD_READ_ONLY=1, CRAWLFLEET_CONFIG (the config replays enqueue with).
+ * CRAWLFLEET_BOARD_READ_ONLY=1, CRAWLFLEET_CONFIG (the config replays enqueue with), and the
+ * sign-in lock-out: CRAWLFLEET_BOARD_MAX_FAILURES_PER_ADDRESS (10),
+ * CRAWLFLEET_BOARD_MAX_FAILURES_PER_USER (20), CRAWLFLEET_BOARD_LOCKOUT_WINDOW (15m).
  */
 try {
   const env = readEnvironment();

@@ -1,6 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { InputError } from '@crawlfleet/core';
-import type { NextFunction, Request, Response } from 'express';
 
 /** Who may open the board: HTTP Basic credentials, or a bearer token. */
 export type BoardAuth = { kind: 'basic'; user: string; password: string } | { kind: 'bearer'; token: string };
@@ -30,64 +29,32 @@ function same(given: string, expected: string): boolean {
   return timingSafeEqual(digest(given), digest(expected));
 }
 
-/** `Basic abc=` as its scheme, lower-cased (schemes are case-insensitive, RFC 9110 11.1), and the rest. */
-function splitAuthorization(header: string): { scheme: string; credentials: string } {
-  const match = /^([^\s]+)\s+(.*)$/s.exec(header.trim());
-  return match === null
-    ? { scheme: header.trim().toLowerCase(), credentials: '' }
-    : { scheme: (match[1] as string).toLowerCase(), credentials: (match[2] as string).trim() };
-}
+/** What an Authorization header offers. */
+export type Credentials =
+  | { scheme: 'basic'; user: string; password: string }
+  | { scheme: 'bearer'; token: string }
+  /** Another scheme, or Basic credentials without a colon. */
+  | { scheme: 'other' };
 
-function authorized(auth: BoardAuth, header: string | undefined): boolean {
-  if (header === undefined) return false;
-  const { scheme, credentials } = splitAuthorization(header);
-  if (auth.kind === 'bearer') return scheme === 'bearer' && same(credentials, auth.token);
-  if (scheme !== 'basic') return false;
-  const decoded = Buffer.from(credentials, 'base64').toString('utf8');
+/** Reads an Authorization header; its scheme is case-insensitive (RFC 7617, RFC 9110 11.1). */
+export function readCredentials(header: string): Credentials {
+  const match = /^(\S+)\s+(.*)$/s.exec(header.trim());
+  const scheme = match?.[1]?.toLowerCase();
+  const rest = match?.[2]?.trim() ?? '';
+  if (scheme === 'bearer') return { scheme, token: rest };
+  if (scheme !== 'basic') return { scheme: 'other' };
+  const decoded = Buffer.from(rest, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
-  if (colon === -1) return false;
+  if (colon === -1) return { scheme: 'other' };
+  return { scheme, user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+/** Whether the credentials are the board's, compared in constant time. */
+export function credentialsMatch(auth: BoardAuth, credentials: Credentials): boolean {
+  if (auth.kind === 'bearer') return credentials.scheme === 'bearer' && same(credentials.token, auth.token);
+  if (credentials.scheme !== 'basic') return false;
   // Both halves are always compared, so a right user with a wrong password takes as long.
-  const userOk = same(decoded.slice(0, colon), auth.user);
-  const passwordOk = same(decoded.slice(colon + 1), auth.password);
+  const userOk = same(credentials.user, auth.user);
+  const passwordOk = same(credentials.password, auth.password);
   return userOk && passwordOk;
-}
-
-export interface FailurePolicy {
-  /** Failures from one address within the window before answers slow down. Default 5. */
-  freeFailures?: number;
-  windowMs?: number;
-  /** Added per failure past the free ones, capped at `maxDelayMs`. */
-  delayPerFailureMs?: number;
-  maxDelayMs?: number;
-}
-
-/**
- * Guards every request (pages, API, static assets). Wrong or missing credentials get 401; an
- * address that keeps failing gets its answers slowed down, which makes guessing expensive.
- */
-export function requireBoardAuth(auth: BoardAuth, policy: FailurePolicy = {}) {
-  const freeFailures = policy.freeFailures ?? 5;
-  const windowMs = policy.windowMs ?? 60_000;
-  const step = policy.delayPerFailureMs ?? 500;
-  const maxDelay = policy.maxDelayMs ?? 10_000;
-  const failures = new Map<string, { count: number; since: number }>();
-  return (req: Request, res: Response, next: NextFunction): void => {
-    if (authorized(auth, req.headers.authorization)) {
-      next();
-      return;
-    }
-    const address = req.socket.remoteAddress ?? 'unknown';
-    const now = Date.now();
-    const seen = failures.get(address);
-    const record = seen === undefined || now - seen.since > windowMs ? { count: 0, since: now } : seen;
-    record.count++;
-    failures.set(address, record);
-    if (failures.size > 10_000) failures.clear();
-    const delay = Math.min(maxDelay, Math.max(0, record.count - freeFailures) * step);
-    setTimeout(() => {
-      if (auth.kind === 'basic') res.setHeader('WWW-Authenticate', 'Basic realm="crawlfleet board", charset="UTF-8"');
-      else res.setHeader('WWW-Authenticate', 'Bearer realm="crawlfleet board"');
-      res.status(401).type('text/plain').send('authentication required\n');
-    }, delay);
-  };
 }

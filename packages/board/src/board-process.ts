@@ -1,6 +1,8 @@
 import { type CrawlfleetConfig, connectRedis, keyLayout, redactRedisUrl } from '@crawlfleet/core';
+import { createLogger } from '@crawlfleet/log';
 import { boardAuthFromEnv } from './board-auth.js';
 import { startBoard } from './board-server.js';
+import { failurePolicyFromEnv } from './failure-policy.js';
 
 export interface BoardProcessOptions {
   redisUrl: string;
@@ -14,9 +16,13 @@ export interface BoardProcessOptions {
   say?: (line: string) => void;
 }
 
-/** Serves the board until SIGINT or SIGTERM. Refuses to start without credentials (exit 2). */
+/**
+ * Serves the board until SIGINT or SIGTERM. Refuses to start without credentials, or with a
+ * malformed lock-out setting (exit 2). Logs JSON lines on stdout.
+ */
 export async function runBoardProcess(options: BoardProcessOptions): Promise<void> {
   const auth = boardAuthFromEnv();
+  const failurePolicy = failurePolicyFromEnv();
   const say = options.say ?? ((line: string) => process.stderr.write(`${line}\n`));
   const connection = await connectRedis(options.redisUrl, { role: 'worker' });
   const board = await startBoard({
@@ -24,6 +30,8 @@ export async function runBoardProcess(options: BoardProcessOptions): Promise<voi
     keys: keyLayout(options.prefix),
     config: options.config,
     auth,
+    failurePolicy,
+    logger: createLogger({ name: 'board' }),
     port: options.port,
     host: options.host,
     readOnly: options.readOnly,

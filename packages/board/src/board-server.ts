@@ -2,12 +2,15 @@ import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { ExpressAdapter } from '@bull-board/express';
 import { CRAWL_QUEUE, type CrawlfleetConfig, type KeyLayout } from '@crawlfleet/core';
+import { createLogger, type Logger } from '@crawlfleet/log';
 import { Queue } from 'bullmq';
 import express from 'express';
 import type { Redis } from 'ioredis';
-import { type BoardAuth, type FailurePolicy, requireBoardAuth } from './board-auth.js';
+import type { BoardAuth } from './board-auth.js';
+import type { FailurePolicy } from './failure-policy.js';
 import { BoardReplay, crawlAdapter, deadLetterAdapter } from './replaying-adapter.js';
 import { securityHeaders } from './security-headers.js';
+import { requireBoardAuth } from './sign-in-guard.js';
 
 export interface BoardOptions {
   connection: Redis;
@@ -20,7 +23,10 @@ export interface BoardOptions {
   /** Default 127.0.0.1: the board is for operators, not the world. */
   host?: string;
   port: number;
-  failurePolicy?: FailurePolicy;
+  /** Slow-down and lock-out of failed sign-ins; defaults in `FailurePolicy`. */
+  failurePolicy?: FailurePolicy | undefined;
+  /** Lock-outs are logged here; a `board` logger on stdout by default. */
+  logger?: Logger;
 }
 
 export interface RunningBoard {
@@ -36,6 +42,12 @@ export interface RunningBoard {
  */
 export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   const { connection, keys } = options;
+  // First: a wrong failure policy is refused before anything is opened.
+  const guard = requireBoardAuth({
+    auth: options.auth,
+    failurePolicy: options.failurePolicy,
+    logger: options.logger ?? createLogger({ name: 'board' }),
+  });
   const readOnlyMode = options.readOnly ?? false;
   const crawl = new Queue(CRAWL_QUEUE, { connection, prefix: keys.bullPrefix });
   const replay = new BoardReplay(connection, keys, options.config);
@@ -56,7 +68,7 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   const app = express();
   app.disable('x-powered-by');
   app.use(securityHeaders);
-  app.use(requireBoardAuth(options.auth, options.failurePolicy));
+  app.use(guard);
   const bullBoard = serverAdapter.getRouter() as express.Express;
   // Bull Board's router is an Express app of its own, which would say X-Powered-By again.
   bullBoard.disable('x-powered-by');
