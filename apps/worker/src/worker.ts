@@ -14,8 +14,9 @@ function intFromEnv(name: string): number | undefined {
 
 /**
  * The worker process, configured by environment variables only (one command on any machine):
- * REDIS_URL, CRAWLFLEET_SESSION_REDIS_URL, CRAWLFLEET_KEYS, CRAWLFLEET_PREFIX, CRAWLFLEET_CONFIG,
- * CRAWLFLEET_CONCURRENCY, CRAWLFLEET_GRACE_MS, CRAWLFLEET_METRICS_PORT.
+ * REDIS_URL, CRAWLFLEET_SESSION_REDIS_URL, CRAWLFLEET_KEYS (else the local key file, when it
+ * exists), CRAWLFLEET_PREFIX, CRAWLFLEET_CONFIG, CRAWLFLEET_CONCURRENCY, CRAWLFLEET_GRACE_MS,
+ * CRAWLFLEET_METRICS_PORT.
  */
 async function main(): Promise<void> {
   const logger = createLogger({ name: 'worker' });
