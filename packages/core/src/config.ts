@@ -413,10 +413,10 @@ export function tenantConfig(config: CrawlfleetConfig, name: string): TenantConf
   if (name === DEFAULT_TENANT) return defaultTenant;
   const known = [DEFAULT_TENANT, ...Object.keys(config.tenants).filter((t) => t !== DEFAULT_TENANT)];
   const which =
-    config.source === undefined
-      ? `no config file is loaded, so only the tenant "${DEFAULT_TENANT}" exists`
-      : known.length === 1
-        ? `${config.source} has only the tenant "${DEFAULT_TENANT}"`
-        : `${config.source} has tenants ${known.join(', ')}`;
+    known.length > 1
+      ? `${config.source ?? 'the config'} has tenants ${known.join(', ')}`
+      : config.source === undefined
+        ? `no config file is loaded, so only the tenant "${DEFAULT_TENANT}" exists`
+        : `${config.source} has only the tenant "${DEFAULT_TENANT}"`;
   throw new InputError('unknown_tenant', `unknown tenant ${JSON.stringify(name)}: ${which}`);
 }

@@ -310,6 +310,14 @@ describe('tenantConfig', () => {
     expect(error.message).toBe('unknown tenant "site": config /x.json has only the tenant "default"');
   });
 
+  it('lists the tenants of a config that no file holds', () => {
+    const error = expectInputError(
+      () => tenantConfig(parseConfig({ tenants: { shop: {} } }), 'site'),
+      'unknown_tenant',
+    );
+    expect(error.message).toBe('unknown tenant "site": the config has tenants default, shop');
+  });
+
   it('says that only "default" exists when no config file is loaded', () => {
     const error = expectInputError(() => tenantConfig(parseConfig({}), 'site'), 'unknown_tenant');
     expect(error.message).toBe('unknown tenant "site": no config file is loaded, so only the tenant "default" exists');
