@@ -87,9 +87,16 @@ describe('parseTargetLines', () => {
     ].join('\r\n');
 
     expect(parseTargetLines(text)).toEqual([
-      { url: 'http://a.example/1' },
-      { url: 'http://a.example/2' },
-      { url: 'http://a.example/3', method: 'POST', headers: { 'x-a': '1' }, body: 'q=1', key: 'my-key' },
+      { url: 'http://a.example/1', source: { name: 'input', line: 2 } },
+      { url: 'http://a.example/2', source: { name: 'input', line: 5 } },
+      {
+        url: 'http://a.example/3',
+        method: 'POST',
+        headers: { 'x-a': '1' },
+        body: 'q=1',
+        key: 'my-key',
+        source: { name: 'input', line: 6 },
+      },
     ]);
   });
 

@@ -1,9 +1,10 @@
 export {
-  BACKOFF_TYPE,
+  InvalidTargetsError,
   PartialSubmitError,
-  Producer,
-  prepareJobs,
-  type SubmitOptions,
   type SubmitReport,
-} from './producer.js';
-export { buildFetchJob, type JobContext, parseTargetLines, type SubmitTarget } from './targets.js';
+  type TargetProblem,
+} from './errors.js';
+export { type PrepareOptions, prepareJobs } from './prepare.js';
+export { BACKOFF_TYPE, Producer, type SubmitOptions } from './producer.js';
+export { parseTargetLines, readTargetLines, type TargetList } from './target-lines.js';
+export { buildFetchJob, describeSource, type JobContext, type SubmitTarget, type TargetSource } from './targets.js';

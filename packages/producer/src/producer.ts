@@ -1,23 +1,16 @@
-import {
-  CRAWL_QUEUE,
-  type CrawlfleetConfig,
-  checkName,
-  type FetchJob,
-  InputError,
-  type KeyLayout,
-  tenantConfig,
-} from '@crawlfleet/core';
+import { CRAWL_QUEUE, type CrawlfleetConfig, type FetchJob, type KeyLayout } from '@crawlfleet/core';
 import { injectTrace, inSpan, SpanKind } from '@crawlfleet/tracing';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { buildFetchJob, type SubmitTarget } from './targets.js';
+import { PartialSubmitError, type SubmitReport } from './errors.js';
+import { type PrepareOptions, prepareJobs } from './prepare.js';
+import type { TargetList } from './target-lines.js';
+import type { SubmitTarget } from './targets.js';
 
 /** The backoff type the worker's custom strategy answers to. */
 export const BACKOFF_TYPE = 'crawlfleet';
 
 export interface SubmitOptions {
-  tenant: string;
-  sessionId?: string | undefined;
   /** Enqueue even when the key is finished or known; an active job is still left alone. */
   force?: boolean | undefined;
   /** Jobs per Redis round trip; 500 by default. */
@@ -25,60 +18,19 @@ export interface SubmitOptions {
   onProgress?: ((done: number, total: number) => void) | undefined;
 }
 
-export interface SubmitReport {
-  enqueued: number;
-  duplicates: number;
-  /** The idempotency keys of the jobs enqueued, in input order. */
-  keys: string[];
-}
-
-/** Thrown when Redis fails part-way: says how much had been enqueued by then. */
-export class PartialSubmitError extends Error {
-  override readonly name = 'PartialSubmitError';
-  readonly exitCode = 1;
-
-  constructor(
-    readonly report: SubmitReport,
-    readonly total: number,
-    cause: Error,
-  ) {
-    super(`${cause.message} (after enqueuing ${report.enqueued} of ${total} jobs, ${report.duplicates} duplicates)`, {
-      cause,
-    });
-  }
-}
-
 /**
  * Enqueues fetch jobs on `crawl`, keyed by idempotency key (the BullMQ job id). A key whose
  * result is in the ledger, or whose job is still known to the queue, is a duplicate and is not
  * enqueued again unless forced. Every target is validated before anything is enqueued.
  */
-/**
- * Validates every target and builds its job, before anything touches Redis; throws
- * `InputError` naming the bad target (and saying that nothing was enqueued).
- */
-export function prepareJobs(
-  config: CrawlfleetConfig,
-  targets: readonly SubmitTarget[],
-  options: Pick<SubmitOptions, 'tenant' | 'sessionId'>,
-): FetchJob[] {
-  tenantConfig(config, options.tenant);
-  if (options.sessionId !== undefined) checkName('--session', options.sessionId);
-  const context = { tenant: options.tenant, sessionId: options.sessionId, submittedAt: new Date().toISOString() };
-  return targets.map((target, index) => {
-    try {
-      return buildFetchJob(target, context);
-    } catch (error) {
-      if (error instanceof InputError && targets.length > 1) {
-        throw new InputError(error.code, `target ${index + 1}: ${error.message}; nothing was enqueued`);
-      }
-      throw error;
-    }
-  });
-}
-
 export class Producer {
   readonly queue: Queue<FetchJob>;
+
+  /**
+   * The first error the connection reported since the current submit began: why a command then
+   * failed. Without a listener, BullMQ would print each of these with its stack on stderr.
+   */
+  private connectionError: Error | undefined;
 
   constructor(
     private readonly redis: Redis,
@@ -86,10 +38,13 @@ export class Producer {
     private readonly config: CrawlfleetConfig,
   ) {
     this.queue = new Queue<FetchJob>(CRAWL_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+    this.queue.on('error', (error) => {
+      this.connectionError ??= error;
+    });
   }
 
   /** Validates every target and builds its job; see `prepareJobs`. */
-  prepare(targets: readonly SubmitTarget[], options: Pick<SubmitOptions, 'tenant' | 'sessionId'>): FetchJob[] {
+  prepare(targets: readonly SubmitTarget[] | TargetList, options: PrepareOptions): FetchJob[] {
     return prepareJobs(this.config, targets, options);
   }
 
@@ -97,10 +52,7 @@ export class Producer {
    * Enqueues in batches under one `crawlfleet.submit` span, whose W3C trace context each job
    * carries (when tracing is on), so the worker's spans continue the producer's trace.
    */
-  async submit(
-    jobs: readonly FetchJob[],
-    options: Omit<SubmitOptions, 'tenant' | 'sessionId'> = {},
-  ): Promise<SubmitReport> {
+  async submit(jobs: readonly FetchJob[], options: SubmitOptions = {}): Promise<SubmitReport> {
     return inSpan(
       'crawlfleet.submit',
       { kind: SpanKind.PRODUCER, attributes: { 'crawlfleet.jobs': jobs.length } },
@@ -113,11 +65,9 @@ export class Producer {
     );
   }
 
-  private async enqueue(
-    jobs: readonly FetchJob[],
-    options: Omit<SubmitOptions, 'tenant' | 'sessionId'>,
-  ): Promise<SubmitReport> {
+  private async enqueue(jobs: readonly FetchJob[], options: SubmitOptions): Promise<SubmitReport> {
     const report: SubmitReport = { enqueued: 0, duplicates: 0, keys: [] };
+    this.connectionError = undefined;
     const seen = new Set<string>();
     const unique: FetchJob[] = [];
     for (const job of jobs) {
@@ -139,7 +89,7 @@ export class Producer {
         options.onProgress?.(jobs.length - unique.length + start + batch.length, jobs.length);
       }
     } catch (error) {
-      throw new PartialSubmitError(report, jobs.length, error as Error);
+      throw new PartialSubmitError(report, jobs.length, error as Error, this.connectionError);
     }
     if (unique.length === 0) options.onProgress?.(jobs.length, jobs.length);
     return report;

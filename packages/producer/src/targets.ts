@@ -2,13 +2,20 @@ import {
   canonicalizeUrl,
   checkCallerKey,
   deriveIdempotencyKey,
-  describeZodError,
   type FetchJob,
   HTTP_METHODS,
   InputError,
+  parseFetchJob,
   parseTargetUrl,
 } from '@crawlfleet/core';
-import { z } from 'zod';
+
+/** Where a person wrote a target: a command-line argument, or a line of a file or stdin. */
+export interface TargetSource {
+  /** `argument 2`, `urls.txt`, `stdin`. */
+  name: string;
+  /** 1-based, comments and blank lines counted; absent for an argument. */
+  line?: number | undefined;
+}
 
 /** One thing to fetch, as a person or a file names it. */
 export interface SubmitTarget {
@@ -18,44 +25,13 @@ export interface SubmitTarget {
   body?: string | undefined;
   /** A caller-chosen idempotency key; derived when absent. */
   key?: string | undefined;
+  /** Where it was written, for messages; absent for targets a program made. */
+  source?: TargetSource | undefined;
 }
 
-const targetLineSchema = z.strictObject({
-  url: z.string(),
-  method: z.string().optional(),
-  headers: z.record(z.string(), z.string()).optional(),
-  body: z.string().optional(),
-  key: z.string().optional(),
-});
-
-/**
- * Reads a URL list: one URL per line, or one JSON object per line
- * (`{"url":..., "method":..., "headers":..., "body":..., "key":...}`). Blank lines and lines
- * starting with `#` are skipped. Errors name the line.
- */
-export function parseTargetLines(text: string, source = 'input'): SubmitTarget[] {
-  const targets: SubmitTarget[] = [];
-  const lines = text.split(/\r?\n/);
-  for (const [index, raw] of lines.entries()) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    if (!line.startsWith('{')) {
-      targets.push({ url: line });
-      continue;
-    }
-    let json: unknown;
-    try {
-      json = JSON.parse(line);
-    } catch {
-      throw new InputError('invalid_target', `${source} line ${index + 1}: not valid JSON`);
-    }
-    const parsed = targetLineSchema.safeParse(json);
-    if (!parsed.success) {
-      throw new InputError('invalid_target', `${source} line ${index + 1}: ${describeZodError(parsed.error)}`);
-    }
-    targets.push(parsed.data);
-  }
-  return targets;
+/** `urls.txt line 3`, `argument 2`. */
+export function describeSource(source: TargetSource): string {
+  return source.line === undefined ? source.name : `${source.name} line ${source.line}`;
 }
 
 export interface JobContext {
@@ -71,7 +47,10 @@ export interface JobContext {
  */
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'x-auth-token']);
 
-/** Turns a target into a queue job: validates the URL and method, derives the key. */
+/**
+ * Turns a target into a queue job: validates the URL and method, derives the key, and checks the
+ * job with the schema the worker parses it with, so nothing a worker would refuse is enqueued.
+ */
 export function buildFetchJob(target: SubmitTarget, context: JobContext): FetchJob {
   const url = parseTargetUrl(target.url);
   for (const name of Object.keys(target.headers ?? {})) {
@@ -90,15 +69,17 @@ export function buildFetchJob(target: SubmitTarget, context: JobContext): FetchJ
     target.key !== undefined
       ? checkCallerKey(target.key)
       : deriveIdempotencyKey({ tenant: context.tenant, method, canonicalUrl: canonicalizeUrl(url), body: target.body });
-  return {
+  const checked = parseFetchJob({
     v: 1,
     url: url.href,
-    method: method as FetchJob['method'],
+    method,
     ...(target.headers === undefined ? {} : { headers: target.headers }),
     ...(target.body === undefined ? {} : { body: target.body }),
     tenant: context.tenant,
     ...(context.sessionId === undefined ? {} : { sessionId: context.sessionId }),
     idempotencyKey,
     submittedAt: context.submittedAt,
-  };
+  });
+  if (!checked.ok) throw new InputError('invalid_job', checked.reason);
+  return checked.job;
 }
