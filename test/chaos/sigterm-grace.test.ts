@@ -81,4 +81,33 @@ describe('SIGTERM while jobs hang', () => {
       expect(await second.stop('SIGTERM')).toBe(0);
     }
   });
+
+  it('exits once it says "worker stopped", even when a job still waits past the grace period', async () => {
+    const config = join(dir, 'stuck.config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        tenants: {
+          member: {
+            allowHosts: ['127.0.0.1'],
+            robots: 'ignore',
+            auth: { login: { url: site.url('/login'), form: { user: 'alice', password: 'secret' } } },
+          },
+        },
+      }),
+    );
+    const prefix = 'grace-stuck';
+    const env = { REDIS_URL: server.url, CRAWLFLEET_CONFIG: config, CRAWLFLEET_PREFIX: prefix };
+    // Another worker holds the session's login lease: this worker's job waits for its login,
+    // polling on timers, for up to twice the lease (minutes).
+    await redis.set(keyLayout(prefix).session('member', 'stuck').authLease, 'someone-else', 'PX', 600_000);
+    await runCli(['submit', '--tenant', 'member', '--session', 'stuck', site.url('/protected/stuck')], { env });
+    const worker = startWorkerProcess(env, ['--grace-ms', '500']);
+    await waitFor(() => site.hits('/protected/stuck') === 1, { what: 'the page asked once' });
+    const signalled = Date.now();
+    const code = await worker.stop('SIGTERM', 30_000);
+    expect(worker.output()).toContain('worker stopped');
+    expect(code).toBe(0);
+    expect(Date.now() - signalled).toBeLessThan(5_000);
+  });
 });

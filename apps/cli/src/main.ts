@@ -12,6 +12,7 @@ process.stdout.on('error', (error: NodeJS.ErrnoException) => {
 const stopTracing = await startTracing({ serviceName: 'crawlfleet' });
 const { run } = await import('./cli.js');
 await run(process.argv);
-// A collector that is down or hangs can leave the exporter's sockets and retry timers behind;
-// they must not keep the command running once its work is done.
-if ((await stopTracing()) === 'unsent') await exitAfterOutput();
+await stopTracing();
+// A command is done when run() returns: a worker's job stuck past its grace period, or an
+// exporter's retries, must not keep it running.
+await exitAfterOutput();

@@ -6,6 +6,8 @@ import { exitAfterOutput, startTracing } from '@crawlfleet/tracing';
 const stopTracing = await startTracing({ serviceName: 'crawlfleet-worker' });
 const { main } = await import('./worker.js');
 await main();
-// A collector that is down or hangs can leave the exporter's sockets and retry timers behind;
-// they must not keep the worker running once it has drained.
-if ((await stopTracing()) === 'unsent') await exitAfterOutput();
+await stopTracing();
+// Drained means done: a job still stuck past the grace period (its socket, its timers), or an
+// exporter's retries, must not keep the process running after it said "worker stopped". Another
+// worker takes the job up once its lock lapses.
+await exitAfterOutput();
