@@ -106,7 +106,7 @@ describe('the crawlfleet command', () => {
     writeFileSync(file, `${site.url('/ok/1')}\n${site.url('/ok/2')}\nhttp://[broken\n${site.url('/ok/3')}\n`);
     await expectBadInput(
       ['submit', '--file', file],
-      /^crawlfleet: target 3: not a valid absolute URL.*nothing was enqueued$/,
+      /^crawlfleet: .*mixed\.txt line 3: not a valid absolute URL.*nothing was enqueued$/,
     );
     const jsonFile = join(dir, 'bad.jsonl');
     writeFileSync(jsonFile, `{"url":"${site.url('/ok/1')}"}\n{"url": 5}\n`);

@@ -1,7 +1,8 @@
+import { isUtf8 } from 'node:buffer';
 import { readFile } from 'node:fs/promises';
-import { text } from 'node:stream/consumers';
+import { buffer } from 'node:stream/consumers';
 import { InputError } from '@crawlfleet/core';
-import { parseTargetLines, type SubmitTarget } from '@crawlfleet/producer';
+import { readTargetLines, type TargetList } from '@crawlfleet/producer';
 
 export interface TargetSources {
   urls: string[];
@@ -10,24 +11,26 @@ export interface TargetSources {
   method?: string | undefined;
 }
 
-/** Collects targets from arguments and `--file F` (or `-` for stdin). */
-export async function readTargets(sources: TargetSources): Promise<SubmitTarget[]> {
-  const targets: SubmitTarget[] = sources.urls.map((url) => ({ url }));
+/**
+ * Collects targets from arguments and `--file F` (or `-` for stdin), each with where it was
+ * written, and the lines of the file that name no target; `prepareJobs` reports them all.
+ */
+export async function readTargets(sources: TargetSources): Promise<TargetList> {
+  const list: TargetList = {
+    targets: sources.urls.map((url, index) => ({ url, source: { name: `argument ${index + 1}` } })),
+    problems: [],
+  };
   if (sources.file !== undefined) {
-    let content: string;
-    if (sources.file === '-') {
-      content = await text(process.stdin);
-    } else {
-      try {
-        content = await readFile(sources.file, 'utf8');
-      } catch (error) {
-        const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
-        throw new InputError('invalid_file', `--file ${sources.file}: ${reason}`);
-      }
+    const file = await readTargetFile(sources.file);
+    const lines = readTargetLines(file.text, file.name);
+    if (lines.targets.length === 0 && lines.problems.length === 0) {
+      throw new InputError('no_targets', `${file.label} names no targets, only comments and blank lines`);
     }
-    targets.push(...parseTargetLines(content, sources.file === '-' ? 'stdin' : sources.file));
+    list.targets.push(...lines.targets);
+    list.problems.push(...lines.problems);
   }
-  if (targets.length === 0)
+  const { targets } = list;
+  if (targets.length === 0 && list.problems.length === 0)
     throw new InputError('no_targets', 'nothing to submit: give URLs as arguments or --file F (- for stdin)');
   if (sources.key !== undefined) {
     if (targets.length !== 1)
@@ -35,5 +38,44 @@ export async function readTargets(sources: TargetSources): Promise<SubmitTarget[
     targets[0] = { ...targets[0], url: targets[0]?.url ?? '', key: sources.key };
   }
   if (sources.method !== undefined) for (const target of targets) target.method ??= sources.method;
-  return targets;
+  return list;
+}
+
+interface TargetFile {
+  /** What its lines are called in messages: the path as given, or `stdin`. */
+  name: string;
+  /** What the whole file is called in messages: `--file urls.txt`, or `stdin`. */
+  label: string;
+  text: string;
+}
+
+/** Reads `--file F` (`-`: stdin) as UTF-8 text; an empty file, or one that is not text, is refused. */
+async function readTargetFile(file: string): Promise<TargetFile> {
+  const stdin = file === '-';
+  const name = stdin ? 'stdin' : file;
+  const label = stdin ? 'stdin' : `--file ${file}`;
+  let bytes: Buffer;
+  try {
+    bytes = stdin ? await buffer(process.stdin) : await readFile(file);
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (error as Error).message;
+    throw new InputError('invalid_file', `${label}: ${reason}`);
+  }
+  if (bytes.length === 0) throw new InputError('empty_file', `${label} is empty`);
+  if (bytes.includes(0)) throw new InputError('binary_file', `${label} is not a text file (it holds NUL bytes)`);
+  if (!isUtf8(bytes)) throw new InputError('not_utf8', `${label} is not UTF-8 text (line ${firstLineNotUtf8(bytes)})`);
+  // TextDecoder drops a leading byte order mark.
+  return { name, label, text: new TextDecoder().decode(bytes) };
+}
+
+/** The 1-based line of the first byte sequence that is not UTF-8 (none spans a newline). */
+function firstLineNotUtf8(bytes: Buffer): number {
+  let line = 1;
+  for (let start = 0; start < bytes.length; line++) {
+    const newline = bytes.indexOf(0x0a, start);
+    const end = newline === -1 ? bytes.length : newline;
+    if (!isUtf8(bytes.subarray(start, end))) return line;
+    start = end + 1;
+  }
+  return line;
 }

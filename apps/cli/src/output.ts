@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import type { TargetProblem } from '@crawlfleet/producer';
 
 /** Writes a line to stdout, waiting when the pipe is full (exports can be large). */
 export async function writeLine(stream: NodeJS.WritableStream, line: string): Promise<void> {
@@ -12,6 +13,19 @@ export function printJson(value: unknown): void {
 /** A message for the person at the terminal (stderr, so stdout stays data). */
 export function say(message: string): void {
   process.stderr.write(`${message}\n`);
+}
+
+/** How many bad targets a refused submit lists; the rest are only counted. */
+const BAD_TARGETS_LISTED = 20;
+
+/**
+ * Lists the bad targets of a refused submit on stderr, one line each, before the error that
+ * counts them. A single one is the error's own message, so it is not listed.
+ */
+export function sayBadTargets(problems: readonly TargetProblem[]): void {
+  if (problems.length < 2) return;
+  for (const problem of problems.slice(0, BAD_TARGETS_LISTED)) say(`crawlfleet: ${problem.where}: ${problem.message}`);
+  if (problems.length > BAD_TARGETS_LISTED) say(`crawlfleet: and ${problems.length - BAD_TARGETS_LISTED} more`);
 }
 
 /** Plain aligned columns; the last column is not padded. */

@@ -22,6 +22,8 @@ export function buildProgram(): Command {
     .version(VERSION)
     .option('--config <file>', 'config file (default: CRAWLFLEET_CONFIG, else ./crawlfleet.config.json when present)')
     .showHelpAfterError('(run with --help for usage)')
+    // Commander starts its usage errors with `error: `; every error of crawlfleet starts alike.
+    .configureOutput({ outputError: (message, write) => write(message.replace(/^error: /, 'crawlfleet: ')) })
     .exitOverride()
     .addHelpText(
       'after',

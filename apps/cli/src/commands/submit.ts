@@ -1,10 +1,10 @@
 import { DEFAULT_TENANT, type FetchJob } from '@crawlfleet/core';
-import { Producer, prepareJobs, type SubmitReport } from '@crawlfleet/producer';
+import { InvalidTargetsError, Producer, prepareJobs, type SubmitReport } from '@crawlfleet/producer';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings, type Settings } from '../context.js';
 import { readTargets } from '../input.js';
-import { plural, printJson, say } from '../output.js';
+import { plural, printJson, say, sayBadTargets } from '../output.js';
 
 export interface TargetOptions {
   file?: string;
@@ -33,10 +33,18 @@ export function withTargetOptions(command: Command): Command {
     .option('--force', 'enqueue again keys that already finished or are known to the queue');
 }
 
-/** Reads and validates every target into jobs; nothing touches Redis yet. */
+/**
+ * Reads and validates every target into jobs; nothing touches Redis yet. When targets are bad,
+ * lists them (the error that follows counts them) and throws.
+ */
 export async function prepareTargets(settings: Settings, urls: string[], options: TargetOptions): Promise<FetchJob[]> {
   const targets = await readTargets({ urls, file: options.file, key: options.key, method: options.method });
-  return prepareJobs(settings.config, targets, { tenant: options.tenant, sessionId: options.session });
+  try {
+    return prepareJobs(settings.config, targets, { tenant: options.tenant, sessionId: options.session });
+  } catch (error) {
+    if (error instanceof InvalidTargetsError) sayBadTargets(error.problems);
+    throw error;
+  }
 }
 
 /** Enqueues prepared jobs in batches, with a progress bar for large inputs on a terminal. */
