@@ -1,8 +1,22 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { InputError } from '@crawlfleet/core';
 import { ensureRedis, freePort, redisAnswers, startRedisServer } from '@crawlfleet/local-redis';
 import { describe, expect, it } from 'vitest';
-import { REDIS_URL } from '../src/harness.js';
+import { REDIS_URL, waitFor } from '../src/harness.js';
+
+/** A process that starts a private redis-server, and on SIGINT says whether it still answers, then exits. */
+const OWNER = `
+import { redisAnswers, startRedisServer } from '@crawlfleet/local-redis';
+const server = await startRedisServer();
+process.stdout.write('url ' + server.url + '\\n');
+process.on('SIGINT', async () => {
+  process.stdout.write((await redisAnswers(server.url, 500)) ? 'alive\\n' : 'dead\\n');
+  process.exit(0);
+});
+setInterval(() => {}, 1000);
+`;
 
 describe('finding a Redis for the one-machine quick path', () => {
   it('uses REDIS_URL as given when it is set, without probing or starting anything', async () => {
@@ -52,5 +66,25 @@ describe('finding a Redis for the one-machine quick path', () => {
       again.disconnect();
       await second.stop();
     }
+  });
+
+  it('keeps a private redis-server through a Ctrl-C to its owner (the owner drains with it), and stops it when the owner exits', async () => {
+    // Detached: its own process group, as a shell gives a command; the group gets the SIGINT.
+    const owner = spawn(process.execPath, ['--input-type=module', '-e', OWNER], {
+      cwd: new URL('../', import.meta.url),
+      detached: true,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let output = '';
+    owner.stdout?.on('data', (chunk) => {
+      output += chunk;
+    });
+    const url = await waitFor(() => /url (\S+)/.exec(output)?.[1], { what: 'the private redis-server' });
+    const exited = once(owner, 'exit');
+    process.kill(-(owner.pid as number), 'SIGINT');
+    await exited;
+    expect(output).toContain('alive');
+    // The owner's exit sends it SIGTERM; it is gone within moments.
+    await waitFor(async () => !(await redisAnswers(url, 300)), { timeoutMs: 5_000, what: 'the server to stop' });
   });
 });

@@ -83,8 +83,17 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
     options.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'],
     options.args ?? [],
   );
-  const child: ChildProcess = spawn(binary, args, { stdio: 'ignore' });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // Its own process group: a Ctrl-C in the terminal goes to the crawl, which still needs this
+  // Redis to drain and write what is done; the server stops when its owner stops it or exits.
+  const child: ChildProcess = spawn(binary, args, { stdio: 'ignore', detached: true });
+  const killOnExit = () => child.kill('SIGTERM');
+  process.on('exit', killOnExit);
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      process.off('exit', killOnExit);
+      resolve();
+    }),
+  );
   let early: Error | undefined;
   child.once('error', (error) => {
     early = error;

@@ -590,7 +590,7 @@ export class SessionManager {
       this.context.observer?.sessionEphemeral?.();
       logger.warn(
         { session_id: hashed(), slate: foreign.name, payload_hash: foreign.discarded?.payloadHash },
-        "a session slate is sealed with a key this worker's CRAWLFLEET_KEYS lacks; the job runs on an ephemeral session and writes nothing to it",
+        "a session slate is sealed with a key this worker's session keys lack; the job runs on an ephemeral session and writes nothing to it",
       );
       return new JobSession(keys, true, new SessionCookieJar(), undefined, new Map(), this.context, false);
     }
