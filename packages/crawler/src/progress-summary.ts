@@ -121,6 +121,10 @@ export class ProgressSummary implements Required<CrawlObserver> {
     this.options.next?.sessionEphemeral?.();
   }
 
+  cookiesEvicted(count: number): void {
+    this.options.next?.cookiesEvicted?.(count);
+  }
+
   sessionLogin(kind: 'login' | 'refresh', outcome: 'ok' | 'refused'): void {
     this.options.next?.sessionLogin?.(kind, outcome);
   }
