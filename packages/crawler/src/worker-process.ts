@@ -13,6 +13,7 @@ import { FleetMetrics, serveMetrics } from '@crawlfleet/metrics';
 import { loadSessionHasher } from '@crawlfleet/sessions';
 import { type KeptHydrate, type KeyRing, SlateStore, TrackedHydrates } from '@crawlfleet/slates';
 import { CrawlWorker, type CrawlWorkerOptions } from './crawl-worker.js';
+import { DEFAULT_PROGRESS_MS, ProgressSummary } from './progress-summary.js';
 
 export interface OpenWorkerOptions
   extends Pick<
@@ -101,6 +102,11 @@ export interface WorkerProcessOptions extends Omit<OpenWorkerOptions, 'keys'> {
   /** Serve /metrics and /healthz on this port (`CRAWLFLEET_METRICS_PORT`); none by default. */
   metricsPort?: number | undefined;
   metricsHost?: string | undefined;
+  /**
+   * How often a `crawl progress` line is logged at info (`CRAWLFLEET_PROGRESS_MS`), when anything
+   * happened; 0 logs none. Default 30 s.
+   */
+  progressEveryMs?: number | undefined;
 }
 
 export const DEFAULT_GRACE_MS = 30_000;
@@ -121,7 +127,18 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
           queueDepths: async () => (opened === undefined ? {} : opened.worker.queueDepths()),
           connections: () => opened?.worker.fetcher.connections ?? { requests: 0, reused: 0 },
         });
-  opened = await openWorker({ ...options, keys: keyLayout(options.prefix), observer: metrics });
+  const progressEveryMs = options.progressEveryMs ?? DEFAULT_PROGRESS_MS;
+  const progress =
+    progressEveryMs === 0
+      ? undefined
+      : new ProgressSummary({
+          logger,
+          everyMs: progressEveryMs,
+          inFlight: () => opened?.worker.inFlight ?? 0,
+          next: metrics,
+        });
+  opened = await openWorker({ ...options, keys: keyLayout(options.prefix), observer: progress ?? metrics });
+  progress?.start();
   const server =
     metrics === undefined || options.metricsPort === undefined
       ? undefined
@@ -140,6 +157,7 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
       concurrency: opened.worker.worker.concurrency,
       grace_ms: graceMs,
       metrics_port: options.metricsPort,
+      progress_every_ms: progressEveryMs,
     },
     'worker started',
   );
@@ -153,6 +171,7 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
       draining = true;
       logger.info({ signal, grace_ms: graceMs }, 'draining: no new jobs, waiting for active ones');
       void worker.close(graceMs).then((finished) => {
+        progress?.stop();
         if (!finished) {
           logger.warn({ grace_ms: graceMs }, 'grace period over; unfinished jobs will be retried by other workers');
         }

@@ -1,14 +1,35 @@
-import { InputError } from '@crawlfleet/core';
-import { DEFAULT_CONCURRENCY, DEFAULT_GRACE_MS, runWorkerProcess } from '@crawlfleet/crawler';
+import { InputError, parseDuration } from '@crawlfleet/core';
+import { DEFAULT_CONCURRENCY, DEFAULT_GRACE_MS, DEFAULT_PROGRESS_MS, runWorkerProcess } from '@crawlfleet/crawler';
 import { createLogger } from '@crawlfleet/log';
 import { requireKeyRing } from '@crawlfleet/slates';
-import type { Command } from 'commander';
+import { type Command, InvalidArgumentError } from 'commander';
 import { type GlobalOptions, loadSettings } from '../context.js';
 import { positiveInt } from '../options.js';
 
 function intSetting(name: string, value: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1) {
     throw new InputError('invalid_setting', `${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
+}
+
+/** `--progress-every`: a duration such as 30s or 5m, or 0 for no progress lines. */
+function progressEvery(value: string): number {
+  if (value === '0') return 0;
+  try {
+    return parseDuration(value, '--progress-every');
+  } catch (error) {
+    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+  }
+}
+
+function progressFromEnv(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value)) {
+    throw new InputError(
+      'invalid_setting',
+      `CRAWLFLEET_PROGRESS_MS must be a whole number of ms (0 for none), got ${JSON.stringify(value)}`,
+    );
   }
   return Number(value);
 }
@@ -38,6 +59,11 @@ export function registerWorker(program: Command): void {
       'how often this worker looks for jobs of dead workers (default 30000)',
       positiveInt,
     )
+    .option(
+      '--progress-every <duration>',
+      `log a progress line at info this often (30s, 5m; 0 for none; default ${DEFAULT_PROGRESS_MS / 1000}s, or CRAWLFLEET_PROGRESS_MS)`,
+      progressEvery,
+    )
     .addHelpText(
       'after',
       `
@@ -52,6 +78,7 @@ Run one per machine (or many); they share work through Redis. Logs are JSON line
           metricsPort?: number;
           lockDurationMs?: number;
           stalledIntervalMs?: number;
+          progressEvery?: number;
         },
         command: Command,
       ) => {
@@ -69,6 +96,7 @@ Run one per machine (or many); they share work through Redis. Logs are JSON line
           graceMs: options.graceMs,
           lockDurationMs: options.lockDurationMs,
           stalledIntervalMs: options.stalledIntervalMs,
+          progressEveryMs: options.progressEvery ?? progressFromEnv(process.env.CRAWLFLEET_PROGRESS_MS),
           metricsPort:
             options.metricsPort ??
             (process.env.CRAWLFLEET_METRICS_PORT
