@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '@crawlfleet/core';
+import { freePort } from '@crawlfleet/local-redis';
 import { ResultsStore } from '@crawlfleet/results';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -92,7 +93,8 @@ describe('progress', () => {
   describe('a worker process', () => {
     it('logs a summary at info every interval: pages/s, outcomes, dead letters by class, jobs in flight', async () => {
       const { env, keys } = ownCrawl('progress');
-      const running = worker(env, ['--progress-every', '1s', '--concurrency', '4']);
+      const port = await freePort();
+      const running = worker(env, ['--progress-every', '1s', '--concurrency', '4', '--metrics-port', String(port)]);
       const urls = [
         ...Array.from({ length: 12 }, (_, i) => site.url(`/ok/progress-${i}`)),
         site.url('/flaky/progress?fails=1'),
@@ -123,6 +125,12 @@ describe('progress', () => {
       expect(Math.max(...lines.map((line) => line.in_flight))).toBeGreaterThanOrEqual(1);
       const busiest = lines.reduce((a, b) => (b.stored > a.stored ? b : a));
       expect(busiest.pages_per_s).toBeCloseTo(busiest.stored / busiest.interval_s, 0);
+
+      // The summary sits in front of the metrics and passes every observation on.
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toMatch(/^crawl_jobs_total\{outcome="stored"[^}]*\} 14$/m);
+      expect(metrics).toMatch(/^retry_total 1$/m);
+      expect(metrics).toMatch(/^fetch_duration_ms_count\{status_class="2xx"\} 14$/m);
 
       // An idle worker says nothing.
       await new Promise((resolve) => setTimeout(resolve, 2_500));
