@@ -1,5 +1,5 @@
 import { exitCodeOf, InputError, loadConfig, oneLine, readEnvironment } from '@crawlfleet/core';
-import { runWorkerProcess } from '@crawlfleet/crawler';
+import { progressEveryFromEnv, runWorkerProcess } from '@crawlfleet/crawler';
 import { createLogger } from '@crawlfleet/log';
 import { requireKeyRing } from '@crawlfleet/slates';
 
@@ -16,7 +16,7 @@ function intFromEnv(name: string): number | undefined {
  * The worker process, configured by environment variables only (one command on any machine):
  * REDIS_URL, CRAWLFLEET_SESSION_REDIS_URL, CRAWLFLEET_KEYS (else the local key file, when it
  * exists), CRAWLFLEET_PREFIX, CRAWLFLEET_CONFIG, CRAWLFLEET_CONCURRENCY, CRAWLFLEET_GRACE_MS,
- * CRAWLFLEET_METRICS_PORT.
+ * CRAWLFLEET_METRICS_PORT, CRAWLFLEET_PROGRESS_MS.
  */
 async function main(): Promise<void> {
   const logger = createLogger({ name: 'worker' });
@@ -32,6 +32,7 @@ async function main(): Promise<void> {
       concurrency: intFromEnv('CRAWLFLEET_CONCURRENCY'),
       graceMs: intFromEnv('CRAWLFLEET_GRACE_MS'),
       metricsPort: intFromEnv('CRAWLFLEET_METRICS_PORT'),
+      progressEveryMs: progressEveryFromEnv(process.env.CRAWLFLEET_PROGRESS_MS),
     });
   } catch (error) {
     process.stderr.write(`crawlfleet-worker: ${oneLine(error)}\n`);

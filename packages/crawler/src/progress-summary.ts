@@ -1,4 +1,4 @@
-import type { CrawlObserver } from '@crawlfleet/core';
+import { type CrawlObserver, InputError } from '@crawlfleet/core';
 import type { Logger } from '@crawlfleet/log';
 
 export interface ProgressSummaryOptions {
@@ -133,4 +133,16 @@ export class ProgressSummary implements Required<CrawlObserver> {
 /** Two decimals: what a person reads in a log line. */
 function round(value: number): number {
   return Math.round(value * 100) / 100;
+}
+
+/** `CRAWLFLEET_PROGRESS_MS`: whole ms, 0 for no progress lines; undefined when unset. */
+export function progressEveryFromEnv(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') return undefined;
+  if (!/^\d+$/.test(value)) {
+    throw new InputError(
+      'invalid_setting',
+      `CRAWLFLEET_PROGRESS_MS must be a whole number of ms (0 for none), got ${JSON.stringify(value)}`,
+    );
+  }
+  return Number(value);
 }

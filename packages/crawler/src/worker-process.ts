@@ -67,11 +67,13 @@ export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWork
     : undefined;
   let worker: CrawlWorker;
   try {
+    const sessionStore = new SlateStore(sessionRedis, options.keys, options.ring, { tracked });
+    if (sessionStoreReady) await warnOnForeignKeys(sessionStore, options.logger);
     worker = new CrawlWorker({
       ...options,
       connection,
       sessionHasher: await loadSessionHasher(connection, options.keys.sessionHashKey),
-      sessionStore: new SlateStore(sessionRedis, options.keys, options.ring, { tracked }),
+      sessionStore,
     });
   } catch (error) {
     tracked?.close();
@@ -93,6 +95,23 @@ export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWork
       return finished;
     },
   };
+}
+
+/**
+ * Says loudly, once at start, when this worker's key ring cannot open the fleet's sessions: its
+ * session jobs would all run ephemeral. The worker still runs (its other jobs are fine).
+ */
+async function warnOnForeignKeys(store: SlateStore, logger: Logger): Promise<void> {
+  try {
+    const check = await store.checkKeyRing();
+    if (check.state === 'unreadable')
+      logger.error(
+        { alert: true, fleet_kid: check.kid },
+        `this worker's session keys (CRAWLFLEET_KEYS or the local key file) cannot open this fleet's sessions (sealed with key id ${check.kid}): every session job runs ephemeral and writes nothing until the worker gets that key`,
+      );
+  } catch (error) {
+    logger.warn({ err: (error as Error).message }, 'could not check the key ring against the session store');
+  }
 }
 
 export interface WorkerProcessOptions extends Omit<OpenWorkerOptions, 'keys'> {

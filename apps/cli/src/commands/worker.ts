@@ -1,5 +1,11 @@
 import { InputError, parseDuration } from '@crawlfleet/core';
-import { DEFAULT_CONCURRENCY, DEFAULT_GRACE_MS, DEFAULT_PROGRESS_MS, runWorkerProcess } from '@crawlfleet/crawler';
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_GRACE_MS,
+  DEFAULT_PROGRESS_MS,
+  progressEveryFromEnv,
+  runWorkerProcess,
+} from '@crawlfleet/crawler';
 import { createLogger } from '@crawlfleet/log';
 import { requireKeyRing } from '@crawlfleet/slates';
 import { type Command, InvalidArgumentError } from 'commander';
@@ -21,17 +27,6 @@ function progressEvery(value: string): number {
   } catch (error) {
     throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
   }
-}
-
-function progressFromEnv(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  if (!/^\d+$/.test(value)) {
-    throw new InputError(
-      'invalid_setting',
-      `CRAWLFLEET_PROGRESS_MS must be a whole number of ms (0 for none), got ${JSON.stringify(value)}`,
-    );
-  }
-  return Number(value);
 }
 
 export function registerWorker(program: Command): void {
@@ -96,7 +91,7 @@ Run one per machine (or many); they share work through Redis. Logs are JSON line
           graceMs: options.graceMs,
           lockDurationMs: options.lockDurationMs,
           stalledIntervalMs: options.stalledIntervalMs,
-          progressEveryMs: options.progressEvery ?? progressFromEnv(process.env.CRAWLFLEET_PROGRESS_MS),
+          progressEveryMs: options.progressEvery ?? progressEveryFromEnv(process.env.CRAWLFLEET_PROGRESS_MS),
           metricsPort:
             options.metricsPort ??
             (process.env.CRAWLFLEET_METRICS_PORT
