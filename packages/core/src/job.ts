@@ -27,6 +27,13 @@ const MAX_URL_LENGTH = 8192;
 const MAX_BODY_LENGTH = 1024 * 1024;
 
 /**
+ * Header names and values Node's HTTP client sends (its `checkIsHttpToken` and
+ * `checkInvalidHeaderChar`): a job with any other would fail its fetch on every attempt.
+ */
+const HEADER_NAME = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
  * One fetch job as it sits in the `crawl` queue. Version 1. The worker parses every job it
  * takes with this schema (a payload that does not fit goes to the DLQ), and the producer checks
  * every job it builds with it, so `submit` refuses what a worker would.
@@ -35,7 +42,16 @@ export const fetchJobSchema = z.object({
   v: z.literal(1),
   url: z.string().url().max(MAX_URL_LENGTH, `longer than ${MAX_URL_LENGTH} characters`),
   method: z.enum(HTTP_METHODS),
-  headers: z.record(z.string(), z.string()).optional(),
+  headers: z
+    .record(z.string(), z.string().regex(HEADER_VALUE, 'not a valid HTTP header value'))
+    // Checked here rather than as the record's key schema, whose issue would only say "Invalid key".
+    .superRefine((headers, context) => {
+      for (const name of Object.keys(headers)) {
+        if (!HEADER_NAME.test(name))
+          context.addIssue({ code: 'custom', path: [name], message: 'not a valid HTTP header name' });
+      }
+    })
+    .optional(),
   body: z.string().max(MAX_BODY_LENGTH, `longer than ${MAX_BODY_LENGTH} characters`).optional(),
   tenant: z.string().regex(NAME_PATTERN),
   sessionId: z.string().regex(NAME_PATTERN).optional(),

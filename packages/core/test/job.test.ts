@@ -97,6 +97,19 @@ describe('parseFetchJob', () => {
     expect(reasonFor({ ...minimal, headers: { accept: 42 } })).toMatch(/^headers\.accept: /);
   });
 
+  it.each(['bad name', 'x-a:b', '', 'naïve'])('refuses the header name %j that no HTTP client would send', (name) => {
+    expect(reasonFor({ ...minimal, headers: { [name]: '1' } })).toBe(`headers.${name}: not a valid HTTP header name`);
+  });
+
+  it.each(['a\nb', 'a\rb', 'nul\u0000', '€'])('refuses the header value %j that no HTTP client would send', (value) => {
+    expect(reasonFor({ ...minimal, headers: { 'x-a': value } })).toBe('headers.x-a: not a valid HTTP header value');
+  });
+
+  it('accepts header names and values that Node sends as they are', () => {
+    const headers = { "x-a!#$%&'*+.^_`|~": '', accept: 'text/html; q=0.9,\t*/*', 'x-latin1': 'café' };
+    expect(parseFetchJob({ ...minimal, headers })).toEqual({ ok: true, job: { ...minimal, headers } });
+  });
+
   it('names the nested path of a missing traceparent', () => {
     expect(reasonFor({ ...minimal, trace: {} })).toMatch(/^trace\.traceparent: /);
   });
