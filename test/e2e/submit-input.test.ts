@@ -117,6 +117,22 @@ describe('crawlfleet submit, checking its input', () => {
       ]);
     });
 
+    it('refuses a header that no HTTP client would send, naming its line', async () => {
+      const targets = file(
+        'headers.jsonl',
+        [
+          JSON.stringify({ url: `${BASE}1`, headers: { 'x-ok': 'yes' } }),
+          JSON.stringify({ url: `${BASE}2`, headers: { 'x-note': 'one\r\nx-injected: two' } }),
+        ].join('\n'),
+      );
+
+      const lines = await refused(['submit', '--file', targets]);
+
+      expect(lines).toEqual([
+        `crawlfleet: ${targets} line 2: headers.x-note: not a valid HTTP header value; nothing was enqueued`,
+      ]);
+    });
+
     it(`enqueues a URL of exactly ${MAX_URL_LENGTH} characters as a job the worker's schema accepts`, async () => {
       const url = urlOfLength(MAX_URL_LENGTH);
 
@@ -187,6 +203,14 @@ describe('crawlfleet submit, checking its input', () => {
         'crawlfleet: and 5 more',
         'crawlfleet: 25 bad targets; nothing was enqueued',
       ]);
+    });
+
+    it('reports the bad line of a file given with --key, rather than counting targets', async () => {
+      const urls = file('keyed.jsonl', `# the one target\n{"url": "${BASE}order", "method": POST}\n`);
+
+      const lines = await refused(['submit', '--key', 'order-42', '--file', urls]);
+
+      expect(lines).toEqual([`crawlfleet: ${urls} line 2: not valid JSON; nothing was enqueued`]);
     });
 
     it('counts lines from stdin too', async () => {

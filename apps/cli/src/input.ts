@@ -29,15 +29,15 @@ export async function readTargets(sources: TargetSources): Promise<TargetList> {
     list.targets.push(...lines.targets);
     list.problems.push(...lines.problems);
   }
-  const { targets } = list;
-  if (targets.length === 0 && list.problems.length === 0)
+  const given = list.targets.length + list.problems.length;
+  if (given === 0)
     throw new InputError('no_targets', 'nothing to submit: give URLs as arguments or --file F (- for stdin)');
   if (sources.key !== undefined) {
-    if (targets.length !== 1)
-      throw new InputError('invalid_key', `--key names one job, but ${targets.length} targets were given`);
-    targets[0] = { ...targets[0], url: targets[0]?.url ?? '', key: sources.key };
+    if (given !== 1) throw new InputError('invalid_key', `--key names one job, but ${given} targets were given`);
+    // The one target may be a line that names none: its problem is reported instead.
+    for (const target of list.targets) target.key = sources.key;
   }
-  if (sources.method !== undefined) for (const target of targets) target.method ??= sources.method;
+  if (sources.method !== undefined) for (const target of list.targets) target.method ??= sources.method;
   return list;
 }
 
