@@ -23,7 +23,7 @@ const IP_CANDIDATE =
  * `release`, `v`, `§`, a product token such as `Chrome/`. Sticky: tested at a candidate's offset.
  */
 const NAMED_AS_VERSION =
-  /(?<=(?:version|\b(?:release|build|firmware|revision|rev|ver|patch|section|sec|chapter|v)\.?|§|(?:^|[\s(;])[A-Za-z][\w.+-]*\/)["'\s:=(]*)/iy;
+  /(?<=(?:version|\b(?:release|build|firmware|revision|rev|ver|patch|section|chapter|v)\.?|§|(?:^|[\s(;])[A-Za-z][\w.+-]*\/)["'\s:=(]*)/iy;
 
 /**
  * Candidates only: digit groups joined by one separator each (a space, dot, hyphen or slash, or

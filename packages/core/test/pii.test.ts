@@ -21,6 +21,7 @@ describe('redactPii', () => {
     ['<a href="tel:+14155550100">', '<a href="tel:[phone]">'],
     ['Last login from 203.0.113.7.', 'Last login from [ip].'],
     ['peer 2001:db8::1 and fe80:0:0:0:0:0:0:1', 'peer [ip] and [ip]'],
+    ['WAF sec 203.0.113.7 blocked', 'WAF sec [ip] blocked'],
   ])('redacts %j', (input, expected) => {
     expect(redactPii(input)).toBe(expected);
   });
