@@ -295,7 +295,9 @@ describe('logins as real sites do them', () => {
       expect(letter?.reason).toBe('auth_failed');
       const dlq = new DeadLetterQueue(redis, keyLayout(prefix));
       try {
-        expect((await dlq.show(String(letter?.id)))?.message).toMatch(/posts to another origin \(http:\/\/localhost:\d+\)/);
+        expect((await dlq.show(String(letter?.id)))?.message).toMatch(
+          /posts to another origin \(http:\/\/localhost:\d+\)/,
+        );
       } finally {
         await dlq.close();
       }
