@@ -323,8 +323,9 @@ describe('a target that hangs, resets, answers garbage or floods', () => {
       }).toEqual({
         kind: fault.kind,
         url,
-        // Retries ran out on recoverable failures: the class stays, the reason says so.
-        class: 'recoverable',
+        // Faults retried until they ran out keep their recoverable class (the reason says so);
+        // a fault that is never retried is non_recoverable.
+        class: want.attempts > 1 ? 'recoverable' : 'non_recoverable',
         reason: want.reason,
         attempts: want.attempts,
         history: Array.from({ length: want.attempts }, () => want.attemptReason),

@@ -100,7 +100,7 @@ describe('fleet-wide politeness', () => {
       await waitFor(async () => (await dlq.count()) === 1, { what: 'the page in the DLQ' });
       const [letter] = await dlq.list();
       expect([letter?.class, letter?.reason, letter?.attempts]).toEqual([
-        'non_recoverable',
+        'recoverable',
         'retries_exhausted:robots_unavailable',
         3,
       ]);
