@@ -50,7 +50,13 @@ const [code] = await once(child, 'exit');
 await site.close();
 rmSync(dir, { recursive: true, force: true });
 if (keep) process.stderr.write(`its keys stay under CRAWLFLEET_PREFIX=${keep}\n`);
-else await removeKeys(prefix);
+else {
+  await removeKeys(prefix);
+  // The crawl's summary points at its DLQ; the demo has just removed it.
+  process.stderr.write(
+    'the demo removed its Redis keys (the DLQ too); run it with CRAWLFLEET_PREFIX=demo to keep them and look\n',
+  );
+}
 process.exitCode = typeof code === 'number' ? code : 1;
 
 /**
