@@ -144,6 +144,30 @@ describe('sessions shared by jobs', () => {
     expect(second.worker.sessions.metaBacklog).toBe(0);
   });
 
+  it('writes no cookie slate for pages that re-send the session cookie unchanged or set only trackers', async () => {
+    await run();
+    await crawl('default', 'steady', ['/cookies/set?sid=1']);
+    const cookies = keyLayout(prefix).session('default', 'steady').slate('cookies');
+    expect(await redis.hget(cookies, 'v')).toBe('1');
+    const keys = keyLayout(prefix);
+    const before = await redis.xlen(keys.results);
+    // Other keys for pages that answer the same session cookie again, with a new tracker each.
+    await submit(
+      redis,
+      keys,
+      config(),
+      Array.from({ length: 10 }, (_, i) => ({
+        url: site.url(`/cookies/set?sid=1&_ga=GA1.1.${i}`),
+        key: `steady-${i}`,
+      })),
+      'default',
+      'steady',
+    );
+    await waitFor(async () => (await redis.xlen(keys.results)) === before + 10, { what: '10 more results' });
+    expect(await redis.hget(cookies, 'v')).toBe('1');
+    expect((await (await jarOf('default', 'steady')).jar.describe()).map((cookie) => cookie.name)).toEqual(['sid']);
+  });
+
   it('keeps every cookie when 50 jobs of one session commit at once', async () => {
     await run({ concurrency: 50 });
     const paths = Array.from({ length: 50 }, (_, i) => `/cookies/set?c${i}=v${i}`);

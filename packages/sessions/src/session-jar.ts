@@ -1,4 +1,4 @@
-import { Cookie, CookieJar } from 'tough-cookie';
+import { Cookie, CookieJar, canonicalDomain, defaultPath } from 'tough-cookie';
 import { boundCookieHeader, boundCookies, JAR_LIMITS } from './jar-limits.js';
 
 /** Trackers that are never worth keeping in a session (exact names, or prefixes ending in `*`). */
@@ -179,14 +179,58 @@ export class SessionCookieJar {
       return undefined;
     }
     const at = Date.now();
+    const parsed = Cookie.parse(setCookie);
+    if (parsed === undefined) {
+      this.rejected++;
+      return undefined;
+    }
+    // Trackers never reach a stored jar: setting one would only copy the jar and write nothing.
+    if (matchesCookiePattern(parsed.key, TRACKING_COOKIES)) return undefined;
+    const same = await this.sameAsStored(parsed, url, at);
+    if (same !== undefined) return same;
     try {
-      const cookie = await (await this.writable()).setCookie(setCookie, url, { now: new Date(at) });
+      const cookie = await (await this.writable()).setCookie(parsed, url, { now: new Date(at) });
       if (cookie !== undefined) this.changes.push({ setCookie, url, at });
       return cookie;
     } catch {
       this.rejected++;
       return undefined;
     }
+  }
+
+  /**
+   * The stored cookie when a Set-Cookie changes nothing a server would see: the same name,
+   * domain and path, value and flags, and an expiry that moved by less than a tenth of its
+   * lifetime (a sliding session refreshed on every response). Most responses of a site in use
+   * re-send what the jar holds: such a Set-Cookie copies no shared jar and commits nothing.
+   */
+  private async sameAsStored(parsed: Cookie, url: string, at: number): Promise<Cookie | undefined> {
+    let target: URL;
+    try {
+      target = new URL(url);
+    } catch {
+      return undefined;
+    }
+    const domain = canonicalDomain(parsed.domain ?? target.hostname);
+    const path = parsed.path?.startsWith('/') ? parsed.path : defaultPath(target.pathname);
+    if (domain === undefined || domain === null) return undefined;
+    const stored = await this.current.store.findCookie(domain, path, parsed.key);
+    if (
+      stored === undefined ||
+      stored.value !== parsed.value ||
+      stored.hostOnly !== (parsed.domain === null || parsed.domain === undefined) ||
+      stored.secure !== parsed.secure ||
+      stored.httpOnly !== parsed.httpOnly ||
+      (stored.sameSite ?? 'none') !== (parsed.sameSite ?? 'none')
+    )
+      return undefined;
+    const before = stored.expiryTime();
+    const after = parsed.expiryTime(new Date(at));
+    if (before === after) return stored;
+    if (before === undefined || after === undefined) return undefined;
+    // A deletion (an expiry in the past) is always a change.
+    if (after <= at) return undefined;
+    return Math.abs(after - before) < (after - at) / 10 ? stored : undefined;
   }
 
   /** Replays this job's cookie changes onto a newer jar (the same checks apply again). */
