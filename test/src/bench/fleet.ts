@@ -247,6 +247,11 @@ function jobKey(keys: KeyLayout, id: string): string {
   return `${keys.bullPrefix}:${CRAWL_QUEUE}:${id}`;
 }
 
+/** A page of the run: `/ok/<id>`, or CRAWLFLEET_BENCH_PAGE followed by the id. */
+function benchPage(bench: Bench, id: string): string {
+  return bench.site.url(`${process.env.CRAWLFLEET_BENCH_PAGE ?? '/ok/'}${id}`);
+}
+
 /** Baseline jobs: a bare URL each, with the same retention options crawlfleet's producer sets. */
 async function enqueueBaseline(bench: Bench, keys: KeyLayout, jobs: number, tag: string): Promise<string[]> {
   const queue = new Queue(CRAWL_QUEUE, { connection: bench.control, prefix: keys.bullPrefix });
@@ -256,7 +261,7 @@ async function enqueueBaseline(bench: Bench, keys: KeyLayout, jobs: number, tag:
       const batch = Array.from({ length: Math.min(500, jobs - start) }, (_, j) => {
         const id = `b-${tag}-${start + j}`;
         ids.push(id);
-        const url = bench.site.url(`/ok/${tag}-${start + j}`);
+        const url = benchPage(bench, `${tag}-${start + j}`);
         return {
           name: url,
           data: { url },
@@ -277,7 +282,7 @@ async function enqueueCrawlfleet(bench: Bench, keys: KeyLayout, jobs: number, ta
   const producer = new Producer(bench.control, keys, config);
   try {
     const prepared = Array.from({ length: jobs }, (_, i) => {
-      const [job] = producer.prepare([{ url: bench.site.url(`/ok/${tag}-${i}`) }], {
+      const [job] = producer.prepare([{ url: benchPage(bench, `${tag}-${i}`) }], {
         tenant: 'default',
         sessionId: `s${i % bench.sessions}`,
       });
