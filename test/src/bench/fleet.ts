@@ -247,6 +247,12 @@ function jobKey(keys: KeyLayout, id: string): string {
   return `${keys.bullPrefix}:${CRAWL_QUEUE}:${id}`;
 }
 
+/**
+ * CRAWLFLEET_BENCH_FRESH_SESSIONS=1: the measured jobs go to sessions nobody used before (their
+ * first jobs create them), instead of warmed sessions in use.
+ */
+const FRESH_SESSIONS = process.env.CRAWLFLEET_BENCH_FRESH_SESSIONS === '1';
+
 /** A page of the run: `/ok/<id>`, or CRAWLFLEET_BENCH_PAGE followed by the id. */
 function benchPage(bench: Bench, id: string): string {
   return bench.site.url(`${process.env.CRAWLFLEET_BENCH_PAGE ?? '/ok/'}${id}`);
@@ -284,7 +290,8 @@ async function enqueueCrawlfleet(bench: Bench, keys: KeyLayout, jobs: number, ta
     const prepared = Array.from({ length: jobs }, (_, i) => {
       const [job] = producer.prepare([{ url: benchPage(bench, `${tag}-${i}`) }], {
         tenant: 'default',
-        sessionId: `s${i % bench.sessions}`,
+        // Fresh sessions: each batch (warm-up, measured) uses sessions no job used before.
+        sessionId: FRESH_SESSIONS ? `${tag}-s${i % bench.sessions}` : `s${i % bench.sessions}`,
       });
       if (job === undefined) throw new Error('the producer prepared no job');
       return job;
@@ -439,7 +446,7 @@ async function runSide(
   await queue.pause();
   const enqueue = (count: number, label: string) =>
     side === 'baseline' ? enqueueBaseline(bench, keys, count, label) : enqueueCrawlfleet(bench, keys, count, label);
-  if (side === 'crawlfleet') await warmSessions(bench, keys);
+  if (side === 'crawlfleet' && !FRESH_SESSIONS) await warmSessions(bench, keys);
   if (warmupJobs > 0) await enqueue(warmupJobs, `${tag}w`);
   // Everything enqueued above ran before MONITOR starts, so none of it is counted.
   const monitor = monitored ? await CommandMonitor.start(bench.serverUrl, bench.scripts, bench.excluded) : undefined;
