@@ -64,6 +64,44 @@ describe('a quick-path crawl reports and writes exactly its own URLs', () => {
     expect(urlsIn(out).sort()).toEqual([fresh, queued].sort());
   });
 
+  it("does not take an earlier run's dead letter for the outcome of a --force run that is still retrying", async () => {
+    const retrying = join(dir, 'retrying.config.json');
+    writeFileSync(
+      retrying,
+      JSON.stringify({
+        tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore' } },
+        jobs: { retries: 1, backoffBaseMs: 50, backoffMaxMs: 100 },
+      }),
+    );
+    const own = { ...env, CRAWLFLEET_CONFIG: retrying };
+    // 429 three times with Retry-After: 2: the first run dead-letters it after two tries; the
+    // second waits at least 2 s after its own 429 before the page answers.
+    const url = site.url('/ratelimit/force-dlq?retryAfter=2&times=3');
+    const first = await runCli(['crawl', '--json', url], { env: own });
+    expect(JSON.parse(first.stdout)).toMatchObject({ fetched: 0, dlq: 1 });
+    const out = join(dir, 'retrying.jsonl');
+    const forced = await runCli(['crawl', '--force', '--json', '--out', out, url], { env: own });
+    expect(JSON.parse(forced.stdout)).toMatchObject({ fetched: 1, dlq: 0, left: 0 });
+    expect(urlsIn(out)).toEqual([url]);
+  });
+
+  it('says so, and exits 1, when results of the crawl were trimmed from the results stream', async () => {
+    const small = join(dir, 'small.config.json');
+    writeFileSync(
+      small,
+      JSON.stringify({
+        tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore' } },
+        retention: { resultsMaxLen: 10 },
+      }),
+    );
+    const urls = Array.from({ length: 40 }, (_, i) => site.url(`/ok/trimmed-${i}`));
+    const out = join(dir, 'trimmed.jsonl');
+    const crawled = await runCli(['crawl', '--out', out, ...urls], { env: { ...env, CRAWLFLEET_CONFIG: small } });
+    expect(crawled.code).toBe(1);
+    expect(crawled.stderr).toMatch(/\d+ of this crawl's results are no longer in the results stream/);
+    expect(urlsIn(out).length).toBeLessThan(40);
+  });
+
   it('counts and writes nothing of the jobs other commands queued, and says they were there', async () => {
     const others = Array.from({ length: 5 }, (_, i) => site.url(`/ok/other-${i}`));
     expect((await runCli(['submit', ...others], { env })).code).toBe(0);

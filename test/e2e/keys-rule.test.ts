@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
@@ -131,5 +131,19 @@ describe('where every command finds its session keys', () => {
     worker = startCliProcess(['worker'], { ...noKeys, CRAWLFLEET_LOG_LEVEL: 'info' });
     await waitFor(() => worker?.stdout().includes('worker started'), { what: 'the worker to start' });
     expect(worker.stdout()).toContain(`"key_id":"${entries[0]?.split(':')[0]}"`);
+  });
+
+  it('repairs an empty key file with keys generate --save, and names the file, not CRAWLFLEET_KEYS, when it is empty', async () => {
+    const file = join(home, 'crawlfleet', 'keys');
+    mkdirSync(join(home, 'crawlfleet'), { recursive: true, mode: 0o700 });
+    writeFileSync(file, '\n', { mode: 0o600 });
+    const refused = await runCli(['sessions', 'show', 'anyone'], { env: noKeys });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain(`${file} holds no key`);
+    const saved = await runCli(['keys', 'generate', '--save'], { env: noKeys });
+    expect(saved.stderr).not.toMatch(/EEXIST/);
+    expect(saved.code).toBe(0);
+    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(1);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
   });
 });

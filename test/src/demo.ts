@@ -46,6 +46,10 @@ const child = spawn(process.execPath, [CLI_PATH, '--config', config, 'crawl', '-
     CRAWLFLEET_KEYS: process.env.CRAWLFLEET_KEYS || generateKeyEntry(),
   },
 });
+// Ctrl-C reaches the crawl too (one process group): the demo waits for it to drain and exit,
+// then removes its keys and closes the site. A SIGTERM to the demo alone is passed on.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => child.kill('SIGTERM'));
 const [code] = await once(child, 'exit');
 await site.close();
 rmSync(dir, { recursive: true, force: true });

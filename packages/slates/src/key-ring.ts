@@ -63,6 +63,8 @@ export function parseKeyRing(text: string, source = 'CRAWLFLEET_KEYS'): KeyRing 
     }
     return { kid, key };
   });
+  if (keys.length === 0)
+    throw new InputError('invalid_keys', `${source} holds no key (crawlfleet keys generate makes one)`);
   const seen = new Set<string>();
   for (const { kid } of keys) {
     if (seen.has(kid)) throw new InputError('invalid_keys', `${source}: key id ${kid} appears twice`);

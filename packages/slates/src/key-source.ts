@@ -1,4 +1,14 @@
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { InputError } from '@crawlfleet/core';
@@ -57,7 +67,20 @@ export function localKeyRing(env: NodeJS.ProcessEnv = process.env): LocalKeyRing
   const found = findKeyRing(env);
   if (found !== undefined) return found;
   const file = localKeyFilePath(env);
-  writeKeyFile(file, [generateKeyEntry()]);
+  try {
+    // Written aside and linked into place: never half a file, and a crawl started at the same
+    // moment that made one first wins, this one reads it.
+    const next = `${file}.${process.pid}.tmp`;
+    writeKeyFile(next, [generateKeyEntry()]);
+    try {
+      linkSync(next, file);
+    } finally {
+      rmSync(next, { force: true });
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return { ring: parseKeyRing(readKeyFile(file).join(','), file), file, created: false };
+  }
   return { ring: parseKeyRing(readKeyFile(file).join(','), file), file, created: true };
 }
 
@@ -72,9 +95,10 @@ export function saveLocalKey(env: NodeJS.ProcessEnv = process.env): { file: stri
   if (kept.length > 0) parseKeyRing(kept.join(','), file);
   const entry = generateKeyEntry();
   const entries = [entry, ...kept];
-  if (kept.length === 0) writeKeyFile(file, entries);
+  if (!existsSync(file)) writeKeyFile(file, entries);
   else {
-    // Written aside and renamed over the old file, so a crash never leaves half a key file.
+    // Written aside and renamed over the old file (an empty one too), so a crash never leaves
+    // half a key file.
     const next = `${file}.${process.pid}.tmp`;
     writeKeyFile(next, entries);
     renameSync(next, file);

@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
 import { finished } from 'node:stream/promises';
 import { CRAWL_QUEUE, DEFAULT_PREFIX, type FetchJob, InputError } from '@crawlfleet/core';
@@ -127,7 +127,8 @@ command again resumes what is left and writes every result of the crawl.
           }
           const settled = await settle(context, crawled);
           const letters = await deadLetterSummaries(context, settled.deadLettered.slice(0, 10));
-          const written = out !== undefined ? await writeResults(context, out, plan.keys) : undefined;
+          const results = out !== undefined ? await writeResults(context, out, plan.keys) : undefined;
+          const written = results?.written;
           const summary: CrawlSummary = {
             enqueued: plan.enqueued.length,
             resumed: plan.resumed.length,
@@ -142,6 +143,13 @@ command again resumes what is left and writes every result of the crawl.
           };
           if (options.json) printJson(summary);
           else printSummary(summary, letters, written, local.server !== undefined, settings.env.prefix);
+          if (results !== undefined && results.written < results.expected) {
+            // The results stream keeps about retention.resultsMaxLen entries: older ones are gone.
+            say(
+              `${results.expected - results.written} of this crawl's results are no longer in the results stream (trimmed to about retention.resultsMaxLen = ${context.config.retention.resultsMaxLen}); ${out} has the other ${results.written}`,
+            );
+            process.exitCode = 1;
+          }
           if (interruption.requested) process.exitCode = interruption.exitCode;
         } finally {
           await queue.close();
@@ -183,56 +191,90 @@ async function sayOtherJobs(queue: Queue, own: number, prefix: string): Promise<
   );
 }
 
-/** Which of `keys` ended with a result and which in the DLQ, read from Redis (whoever ran them). */
-async function settle(
+/**
+ * Which of `keys` have an outcome in Redis (whoever ran them): a result, or a dead letter of a job
+ * that finished. A dead letter left by an earlier run of a key that is queued again (`--force`,
+ * a replay) is not an outcome while that job is still waiting, delayed or running.
+ */
+async function outcomes(
   context: CommandContext,
   keys: readonly string[],
-): Promise<{ stored: number; deadLettered: string[] }> {
-  let stored = 0;
-  const deadLettered: string[] = [];
+): Promise<Array<'stored' | 'dead_lettered' | undefined>> {
+  const found: Array<'stored' | 'dead_lettered' | undefined> = [];
   for (let start = 0; start < keys.length; start += KEYS_PER_ROUND_TRIP) {
     const batch = keys.slice(start, start + KEYS_PER_ROUND_TRIP);
     const pipeline = context.redis.pipeline();
     for (const key of batch) {
       pipeline.exists(context.keys.ledger(key));
       pipeline.exists(context.keys.dlqJob(key));
+      // BullMQ's job hash: gone (trimmed by retention) or with finishedOn once it ended.
+      pipeline.hmget(context.keys.crawlJob(key), 'timestamp', 'finishedOn');
     }
     const answers = (await pipeline.exec()) ?? [];
-    batch.forEach((key, i) => {
-      if (answers[i * 2]?.[1] === 1) stored++;
-      else if (answers[i * 2 + 1]?.[1] === 1) deadLettered.push(key);
+    batch.forEach((_key, i) => {
+      const [added, finishedOn] = (answers[i * 3 + 2]?.[1] as Array<string | null> | undefined) ?? [];
+      const ended = added === null || added === undefined || finishedOn !== null;
+      if (answers[i * 3]?.[1] === 1) found.push('stored');
+      else if (answers[i * 3 + 1]?.[1] === 1 && ended) found.push('dead_lettered');
+      else found.push(undefined);
     });
   }
-  return { stored, deadLettered };
+  return found;
+}
+
+/** Which of `keys` ended with a result and which in the DLQ during this run. */
+async function settle(
+  context: CommandContext,
+  keys: readonly string[],
+): Promise<{ stored: number; deadLettered: string[] }> {
+  const found = await outcomes(context, keys);
+  return {
+    stored: found.filter((outcome) => outcome === 'stored').length,
+    deadLettered: keys.filter((_key, i) => found[i] === 'dead_lettered'),
+  };
 }
 
 /**
  * Writes the crawl's results to `out` as JSON lines: for each key, the one result its ledger names,
- * so a key run again (`--force`) gives one line, not one per run. Returns the lines written.
+ * so a key run again (`--force`) gives one line, not one per run. The file is written aside and
+ * renamed into place, so an interruption never leaves a good earlier file half rewritten.
+ * Returns the lines written and how many the ledger names (more when retention trimmed some).
  */
-async function writeResults(context: CommandContext, out: string, keys: readonly string[]): Promise<number> {
+async function writeResults(
+  context: CommandContext,
+  out: string,
+  keys: readonly string[],
+): Promise<{ written: number; expected: number }> {
   const entries = new Set<string>();
   for (let start = 0; start < keys.length; start += KEYS_PER_ROUND_TRIP) {
     const pipeline = context.redis.pipeline();
     for (const key of keys.slice(start, start + KEYS_PER_ROUND_TRIP)) pipeline.get(context.keys.ledger(key));
     for (const [, entryId] of (await pipeline.exec()) ?? []) if (typeof entryId === 'string') entries.add(entryId);
   }
-  const stream = createWriteStream(out, { flags: 'w' });
+  const aside = `${out}.${process.pid}.tmp`;
+  const stream = createWriteStream(aside, { flags: 'wx', mode: 0o600 });
   await new Promise<void>((resolve, reject) => {
     stream.once('open', () => resolve());
     stream.once('error', (error) => reject(new InputError('invalid_out', `--out ${out}: ${error.message}`)));
   });
   let count = 0;
-  const store = new ResultsStore(context.redis, context.keys, context.config.retention);
-  for await (const { entryId, result } of store.entries()) {
-    if (count === entries.size) break;
-    if (!entries.has(entryId)) continue;
-    await writeLine(stream, JSON.stringify(result));
-    count++;
+  try {
+    const store = new ResultsStore(context.redis, context.keys, context.config.retention);
+    for await (const { entryId, result } of store.entries()) {
+      if (count === entries.size) break;
+      if (!entries.has(entryId)) continue;
+      await writeLine(stream, JSON.stringify(result));
+      count++;
+    }
+    stream.end();
+    await finished(stream);
+    renameSync(aside, out);
+  } catch (error) {
+    stream.destroy();
+    rmSync(aside, { force: true });
+    throw error;
   }
-  stream.end();
-  await finished(stream);
-  return count;
+  return { written: count, expected: entries.size };
 }
 
 async function deadLetterSummaries(context: CommandContext, ids: string[]): Promise<DeadLetterSummary[]> {
@@ -385,15 +427,20 @@ async function runUntilDone(
     return jobs.length;
   };
   const progress = new ProgressLine();
+  let lastPending = -1;
   try {
     for (let tick = 0; ; tick++) {
       progress.update(
         `crawling: ${keys.length - pending.size}/${keys.length} done (${fetched} fetched, ${deadLettered} to the DLQ, ${plural(tally.retries, 'retry')})`,
       );
       if (pending.size === 0 || interruption.requested) break;
-      // Other workers of the fleet may run some of the crawl's jobs: look every second.
+      // Other workers of the fleet may run some of the crawl's jobs: look every second, but only
+      // while this worker finished none of them (a crawl of a million URLs is not swept 4 times a
+      // second while its own worker makes progress).
       if (tick % 4 === 3) {
-        if ((await settleFromRedis(context, pending)) === 0) break;
+        const idle = pending.size === lastPending;
+        lastPending = pending.size;
+        if (idle && (await settleFromRedis(context, pending)) === 0) break;
         const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'waiting-children');
         if (Object.values(counts).every((n) => n === 0)) break;
       }
@@ -406,14 +453,15 @@ async function runUntilDone(
   }
 }
 
-/** Drops the keys that have an outcome in Redis from `pending`; returns how many are left. */
+/**
+ * Drops the keys that have an outcome in Redis from `pending` (other workers ran them), a batch
+ * of round trips at a time; returns how many are left.
+ */
 async function settleFromRedis(context: CommandContext, pending: Set<string>): Promise<number> {
   const keys = [...pending];
-  const pipeline = context.redis.pipeline();
-  for (const key of keys) pipeline.exists(context.keys.ledger(key), context.keys.dlqJob(key));
-  const answers = (await pipeline.exec()) ?? [];
+  const found = await outcomes(context, keys);
   keys.forEach((key, i) => {
-    if (Number(answers[i]?.[1]) > 0) pending.delete(key);
+    if (found[i] !== undefined) pending.delete(key);
   });
   return pending.size;
 }
