@@ -1,15 +1,11 @@
-import { exitCodeOf, InputError, loadConfig, oneLine, readEnvironment } from '@crawlfleet/core';
+import { exitCodeOf, loadConfig, oneLine, readEnvironment, wholeNumberSetting } from '@crawlfleet/core';
 import { progressEveryFromEnv, runWorkerProcess } from '@crawlfleet/crawler';
 import { createLogger } from '@crawlfleet/log';
 import { requireKeyRing } from '@crawlfleet/slates';
 
 /** Reads a positive integer setting from the environment. */
 function intFromEnv(name: string): number | undefined {
-  const value = process.env[name];
-  if (value === undefined || value === '') return undefined;
-  if (!/^\d+$/.test(value) || Number(value) < 1)
-    throw new InputError('invalid_setting', `${name} must be a positive integer, got ${JSON.stringify(value)}`);
-  return Number(value);
+  return wholeNumberSetting(name, process.env[name], { min: 1, must: 'a positive integer' });
 }
 
 /**

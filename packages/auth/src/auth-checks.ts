@@ -22,14 +22,32 @@ function pageOf(url: string): string | undefined {
   }
 }
 
+/** Worked out once per tenant config, not for every page: the login pages and the URL pattern. */
+const pagesOf = new WeakMap<LoginConfig, ReadonlySet<string>>();
+const patterns = new Map<string, RegExp>();
+
 /** The login page and login URL of a tenant, as `origin + path`. */
-export function loginPages(login: LoginConfig): Set<string> {
-  const pages = new Set<string>();
-  for (const url of [login.page, login.url]) {
-    const page = url === undefined ? undefined : pageOf(url);
-    if (page !== undefined) pages.add(page);
+export function loginPages(login: LoginConfig): ReadonlySet<string> {
+  let pages = pagesOf.get(login);
+  if (pages === undefined) {
+    const found = new Set<string>();
+    for (const url of [login.page, login.url]) {
+      const page = url === undefined ? undefined : pageOf(url);
+      if (page !== undefined) found.add(page);
+    }
+    pages = found;
+    pagesOf.set(login, pages);
   }
   return pages;
+}
+
+function compiled(source: string): RegExp {
+  let pattern = patterns.get(source);
+  if (pattern === undefined) {
+    pattern = new RegExp(source);
+    patterns.set(source, pattern);
+  }
+  return pattern;
 }
 
 /**
@@ -56,7 +74,7 @@ export function loggedOutSign(page: FetchedPage, auth: AuthConfig, jobUrl: strin
   if (check === undefined) return undefined;
   if (check.status?.includes(page.status)) return 'tenant_check';
   if (check.url !== undefined) {
-    const pattern = new RegExp(check.url);
+    const pattern = compiled(check.url);
     if (pattern.test(page.finalUrl) && !pattern.test(jobUrl)) return 'tenant_check';
   }
   if (check.text !== undefined && bodyText(page).includes(check.text)) return 'tenant_check';

@@ -325,7 +325,8 @@ export class SessionAuthenticator {
       );
       return undefined;
     }
-    const rotated = stringAt(json, refresh.refreshPath ?? token.refreshPath ?? '');
+    const rotatedPath = refresh.refreshPath ?? token.refreshPath;
+    const rotated = rotatedPath === undefined ? undefined : stringAt(json, rotatedPath);
     const expiresInPath = refresh.expiresInPath ?? token.expiresInPath;
     const expiresIn = expiresInPath === undefined ? undefined : secondsAt(json, expiresInPath);
     this.options.observer?.sessionLogin?.('refresh', 'ok');
@@ -438,7 +439,6 @@ export class SessionAuthenticator {
 }
 
 function stringAt(json: unknown, path: string): string | undefined {
-  if (path === '') return undefined;
   const value = valueAt(json, path);
   return typeof value === 'string' && value !== '' ? value : undefined;
 }

@@ -1,4 +1,4 @@
-import { InputError, parseDuration } from '@crawlfleet/core';
+import { InputError, parseDuration, wholeNumberSetting } from '@crawlfleet/core';
 import { z } from 'zod';
 
 /** What failed sign-ins cost. Every field is optional; the defaults are in `failurePolicySchema`. */
@@ -48,10 +48,8 @@ export function resolveFailurePolicy(policy: FailurePolicy = {}): ResolvedFailur
   throw new InputError('invalid_setting', `${field}: ${issue?.message ?? 'invalid value'}`);
 }
 
-function wholeNumberFrom1(name: string, text: string): number {
-  if (!/^\d+$/.test(text) || Number(text) < 1)
-    throw new InputError('invalid_setting', `${name} must be a whole number from 1, got ${JSON.stringify(text)}`);
-  return Number(text);
+function wholeNumberFrom1(name: string, text: string): number | undefined {
+  return wholeNumberSetting(name, text, { min: 1, must: 'a whole number from 1' });
 }
 
 /**

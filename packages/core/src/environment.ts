@@ -44,6 +44,21 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
   };
 }
 
+/**
+ * A whole-number setting from the environment: undefined when unset or empty; anything that is
+ * not a whole number of at least `min` is an `invalid_setting` saying what it `must` be.
+ */
+export function wholeNumberSetting(
+  name: string,
+  text: string | undefined,
+  { min, must }: { min: number; must: string },
+): number | undefined {
+  if (text === undefined || text === '') return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < min)
+    throw new InputError('invalid_setting', `${name} must be ${must}, got ${JSON.stringify(text)}`);
+  return Number(text);
+}
+
 const DURATION_UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000 };
 
 /** Parses `90s`, `30m`, `12h`, `7d`, `2w` into milliseconds; `what` names the flag in errors. */

@@ -21,7 +21,14 @@ export {
   type TenantConfig,
   tenantConfig,
 } from './config.js';
-export { DEFAULT_PREFIX, DEFAULT_REDIS_URL, type Environment, parseDuration, readEnvironment } from './environment.js';
+export {
+  DEFAULT_PREFIX,
+  DEFAULT_REDIS_URL,
+  type Environment,
+  parseDuration,
+  readEnvironment,
+  wholeNumberSetting,
+} from './environment.js';
 export { ConfigError, exitCodeOf, InputError, oneLine, RedisUnavailableError } from './errors.js';
 export { checkCallerKey, deriveIdempotencyKey, type IdempotencyInput } from './idempotency.js';
 export {

@@ -1,4 +1,4 @@
-import { type CrawlObserver, InputError } from '@crawlfleet/core';
+import { type CrawlObserver, wholeNumberSetting } from '@crawlfleet/core';
 import type { Logger } from '@crawlfleet/log';
 
 export interface ProgressSummaryOptions {
@@ -137,12 +137,5 @@ function round(value: number): number {
 
 /** `CRAWLFLEET_PROGRESS_MS`: whole ms, 0 for no progress lines; undefined when unset. */
 export function progressEveryFromEnv(value: string | undefined): number | undefined {
-  if (value === undefined || value === '') return undefined;
-  if (!/^\d+$/.test(value)) {
-    throw new InputError(
-      'invalid_setting',
-      `CRAWLFLEET_PROGRESS_MS must be a whole number of ms (0 for none), got ${JSON.stringify(value)}`,
-    );
-  }
-  return Number(value);
+  return wholeNumberSetting('CRAWLFLEET_PROGRESS_MS', value, { min: 0, must: 'a whole number of ms (0 for none)' });
 }

@@ -15,7 +15,7 @@ export const JAR_LIMITS = {
   headerBytes: 8192,
 } as const;
 
-/** The fields of a stored cookie that the limits look at (tough-cookie's serialization). */
+/** The fields of a cookie that the limits look at: tough-cookie's serialization, or a Cookie itself. */
 interface StoredCookie {
   key?: unknown;
   value?: unknown;
@@ -24,8 +24,11 @@ interface StoredCookie {
 }
 
 const size = (cookie: StoredCookie) => String(cookie.key ?? '').length + String(cookie.value ?? '').length;
+/** A stored cookie's creation (an ISO string) or a live one's (a Date), in ms; 0 when unknown. */
 const created = (cookie: StoredCookie) => {
-  const at = typeof cookie.creation === 'string' ? Date.parse(cookie.creation) : Number.NaN;
+  const { creation } = cookie;
+  const at =
+    creation instanceof Date ? creation.getTime() : typeof creation === 'string' ? Date.parse(creation) : Number.NaN;
   return Number.isNaN(at) ? 0 : at;
 };
 

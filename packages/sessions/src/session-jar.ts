@@ -120,11 +120,11 @@ export class SessionCookieJar {
       const expiry = cookie.expiryTime();
       if (expiry === undefined || expiry > now) valid.push(cookie);
     }
-    const { kept, evicted } = boundCookies(valid.map((cookie) => ({ ...cookie.toJSON(), cookie })));
+    const { kept, evicted } = boundCookies(valid);
     // One cookie at a time, never tough-cookie's deserialize: its callback chain recurses once
     // per cookie and overflows the stack on a jar of a few thousand.
     const jar = new CookieJar();
-    for (const { cookie } of kept) await jar.store.putCookie(cookie);
+    for (const cookie of kept) await jar.store.putCookie(cookie);
     const hydrated = new SessionCookieJar(jar);
     hydrated.evicted = evicted;
     return { jar: hydrated, dropped: stored.length - valid.length };

@@ -6,15 +6,8 @@ import type { Command } from 'commander';
 import { type CommandContext, type GlobalOptions, openContext } from '../context.js';
 import { plural, say, writeLine } from '../output.js';
 
-/**
- * Streams stored results as JSON lines to `out` (a file path) or stdout: all of them, or those
- * whose idempotency key is in `only`.
- */
-export async function exportResults(
-  context: CommandContext,
-  out?: string,
-  only?: ReadonlySet<string>,
-): Promise<number> {
+/** Streams every stored result as JSON lines to `out` (a file path) or stdout. */
+async function exportResults(context: CommandContext, out?: string): Promise<number> {
   const store = new ResultsStore(context.redis, context.keys, context.config.retention);
   const stream = out === undefined ? process.stdout : createWriteStream(out, { flags: 'w' });
   if (out !== undefined) {
@@ -25,7 +18,6 @@ export async function exportResults(
   }
   let count = 0;
   for await (const { result } of store.entries()) {
-    if (only !== undefined && !only.has(result.idempotencyKey)) continue;
     await writeLine(stream, JSON.stringify(result));
     count++;
   }

@@ -1,4 +1,4 @@
-import { InputError, parseDuration } from '@crawlfleet/core';
+import { parseDuration, wholeNumberSetting } from '@crawlfleet/core';
 import {
   DEFAULT_CONCURRENCY,
   DEFAULT_GRACE_MS,
@@ -12,11 +12,9 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { type GlobalOptions, loadSettings } from '../context.js';
 import { positiveInt } from '../options.js';
 
-function intSetting(name: string, value: string): number {
-  if (!/^\d+$/.test(value) || Number(value) < 1) {
-    throw new InputError('invalid_setting', `${name} must be a positive integer, got ${JSON.stringify(value)}`);
-  }
-  return Number(value);
+/** A positive integer from the environment (`CRAWLFLEET_CONCURRENCY`, `CRAWLFLEET_METRICS_PORT`). */
+function intSetting(name: string): number | undefined {
+  return wholeNumberSetting(name, process.env[name], { min: 1, must: 'a positive integer' });
 }
 
 /** `--progress-every`: a duration such as 30s or 5m, or 0 for no progress lines. */
@@ -78,7 +76,6 @@ Run one per machine (or many); they share work through Redis. Logs are JSON line
         command: Command,
       ) => {
         const { env, config } = loadSettings(command.optsWithGlobals<GlobalOptions>());
-        const fromEnv = process.env.CRAWLFLEET_CONCURRENCY;
         const ring = requireKeyRing();
         await runWorkerProcess({
           redisUrl: env.redisUrl,
@@ -87,16 +84,12 @@ Run one per machine (or many); they share work through Redis. Logs are JSON line
           prefix: env.prefix,
           config,
           logger: createLogger({ name: 'worker' }),
-          concurrency: options.concurrency ?? (fromEnv ? intSetting('CRAWLFLEET_CONCURRENCY', fromEnv) : undefined),
+          concurrency: options.concurrency ?? intSetting('CRAWLFLEET_CONCURRENCY'),
           graceMs: options.graceMs,
           lockDurationMs: options.lockDurationMs,
           stalledIntervalMs: options.stalledIntervalMs,
           progressEveryMs: options.progressEvery ?? progressEveryFromEnv(process.env.CRAWLFLEET_PROGRESS_MS),
-          metricsPort:
-            options.metricsPort ??
-            (process.env.CRAWLFLEET_METRICS_PORT
-              ? intSetting('CRAWLFLEET_METRICS_PORT', process.env.CRAWLFLEET_METRICS_PORT)
-              : undefined),
+          metricsPort: options.metricsPort ?? intSetting('CRAWLFLEET_METRICS_PORT'),
         });
       },
     );
