@@ -1,1 +1,2 @@
+export { BreakerFlags } from './breaker-flags.js';
 export { type SessionBreakerOptions, SessionBreakers } from './session-breakers.js';

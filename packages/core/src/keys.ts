@@ -34,8 +34,18 @@ export interface KeyLayout {
   crawlJob(jobId: string): string;
   /** The keys of one session's slates (see `SessionKeys`). */
   session(tenant: string, sessionId: string): SessionKeys;
-  /** The SCAN pattern matching every slate key of every session. */
+  /**
+   * The SCAN pattern matching every slate key of every session: only for the one-time indexing
+   * of sessions written before the session registry existed.
+   */
   readonly sessionPattern: string;
+  /**
+   * On the session Redis: every session, as a sorted set of `tenant/session` scored by when a
+   * worker last registered it, so listing, purging and key rotation never scan the keyspace.
+   */
+  readonly sessionRegistry: string;
+  /** On the session Redis: set once sessions written before the registry have been indexed. */
+  readonly sessionsIndexed: string;
   /** BullMQ's hash for the DLQ entry of a job (`<bullPrefix>:crawl-dlq:<dlqJobId(id)>`). */
   dlqJob(jobId: string): string;
 }
@@ -60,6 +70,8 @@ export interface SessionKeys {
   readonly base: string;
   /** The key of a slate: `cookies`, `auth`, `profile`, `meta`, `workflow:<name>`. */
   slate(name: string): string;
+  /** The session's index: the names of the slates it holds (admin operations never scan). */
+  readonly index: string;
   /** The short lease one worker holds while it logs this session in again. */
   readonly authLease: string;
   /** Set (with a TTL) while the session is quarantined after a compliance block. */
@@ -111,6 +123,7 @@ function sessionKeys(prefix: string, tenant: string, sessionId: string): Session
       }
       return key;
     },
+    index: `${base}:index`,
     authLease: `${base}:lease:auth`,
     quarantine: `${base}:flag:quarantine`,
     rateLimited: `${base}:flag:429`,
@@ -144,6 +157,8 @@ export function keyLayout(prefix: string): KeyLayout {
       return keys;
     },
     sessionPattern: `${prefix}:session:{*}:*`,
+    sessionRegistry: `${tag}:sessions`,
+    sessionsIndexed: `${tag}:sessions-indexed`,
     dlqJob: (jobId) => `${tag}:${DLQ_QUEUE}:${dlqJobId(jobId)}`,
   };
 }

@@ -1,5 +1,5 @@
 import type { AuditLog } from '@crawlfleet/audit';
-import { SessionBreakers } from '@crawlfleet/breakers';
+import { BreakerFlags, SessionBreakers } from '@crawlfleet/breakers';
 import type { CrawlfleetConfig, CrawlObserver, FetchJob, KeyLayout } from '@crawlfleet/core';
 import type { Classification } from '@crawlfleet/failures';
 import type { Logger } from '@crawlfleet/log';
@@ -25,8 +25,12 @@ export interface BreakerGateDeps {
 export class BreakerGate {
   /** This worker's breakers, one per session. */
   readonly breakers: SessionBreakers;
+  /** The fleet's view of them, beside the sessions' slates (none without a session store). */
+  private readonly flags: BreakerFlags | undefined;
 
   constructor(private readonly deps: BreakerGateDeps) {
+    const store = deps.sessions.store;
+    this.flags = store === undefined ? undefined : new BreakerFlags(store.connection, (session) => store.forget(session));
     const { failureThreshold, resetTimeoutMs, maxSessionsPerWorker } = deps.config.breakers;
     this.breakers = new SessionBreakers(
       { failureThreshold, resetTimeoutMs, maxSessions: maxSessionsPerWorker },
@@ -51,8 +55,7 @@ export class BreakerGate {
     let opened = false;
     try {
       opened =
-        (await this.deps.sessions.store?.openBreaker(this.deps.keys.session(tenant, sessionId), until, reopen)) ??
-        false;
+        (await this.flags?.open(this.deps.keys.session(tenant, sessionId), until, reopen)) ?? false;
     } catch (error) {
       this.deps.logger.warn({ err: (error as Error).message }, 'could not publish an open breaker');
     }
@@ -92,7 +95,7 @@ export class BreakerGate {
       return;
     }
     if (healthy) {
-      await session.store?.closeBreaker(session.keys);
+      await this.flags?.close(session.keys);
       this.breakers.reset(sessionKey);
       this.deps.logger.info(
         { job_id: job.id, tenant: data.tenant, session_id: session.hashedId },
@@ -130,8 +133,8 @@ export class BreakerGate {
     data: FetchJob,
     session: JobSession | undefined,
   ): Promise<boolean> {
-    if (session?.store === undefined) return false;
-    const taken = await session.store.tryBreakerProbe(session.keys, this.deps.config.fetch.timeoutMs + 5_000);
+    if (session === undefined || this.flags === undefined) return false;
+    const taken = await this.flags.tryProbe(session.keys, this.deps.config.fetch.timeoutMs + 5_000);
     if (taken === 'closed') return false;
     if (taken === 'probe') {
       await this.deps.audit.append({

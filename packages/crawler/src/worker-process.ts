@@ -11,7 +11,7 @@ import {
 import type { Logger } from '@crawlfleet/log';
 import { FleetMetrics, serveMetrics } from '@crawlfleet/metrics';
 import { loadSessionHasher } from '@crawlfleet/sessions';
-import { type KeptHydrate, type KeyRing, SlateStore, TrackedHydrates } from '@crawlfleet/slates';
+import { type KeptHydrate, type KeyRing, SessionAdmin, SlateStore, TrackedHydrates } from '@crawlfleet/slates';
 import { CrawlWorker, type CrawlWorkerOptions } from './crawl-worker.js';
 import { DEFAULT_PROGRESS_MS, ProgressSummary } from './progress-summary.js';
 
@@ -103,7 +103,7 @@ export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWork
  */
 async function warnOnForeignKeys(store: SlateStore, logger: Logger): Promise<void> {
   try {
-    const check = await store.checkKeyRing();
+    const check = await new SessionAdmin(store.connection, store.keys).checkKeyRing(store.ring);
     if (check.state === 'unreadable')
       logger.error(
         { alert: true, fleet_kid: check.kid },

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { RecoverableError } from '@crawlfleet/failures';
-import { type AuthState, type JobSession, normalizeAuth } from './job-session.js';
+import { type AuthState, normalizeAuth } from './auth-state.js';
+import type { JobSession } from './job-session.js';
 
 export interface RenewOptions {
   /** How long the login lease is held; it must outlive the slowest login. */
@@ -40,14 +41,14 @@ export async function renewAuthOnce(
   const token = randomUUID();
   const deadline = Date.now() + 2 * leaseMs;
   while (Date.now() < deadline) {
-    if (await store.tryAuthLease(session.keys, token, leaseMs)) {
+    if (await store.flags.tryAuthLease(session.keys, token, leaseMs)) {
       try {
         await session.refresh();
         if (settled(session.auth)) return 'reused';
         await run();
         return 'renewed';
       } finally {
-        await store.releaseAuthLease(session.keys, token).catch(() => false);
+        await store.flags.releaseAuthLease(session.keys, token).catch(() => false);
       }
     }
     await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));

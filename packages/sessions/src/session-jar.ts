@@ -22,6 +22,20 @@ export function matchesCookiePattern(name: string, patterns: readonly string[]):
   return patterns.some((pattern) => (pattern.endsWith('*') ? name.startsWith(pattern.slice(0, -1)) : name === pattern));
 }
 
+/**
+ * The field a cookie is stored under in the session's cookies slate: its identity as a browser
+ * keeps it (domain, path, name), so the latest Set-Cookie of a cookie replaces it.
+ */
+export function cookieField(cookie: { domain?: string | null; path?: string | null; key?: string }): string {
+  return `${cookie.domain ?? ''};${cookie.path ?? '/'};${cookie.key ?? ''}`;
+}
+
+/** What a job writes to the cookies slate: the cookies it changed, and those that went. */
+export interface CookieWrites {
+  set: Array<readonly [string, unknown]>;
+  unset: string[];
+}
+
 /** One Set-Cookie this job received, kept so it can be replayed onto a newer jar. */
 export interface CookieChange {
   setCookie: string;
@@ -73,6 +87,10 @@ export class SessionCookieJar {
   private static readonly headers = new WeakMap<CookieJar, SharedHeaders>();
 
   readonly changes: CookieChange[] = [];
+  /** Fields (`cookieField`) of the cookies this job set, changed or deleted, to be written. */
+  readonly changed = new Set<string>();
+  /** Fields the stored slate holds that this jar left out (expired, over the limits): deleted. */
+  readonly stale = new Set<string>();
   /** Cookies the server sent that tough-cookie refused (wrong domain, malformed, too large, ...). */
   rejected = 0;
   /** Cookies dropped to keep the jar within `JAR_LIMITS` (oldest first). */
@@ -95,14 +113,21 @@ export class SessionCookieJar {
     return this.current;
   }
 
-  /** A jar from a stored slate value; expired and malformed cookies are dropped and counted. */
+  /**
+   * A jar from a stored slate value: the cookies slate's fields (one cookie each), or the one
+   * serialized jar of older versions. Expired and malformed cookies are dropped and counted.
+   */
   static async fromSlate(value: unknown, now: number = Date.now()): Promise<JarHydration> {
     if (value === undefined || value === null || typeof value !== 'object')
       return { jar: new SessionCookieJar(), dropped: 0 };
     const built = SessionCookieJar.built.get(value);
     // Cookies that expired since are left out by tough-cookie when it reads the jar.
     if (built !== undefined) return { jar: new SessionCookieJar(built, true), dropped: 0 };
-    const hydration = await SessionCookieJar.build(value as SerializedJar, now);
+    const serialized = value as SerializedJar;
+    const hydration = await SessionCookieJar.build(
+      Array.isArray(serialized.cookies) ? serialized : { cookies: Object.values(value) },
+      now,
+    );
     if (Object.isFrozen(value)) {
       SessionCookieJar.built.set(value, hydration.jar.current);
       hydration.jar.shared = true;
@@ -113,12 +138,14 @@ export class SessionCookieJar {
   private static async build(serialized: SerializedJar, now: number): Promise<JarHydration> {
     const stored = Array.isArray(serialized.cookies) ? serialized.cookies : [];
     const valid: Cookie[] = [];
+    const stale: string[] = [];
     for (const entry of stored) {
       const cookie = Cookie.fromJSON(entry);
       // Every cookie a jar stores has a name and a domain; anything else is not one of ours.
       if (cookie === undefined || !cookie.key || !cookie.domain) continue;
       const expiry = cookie.expiryTime();
       if (expiry === undefined || expiry > now) valid.push(cookie);
+      else stale.push(cookieField(cookie));
     }
     const { kept, evicted } = boundCookies(valid);
     // One cookie at a time, never tough-cookie's deserialize: its callback chain recurses once
@@ -127,6 +154,11 @@ export class SessionCookieJar {
     for (const cookie of kept) await jar.store.putCookie(cookie);
     const hydrated = new SessionCookieJar(jar);
     hydrated.evicted = evicted;
+    if (evicted > 0) {
+      const keep = new Set(kept);
+      for (const cookie of valid) if (!keep.has(cookie)) stale.push(cookieField(cookie));
+    }
+    for (const field of stale) hydrated.stale.add(field);
     return { jar: hydrated, dropped: stored.length - valid.length };
   }
 
@@ -190,7 +222,10 @@ export class SessionCookieJar {
     if (same !== undefined) return same;
     try {
       const cookie = await (await this.writable()).setCookie(parsed, url, { now: new Date(at) });
-      if (cookie !== undefined) this.changes.push({ setCookie, url, at });
+      if (cookie !== undefined) {
+        this.changes.push({ setCookie, url, at });
+        this.changed.add(cookieField(cookie));
+      }
       return cookie;
     } catch {
       this.rejected++;
@@ -237,12 +272,51 @@ export class SessionCookieJar {
   async replayOnto(newer: SessionCookieJar): Promise<SessionCookieJar> {
     for (const change of this.changes) {
       try {
-        await (await newer.writable()).setCookie(change.setCookie, change.url, { now: new Date(change.at) });
+        const cookie = await (await newer.writable()).setCookie(change.setCookie, change.url, {
+          now: new Date(change.at),
+        });
+        if (cookie !== undefined) newer.changed.add(cookieField(cookie));
       } catch {
         newer.rejected++;
       }
     }
+    for (const field of this.stale) newer.stale.add(field);
     return newer;
+  }
+
+  /**
+   * What to write to the cookies slate: each cookie this job changed as it stands in the jar now
+   * (absent: deleted or expired), tracking cookies (`extraTracking` too) never, and the cookies
+   * the jar limits drop. With `all`, every cookie is written (a slate read in an older form).
+   */
+  async fieldWrites(extraTracking: readonly string[] = [], all = false): Promise<CookieWrites> {
+    const patterns = extraTracking.length > 0 ? [...TRACKING_COOKIES, ...extraTracking] : TRACKING_COOKIES;
+    const cookies = await this.current.store.getAllCookies();
+    const now = Date.now();
+    const live = cookies.filter((cookie) => {
+      const expiry = cookie.expiryTime();
+      return (expiry === undefined || expiry > now) && !matchesCookiePattern(cookie.key, patterns);
+    });
+    const { kept, evicted } =
+      live.length > JAR_LIMITS.perDomain || this.changed.size > 0 ? boundCookies(live) : { kept: live, evicted: 0 };
+    this.evicted += evicted;
+    const byField = new Map(kept.map((cookie) => [cookieField(cookie), cookie]));
+    const writes: CookieWrites = { set: [], unset: [] };
+    const wanted = all ? new Set([...this.changed, ...byField.keys(), ...this.stale]) : new Set([...this.changed, ...this.stale]);
+    for (const cookie of live) if (!byField.has(cookieField(cookie))) wanted.add(cookieField(cookie));
+    for (const field of wanted) {
+      const cookie = byField.get(field);
+      if (cookie === undefined) writes.unset.push(field);
+      else writes.set.push([field, cookie.toJSON()]);
+    }
+    return writes;
+  }
+
+  /** Forgets what was written: the jar now matches the stored slate. */
+  written(): void {
+    this.changes.length = 0;
+    this.changed.clear();
+    this.stale.clear();
   }
 
   /**

@@ -1,34 +1,67 @@
 --[[
-  Reads what a job needs of its session in one command: each slate's version and envelope, the
-  quarantine flag and the breaker's open-until time. All keys carry the session's hash tag.
-  A worker that already opened a slate sends the SHA-1 of the envelope it opened; a slate still
-  holding exactly that envelope comes back as 1 instead of its envelope, so the worker neither
-  receives nor decrypts it again. Any change to the stored envelope (a new sealing, tampering)
-  sends the envelope.
+  Reads what a job needs of its session in one command: each slate, the quarantine flag and the
+  breaker's open-until time. All keys carry the session's hash tag.
+
+  What a worker already holds is not sent again: for a sealed slate it sends the SHA-1 of the
+  envelope it opened, for a fields slate (cookies) the version it read; a slate still holding
+  exactly that comes back as 1 instead of its contents. Any change (a write, a new sealing,
+  tampering) sends the contents.
 
     Input:
-      KEYS[1..n]  the slates, in the order asked
-      KEYS[n+1]   the quarantine flag
-      KEYS[n+2]   the breaker flag
+      KEYS[1..n]      the slates, in the order asked
+      KEYS[n+1]       the quarantine flag
+      KEYS[n+2]       the breaker flag
 
-      ARGV[1..n]  the SHA-1 (hex) of the envelope the worker holds for each slate, or '' for none
+      ARGV[1..n]      each slate's shape: 's' sealed ({v, d}), 'f' fields (a hash of sealed
+                      fields with a version in `v`), 'c' counters (a hash of counts)
+      ARGV[n+1..2n]   what the worker holds of each slate (sealed: the envelope's SHA-1; fields:
+                      the version), or '' for nothing
 
     Output:
       { v1, d1, v2, d2, ..., quarantined (0/1), breaker open-until or false }
-      where d is the envelope, 1 when it is the one the worker holds; a missing slate reads as
-      0, false and a malformed one (read_slate) as -1, false
+      sealed:    v the version (0 missing, -1 malformed), d the envelope, 1 (the one held) or false
+      fields:    v the version, d { field, envelope, ... } (without `v`), 1 (the version held)
+                 or false (missing or malformed)
+      counters:  v 1 (exists), 0 (missing) or -1 (malformed), d { field, value, ... } or false
 ]]
 local rcall = redis.call
 local n = #KEYS - 2
 local out = {}
 for i = 1, n do
-  local version, envelope = read_slate(KEYS[i])
-  local known = ARGV[i]
-  out[#out + 1] = version
-  if envelope and known and known ~= '' and redis.sha1hex(envelope) == known then
-    out[#out + 1] = 1
+  local key, shape, known = KEYS[i], ARGV[i], ARGV[n + i]
+  if shape == 's' then
+    local version, envelope = read_slate(key)
+    out[#out + 1] = version
+    if envelope and known ~= '' and redis.sha1hex(envelope) == known then
+      out[#out + 1] = 1
+    else
+      out[#out + 1] = envelope
+    end
   else
-    out[#out + 1] = envelope
+    local kind = read_hash(key)
+    if kind ~= 1 then
+      out[#out + 1] = kind
+      out[#out + 1] = false
+    elseif shape == 'f' then
+      local version = fields_version(key)
+      out[#out + 1] = version
+      if version > 0 and known ~= '' and tostring(version) == known then
+        out[#out + 1] = 1
+      else
+        local all = rcall('HGETALL', key)
+        local fields = {}
+        for j = 1, #all, 2 do
+          if all[j] ~= 'v' then
+            fields[#fields + 1] = all[j]
+            fields[#fields + 1] = all[j + 1]
+          end
+        end
+        out[#out + 1] = fields
+      end
+    else
+      out[#out + 1] = 1
+      out[#out + 1] = rcall('HGETALL', key)
+    end
   end
 end
 out[#out + 1] = rcall('EXISTS', KEYS[n + 1])

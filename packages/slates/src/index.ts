@@ -8,16 +8,16 @@ export {
   requireKeyRing,
   saveLocalKey,
 } from './key-source.js';
+export { type KeyRingCheck, type RotateTally, SessionAdmin, type SessionListing } from './session-admin.js';
+export { SessionFlags } from './session-flags.js';
+export { ruleOf, SLATE_RULES, type SlateName, type SlateRule, type SlateShape, type WriteRule } from './slate-rules.js';
 export {
   type CommitResult,
   type DiscardReason,
+  fieldData,
   type HydrateAnswer,
   type KeptHydrate,
-  listSessions,
   payloadHash,
-  purgeSession,
-  type SessionListing,
-  type SlateName,
   type SlateRead,
   SlateStore,
   type SlateWrite,

@@ -1,42 +1,42 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { type KeyLayout, parseSessionKey, type SessionKeys } from '@crawlfleet/core';
+import type { KeyLayout, SessionKeys } from '@crawlfleet/core';
 import type { Redis } from 'ioredis';
 import { EnvelopeError, envelopeKid, type OpenFailure, open, seal } from './envelope.js';
 import type { KeyRing } from './key-ring.js';
 import { envelopeDigest, OpenedSlates } from './opened-slates.js';
+import { SessionFlags } from './session-flags.js';
+import { ruleOf, type SlateName, shapeCode } from './slate-rules.js';
 import type { ReadTicket, TrackedHydrates } from './tracked-hydrates.js';
+import { mergeWrites, type SlateWrite, TurnBatches } from './turn-batches.js';
 
 const lua = (name: string) => readFileSync(new URL(`../lua/${name}`, import.meta.url), 'utf8');
-/** How the slate scripts read a slate key (and tell a malformed one), prepended to each. */
-const SLATE_VERSION = lua('slate-version.lua');
-const COMMIT_SLATES = `${SLATE_VERSION}\n${lua('commit-slates.lua')}`;
-const RELEASE_LEASE = readFileSync(new URL('../lua/release-lease.lua', import.meta.url), 'utf8');
-const TAKE_PROBE = readFileSync(new URL('../lua/take-probe.lua', import.meta.url), 'utf8');
-const HYDRATE_SESSION = `${SLATE_VERSION}\n${lua('hydrate-session.lua')}`;
+/** How the scripts read a slate key (and tell a malformed one), prepended to each. */
+const READERS = `${lua('slate-version.lua')}\n${lua('read-hash.lua')}`;
+const COMMIT_SESSION = `${READERS}\n${lua('commit-session.lua')}`;
+const HYDRATE_SESSION = `${READERS}\n${lua('hydrate-session.lua')}`;
 
-/** `cookies`, `auth`, `profile`, `meta`, or `workflow:<name>`. */
-export type SlateName = 'cookies' | 'auth' | 'profile' | 'meta' | `workflow:${string}`;
-
-/** Why a stored slate was not used. */
+/** Why a stored slate (or one of its fields) was not used. */
 export type DiscardReason = OpenFailure | 'unparseable';
 
 /** A slate as read: its version (0 when absent) and its value, when it could be used. */
 export interface SlateRead {
   name: SlateName;
   version: number;
+  /**
+   * The value. A fields slate (cookies) reads as a frozen record of its opened fields, or, when
+   * `legacy`, as the whole value an older version sealed in one envelope.
+   */
   value: unknown;
   /** Set when a stored value could not be opened or parsed: it was discarded, never used. */
   discarded?: { reason: DiscardReason; payloadHash: string } | undefined;
+  /** Fields of a fields slate that failed to open (not `unknown_key`): left out, to be deleted. */
+  discardedFields?: readonly string[] | undefined;
+  /** A fields slate still in an older version's one-envelope form: rewrite it as fields. */
+  legacy?: boolean | undefined;
 }
 
-/** One slate to write: the version it was read at, its new value (undefined deletes it). */
-export interface SlateWrite {
-  name: SlateName;
-  expectedVersion: number;
-  value: unknown;
-  ttlMs: number;
-}
+export type { SlateWrite } from './turn-batches.js';
 
 /** What `hydrate` answers. */
 export interface HydrateAnswer {
@@ -52,77 +52,102 @@ export interface KeptHydrate {
 }
 
 export type CommitResult =
-  | { ok: true; versions: Map<SlateName, number> }
+  | {
+      ok: true;
+      /** Each written slate's new version (0 where deleted). */
+      versions: Map<SlateName, number>;
+      /**
+       * Each written slate as stored now, where the write tells it: a `create` gives the value
+       * that stands (this one, or the first writer's), `counters` the sums, `cas` what it wrote.
+       */
+      slates: Map<SlateName, SlateRead>;
+      /** The session did not exist before this write (its meta was created). */
+      created: boolean;
+    }
   | { ok: false; conflict: SlateName; version: number };
 
-type WithCommit = Redis & {
-  cfCommitSlates(numKeys: number, ...args: Array<string | number>): Promise<number[]>;
-  cfReleaseLease(key: string, token: string): Promise<number>;
-  cfTakeProbe(breaker: string, probe: string, ms: number): Promise<number>;
-  cfHydrateSession(numKeys: number, ...keysAndTags: string[]): Promise<Array<string | number | null>>;
+type ScriptAnswer = Array<string | number | null | ScriptAnswer>;
+
+type WithScripts = Redis & {
+  cfCommitSession(numKeys: number, ...args: Array<string | number>): Promise<ScriptAnswer>;
+  cfHydrateSession(numKeys: number, ...keysAndArgs: string[]): Promise<ScriptAnswer>;
 };
-
-/** What the key check value holds, sealed. */
-const KEY_CHECK_TEXT = '"crawlfleet key check"';
-
-/** Whether this process's key ring opens the fleet's sessions (`SlateStore.checkKeyRing`). */
-export type KeyRingCheck =
-  | { state: 'created' | 'readable' }
-  /** Sealed with a key this ring does not hold: `kid`, the key id the fleet uses. */
-  | { state: 'unreadable'; kid: string };
 
 /** A short, non-reversible fingerprint of a stored payload, for logs. */
 export function payloadHash(payload: string): string {
   return createHash('sha256').update(payload).digest('hex').slice(0, 16);
 }
 
+/** The associated data of a sealed field: its slate's key and the field, so neither can move. */
+export function fieldData(key: string, field: string): string {
+  return `${key}\n${field}`;
+}
+
+/** The fields every fields slate reserves: its version, and an older version's one envelope. */
+const RESERVED_FIELDS = new Set(['v', 'd']);
+
 /**
- * Reads and writes session slates. Each slate is a Redis hash `{v: version, d: envelope}` with
- * its own TTL. Reading the slates a job needs is one round trip; committing the ones it changed
- * is one Lua script that checks every version and writes all or nothing.
+ * Reads and writes session slates, each by its rule (`SLATE_RULES`). Reading the slates a job
+ * needs is one command; writing what it changed is one command too, shared with the other jobs
+ * of its session that finish in the same turn of the event loop, and only a compare-and-set can
+ * meet a conflict.
  */
 export class SlateStore {
-  private readonly redis: WithCommit;
+  private readonly redis: WithScripts;
   private readonly opened: OpenedSlates;
   private readonly tracked: TrackedHydrates<KeptHydrate> | undefined;
+  private readonly batches: TurnBatches<CommitResult>;
+  /** The session's flags (quarantine, 429 count, login lease) on the same connection. */
+  readonly flags: SessionFlags;
 
   /**
-   * `openedSlates` is how many opened slates (cookies, auth, profile, meta) the store keeps to
-   * skip receiving and decrypting them again while unchanged; 0 keeps none. Default 4096.
-   * `tracked`, started on this same connection, answers a healthy session's hydrate without
-   * Redis while nothing it read has changed (a worker's store has it; commands do not).
+   * `openedSlates` is how many opened slates the store keeps to skip receiving and decrypting
+   * them again while unchanged; 0 keeps none. Default 4096. `tracked`, started on this same
+   * connection, answers a healthy session's hydrate without Redis while nothing it read has
+   * changed (a worker's store has it; commands do not).
    */
   constructor(
     redis: Redis,
-    private readonly keys: KeyLayout,
-    private readonly ring: KeyRing,
+    readonly keys: KeyLayout,
+    readonly ring: KeyRing,
     options: { openedSlates?: number; tracked?: TrackedHydrates<KeptHydrate> | undefined } = {},
   ) {
     this.opened = new OpenedSlates(options.openedSlates ?? 4096);
     this.tracked = options.tracked;
-    if (!('cfCommitSlates' in redis)) redis.defineCommand('cfCommitSlates', { lua: COMMIT_SLATES });
-    if (!('cfReleaseLease' in redis)) redis.defineCommand('cfReleaseLease', { numberOfKeys: 1, lua: RELEASE_LEASE });
-    if (!('cfTakeProbe' in redis)) redis.defineCommand('cfTakeProbe', { numberOfKeys: 2, lua: TAKE_PROBE });
+    if (!('cfCommitSession' in redis)) redis.defineCommand('cfCommitSession', { lua: COMMIT_SESSION });
     if (!('cfHydrateSession' in redis)) redis.defineCommand('cfHydrateSession', { lua: HYDRATE_SESSION });
-    this.redis = redis as WithCommit;
+    this.redis = redis as WithScripts;
+    this.flags = new SessionFlags(redis, keys, (session) => this.forget(session));
+    this.batches = new TurnBatches((session, writes) => this.write(session, writes));
   }
 
   session(tenant: string, sessionId: string): SessionKeys {
     return this.keys.session(tenant, sessionId);
   }
 
-  /** Reads slates in one round trip. A value that fails to open or parse is reported, not used. */
+  /** The session connection, for state kept beside the slates (the breaker flags). */
+  get connection(): Redis {
+    return this.redis;
+  }
+
+  /** This worker wrote the session's keys outside `commit`: what it kept of them goes. */
+  forget(session: SessionKeys): void {
+    this.tracked?.forget(session);
+    for (const name of ['cookies', 'auth', 'profile', 'meta'] as const) this.opened.delete(session.slate(name));
+  }
+
+  /** Reads slates in one command. A value that fails to open or parse is reported, not used. */
   async read(session: SessionKeys, names: readonly SlateName[]): Promise<Map<SlateName, SlateRead>> {
     return (await this.readSession(session, names)).slates;
   }
 
   /**
    * Reads slates, whether the session is quarantined and until when its breaker is open: one
-   * script, so one command and one round trip on the hot path.
+   * script, so one command on the hot path, and none while tracking says nothing changed.
    */
   async hydrate(session: SessionKeys, names: readonly SlateName[]): Promise<HydrateAnswer> {
     const tracked = this.tracked;
-    if (tracked === undefined || !names.every(reusable)) return this.readSession(session, names);
+    if (tracked === undefined || !names.every((name) => ruleOf(name).reused)) return this.readSession(session, names);
     const kept = tracked.get(session);
     // A copy: a job's session updates its own map as it commits.
     if (kept !== undefined && sameNames(kept.names, names))
@@ -142,15 +167,17 @@ export class SlateStore {
     const healthy =
       !answer.quarantined &&
       answer.breakerOpenUntil === undefined &&
-      [...answer.slates.values()].every((read) => read.discarded === undefined);
+      [...answer.slates.values()].every(
+        (read) => read.discarded === undefined && read.discardedFields === undefined && read.legacy !== true,
+      );
     if (healthy) tracked.keep(ticket, { names: [...names], slates: new Map(answer.slates) });
     else tracked.release(ticket);
     return answer;
   }
 
   /**
-   * The hydrate script. `ticket` marks a read whose answer may be kept: its re-read of a slate
-   * (an unexpected version) spoils it, since that read is a second command.
+   * The hydrate script. `ticket` marks a read whose answer may be kept: a second command for a
+   * slate (its envelope is the one held, at another version) spoils it.
    */
   private async readSession(
     session: SessionKeys,
@@ -158,16 +185,25 @@ export class SlateStore {
     ticket?: ReadTicket,
   ): Promise<HydrateAnswer> {
     const keys = names.map((name) => session.slate(name));
-    const known = keys.map((key, i) => (reusable(names[i] as SlateName) ? this.opened.get(key) : undefined));
-    keys.push(session.quarantine, session.breaker);
-    const answer = await this.redis.cfHydrateSession(keys.length, ...keys, ...known.map((k) => k?.digest ?? ''));
+    const rules = names.map(ruleOf);
+    const known = keys.map((key, i) => (rules[i]?.reused === true ? this.opened.get(key) : undefined));
+    const answer = await this.redis.cfHydrateSession(
+      keys.length + 2,
+      ...keys,
+      session.quarantine,
+      session.breaker,
+      ...rules.map((rule) => shapeCode(rule.shape)),
+      ...known.map((entry) => entry?.digest ?? ''),
+    );
     const slates = new Map<SlateName, SlateRead>();
     const unsure: SlateName[] = [];
     names.forEach((name, i) => {
       const version = Number(answer[i * 2] ?? 0);
-      const envelope = answer[i * 2 + 1];
+      const stored = answer[i * 2 + 1];
+      const key = keys[i] as string;
+      const rule = rules[i] as (typeof rules)[number];
       const mine = known[i];
-      if (envelope === 1) {
+      if (stored === 1 && rule.shape !== 'counters') {
         if (mine !== undefined && mine.version === version) {
           slates.set(name, { name, version, value: mine.value });
           return;
@@ -177,19 +213,25 @@ export class SlateStore {
         unsure.push(name);
         return;
       }
-      const key = keys[i] as string;
-      const read = this.decode(key, name, version, typeof envelope === 'string' ? envelope : null);
-      if (typeof envelope === 'string' && read.discarded === undefined && reusable(name))
-        this.opened.set(key, { version, digest: envelopeDigest(envelope), value: read.value });
-      else this.opened.delete(key);
+      const read =
+        rule.shape === 'sealed'
+          ? this.decode(key, name, version, typeof stored === 'string' ? stored : null)
+          : rule.shape === 'fields'
+            ? this.decodeFields(key, name, version, Array.isArray(stored) ? (stored as string[]) : null)
+            : decodeCounters(name, version, Array.isArray(stored) ? (stored as string[]) : null);
+      if (rule.reused && version > 0 && read.discarded === undefined && read.legacy !== true) {
+        if (rule.shape === 'sealed' && typeof stored === 'string')
+          this.opened.set(key, { version, digest: envelopeDigest(stored), value: read.value });
+        else if (rule.shape === 'fields' && read.discardedFields === undefined)
+          this.opened.set(key, { version, digest: String(version), value: read.value });
+      } else this.opened.delete(key);
       slates.set(name, read);
     });
     if (unsure.length > 0 && ticket !== undefined) this.tracked?.forget(session);
-    for (const name of unsure) {
-      const key = session.slate(name);
-      this.opened.delete(key);
-      const [version, envelope] = await this.redis.hmget(key, 'v', 'd');
-      slates.set(name, this.decode(key, name, Number(version ?? 0), envelope ?? null));
+    if (unsure.length > 0) {
+      for (const name of unsure) this.opened.delete(session.slate(name));
+      const again = await this.readSession(session, unsure);
+      for (const [name, read] of again.slates) slates.set(name, read);
     }
     const breaker = answer[names.length * 2 + 1];
     return {
@@ -199,243 +241,207 @@ export class SlateStore {
     };
   }
 
-  /**
-   * Quarantines a session: deletes every slate (its cookies and login are burnt) and sets the
-   * quarantine flag for `ms`, in one MULTI.
-   */
-  async quarantine(session: SessionKeys, ms: number): Promise<void> {
-    this.tracked?.forget(session);
-    const slates = (await scanKeys(this.redis, `${session.base}:*`)).filter((key) => key !== session.quarantine);
-    const multi = this.redis.multi();
-    if (slates.length > 0) multi.del(...slates);
-    multi.set(session.quarantine, new Date().toISOString(), 'PX', ms);
-    // Again: a hydrate of this worker may have been answered during the SCAN.
-    this.tracked?.forget(session);
-    await multi.exec();
-  }
-
-  /**
-   * Opens the session's breaker for the fleet until `until`. A worker's own trip opens it only
-   * if it is not open already (one open period per incident, however many workers noticed);
-   * a failed probe (`reopen`) starts a new period and frees the probe. True when it opened.
-   */
-  async openBreaker(session: SessionKeys, until: number, reopen = false): Promise<boolean> {
-    this.tracked?.forget(session);
-    const keepMs = Math.max(1, until - Date.now()) + 10 * 60_000;
-    if (!reopen) return (await this.redis.set(session.breaker, String(until), 'PX', keepMs, 'NX')) === 'OK';
-    await this.redis.multi().set(session.breaker, String(until), 'PX', keepMs).del(session.breakerProbe).exec();
-    return true;
-  }
-
-  /**
-   * Takes the one half-open probe of the session's breaker, for `ms`, if it is still open:
-   * `probe` (this caller probes), `busy` (another job does), or `closed` (run as usual).
-   */
-  async tryBreakerProbe(session: SessionKeys, ms: number): Promise<'probe' | 'busy' | 'closed'> {
-    const answer = await this.redis.cfTakeProbe(session.breaker, session.breakerProbe, ms);
-    return answer === 1 ? 'probe' : answer === 0 ? 'busy' : 'closed';
-  }
-
-  /** Closes the session's breaker for the fleet. */
-  async closeBreaker(session: SessionKeys): Promise<void> {
-    this.tracked?.forget(session);
-    await this.redis.del(session.breaker, session.breakerProbe);
-  }
-
-  /** Counts a 429 for the session within a sliding window; returns the count so far. */
-  async countRateLimited(session: SessionKeys, windowMs: number): Promise<number> {
-    const answers = await this.redis
-      .multi()
-      .incr(session.rateLimited)
-      .pexpire(session.rateLimited, windowMs, 'NX')
-      .exec();
-    return Number(answers?.[0]?.[1] ?? 0);
-  }
-
   private decode(key: string, name: SlateName, version: number, envelope: string | null): SlateRead {
     // Not a well-formed `{v, d}` hash (another type, a tampered version): as if it failed to open.
     if (version < 0) return { name, version, value: undefined, discarded: { reason: 'malformed', payloadHash: 'n/a' } };
     if (envelope === null) return { name, version, value: undefined };
+    const opened = this.openValue(key, envelope);
+    return 'reason' in opened
+      ? { name, version, value: undefined, discarded: opened }
+      : { name, version, value: opened.value };
+  }
+
+  /** A sealed value, opened and parsed; or why not. */
+  private openValue(data: string, envelope: string): { value: unknown } | { reason: DiscardReason; payloadHash: string } {
     let text: string;
     try {
-      text = open(this.ring, key, envelope);
+      text = open(this.ring, data, envelope);
     } catch (error) {
-      const reason = error instanceof EnvelopeError ? error.reason : 'malformed';
-      return { name, version, value: undefined, discarded: { reason, payloadHash: payloadHash(envelope) } };
+      return { reason: error instanceof EnvelopeError ? error.reason : 'malformed', payloadHash: payloadHash(envelope) };
     }
     try {
-      return { name, version, value: JSON.parse(text) };
+      return { value: JSON.parse(text) };
     } catch {
-      return {
-        name,
-        version,
-        value: undefined,
-        discarded: { reason: 'unparseable', payloadHash: payloadHash(envelope) },
-      };
+      return { reason: 'unparseable', payloadHash: payloadHash(envelope) };
     }
   }
 
-  /** Writes every slate or none: one round trip. Values are sealed here, never stored in clear. */
-  async commit(session: SessionKeys, writes: readonly SlateWrite[]): Promise<CommitResult> {
-    if (writes.length === 0) return { ok: true, versions: new Map() };
+  /**
+   * A fields slate: every field opened with its own associated data. A field sealed with a key
+   * this ring lacks makes the whole slate unusable (`unknown_key`: another worker can read it,
+   * this one must not write it); any other failure drops that field alone.
+   */
+  private decodeFields(key: string, name: SlateName, version: number, pairs: string[] | null): SlateRead {
+    if (version < 0 || (pairs === null && version !== 0))
+      return { name, version, value: undefined, discarded: { reason: 'malformed', payloadHash: 'n/a' } };
+    if (pairs === null) return { name, version, value: undefined };
+    const value: Record<string, unknown> = {};
+    const dropped: string[] = [];
+    let legacy: unknown;
+    for (let i = 0; i + 1 < pairs.length; i += 2) {
+      const field = pairs[i] as string;
+      const envelope = pairs[i + 1] as string;
+      const opened = this.openValue(field === 'd' ? key : fieldData(key, field), envelope);
+      if ('reason' in opened) {
+        if (opened.reason === 'unknown_key') return { name, version, value: undefined, discarded: opened };
+        dropped.push(field);
+      } else if (field === 'd') legacy = opened.value;
+      else value[field] = opened.value;
+    }
+    if (legacy !== undefined) return { name, version, value: legacy, legacy: true };
+    return {
+      name,
+      version,
+      value: Object.freeze(value),
+      ...(dropped.length > 0 ? { discardedFields: dropped } : {}),
+    };
+  }
+
+  /**
+   * Writes what changed, by each slate's rule, in one command. Writes of one session without a
+   * compare-and-set that arrive in the same turn of the event loop share that command; values
+   * are sealed here, never stored in clear.
+   */
+  commit(session: SessionKeys, writes: readonly SlateWrite[]): Promise<CommitResult> {
+    if (writes.length === 0) return Promise.resolve({ ok: true, versions: new Map(), slates: new Map(), created: false });
+    if (writes.some((write) => (write.rule ?? 'cas') === 'cas')) return this.write(session, writes);
+    return this.batches.add(session, writes);
+  }
+
+  private async write(session: SessionKeys, given: readonly SlateWrite[]): Promise<CommitResult> {
+    const writes = mergeWrites(given);
     const keys = writes.map((w) => session.slate(w.name));
-    this.tracked?.forget(session);
-    const texts = writes.map((w) => (w.value === undefined ? undefined : JSON.stringify(w.value)));
-    const envelopes = texts.map((text, i) => (text === undefined ? '' : seal(this.ring, keys[i] as string, text)));
-    const answer = await this.redis.cfCommitSlates(
-      writes.length,
-      ...keys,
-      ...writes.map((w) => w.expectedVersion),
-      ...envelopes,
-      ...writes.map((w) => Math.max(1, Math.round(w.ttlMs))),
-    );
+    const args: Array<string | number> = [writes.length];
+    const sealed = new Map<number, string>();
+    writes.forEach((write, i) => {
+      const key = keys[i] as string;
+      const rule = write.rule ?? 'cas';
+      args.push(rule, write.name, Math.max(1, Math.round(write.ttlMs)));
+      if (rule === 'cas' || rule === 'create') {
+        const value = 'value' in write ? write.value : undefined;
+        const envelope = value === undefined ? '' : seal(this.ring, key, JSON.stringify(value));
+        if (envelope !== '') sealed.set(i, envelope);
+        if (write.rule === 'create') args.push(envelope);
+        else args.push('expectedVersion' in write ? write.expectedVersion : 0, envelope);
+      } else if (write.rule === 'fields') {
+        const pairs: string[] = [];
+        for (const [field, value] of write.set) {
+          if (RESERVED_FIELDS.has(field)) throw new Error(`slate field name "${field}" is reserved`);
+          pairs.push(field, seal(this.ring, fieldData(key, field), JSON.stringify(value)));
+        }
+        for (const field of write.unset) pairs.push(field, '');
+        args.push(pairs.length / 2, ...pairs);
+      } else if (write.rule === 'counters')
+        args.push(write.jobs, write.errors, Math.round(write.lastUsedMs), write.existing === true ? 1 : 0);
+    });
+    this.tracked?.writing(session);
+    let answer: ScriptAnswer;
+    try {
+      answer = await this.redis.cfCommitSession(writes.length + 1, session.index, ...keys, ...args);
+    } catch (error) {
+      // It may have been applied: nothing kept of the session can be trusted.
+      this.forget(session);
+      throw error;
+    }
     if (answer[0] === -1) {
+      this.forget(session);
       const index = Number(answer[1]) - 1;
       return { ok: false, conflict: (writes[index] as SlateWrite).name, version: Number(answer[2]) };
     }
+    const versions = new Map<SlateName, number>();
+    const slates = new Map<SlateName, SlateRead>();
+    let created = false;
     writes.forEach((write, i) => {
       const key = keys[i] as string;
-      const text = texts[i];
-      if (text === undefined || !reusable(write.name)) this.opened.delete(key);
-      // The value as a fresh read would give it: through JSON.
-      else
-        this.opened.set(key, {
-          version: Number(answer[i + 1]),
-          digest: envelopeDigest(envelopes[i] as string),
-          value: JSON.parse(text),
-        });
-    });
-    return { ok: true, versions: new Map(writes.map((w, i) => [w.name, Number(answer[i + 1])])) };
-  }
-
-  /**
-   * Whether this ring opens the fleet's sessions: the first process with a ring seals a check
-   * value into Redis; every later one opens it. A ring that cannot (another installation's keys,
-   * or a key missing from CRAWLFLEET_KEYS) reads every session as unreadable, and must say so.
-   */
-  async checkKeyRing(): Promise<KeyRingCheck> {
-    const key = this.keys.keyCheck;
-    if ((await this.redis.set(key, seal(this.ring, key, KEY_CHECK_TEXT), 'NX')) === 'OK') return { state: 'created' };
-    const stored = await this.redis.get(key);
-    if (stored === null) return { state: 'created' };
-    try {
-      open(this.ring, key, stored);
-      return { state: 'readable' };
-    } catch {
-      return { state: 'unreadable', kid: envelopeKid(stored) ?? 'unknown' };
-    }
-  }
-
-  /** Takes the session's login lease for `ms` unless someone holds it. */
-  async tryAuthLease(session: SessionKeys, token: string, ms: number): Promise<boolean> {
-    return (await this.redis.set(session.authLease, token, 'PX', ms, 'NX')) === 'OK';
-  }
-
-  /** Gives the lease back, if this token still holds it. */
-  async releaseAuthLease(session: SessionKeys, token: string): Promise<boolean> {
-    return (await this.redis.cfReleaseLease(session.authLease, token)) === 1;
-  }
-
-  /**
-   * Re-seals every slate not sealed with the ring's current key, keeping its TTL. Safe while
-   * workers run: each re-seal is a versioned commit, and a slate a worker changed meanwhile is
-   * already sealed with the current key (or is picked up by the next pass). Unreadable slates
-   * are left alone and counted.
-   */
-  async rotate(
-    onProgress?: (done: number) => void,
-  ): Promise<{ resealed: number; current: number; unreadable: number; moved: number }> {
-    const tally = { resealed: 0, current: 0, unreadable: 0, moved: 0 };
-    const keys = (await scanKeys(this.redis, this.keys.sessionPattern)).filter(
-      (key) => !key.includes(':lease:') && !key.includes(':flag:'),
-    );
-    for (const [index, key] of keys.entries()) {
-      const [[readError, fields], [, ttl]] = (await this.redis.pipeline().hmget(key, 'v', 'd').pttl(key).exec()) as [
-        [Error | null, Array<string | null> | undefined],
-        [Error | null, number],
-      ];
-      // A key that is not a slate hash (WRONGTYPE) or whose version was tampered with is left to
-      // the worker that next reads it (it replaces it), and counted.
-      const [version, envelope] = fields ?? [];
-      if (readError !== null || (typeof version === 'string' && !/^[1-9]\d{0,14}$/.test(version))) {
-        tally.unreadable++;
-        continue;
-      }
-      if (envelope === null || envelope === undefined) continue;
-      if (envelopeKid(envelope) === this.ring.current.kid) tally.current++;
-      else {
-        let text: string;
-        try {
-          text = open(this.ring, key, envelope);
-        } catch {
-          tally.unreadable++;
-          continue;
+      const reply = answer[i + 1];
+      const rule = write.rule ?? 'cas';
+      if (rule === 'counters') {
+        if (!Array.isArray(reply)) {
+          versions.set(write.name, 0);
+          return;
         }
-        const resealed = seal(this.ring, key, text);
-        const answer = await this.redis.cfCommitSlates(
-          1,
-          key,
-          Number(version ?? 0),
-          resealed,
-          ttl > 0 ? ttl : 30 * 24 * 3600 * 1000,
-        );
-        if (answer[0] === -1) tally.moved++;
-        else tally.resealed++;
+        const [isNew, createdAt, lastUsedAt, jobs, errors] = (reply as Array<string | number>).map(Number);
+        created ||= isNew === 1;
+        versions.set(write.name, 1);
+        slates.set(write.name, {
+          name: write.name,
+          version: 1,
+          value: Object.freeze(metaValue(createdAt, lastUsedAt, jobs, errors)),
+        });
+        return;
       }
-      onProgress?.(index + 1);
-    }
-    // The check value follows the ring's current key, so a ring without the old key passes.
-    if ((await this.checkKeyRing()).state === 'readable')
-      await this.redis.set(this.keys.keyCheck, seal(this.ring, this.keys.keyCheck, KEY_CHECK_TEXT));
-    return tally;
+      if (rule === 'fields' && write.rule === 'fields') {
+        const version = Number(reply);
+        versions.set(write.name, version);
+        const mine = this.opened.get(key);
+        if (mine !== undefined && mine.version === version - 1) {
+          // Nobody else wrote since this worker's read: what it holds, with its own writes, is
+          // what is stored.
+          const value: Record<string, unknown> = { ...(mine.value as Record<string, unknown>) };
+          for (const [field, fieldValue] of write.set) value[field] = JSON.parse(JSON.stringify(fieldValue));
+          for (const field of write.unset) delete value[field];
+          this.opened.set(key, { version, digest: String(version), value: Object.freeze(value) });
+          slates.set(write.name, { name: write.name, version, value: this.opened.get(key)?.value });
+        } else this.opened.delete(key);
+        return;
+      }
+      const [version, theirs] = rule === 'create' ? (reply as [number, string | null]) : [Number(reply), null];
+      versions.set(write.name, Number(version));
+      const envelope = typeof theirs === 'string' ? theirs : sealed.get(i);
+      if (envelope === undefined || Number(version) === 0) {
+        this.opened.delete(key);
+        slates.set(write.name, { name: write.name, version: Number(version), value: undefined });
+        return;
+      }
+      const read = this.decode(key, write.name, Number(version), envelope);
+      if (ruleOf(write.name).reused && read.discarded === undefined)
+        this.opened.set(key, { version: Number(version), digest: envelopeDigest(envelope), value: read.value });
+      else this.opened.delete(key);
+      slates.set(write.name, read.discarded === undefined ? { ...read, value: this.opened.get(key)?.value ?? read.value } : read);
+    });
+    this.tracked?.wrote(session, (kept) => {
+      const next = new Map(kept.slates);
+      for (const name of versions.keys()) {
+        const now = slates.get(name);
+        if (now === undefined || now.value === undefined) return undefined;
+        if (ruleOf(name).shape === 'fields' && kept.slates.get(name)?.version !== now.version - 1) return undefined;
+        if (next.has(name)) next.set(name, now);
+      }
+      return { names: kept.names, slates: next };
+    });
+    // A new session joins the registry that admin operations list from (its one extra command).
+    if (created) await this.redis.zadd(this.keys.sessionRegistry, Date.now(), `${session.tenant}/${session.sessionId}`);
+    return { ok: true, versions, slates, created };
   }
+}
+
+/** A meta slate's value from its counters (times in ms since the epoch). */
+function metaValue(createdAt: number | undefined, lastUsedAt: number | undefined, jobs = 0, errors = 0) {
+  const iso = (ms: number | undefined) => new Date(Number.isFinite(ms) ? Number(ms) : 0).toISOString();
+  return { createdAt: iso(createdAt), lastUsedAt: iso(lastUsedAt ?? createdAt), jobs, errors };
+}
+
+/** A counters slate (meta): plain counts and times, nothing sealed. */
+function decodeCounters(name: SlateName, version: number, pairs: string[] | null): SlateRead {
+  if (version < 0) return { name, version, value: undefined, discarded: { reason: 'malformed', payloadHash: 'n/a' } };
+  if (pairs === null) return { name, version: 0, value: undefined };
+  const fields = new Map<string, string>();
+  for (let i = 0; i + 1 < pairs.length; i += 2) fields.set(pairs[i] as string, pairs[i + 1] as string);
+  const number = (field: string) => {
+    const value = Number(fields.get(field));
+    return Number.isFinite(value) ? value : undefined;
+  };
+  return {
+    name,
+    version: 1,
+    value: Object.freeze(
+      metaValue(number('createdAt') ?? number('lastUsedAt'), number('lastUsedAt'), number('jobs'), number('errors')),
+    ),
+  };
 }
 
 function sameNames(a: readonly SlateName[], b: readonly SlateName[]): boolean {
   return a === b || (a.length === b.length && a.every((name, i) => name === b[i]));
 }
 
-/** Slates whose values only crawlfleet reads; a workflow's state goes to user code, fresh each time. */
-function reusable(name: SlateName): boolean {
-  return name === 'cookies' || name === 'auth' || name === 'profile' || name === 'meta';
-}
-
-async function scanKeys(redis: Redis, pattern: string): Promise<string[]> {
-  const found: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    found.push(...keys);
-  } while (cursor !== '0');
-  return found;
-}
-
-export interface SessionListing {
-  tenant: string;
-  sessionId: string;
-  slates: string[];
-}
-
-/** Every session that has at least one slate, optionally of one tenant. Needs no key ring. */
-export async function listSessions(redis: Redis, keys: KeyLayout, tenant?: string): Promise<SessionListing[]> {
-  const bySession = new Map<string, SessionListing>();
-  for (const key of await scanKeys(redis, keys.sessionPattern)) {
-    const parsed = parseSessionKey(keys.prefix, key);
-    if (parsed === undefined || parsed.slate.startsWith('lease:') || parsed.slate.startsWith('flag:')) continue;
-    if (tenant !== undefined && parsed.tenant !== tenant) continue;
-    const id = `${parsed.tenant}/${parsed.sessionId}`;
-    const entry = bySession.get(id) ?? { tenant: parsed.tenant, sessionId: parsed.sessionId, slates: [] };
-    entry.slates.push(parsed.slate);
-    bySession.set(id, entry);
-  }
-  return [...bySession.values()].sort((a, b) =>
-    `${a.tenant}/${a.sessionId}`.localeCompare(`${b.tenant}/${b.sessionId}`),
-  );
-}
-
-/** Deletes every slate of a session, and its lease. Returns how many keys went. Needs no key ring. */
-export async function purgeSession(redis: Redis, session: SessionKeys): Promise<number> {
-  const found = await scanKeys(redis, `${session.base}:*`);
-  return found.length === 0 ? 0 : redis.del(...found);
-}
+export { envelopeKid };

@@ -53,7 +53,8 @@ const REFUSALS = /unknown command|unknown subcommand|NOPERM/i;
  * Everything that could leave a stale answer drops them all: either connection closing (Redis
  * forgets the tracking, or has nowhere to send invalidations), or a flush. An invalidation that
  * arrives while a read of the same key is in flight spoils that read's answer, whichever of the two
- * replies arrives first. This worker's own writes go through `forget` before they are sent.
+ * replies arrives first. Redis does not echo this worker's own writes (NOLOOP): each one is applied
+ * to the kept answer when its reply arrives (`writing`, `wrote`), or drops it (`forget`).
  */
 export class TrackedHydrates<T> {
   private readonly answers = new Map<string, TrackedAnswer<T>>();
@@ -206,6 +207,28 @@ export class TrackedHydrates<T> {
     if (this.sessionsInFlight.has(session.base)) this.spoiledSessions.add(session.base);
   }
 
+  /**
+   * This worker is sending a write of the session's keys whose outcome it will apply itself
+   * (`wrote`): Redis tells it nothing of its own writes (NOLOOP), so every read of the session in
+   * flight spoils, since its answer may arrive before or after the write.
+   */
+  writing(session: SessionKeys): void {
+    if (this.sessionsInFlight.has(session.base)) this.spoiledSessions.add(session.base);
+  }
+
+  /**
+   * This worker's write of the session's keys was applied: the kept answer becomes what `update`
+   * makes of it (undefined drops it). Called in reply order, so it applies to what Redis held
+   * just before the write, as far as this worker's connection saw.
+   */
+  wrote(session: SessionKeys, update: (kept: T) => T | undefined): void {
+    const answer = this.answers.get(session.base);
+    if (answer === undefined) return;
+    const next = update(answer.value);
+    if (next === undefined) this.drop(session.base);
+    else this.answers.set(session.base, { ...answer, value: next });
+  }
+
   /** Stops tracking (Redis forgets what it tracked for this worker) and closes the subscriber. */
   close(): void {
     if (this.closed) return;
@@ -281,7 +304,9 @@ export class TrackedHydrates<T> {
     this.flush();
     const generations = [this.sessionGeneration, this.subscriberGeneration];
     try {
-      await this.redis.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id));
+      // NOLOOP: this worker's own writes are applied to its answers (`wrote`) or drop them
+      // (`forget`), never echoed back as invalidations.
+      await this.redis.call('CLIENT', 'TRACKING', 'ON', 'REDIRECT', String(id), 'NOLOOP');
     } catch (error) {
       this.failed(error);
       return;

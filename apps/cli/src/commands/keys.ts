@@ -1,4 +1,4 @@
-import { generateKeyEntry, keyRingFromEnv, requireKeyRing, SlateStore, saveLocalKey } from '@crawlfleet/slates';
+import { generateKeyEntry, keyRingFromEnv, requireKeyRing, SessionAdmin, saveLocalKey } from '@crawlfleet/slates';
 import type { Command } from 'commander';
 import { type GlobalOptions, openSessionContext } from '../context.js';
 import { printJson, say } from '../output.js';
@@ -48,12 +48,11 @@ CRAWLFLEET_KEYS is a comma-separated list; the first key encrypts, every key dec
       const ring = requireKeyRing();
       const context = await openSessionContext(command.optsWithGlobals<GlobalOptions>());
       try {
-        const store = new SlateStore(context.redis, context.keys, ring);
-        const tally = await store.rotate();
+        const tally = await new SessionAdmin(context.redis, context.keys).rotate(ring);
         if (options.json) printJson(tally);
         else {
           say(
-            `re-encrypted ${tally.resealed} slates under ${ring.current.kid}; ${tally.current} already were; ${tally.moved} changed meanwhile (already re-encrypted by a worker or picked up next run); ${tally.unreadable} unreadable with these keys`,
+            `re-encrypted ${tally.resealed} slates and cookies under ${ring.current.kid}; ${tally.current} already were; ${tally.moved} changed meanwhile (already re-encrypted by a worker or picked up next run); ${tally.unreadable} unreadable with these keys`,
           );
         }
         if (tally.unreadable > 0) process.exitCode = 1;

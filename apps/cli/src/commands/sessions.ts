@@ -1,7 +1,7 @@
 import { AuditLog } from '@crawlfleet/audit';
 import { checkName, DEFAULT_TENANT, InputError, type SessionKeys } from '@crawlfleet/core';
 import { loadSessionHasher, normalizeAuth, SessionCookieJar, type SessionMeta } from '@crawlfleet/sessions';
-import { listSessions, purgeSession, requireKeyRing, SlateStore } from '@crawlfleet/slates';
+import { requireKeyRing, SessionAdmin, SlateStore } from '@crawlfleet/slates';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings, openSessionContext } from '../context.js';
 import { printJson, say, table } from '../output.js';
@@ -18,7 +18,7 @@ export function registerSessions(program: Command): void {
       const context = await openSessionContext(command.optsWithGlobals<GlobalOptions>());
       try {
         const tenant = options.tenant === undefined ? undefined : checkName('--tenant', options.tenant);
-        const found = await listSessions(context.redis, context.keys, tenant);
+        const found = await new SessionAdmin(context.redis, context.keys).list(tenant);
         if (options.json) printJson(found);
         else if (found.length === 0) process.stdout.write('no sessions have state\n');
         else
@@ -45,7 +45,7 @@ export function registerSessions(program: Command): void {
       const settings = loadSettings(command.optsWithGlobals<GlobalOptions>());
       const context = await connect(settings, settings.env.sessionRedisUrl);
       try {
-        const store = new SlateStore(context.redis, context.keys, ring);
+        const store = new SlateStore(context.redis, context.keys, ring, { openedSlates: 0 });
         const session = store.session(keysOf.tenant, keysOf.sessionId);
         const [slates, quarantine] = await Promise.all([
           store.read(session, ['cookies', 'auth', 'profile', 'meta']),
@@ -92,7 +92,11 @@ export function registerSessions(program: Command): void {
           slates: Object.fromEntries(
             [...slates.values()].map((s) => [
               s.name,
-              { version: s.version, ...(s.discarded ? { unreadable: s.discarded.reason } : {}) },
+              {
+                version: s.version,
+                ...(s.discarded ? { unreadable: s.discarded.reason } : {}),
+                ...(s.discardedFields ? { unreadableFields: s.discardedFields.length } : {}),
+              },
             ]),
           ),
         };
@@ -133,7 +137,7 @@ export function registerSessions(program: Command): void {
       checkName('session', sessionId);
       const context = await openSessionContext(command.optsWithGlobals<GlobalOptions>());
       try {
-        const deleted = await purgeSession(context.redis, context.keys.session(tenant, sessionId));
+        const deleted = await new SessionAdmin(context.redis, context.keys).purge(context.keys.session(tenant, sessionId));
         say(
           deleted === 0
             ? `session ${sessionId} (tenant ${tenant}) had no state`
