@@ -1,4 +1,4 @@
-import { generateKeyEntry, parseKeyRing, SlateStore } from '@crawlfleet/slates';
+import { generateKeyEntry, parseKeyRing, SessionAdmin, SlateStore } from '@crawlfleet/slates';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
@@ -70,20 +70,21 @@ describe("a worker whose key ring lacks the fleet's key", () => {
 
   it('knows at start whether its ring opens the fleet: created, readable, unreadable, and readable again after a rotation', async () => {
     const keys = keyLayout(prefix);
-    const fleet = new SlateStore(redis, keys, parseKeyRing(TEST_KEYS));
-    expect(await fleet.checkKeyRing()).toEqual({ state: 'created' });
-    expect(await fleet.checkKeyRing()).toEqual({ state: 'readable' });
-    const stranger = new SlateStore(redis, keys, parseKeyRing(otherKeys));
-    expect(await stranger.checkKeyRing()).toEqual({ state: 'unreadable', kid: TEST_KEYS.split(':')[0] });
+    const admin = new SessionAdmin(redis, keys);
+    const fleet = parseKeyRing(TEST_KEYS);
+    expect(await admin.checkKeyRing(fleet)).toEqual({ state: 'created' });
+    expect(await admin.checkKeyRing(fleet)).toEqual({ state: 'readable' });
+    const stranger = parseKeyRing(otherKeys);
+    expect(await admin.checkKeyRing(stranger)).toEqual({ state: 'unreadable', kid: TEST_KEYS.split(':')[0] });
     // The fleet rotates to a new key; a ring holding only the new key then opens the check.
     const next = generateKeyEntry();
-    await new SlateStore(redis, keys, parseKeyRing(`${next},${TEST_KEYS}`)).rotate();
-    expect(await new SlateStore(redis, keys, parseKeyRing(next)).checkKeyRing()).toEqual({ state: 'readable' });
+    await admin.rotate(parseKeyRing(`${next},${TEST_KEYS}`));
+    expect(await admin.checkKeyRing(parseKeyRing(next))).toEqual({ state: 'readable' });
   });
 
   it('says so loudly when a worker process starts with keys that open none of the fleet', async () => {
     const keys = keyLayout(prefix);
-    await new SlateStore(redis, keys, parseKeyRing(TEST_KEYS)).checkKeyRing();
+    await new SessionAdmin(redis, keys).checkKeyRing(parseKeyRing(TEST_KEYS));
     const worker = startWorkerProcess({ CRAWLFLEET_PREFIX: prefix, CRAWLFLEET_KEYS: otherKeys });
     try {
       await waitFor(() => worker.output().includes('"worker started"'), { what: 'the worker to start' });

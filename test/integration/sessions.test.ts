@@ -208,20 +208,30 @@ describe('sessions shared by jobs', () => {
     expect(Date.parse(String(auth?.expiresAt))).toBeGreaterThan(Date.now());
   });
 
-  it('discards a tampered cookie slate, warns, and runs on fresh state', async () => {
+  it('discards a tampered cookie, warns, and runs on fresh state', async () => {
     const worker = await run();
     await crawl('member', 'bob', ['/protected/one']);
     const key = keyLayout(prefix).session('member', 'bob').slate('cookies');
-    const envelope = String(await redis.hget(key, 'd'));
+    const field = await cookieFieldNamed(key, 'auth');
+    const envelope = String(await redis.hget(key, field));
     const flipped = envelope.slice(0, 40) + (envelope[40] === 'A' ? 'B' : 'A') + envelope.slice(41);
-    await redis.hset(key, 'd', flipped);
+    await redis.hset(key, field, flipped);
     await crawl('member', 'bob', ['/protected/two']);
     expect(worker.worker.sessionCounters.discardedSlates).toBe(1);
     expect(site.logins()).toBe(2);
     const { slates, jar } = await jarOf('member', 'bob');
     expect(slates.get('cookies')?.discarded).toBeUndefined();
+    expect(slates.get('cookies')?.discardedFields).toBeUndefined();
     expect((await jar.describe()).map((c) => c.name)).toEqual(['auth']);
   });
+
+  /** The field of the cookies slate holding the cookie `name` (fields are `domain;path;name`). */
+  async function cookieFieldNamed(key: string, name: string): Promise<string> {
+    const fields = await redis.hkeys(key);
+    const field = fields.find((f) => f.endsWith(`;${name}`));
+    if (field === undefined) throw new Error(`no cookie ${name} in ${fields.join(', ')}`);
+    return field;
+  }
 
   it('replaces an unreadable profile and auth once, instead of warning on every job', async () => {
     const worker = await run();
@@ -238,17 +248,29 @@ describe('sessions shared by jobs', () => {
     expect(await redis.exists(layout.slate('auth'))).toBe(0);
   });
 
-  it("rejects a slate copied from another session's key, and a truncated one", async () => {
+  it("rejects a cookie copied from another session's slate or another cookie's field, and a truncated one", async () => {
     const worker = await run();
     await crawl('default', 'from', ['/cookies/set?mine=1']);
     await crawl('default', 'to', ['/cookies/set?theirs=2']);
     const layout = keyLayout(prefix);
-    const stolen = String(await redis.hget(layout.session('default', 'from').slate('cookies'), 'd'));
-    await redis.hset(layout.session('default', 'to').slate('cookies'), 'd', stolen);
+    const from = layout.session('default', 'from').slate('cookies');
+    const to = layout.session('default', 'to').slate('cookies');
+    const mine = await cookieFieldNamed(from, 'mine');
+    const stolen = String(await redis.hget(from, mine));
+    // The same field name in another session, and another field name in the same slate.
+    await redis.hset(to, mine, stolen);
+    await redis.hset(
+      to,
+      mine.replace(/;mine$/, ';other'),
+      String(await redis.hget(to, await cookieFieldNamed(to, 'theirs'))),
+    );
     await crawl('default', 'to', ['/cookies/echo']);
     const echo = JSON.parse(String((await redis.xrevrange(layout.results, '+', '-', 'COUNT', 1))[0]?.[1][1]));
-    expect(JSON.parse(echo.body)).toEqual({});
-    await redis.hset(layout.session('default', 'from').slate('cookies'), 'd', stolen.slice(0, 30));
+    expect(JSON.parse(echo.body)).toEqual({ theirs: '2' });
+    expect(worker.worker.sessionCounters.discardedSlates).toBe(1);
+    // The job that found them deleted them.
+    expect((await redis.hkeys(to)).filter((f) => f !== 'v').length).toBe(1);
+    await redis.hset(from, mine, stolen.slice(0, 30));
     await crawl('default', 'from', ['/ok/after-truncation']);
     expect(worker.worker.sessionCounters.discardedSlates).toBe(2);
   });

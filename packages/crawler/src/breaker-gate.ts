@@ -30,7 +30,8 @@ export class BreakerGate {
 
   constructor(private readonly deps: BreakerGateDeps) {
     const store = deps.sessions.store;
-    this.flags = store === undefined ? undefined : new BreakerFlags(store.connection, (session) => store.forget(session));
+    this.flags =
+      store === undefined ? undefined : new BreakerFlags(store.connection, (session) => store.forget(session));
     const { failureThreshold, resetTimeoutMs, maxSessionsPerWorker } = deps.config.breakers;
     this.breakers = new SessionBreakers(
       { failureThreshold, resetTimeoutMs, maxSessions: maxSessionsPerWorker },
@@ -54,8 +55,7 @@ export class BreakerGate {
     const until = Date.now() + this.deps.config.breakers.resetTimeoutMs;
     let opened = false;
     try {
-      opened =
-        (await this.flags?.open(this.deps.keys.session(tenant, sessionId), until, reopen)) ?? false;
+      opened = (await this.flags?.open(this.deps.keys.session(tenant, sessionId), until, reopen)) ?? false;
     } catch (error) {
       this.deps.logger.warn({ err: (error as Error).message }, 'could not publish an open breaker');
     }

@@ -13,4 +13,5 @@ export {
   SessionCookieJar,
   TRACKING_COOKIES,
 } from './session-jar.js';
+export { boundCookieHeader, boundCookies, JAR_LIMITS } from './jar-limits.js';
 export { SessionManager } from './session-manager.js';

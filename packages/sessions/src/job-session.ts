@@ -132,7 +132,8 @@ export class JobSession {
     this.context.observer?.sessionInvalidated?.('quarantine');
     this.discardChanges = true;
     this.context.backlog.drop(this.keys);
-    if (store !== undefined && !this.ephemeral) await store.flags.quarantine(this.keys, config.quarantineSeconds * 1000);
+    if (store !== undefined && !this.ephemeral)
+      await store.flags.quarantine(this.keys, config.quarantineSeconds * 1000);
   }
 
   /** Counts a 429 against this session; true once it passed the configured threshold. */
@@ -206,8 +207,12 @@ export class JobSession {
       writes.push({ name: 'auth', expectedVersion: this.version('auth'), value: undefined, ttlMs: 1000 });
     }
     const profile = this.createdProfile;
-    if (profile !== undefined)
-      writes.push({ rule: 'create', name: 'profile', value: profile, ttlMs: config.profileTtlSeconds * 1000 });
+    const profileTtlMs = config.profileTtlSeconds * 1000;
+    // An unreadable profile is replaced, unless another job replaced it first.
+    if (profile !== undefined && this.discarded.has('profile'))
+      writes.push({ name: 'profile', expectedVersion: this.version('profile'), value: profile, ttlMs: profileTtlMs });
+    else if (profile !== undefined)
+      writes.push({ rule: 'create', name: 'profile', value: profile, ttlMs: profileTtlMs });
     for (const [name, state] of this.workflows)
       writes.push({ name, expectedVersion: this.version(name), value: state, ttlMs: config.workflowTtlSeconds * 1000 });
     return writes;
@@ -228,6 +233,7 @@ export class JobSession {
     counters.cookiesRejected += this.jar.rejected;
     this.jar.rejected = 0;
     if (store === undefined || this.ephemeral || this.discardChanges) return;
+    const evictedBefore = this.jar.evicted;
     let writes: SlateWrite[];
     try {
       writes = await this.writes();
@@ -248,7 +254,6 @@ export class JobSession {
     const carried = backlog.take(this.keys);
     const delta = carried === undefined ? own : sumDeltas(own, carried);
     writes.push({ rule: 'counters', name: 'meta', ...delta, ttlMs: config.metaTtlSeconds * 1000 });
-    const evictedBefore = this.jar.evicted;
     let committed = false;
     let outcomeUnknown = false;
     try {
@@ -268,8 +273,17 @@ export class JobSession {
             'workflow_conflict',
             `session workflow ${result.conflict} moved on while this job ran`,
           );
+        if (result.conflict === 'profile') {
+          // Another job replaced the unreadable profile first: its profile stands.
+          writes = writes.filter((write) => write.name !== 'profile');
+          continue;
+        }
         // Another worker wrote the login meanwhile: of the two, the later stands.
-        const theirs = (await store.read(this.keys, ['auth'])).get('auth') ?? { name: 'auth', version: 0, value: undefined };
+        const theirs = (await store.read(this.keys, ['auth'])).get('auth') ?? {
+          name: 'auth',
+          version: 0,
+          value: undefined,
+        };
         this.reads.set('auth', theirs);
         writes = writes.filter((write) => write.name !== 'auth');
         const stored = normalizeAuth(theirs.value);
@@ -302,7 +316,10 @@ export class JobSession {
         else backlog.add(this.keys, carried);
       }
     }
-    throw new RecoverableError('session_contention', `session login changed ${config.maxCommitAttempts} times meanwhile`);
+    throw new RecoverableError(
+      'session_contention',
+      `session login changed ${config.maxCommitAttempts} times meanwhile`,
+    );
   }
 
   /** After a write: what it stored is what this job reads from now on. */

@@ -302,7 +302,9 @@ export class SessionCookieJar {
     this.evicted += evicted;
     const byField = new Map(kept.map((cookie) => [cookieField(cookie), cookie]));
     const writes: CookieWrites = { set: [], unset: [] };
-    const wanted = all ? new Set([...this.changed, ...byField.keys(), ...this.stale]) : new Set([...this.changed, ...this.stale]);
+    const wanted = all
+      ? new Set([...this.changed, ...byField.keys(), ...this.stale])
+      : new Set([...this.changed, ...this.stale]);
     for (const cookie of live) if (!byField.has(cookieField(cookie))) wanted.add(cookieField(cookie));
     for (const field of wanted) {
       const cookie = byField.get(field);

@@ -135,7 +135,8 @@ export class SessionAdmin {
   async rotate(ring: KeyRing, onProgress?: (done: number) => void): Promise<RotateTally> {
     const tally: RotateTally = { resealed: 0, current: 0, unreadable: 0, moved: 0 };
     const store = new SlateStore(this.redis, this.keys, ring, { openedSlates: 0 });
-    if (!('cfResealField' in this.redis)) this.redis.defineCommand('cfResealField', { numberOfKeys: 1, lua: RESEAL_FIELD });
+    if (!('cfResealField' in this.redis))
+      this.redis.defineCommand('cfResealField', { numberOfKeys: 1, lua: RESEAL_FIELD });
     const reseal = this.redis as Redis & {
       cfResealField(key: string, field: string, read: string, sealed: string): Promise<number>;
     };

@@ -252,12 +252,18 @@ export class SlateStore {
   }
 
   /** A sealed value, opened and parsed; or why not. */
-  private openValue(data: string, envelope: string): { value: unknown } | { reason: DiscardReason; payloadHash: string } {
+  private openValue(
+    data: string,
+    envelope: string,
+  ): { value: unknown } | { reason: DiscardReason; payloadHash: string } {
     let text: string;
     try {
       text = open(this.ring, data, envelope);
     } catch (error) {
-      return { reason: error instanceof EnvelopeError ? error.reason : 'malformed', payloadHash: payloadHash(envelope) };
+      return {
+        reason: error instanceof EnvelopeError ? error.reason : 'malformed',
+        payloadHash: payloadHash(envelope),
+      };
     }
     try {
       return { value: JSON.parse(text) };
@@ -303,7 +309,8 @@ export class SlateStore {
    * are sealed here, never stored in clear.
    */
   commit(session: SessionKeys, writes: readonly SlateWrite[]): Promise<CommitResult> {
-    if (writes.length === 0) return Promise.resolve({ ok: true, versions: new Map(), slates: new Map(), created: false });
+    if (writes.length === 0)
+      return Promise.resolve({ ok: true, versions: new Map(), slates: new Map(), created: false });
     if (writes.some((write) => (write.rule ?? 'cas') === 'cas')) return this.write(session, writes);
     return this.batches.add(session, writes);
   }
@@ -397,7 +404,10 @@ export class SlateStore {
       if (ruleOf(write.name).reused && read.discarded === undefined)
         this.opened.set(key, { version: Number(version), digest: envelopeDigest(envelope), value: read.value });
       else this.opened.delete(key);
-      slates.set(write.name, read.discarded === undefined ? { ...read, value: this.opened.get(key)?.value ?? read.value } : read);
+      slates.set(
+        write.name,
+        read.discarded === undefined ? { ...read, value: this.opened.get(key)?.value ?? read.value } : read,
+      );
     });
     this.tracked?.wrote(session, (kept) => {
       const next = new Map(kept.slates);

@@ -137,7 +137,9 @@ export function registerSessions(program: Command): void {
       checkName('session', sessionId);
       const context = await openSessionContext(command.optsWithGlobals<GlobalOptions>());
       try {
-        const deleted = await new SessionAdmin(context.redis, context.keys).purge(context.keys.session(tenant, sessionId));
+        const deleted = await new SessionAdmin(context.redis, context.keys).purge(
+          context.keys.session(tenant, sessionId),
+        );
         say(
           deleted === 0
             ? `session ${sessionId} (tenant ${tenant}) had no state`
