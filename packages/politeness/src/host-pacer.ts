@@ -31,6 +31,8 @@ export class HostPacer {
   private readonly maxHosts: number;
   /** Unpaced hosts: when this worker last read each one's next-allowed time, and what it was. */
   private readonly unpaced = new Map<string, { readAt: number; nextAllowed: number }>();
+  /** Reads of unpaced hosts in flight: the next-allowed time each will give. */
+  private readonly reading = new Map<string, Promise<number>>();
 
   constructor(
     redis: Redis,
@@ -54,9 +56,23 @@ export class HostPacer {
     if (interval > 0) return this.redis.cfReserveHost(this.keys.host(host), now, interval);
     const known = this.unpaced.get(host);
     if (known !== undefined && now - known.readAt < this.recheckMs) return Math.max(0, known.nextAllowed - now);
-    const waitMs = await this.redis.cfReserveHost(this.keys.host(host), now, 0);
-    this.remember(host, now, now + waitMs);
-    return waitMs;
+    // One read per host at a time: the jobs that find the memo stale together share it.
+    let reading = this.reading.get(host);
+    if (reading === undefined) {
+      reading = this.redis.cfReserveHost(this.keys.host(host), now, 0).then(
+        (waitMs) => {
+          this.reading.delete(host);
+          this.remember(host, now, now + waitMs);
+          return now + waitMs;
+        },
+        (error: unknown) => {
+          this.reading.delete(host);
+          throw error;
+        },
+      );
+      this.reading.set(host, reading);
+    }
+    return Math.max(0, (await reading) - now);
   }
 
   /** Keeps every worker off `host` until `until` (ms since the epoch). */

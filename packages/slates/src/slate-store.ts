@@ -341,7 +341,7 @@ export class SlateStore {
       } else if (write.rule === 'counters')
         args.push(write.jobs, write.errors, Math.round(write.lastUsedMs), write.existing === true ? 1 : 0);
     });
-    this.tracked?.writing(session);
+    const seq = this.tracked?.writing(session) ?? 0;
     let answer: ScriptAnswer;
     try {
       answer = await this.redis.cfCommitSession(writes.length + 1, session.index, ...keys, ...args);
@@ -380,7 +380,8 @@ export class SlateStore {
       if (rule === 'fields' && write.rule === 'fields') {
         const version = Number(reply);
         versions.set(write.name, version);
-        const mine = this.opened.get(key);
+        // Version 1: the slate was created by this write, which holds all of it.
+        const mine = version === 1 ? { version: 0, value: {} } : this.opened.get(key);
         if (mine !== undefined && mine.version === version - 1) {
           // Nobody else wrote since this worker's read: what it holds, with its own writes, is
           // what is stored.
@@ -409,7 +410,7 @@ export class SlateStore {
         read.discarded === undefined ? { ...read, value: this.opened.get(key)?.value ?? read.value } : read,
       );
     });
-    this.tracked?.wrote(session, (kept) => {
+    this.tracked?.wrote(session, seq, (kept) => {
       const next = new Map(kept.slates);
       for (const name of versions.keys()) {
         const now = slates.get(name);

@@ -10,6 +10,8 @@ export interface TrackedAnswer<T> {
   readonly keys: readonly string[];
   readonly value: T;
   readonly storedAt: number;
+  /** The last of this worker's own writes the answer reflects (`writing`). */
+  readonly seq: number;
 }
 
 /** Taken before a hydrate is sent; decides whether its answer may be kept. */
@@ -17,6 +19,8 @@ export interface ReadTicket {
   readonly session: string;
   readonly keys: readonly string[];
   readonly epoch: number;
+  /** This worker's own writes sent before the read: the read reflects them, and no later one. */
+  readonly seq: number;
 }
 
 export interface TrackedHydratesOptions {
@@ -66,6 +70,13 @@ export class TrackedHydrates<T> {
   /** The same by session (its base key), for this worker's own writes. */
   private readonly sessionsInFlight = new Map<string, number>();
   private readonly spoiledSessions = new Set<string>();
+  /** This worker's own writes, numbered as they are sent. */
+  private writeSeq = 0;
+  /**
+   * Own writes of a session applied while reads of it were in flight: a read sent before such a
+   * write, whose answer is kept after the write's reply was handled, gets them applied too.
+   */
+  private readonly appliedWhileReading = new Map<string, Array<{ seq: number; update: (kept: T) => T | undefined }>>();
   /** Bumped whenever tracking stops or restarts: answers read in an older epoch are not kept. */
   private epoch = 0;
   private tracking = false;
@@ -159,7 +170,7 @@ export class TrackedHydrates<T> {
   reading(session: SessionKeys, keys: readonly string[]): ReadTicket {
     for (const key of keys) this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
     this.sessionsInFlight.set(session.base, (this.sessionsInFlight.get(session.base) ?? 0) + 1);
-    return { session: session.base, keys, epoch: this.epoch };
+    return { session: session.base, keys, epoch: this.epoch, seq: this.writeSeq };
   }
 
   /** Keeps a hydrate's answer unless tracking restarted or a key it read changed meanwhile. */
@@ -169,10 +180,18 @@ export class TrackedHydrates<T> {
       ticket.epoch === this.epoch &&
       !this.spoiledSessions.has(ticket.session) &&
       !ticket.keys.some((key) => this.spoiled.has(key));
+    // Own writes sent after this read whose replies were handled first: applied here as well.
+    let kept: T | undefined = value;
+    let seq = ticket.seq;
+    for (const applied of this.appliedWhileReading.get(ticket.session) ?? []) {
+      if (applied.seq <= ticket.seq || kept === undefined) continue;
+      kept = applied.update(kept);
+      seq = applied.seq;
+    }
     this.release(ticket);
-    if (!fresh || this.capacity <= 0) return;
+    if (!fresh || kept === undefined || this.capacity <= 0) return;
     this.drop(ticket.session);
-    this.answers.set(ticket.session, { keys: ticket.keys, value, storedAt: performance.now() });
+    this.answers.set(ticket.session, { keys: ticket.keys, value: kept, storedAt: performance.now(), seq });
     for (const key of ticket.keys) this.sessionOfKey.set(key, ticket.session);
     if (this.answers.size > this.capacity) {
       const [oldest] = this.answers.keys();
@@ -195,6 +214,7 @@ export class TrackedHydrates<T> {
     else {
       this.sessionsInFlight.delete(ticket.session);
       this.spoiledSessions.delete(ticket.session);
+      this.appliedWhileReading.delete(ticket.session);
     }
   }
 
@@ -209,24 +229,29 @@ export class TrackedHydrates<T> {
 
   /**
    * This worker is sending a write of the session's keys whose outcome it will apply itself
-   * (`wrote`): Redis tells it nothing of its own writes (NOLOOP), so every read of the session in
-   * flight spoils, since its answer may arrive before or after the write.
+   * (`wrote`, with the number this returns): Redis tells it nothing of its own writes (NOLOOP).
+   * Reads of the session in flight were sent before it and do not reflect it; their answers get
+   * it applied when it is handled (in `wrote` or in `keep`, whichever comes last).
    */
-  writing(session: SessionKeys): void {
-    if (this.sessionsInFlight.has(session.base)) this.spoiledSessions.add(session.base);
+  writing(_session: SessionKeys): number {
+    return ++this.writeSeq;
   }
 
   /**
-   * This worker's write of the session's keys was applied: the kept answer becomes what `update`
-   * makes of it (undefined drops it). Called in reply order, so it applies to what Redis held
-   * just before the write, as far as this worker's connection saw.
+   * This worker's write number `seq` of the session's keys was applied: the kept answer becomes
+   * what `update` makes of it (undefined drops it), unless it already reflects the write.
    */
-  wrote(session: SessionKeys, update: (kept: T) => T | undefined): void {
+  wrote(session: SessionKeys, seq: number, update: (kept: T) => T | undefined): void {
+    if (this.sessionsInFlight.has(session.base)) {
+      const list = this.appliedWhileReading.get(session.base) ?? [];
+      list.push({ seq, update });
+      this.appliedWhileReading.set(session.base, list);
+    }
     const answer = this.answers.get(session.base);
-    if (answer === undefined) return;
+    if (answer === undefined || answer.seq >= seq) return;
     const next = update(answer.value);
     if (next === undefined) this.drop(session.base);
-    else this.answers.set(session.base, { ...answer, value: next });
+    else this.answers.set(session.base, { ...answer, value: next, seq });
   }
 
   /** Stops tracking (Redis forgets what it tracked for this worker) and closes the subscriber. */
