@@ -142,14 +142,16 @@ describe('sessions across processes and from the CLI', () => {
     const both = `${generated},${TEST_KEYS}`;
     const rotated = await runCli(['keys', 'rotate', '--json'], { env: { ...env, CRAWLFLEET_KEYS: both } });
     expect(rotated.code).toBe(0);
-    // Two sessions, each with cookies, profile and meta.
-    expect(JSON.parse(rotated.stdout)).toMatchObject({ resealed: 6, unreadable: 0 });
+    // Two sessions, each with one cookie and a profile (meta holds only counts, in clear).
+    expect(JSON.parse(rotated.stdout)).toMatchObject({ resealed: 4, unreadable: 0 });
     const again = await runCli(['keys', 'rotate', '--json'], { env: { ...env, CRAWLFLEET_KEYS: both } });
-    expect(JSON.parse(again.stdout)).toMatchObject({ resealed: 0, current: 6 });
+    expect(JSON.parse(again.stdout)).toMatchObject({ resealed: 0, current: 4 });
     for (const id of ['r1', 'r2']) {
       const shown = await runCli(['sessions', 'show', id, '--json'], { env: { ...env, CRAWLFLEET_KEYS: generated } });
       expect(shown.code).toBe(0);
-      expect(JSON.parse(shown.stdout).slates.cookies).toEqual({ version: 1 + 1 });
+      // A cookie re-sealed keeps its slate's version: its value did not change.
+      expect(JSON.parse(shown.stdout).slates.cookies).toEqual({ version: 1 });
+      expect(JSON.parse(shown.stdout).cookies).toHaveLength(1);
     }
   });
 });
