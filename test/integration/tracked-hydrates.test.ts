@@ -1,11 +1,30 @@
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { BreakerFlags } from '@crawlfleet/breakers';
 import type { SessionKeys } from '@crawlfleet/core';
 import { openSessionRedis } from '@crawlfleet/core';
 import { startRedisServer } from '@crawlfleet/local-redis';
-import { type KeptHydrate, type SlateName, SlateStore, TrackedHydrates } from '@crawlfleet/slates';
+import {
+  type HydrateAnswer,
+  type KeptHydrate,
+  SessionFlags,
+  type SlateName,
+  type SlateRead,
+  SlateStore,
+  type SlateWrite,
+  TrackedHydrates,
+} from '@crawlfleet/slates';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { cleanupPrefix, keyLayout, openTestRedis, REDIS_URL, testRing, uniquePrefix, waitFor } from '../src/harness.js';
+import {
+  cleanupPrefix,
+  keyLayout,
+  openTestRedis,
+  REDIS_URL,
+  testRing,
+  uniquePrefix,
+  waitFor,
+  watchCommands,
+} from '../src/harness.js';
 
 // What a worker hydrates for a tenant without a login hook.
 const NAMES: readonly SlateName[] = ['cookies', 'profile', 'meta'];
@@ -50,19 +69,36 @@ afterEach(async () => {
   await cleanupPrefix(admin, prefix);
 });
 
+/** A cookies write: fields set and deleted, blind. */
+function cookies(set: Record<string, unknown>, unset: string[] = []): SlateWrite {
+  return { rule: 'fields', name: 'cookies', set: Object.entries(set), unset, ttlMs: TTL_MS };
+}
+
+/** A meta write: counts added, the time of use. */
+function counts(jobs: number, errors = 0): SlateWrite {
+  return { rule: 'counters', name: 'meta', jobs, errors, lastUsedMs: Date.now(), ttlMs: TTL_MS };
+}
+
+async function commitOk(on: SlateStore, session: SessionKeys, writes: readonly SlateWrite[]) {
+  const result = await on.commit(session, writes);
+  if (!result.ok) throw new Error(`unexpected conflict on ${result.conflict}`);
+  return result;
+}
+
+/** A session as a worker's first job leaves it: a cookie, a profile, one job counted. */
 async function createSession(id: string, on: SlateStore = other): Promise<SessionKeys> {
   const session = keys.session('default', id);
-  const result = await on.commit(session, [
-    { name: 'cookies', expectedVersion: 0, value: { cookies: [{ key: 'sid', value: 'one' }] }, ttlMs: TTL_MS },
-    { name: 'profile', expectedVersion: 0, value: { userAgent: 'test/1.0' }, ttlMs: TTL_MS },
-    { name: 'meta', expectedVersion: 0, value: { jobs: 0, errors: 0 }, ttlMs: TTL_MS },
+  const result = await commitOk(on, session, [
+    cookies({ sid: 'one' }),
+    { rule: 'create', name: 'profile', value: { userAgent: 'test/1.0' }, ttlMs: TTL_MS },
+    counts(1),
   ]);
-  if (!result.ok) throw new Error(`session ${id} exists`);
+  if (!result.created) throw new Error(`session ${id} exists`);
   return session;
 }
 
 /** Hydrates until the answer satisfies `check` (an invalidation is on its way), then returns it. */
-function hydrateUntil(session: SessionKeys, check: (answer: Awaited<ReturnType<SlateStore['hydrate']>>) => boolean) {
+function hydrateUntil(session: SessionKeys, check: (answer: HydrateAnswer) => boolean) {
   return waitFor(
     async () => {
       const answer = await store.hydrate(session, NAMES);
@@ -72,15 +108,33 @@ function hydrateUntil(session: SessionKeys, check: (answer: Awaited<ReturnType<S
   );
 }
 
-const cookieValue = (answer: Awaited<ReturnType<SlateStore['hydrate']>>) =>
-  (answer.slates.get('cookies')?.value as { cookies: Array<{ value: string }> } | undefined)?.cookies[0]?.value;
+const cookieJar = (answer: HydrateAnswer) => answer.slates.get('cookies')?.value as Record<string, unknown> | undefined;
+const cookieValue = (answer: HydrateAnswer) => cookieJar(answer)?.sid;
+const jobs = (answer: HydrateAnswer) => (answer.slates.get('meta')?.value as { jobs: number } | undefined)?.jobs;
+
+/** Each slate's version and value, as the specs compare them. */
+const slatesOf = (slates: ReadonlyMap<SlateName, SlateRead>) =>
+  NAMES.map((name) => ({ name, version: slates.get(name)?.version, value: slates.get(name)?.value }));
+const shown = (answer: HydrateAnswer) => slatesOf(answer.slates);
+
+/** What Redis holds now, as a worker that keeps nothing reads it. */
+async function truth(session: SessionKeys) {
+  return slatesOf(await new SlateStore(admin, keys, ring, { openedSlates: 0 }).read(session, NAMES));
+}
 
 describe('tracked hydrates', () => {
   it("answer a healthy session's next hydrate without Redis, with the same reads, as a copy the job may change", async () => {
     const session = await createSession('hot');
     const first = await store.hydrate(session, NAMES);
     const hits = tracked.counters.hits;
-    const second = await store.hydrate(session, NAMES);
+    const watch = await watchCommands();
+    let second: HydrateAnswer;
+    try {
+      second = await store.hydrate(session, NAMES);
+      expect(await watch.ran(session.base)).toEqual([]);
+    } finally {
+      await watch.close();
+    }
     expect(tracked.counters.hits).toBe(hits + 1);
     expect(second.slates).not.toBe(first.slates);
     expect([...second.slates.entries()]).toEqual([...first.slates.entries()]);
@@ -91,7 +145,7 @@ describe('tracked hydrates', () => {
     expect((await store.hydrate(session, NAMES)).slates.get('cookies')?.version).toBe(1);
   });
 
-  it("see another worker's commit, quarantine and breaker, each within moments", async () => {
+  it("see another worker's commit, breaker and quarantine, each within moments", async () => {
     const session = await createSession('shared');
     const first = await store.hydrate(session, NAMES);
     expect(cookieValue(first)).toBe('one');
@@ -99,16 +153,15 @@ describe('tracked hydrates', () => {
     await store.hydrate(session, NAMES);
     expect(tracked.counters.hits).toBe(hitsBefore + 1);
 
-    const changed = await other.commit(session, [
-      { name: 'cookies', expectedVersion: 1, value: { cookies: [{ key: 'sid', value: 'two' }] }, ttlMs: TTL_MS },
-    ]);
-    expect(changed.ok).toBe(true);
+    await commitOk(other, session, [cookies({ sid: 'two' }), counts(1)]);
     const after = await hydrateUntil(session, (answer) => cookieValue(answer) === 'two');
     expect(after.slates.get('cookies')?.version).toBe(2);
+    expect(jobs(after)).toBe(2);
     expect(tracked.counters.invalidations).toBeGreaterThan(0);
 
+    const breakers = new BreakerFlags(admin);
     const until = Date.now() + 60_000;
-    await other.openBreaker(session, until);
+    expect(await breakers.open(session, until)).toBe(true);
     expect((await hydrateUntil(session, (answer) => answer.breakerOpenUntil !== undefined)).breakerOpenUntil).toBe(
       until,
     );
@@ -116,51 +169,169 @@ describe('tracked hydrates', () => {
     const hits = tracked.counters.hits;
     await store.hydrate(session, NAMES);
     expect(tracked.counters.hits).toBe(hits);
-    await other.closeBreaker(session);
+    await breakers.close(session);
+    await hydrateUntil(session, (answer) => answer.breakerOpenUntil === undefined);
 
-    await other.quarantine(session, 60_000);
+    await new SessionFlags(admin, keys).quarantine(session, 60_000);
     const quarantined = await hydrateUntil(session, (answer) => answer.quarantined);
+    expect(quarantined.slates.get('cookies')?.version).toBe(0);
+    expect(quarantined.slates.get('meta')?.version).toBe(0);
+  });
+
+  it("apply this worker's own commit to the kept answer: the next hydrate is answered without Redis and shows it", async () => {
+    const session = await createSession('own');
+    await store.hydrate(session, NAMES);
+    const result = await commitOk(store, session, [
+      cookies({ theme: 'dark' }),
+      { rule: 'create', name: 'profile', value: { userAgent: 'late/2.0' }, ttlMs: TTL_MS },
+      counts(2, 1),
+    ]);
+    expect(result.versions.get('cookies')).toBe(2);
+
+    const hits = tracked.counters.hits;
+    const watch = await watchCommands();
+    let next: HydrateAnswer;
+    try {
+      next = await store.hydrate(session, NAMES);
+      expect(await watch.ran(session.base)).toEqual([]);
+    } finally {
+      await watch.close();
+    }
+    expect(tracked.counters.hits).toBe(hits + 1);
+    expect(cookieJar(next)).toEqual({ sid: 'one', theme: 'dark' });
+    expect(next.slates.get('meta')?.value).toMatchObject({ jobs: 3, errors: 1 });
+    expect(next.slates.get('profile')?.value).toEqual({ userAgent: 'test/1.0' });
+    expect(shown(next)).toEqual(await truth(session));
+
+    // A cookie deleted by this worker is gone from the next answer too.
+    await commitOk(store, session, [cookies({}, ['sid']), counts(1)]);
+    const afterUnset = await store.hydrate(session, NAMES);
+    expect(tracked.counters.hits).toBe(hits + 2);
+    expect(cookieJar(afterUnset)).toEqual({ theme: 'dark' });
+    expect(shown(afterUnset)).toEqual(await truth(session));
+  });
+
+  it("apply this worker's own commits to a session it created, without reading it again", async () => {
+    const session = keys.session('default', 'new');
+    const empty = await store.hydrate(session, NAMES);
+    expect(empty.slates.get('meta')?.version).toBe(0);
+    const created = await commitOk(store, session, [
+      cookies({ sid: 'first' }),
+      { rule: 'create', name: 'profile', value: { userAgent: 'test/1.0' }, ttlMs: TTL_MS },
+      counts(1),
+    ]);
+    expect(created.created).toBe(true);
+    const hits = tracked.counters.hits;
+    const next = await store.hydrate(session, NAMES);
+    expect(tracked.counters.hits).toBe(hits + 1);
+    expect(shown(next)).toEqual(await truth(session));
+    expect(cookieValue(next)).toBe('first');
+  });
+
+  it("still see another worker's commit within moments after this worker's own commit", async () => {
+    const session = await createSession('both');
+    await store.hydrate(session, NAMES);
+    await commitOk(store, session, [cookies({ mine: 'm' })]);
+    expect(cookieJar(await store.hydrate(session, NAMES))).toEqual({ sid: 'one', mine: 'm' });
+
+    // Cookies alone, no meta: the invalidation of the cookies key itself must arrive.
+    await commitOk(other, session, [cookies({ theirs: 't' })]);
+    const seen = await hydrateUntil(session, (answer) => cookieJar(answer)?.theirs === 't');
+    expect(cookieJar(seen)).toEqual({ sid: 'one', mine: 'm', theirs: 't' });
+    expect(shown(seen)).toEqual(await truth(session));
+  });
+
+  it("show this worker's own breaker and quarantine at once, without waiting for Redis to tell", async () => {
+    const session = await createSession('flags');
+    await store.hydrate(session, NAMES);
+    await store.hydrate(session, NAMES);
+
+    const breakers = new BreakerFlags(store.connection, (written) => store.forget(written));
+    const until = Date.now() + 60_000;
+    await breakers.open(session, until);
+    expect((await store.hydrate(session, NAMES)).breakerOpenUntil).toBe(until);
+    await breakers.close(session);
+    expect((await store.hydrate(session, NAMES)).breakerOpenUntil).toBeUndefined();
+
+    await store.flags.quarantine(session, 60_000);
+    const quarantined = await store.hydrate(session, NAMES);
+    expect(quarantined.quarantined).toBe(true);
     expect(quarantined.slates.get('cookies')?.version).toBe(0);
   });
 
-  it("read Redis again after this worker's own commit, without waiting for Redis to say so", async () => {
-    const session = await createSession('own', store);
-    await store.hydrate(session, NAMES);
-    const result = await store.commit(session, [
-      { name: 'meta', expectedVersion: 1, value: { jobs: 5, errors: 0 }, ttlMs: TTL_MS },
-    ]);
-    expect(result.ok).toBe(true);
-    const next = await store.hydrate(session, NAMES);
-    expect(next.slates.get('meta')?.version).toBe(2);
-    expect(next.slates.get('meta')?.value).toEqual({ jobs: 5, errors: 0 });
-  });
-
-  it('do not keep an answer whose session this worker wrote while it was in flight', async () => {
+  it("never leave a stale answer when this worker's commit races its own hydrate in flight, in any order", async () => {
     const session = await createSession('racing', store);
-    const hydrating = store.hydrate(session, NAMES);
-    const committing = store.commit(session, [
-      { name: 'meta', expectedVersion: 1, value: { jobs: 1, errors: 0 }, ttlMs: TTL_MS },
-    ]);
-    expect((await hydrating).slates.get('meta')?.version).toBe(1);
-    expect((await committing).ok).toBe(true);
-    const hits = tracked.counters.hits;
-    expect((await store.hydrate(session, NAMES)).slates.get('meta')?.version).toBe(2);
-    expect(tracked.counters.hits).toBe(hits);
+    const orders = [
+      'hydrate, then a blind commit (sent at the end of the turn)',
+      'hydrate, then a commit sent at once (it holds a compare-and-set)',
+      'a commit sent at once, then hydrate',
+      'a blind commit in flight, then hydrate',
+    ] as const;
+    let authVersion = 0;
+    for (let i = 0; i < 40; i++) {
+      const order = orders[i % orders.length] as (typeof orders)[number];
+      // No answer kept: the hydrate below goes to Redis.
+      store.forget(session);
+      const blind = [cookies({ [`n${i}`]: i, sid: `v${i}` }), counts(1)];
+      const atOnce: SlateWrite[] = [
+        ...blind,
+        { name: 'auth', expectedVersion: authVersion, value: { round: i }, ttlMs: TTL_MS },
+      ];
+      let hydrating: Promise<HydrateAnswer>;
+      let committing: Promise<unknown>;
+      if (order.startsWith('hydrate')) {
+        hydrating = store.hydrate(session, NAMES);
+        committing = commitOk(store, session, order.includes('at once') ? atOnce : blind);
+      } else if (order.includes('at once')) {
+        committing = commitOk(store, session, atOnce);
+        hydrating = store.hydrate(session, NAMES);
+      } else {
+        committing = commitOk(store, session, blind);
+        await new Promise((resolve) => setImmediate(resolve));
+        hydrating = store.hydrate(session, NAMES);
+      }
+      await Promise.all([hydrating, committing]);
+      if (order.includes('at once')) authVersion++;
+      // The commit's reply is in: the answer kept now has it, is what Redis holds, with no wait.
+      const hits = tracked.counters.hits;
+      const next = await store.hydrate(session, NAMES);
+      expect(tracked.counters.hits, `${order}, round ${i}: answered here`).toBe(hits + 1);
+      expect(shown(next), `${order}, round ${i}`).toEqual(await truth(session));
+      expect(cookieValue(next)).toBe(`v${i}`);
+      expect(jobs(next)).toBe(i + 2);
+    }
   });
 
   it("never keep an answer that another worker's concurrent commit made stale, whichever reaches Redis first", async () => {
     const session = await createSession('concurrent');
-    for (let version = 1; version <= 20; version++) {
+    for (let i = 0; i < 20; i++) {
+      // Half the rounds race a read in flight, half an answer already kept.
+      if (i % 2 === 0) store.forget(session);
       const hydrating = store.hydrate(session, NAMES);
-      const committing = other.commit(session, [
-        { name: 'meta', expectedVersion: version, value: { jobs: version, errors: 0 }, ttlMs: TTL_MS },
-      ]);
+      const committing = commitOk(other, session, [cookies({ sid: `v${i}` }), counts(1)]);
       await Promise.all([hydrating, committing]);
-      // The new version shows within moments, however the reply and the invalidation raced.
-      await hydrateUntil(session, (answer) => answer.slates.get('meta')?.version === version + 1);
+      // The new value shows within moments, however the reply and the invalidation raced.
+      await hydrateUntil(session, (answer) => cookieValue(answer) === `v${i}` && jobs(answer) === i + 2);
       await new Promise((resolve) => setTimeout(resolve, 20));
-      expect((await store.hydrate(session, NAMES)).slates.get('meta')?.version).toBe(version + 1);
+      const settled = await store.hydrate(session, NAMES);
+      expect(cookieValue(settled)).toBe(`v${i}`);
+      expect(jobs(settled)).toBe(i + 2);
     }
+  });
+
+  it('never hand out cookies that a quarantine burnt once another worker writes the session again', async () => {
+    const session = await createSession('reborn');
+    expect(cookieValue(await store.hydrate(session, NAMES))).toBe('one');
+
+    // Quarantined and over while this worker runs no job of the session: it only hears of it.
+    await new SessionFlags(admin, keys).quarantine(session, 300);
+    await waitFor(() => tracked.size === 0, { timeoutMs: 5_000, what: 'the invalidation' });
+    await waitFor(async () => (await admin.exists(session.quarantine)) === 0, { what: 'the quarantine to end' });
+    // A new login by another worker: the first cookies write of the session again.
+    await commitOk(other, session, [cookies({ sid: 'fresh' }), counts(1)]);
+    const seen = await hydrateUntil(session, (answer) => answer.slates.get('meta')?.version === 1);
+    expect(cookieValue(seen)).toBe('fresh');
+    expect(shown(seen)).toEqual(await truth(session));
   });
 
   it('reuse an answer no longer than maxAgeMs, and keep at most `capacity` sessions', async () => {
@@ -204,10 +375,14 @@ describe('tracked hydrates', () => {
       await admin2.flushall();
       await waitFor(() => hydrates.counters.flushes > flushes, { timeoutMs: 5_000, what: 'the flush' });
       expect(hydrates.size).toBe(0);
-      expect((await own.hydrate(session, NAMES)).slates.get('meta')?.version).toBe(0);
+      const flushed = await own.hydrate(session, NAMES);
+      expect(flushed.slates.get('meta')?.version).toBe(0);
+      expect(flushed.slates.get('cookies')?.version).toBe(0);
       expect(hydrates.active).toBe(true);
       await createSession('flushed', own);
-      expect((await own.hydrate(session, NAMES)).slates.get('meta')?.version).toBe(1);
+      const again = await own.hydrate(session, NAMES);
+      expect(again.slates.get('meta')?.version).toBe(1);
+      expect(cookieValue(again)).toBe('one');
     } finally {
       hydrates.close();
       redis.disconnect();
@@ -238,14 +413,7 @@ describe('tracked hydrates', () => {
     expect(tracked.size).toBe(0);
     await waitFor(() => tracked.active, { timeoutMs: 10_000, what: 'tracking to restart' });
     await store.hydrate(session, NAMES);
-    await other.commit(session, [
-      {
-        name: 'cookies',
-        expectedVersion: 1,
-        value: { cookies: [{ key: 'sid', value: 'after-session' }] },
-        ttlMs: TTL_MS,
-      },
-    ]);
+    await commitOk(other, session, [cookies({ sid: 'after-session' })]);
     await hydrateUntil(session, (answer) => cookieValue(answer) === 'after-session');
 
     // The subscriber: Redis has nowhere to send invalidations until it is back.
@@ -258,9 +426,7 @@ describe('tracked hydrates', () => {
     expect(tracked.size).toBe(0);
     await waitFor(() => tracked.active, { timeoutMs: 10_000, what: 'tracking to restart' });
     await store.hydrate(session, NAMES);
-    await other.commit(session, [
-      { name: 'cookies', expectedVersion: 2, value: { cookies: [{ key: 'sid', value: 'after-sub' }] }, ttlMs: TTL_MS },
-    ]);
+    await commitOk(other, session, [cookies({ sid: 'after-sub' })]);
     await hydrateUntil(session, (answer) => cookieValue(answer) === 'after-sub');
   });
 
@@ -277,28 +443,23 @@ describe('tracked hydrates', () => {
       // A half-open subscriber: nothing it is sent arrives, and nothing says so.
       const subscriberId = hydrates.invalidationClientId;
       expect(proxy.freezeSubscribers()).toBe(1);
-      const changed = await other.commit(session, [
-        { name: 'meta', expectedVersion: 1, value: { jobs: 9, errors: 0 }, ttlMs: TTL_MS },
-      ]);
-      expect(changed.ok).toBe(true);
+      await commitOk(other, session, [counts(9)]);
       const seen = await waitFor(
         async () => {
-          const meta = (await own.hydrate(session, NAMES)).slates.get('meta');
-          return meta?.version === 2 ? meta : undefined;
+          const answer = await own.hydrate(session, NAMES);
+          return jobs(answer) === 10 ? answer : undefined;
         },
         { timeoutMs: 3_000, intervalMs: 20, what: 'the lost subscriber to be noticed' },
       );
-      expect(seen.value).toEqual({ jobs: 9, errors: 0 });
+      expect(seen.slates.get('meta')?.value).toMatchObject({ jobs: 10, errors: 0 });
       // A new subscriber (a new connection through the proxy) takes over, and invalidations flow.
       await waitFor(() => hydrates.active && hydrates.invalidationClientId !== subscriberId, {
         timeoutMs: 10_000,
         what: 'a new subscriber',
       });
       await own.hydrate(session, NAMES);
-      await other.commit(session, [
-        { name: 'meta', expectedVersion: 2, value: { jobs: 10, errors: 0 }, ttlMs: TTL_MS },
-      ]);
-      await waitFor(async () => (await own.hydrate(session, NAMES)).slates.get('meta')?.version === 3, {
+      await commitOk(other, session, [counts(1)]);
+      await waitFor(async () => jobs(await own.hydrate(session, NAMES)) === 11, {
         timeoutMs: 3_000,
         intervalMs: 20,
         what: 'the invalidation through the new subscriber',

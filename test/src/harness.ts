@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { type CrawlfleetConfig, keyLayout, parseConfig } from '@crawlfleet/core';
 import { generateKeyEntry, parseKeyRing } from '@crawlfleet/slates';
@@ -142,4 +143,64 @@ export async function waitFor<T>(
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
   }
+}
+
+/** The commands Redis runs for its clients, as a MONITOR connection sees them (not those a script runs). */
+export interface CommandWatch {
+  /**
+   * Every command run since the watch started that mentions `text`, each as its arguments (as
+   * MONITOR quotes them); every command answered before this call is among them.
+   */
+  ran(text: string): Promise<string[][]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts watching every command Redis runs (MONITOR): for specs of how many commands an operation
+ * sends. A plain socket: ioredis enters its monitor mode a moment after Redis's OK, and on a busy
+ * Redis the lines that arrive in between break its command queue.
+ */
+export async function watchCommands(url: string = REDIS_URL): Promise<CommandWatch> {
+  const { hostname, port, username, password } = new URL(url);
+  const socket = connect(Number(port || 6379), hostname);
+  socket.setEncoding('utf8');
+  socket.on('error', () => {});
+  const lines: string[] = [];
+  let partial = '';
+  socket.on('data', (chunk: string) => {
+    const parts = (partial + chunk).split('\r\n');
+    partial = parts.pop() ?? '';
+    lines.push(...parts);
+  });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', resolve);
+    socket.once('error', reject);
+  });
+  const commands =
+    password === ''
+      ? ['MONITOR']
+      : [`AUTH ${decodeURIComponent(username) || 'default'} ${decodeURIComponent(password)}`, 'MONITOR'];
+  socket.write(commands.map((command) => `${command}\r\n`).join(''));
+  await waitFor(() => lines.filter((line) => line === '+OK').length === commands.length, {
+    timeoutMs: 5_000,
+    what: 'MONITOR to start',
+  });
+  const control = openTestRedis(url);
+  const args = (line: string) => [...line.matchAll(/"((?:[^"\\]|\\.)*)"/g)].map((match) => match[1] ?? '');
+  return {
+    async ran(text) {
+      // A command sent after the ones asked about is seen after them: once it shows, they have.
+      const mark = `watch-mark-${randomBytes(6).toString('hex')}`;
+      await control.echo(mark);
+      await waitFor(() => lines.some((line) => line.includes(mark)), { timeoutMs: 5_000, what: 'MONITOR to catch up' });
+      return lines
+        .filter((line) => line.startsWith('+') && !/^\+\S+ \[\d+ lua\]/.test(line) && !line.includes(mark))
+        .map(args)
+        .filter((command) => command.some((arg) => arg.includes(text)));
+    },
+    async close() {
+      socket.destroy();
+      await control.quit();
+    },
+  };
 }
