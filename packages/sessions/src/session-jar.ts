@@ -59,6 +59,9 @@ interface SharedHeaders {
   byKey: Map<string, string>;
 }
 
+/** A jar of at most this many cookies is within every `JAR_LIMITS` bound by construction. */
+const BOUNDED_BELOW = Math.min(JAR_LIMITS.perDomain, Math.floor(JAR_LIMITS.jarBytes / (JAR_LIMITS.cookieBytes + 1)));
+
 /** Headers kept per shared jar: a crawl's hosts, not its URLs. */
 const MAX_SHARED_HEADERS = 64;
 
@@ -297,8 +300,8 @@ export class SessionCookieJar {
       const expiry = cookie.expiryTime();
       return (expiry === undefined || expiry > now) && !matchesCookiePattern(cookie.key, patterns);
     });
-    const { kept, evicted } =
-      live.length > JAR_LIMITS.perDomain || this.changed.size > 0 ? boundCookies(live) : { kept: live, evicted: 0 };
+    // Fewer cookies than this (each at most `cookieBytes`) cannot break any limit.
+    const { kept, evicted } = live.length > BOUNDED_BELOW ? boundCookies(live) : { kept: live, evicted: 0 };
     this.evicted += evicted;
     const byField = new Map(kept.map((cookie) => [cookieField(cookie), cookie]));
     const writes: CookieWrites = { set: [], unset: [] };
