@@ -12,7 +12,8 @@
         rule, name, ttl (ms), and by rule:
         'cas'       expected version (0: absent; -1: malformed, replaced), envelope ('' deletes)
         'create'    envelope: written only if the slate does not exist
-        'fields'    count, then count pairs of field, envelope ('' deletes the field)
+        'fields'    an incarnation id (kept by a slate this write creates), count, then count
+                    pairs of field, envelope ('' deletes the field)
         'counters'  jobs to add, errors to add, last use (ms since the epoch), and 1 to add only
                     to counters that exist (a count written behind does not bring back a session
                     that was purged or expired), else 0
@@ -21,7 +22,7 @@
       {1, r1, ..., rm} written, where by rule:
         'cas'       the new version (0 where deleted)
         'create'    {version, the stored envelope, or false when this one was written}
-        'fields'    the new version
+        'fields'    {the new version, the slate's incarnation id}
         'counters'  {created (0/1), createdAt, lastUsedAt, jobs, errors}, or false when only
                     existing counters were to be added to and there were none
       {-1, i, v}     the i-th write is a compare-and-set and its slate is at version v: nothing
@@ -42,10 +43,11 @@ for i = 1, m do
     write.envelope = ARGV[at]
     at = at + 1
   elseif write.rule == 'fields' then
-    local count = tonumber(ARGV[at])
-    write.first = at + 1
+    write.incarnation = ARGV[at]
+    local count = tonumber(ARGV[at + 1])
+    write.first = at + 2
     write.count = count
-    at = at + 1 + 2 * count
+    at = at + 2 + 2 * count
   else
     write.jobs = ARGV[at]
     write.errors = ARGV[at + 1]
@@ -66,6 +68,12 @@ for i = 1, m do
     end
     write.before = current
   end
+end
+
+-- A count that is not an integer (tampered) makes the counters malformed: they start over.
+local function counter_ok(key, field)
+  local value = rcall('HGET', key, field)
+  return not value or (#value <= 18 and string.match(value, '^%d+$') ~= nil)
 end
 
 local index = KEYS[1]
@@ -122,12 +130,16 @@ for i = 1, m do
     end
     -- A whole-jar envelope of an older version, replaced by the fields written from it.
     rcall('HDEL', key, 'd')
-    result[#result + 1] = rcall('HINCRBY', key, 'v', 1)
+    rcall('HSETNX', key, 'i', write.incarnation)
+    result[#result + 1] = {rcall('HINCRBY', key, 'v', 1), rcall('HGET', key, 'i')}
     held(write)
   elseif write.existing and read_hash(key) ~= 1 then
     result[#result + 1] = false
   else
     local kind = read_hash(key)
+    if kind == 1 and not (counter_ok(key, 'jobs') and counter_ok(key, 'errors')) then
+      kind = -1
+    end
     if kind == -1 then
       rcall('DEL', key)
     end
@@ -146,5 +158,11 @@ for i = 1, m do
     held(write)
     result[#result + 1] = {created, rcall('HGET', key, 'createdAt'), used, jobs, errors}
   end
+end
+-- A write ends the caller's client-side tracking of the key (Redis forgets a key once it
+-- invalidated it, even for a NOLOOP caller it tells nothing): reading each key again keeps the
+-- caller told of the next write by anyone else, since it keeps what it wrote.
+for i = 1, m do
+  rcall('EXISTS', writes[i].key)
 end
 return result

@@ -3,9 +3,11 @@
   breaker's open-until time. All keys carry the session's hash tag.
 
   What a worker already holds is not sent again: for a sealed slate it sends the SHA-1 of the
-  envelope it opened, for a fields slate (cookies) the version it read; a slate still holding
-  exactly that comes back as 1 instead of its contents. Any change (a write, a new sealing,
-  tampering) sends the contents.
+  envelope it opened, for a fields slate (cookies) its incarnation and version (`i:v`: a slate
+  deleted and written again is another incarnation); a slate still holding exactly that comes
+  back as 1 instead of its contents. A sealed slate's any change (a write, a new sealing,
+  tampering) sends its contents; a fields slate's fields changed without a write (tampering)
+  are noticed through client-side tracking, which drops what the worker holds.
 
     Input:
       KEYS[1..n]      the slates, in the order asked
@@ -15,13 +17,13 @@
       ARGV[1..n]      each slate's shape: 's' sealed ({v, d}), 'f' fields (a hash of sealed
                       fields with a version in `v`), 'c' counters (a hash of counts)
       ARGV[n+1..2n]   what the worker holds of each slate (sealed: the envelope's SHA-1; fields:
-                      the version), or '' for nothing
+                      `incarnation:version`), or '' for nothing
 
     Output:
       { v1, d1, v2, d2, ..., quarantined (0/1), breaker open-until or false }
       sealed:    v the version (0 missing, -1 malformed), d the envelope, 1 (the one held) or false
-      fields:    v the version, d { field, envelope, ... } (without `v`), 1 (the version held)
-                 or false (missing or malformed)
+      fields:    v the version, d { 'i', incarnation, field, envelope, ... } (without `v`), 1
+                 (the one held) or false (missing or malformed)
       counters:  v 1 (exists), 0 (missing) or -1 (malformed), d { field, value, ... } or false
 ]]
 local rcall = redis.call
@@ -45,7 +47,7 @@ for i = 1, n do
     elseif shape == 'f' then
       local version = fields_version(key)
       out[#out + 1] = version
-      if version > 0 and known ~= '' and tostring(version) == known then
+      if version > 0 and known ~= '' and (rcall('HGET', key, 'i') or '') .. ':' .. version == known then
         out[#out + 1] = 1
       else
         local all = rcall('HGETALL', key)

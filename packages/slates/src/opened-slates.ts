@@ -42,6 +42,10 @@ export class OpenedSlates {
   delete(key: string): void {
     this.entries.delete(key);
   }
+
+  clear(): void {
+    this.entries.clear();
+  }
 }
 
 /** What the hydrate script compares: SHA-1 as Lua's `redis.sha1hex` computes it. */

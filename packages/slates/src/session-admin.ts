@@ -162,7 +162,7 @@ export class SessionAdmin {
         }
         if (rule.shape === 'fields') {
           for (const [field, envelope] of Object.entries(fields ?? {})) {
-            if (field === 'v') continue;
+            if (field === 'v' || field === 'i') continue;
             if (envelopeKid(envelope) === ring.current.kid) {
               tally.current++;
               continue;

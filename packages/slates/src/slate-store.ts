@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { KeyLayout, SessionKeys } from '@crawlfleet/core';
 import type { Redis } from 'ioredis';
@@ -83,8 +83,25 @@ export function fieldData(key: string, field: string): string {
   return `${key}\n${field}`;
 }
 
-/** The fields every fields slate reserves: its version, and an older version's one envelope. */
-const RESERVED_FIELDS = new Set(['v', 'd']);
+/** The fields every fields slate reserves: its version, incarnation, and an older version's one envelope. */
+const RESERVED_FIELDS = new Set(['v', 'd', 'i']);
+
+/** A write the store refuses before sending anything: a caller's mistake, never the data's. */
+export class SlateWriteError extends Error {
+  override readonly name = 'SlateWriteError';
+
+  constructor(
+    readonly reason: 'reserved_field',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A fields slate's token as the hydrate script compares it: incarnation and version. */
+function fieldsToken(incarnation: string, version: number): string {
+  return `${incarnation}:${version}`;
+}
 
 /**
  * Reads and writes session slates, each by its rule (`SLATE_RULES`). Reading the slates a job
@@ -114,6 +131,12 @@ export class SlateStore {
   ) {
     this.opened = new OpenedSlates(options.openedSlates ?? 4096);
     this.tracked = options.tracked;
+    // What this worker holds of a cookies slate is known by its version, which a change made
+    // without a write (tampering) does not move: tracking's word that the key changed drops it.
+    this.tracked?.onInvalidated((key) => {
+      if (key === undefined) this.opened.clear();
+      else this.opened.delete(key);
+    });
     if (!('cfCommitSession' in redis)) redis.defineCommand('cfCommitSession', { lua: COMMIT_SESSION });
     if (!('cfHydrateSession' in redis)) redis.defineCommand('cfHydrateSession', { lua: HYDRATE_SESSION });
     this.redis = redis as WithScripts;
@@ -213,17 +236,20 @@ export class SlateStore {
         unsure.push(name);
         return;
       }
+      const pairs = Array.isArray(stored) ? (stored as string[]) : null;
+      // A fields slate's incarnation: set when it is created, new when it is deleted and written again.
+      const incarnation = rule.shape === 'fields' ? fieldValue(pairs, 'i') : undefined;
       const read =
         rule.shape === 'sealed'
           ? this.decode(key, name, version, typeof stored === 'string' ? stored : null)
           : rule.shape === 'fields'
-            ? this.decodeFields(key, name, version, Array.isArray(stored) ? (stored as string[]) : null)
-            : decodeCounters(name, version, Array.isArray(stored) ? (stored as string[]) : null);
+            ? this.decodeFields(key, name, version, pairs)
+            : decodeCounters(name, version, pairs);
       if (rule.reused && version > 0 && read.discarded === undefined && read.legacy !== true) {
         if (rule.shape === 'sealed' && typeof stored === 'string')
           this.opened.set(key, { version, digest: envelopeDigest(stored), value: read.value });
-        else if (rule.shape === 'fields' && read.discardedFields === undefined)
-          this.opened.set(key, { version, digest: String(version), value: read.value });
+        else if (rule.shape === 'fields' && read.discardedFields === undefined && incarnation !== undefined)
+          this.opened.set(key, { version, digest: fieldsToken(incarnation, version), value: read.value });
       } else this.opened.delete(key);
       slates.set(name, read);
     });
@@ -287,6 +313,7 @@ export class SlateStore {
     for (let i = 0; i + 1 < pairs.length; i += 2) {
       const field = pairs[i] as string;
       const envelope = pairs[i + 1] as string;
+      if (field === 'i') continue;
       const opened = this.openValue(field === 'd' ? key : fieldData(key, field), envelope);
       if ('reason' in opened) {
         if (opened.reason === 'unknown_key') return { name, version, value: undefined, discarded: opened };
@@ -309,6 +336,11 @@ export class SlateStore {
    * are sealed here, never stored in clear.
    */
   commit(session: SessionKeys, writes: readonly SlateWrite[]): Promise<CommitResult> {
+    for (const write of writes)
+      if (write.rule === 'fields')
+        for (const [field] of write.set)
+          if (RESERVED_FIELDS.has(field))
+            return Promise.reject(new SlateWriteError('reserved_field', `slate field name "${field}" is reserved`));
     if (writes.length === 0)
       return Promise.resolve({ ok: true, versions: new Map(), slates: new Map(), created: false });
     if (writes.some((write) => (write.rule ?? 'cas') === 'cas')) return this.write(session, writes);
@@ -332,12 +364,10 @@ export class SlateStore {
         else args.push('expectedVersion' in write ? write.expectedVersion : 0, envelope);
       } else if (write.rule === 'fields') {
         const pairs: string[] = [];
-        for (const [field, value] of write.set) {
-          if (RESERVED_FIELDS.has(field)) throw new Error(`slate field name "${field}" is reserved`);
+        for (const [field, value] of write.set)
           pairs.push(field, seal(this.ring, fieldData(key, field), JSON.stringify(value)));
-        }
         for (const field of write.unset) pairs.push(field, '');
-        args.push(pairs.length / 2, ...pairs);
+        args.push(randomBytes(8).toString('base64url'), pairs.length / 2, ...pairs);
       } else if (write.rule === 'counters')
         args.push(write.jobs, write.errors, Math.round(write.lastUsedMs), write.existing === true ? 1 : 0);
     });
@@ -378,17 +408,19 @@ export class SlateStore {
         return;
       }
       if (rule === 'fields' && write.rule === 'fields') {
-        const version = Number(reply);
+        const [stored, incarnation] = reply as [number, string];
+        const version = Number(stored);
+        const token = fieldsToken(incarnation, version - 1);
         versions.set(write.name, version);
         // Version 1: the slate was created by this write, which holds all of it.
-        const mine = version === 1 ? { version: 0, value: {} } : this.opened.get(key);
-        if (mine !== undefined && mine.version === version - 1) {
+        const mine = version === 1 ? { version: 0, value: {}, digest: token } : this.opened.get(key);
+        if (mine !== undefined && mine.digest === token) {
           // Nobody else wrote since this worker's read: what it holds, with its own writes, is
           // what is stored.
           const value: Record<string, unknown> = { ...(mine.value as Record<string, unknown>) };
           for (const [field, fieldValue] of write.set) value[field] = JSON.parse(JSON.stringify(fieldValue));
           for (const field of write.unset) delete value[field];
-          this.opened.set(key, { version, digest: String(version), value: Object.freeze(value) });
+          this.opened.set(key, { version, digest: fieldsToken(incarnation, version), value: Object.freeze(value) });
           slates.set(write.name, { name: write.name, version, value: this.opened.get(key)?.value });
         } else this.opened.delete(key);
         return;
@@ -415,6 +447,7 @@ export class SlateStore {
       for (const name of versions.keys()) {
         const now = slates.get(name);
         if (now === undefined || now.value === undefined) return undefined;
+        // The kept cookies are the ones this write was applied to (`slates` has them only then).
         if (ruleOf(name).shape === 'fields' && kept.slates.get(name)?.version !== now.version - 1) return undefined;
         if (next.has(name)) next.set(name, now);
       }
@@ -424,6 +457,13 @@ export class SlateStore {
     if (created) await this.redis.zadd(this.keys.sessionRegistry, Date.now(), `${session.tenant}/${session.sessionId}`);
     return { ok: true, versions, slates, created };
   }
+}
+
+/** A field's value in a flat `field, value, ...` list, or undefined. */
+function fieldValue(pairs: readonly string[] | null, field: string): string | undefined {
+  if (pairs === null) return undefined;
+  for (let i = 0; i + 1 < pairs.length; i += 2) if (pairs[i] === field) return pairs[i + 1];
+  return undefined;
 }
 
 /** A meta slate's value from its counters (times in ms since the epoch). */
@@ -442,6 +482,10 @@ function decodeCounters(name: SlateName, version: number, pairs: string[] | null
     const value = Number(fields.get(field));
     return Number.isFinite(value) ? value : undefined;
   };
+  // A count that is not an integer was not written by crawlfleet: the next write starts over.
+  for (const field of ['jobs', 'errors'])
+    if (fields.has(field) && !/^\d{1,18}$/.test(fields.get(field) ?? ''))
+      return { name, version: -1, value: undefined, discarded: { reason: 'malformed', payloadHash: 'n/a' } };
   return {
     name,
     version: 1,

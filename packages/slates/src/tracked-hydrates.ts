@@ -92,6 +92,8 @@ export class TrackedHydrates<T> {
   private readonly pingMs: number;
   private readonly capacity: number;
   private readonly maxAgeMs: number;
+  /** Told of every invalidation: a key, or undefined for all (a flush, tracking stopped). */
+  private readonly listeners: Array<(key: string | undefined) => void> = [];
   /** Hydrates answered here, and answers dropped by an invalidation (for tests and logs). */
   readonly counters = { hits: 0, invalidations: 0, flushes: 0 };
 
@@ -254,6 +256,11 @@ export class TrackedHydrates<T> {
     else this.answers.set(session.base, { ...answer, value: next, seq });
   }
 
+  /** Calls `listener` with each key Redis says changed, and with undefined when all may have. */
+  onInvalidated(listener: (key: string | undefined) => void): void {
+    this.listeners.push(listener);
+  }
+
   /** Stops tracking (Redis forgets what it tracked for this worker) and closes the subscriber. */
   close(): void {
     if (this.closed) return;
@@ -274,6 +281,7 @@ export class TrackedHydrates<T> {
     for (const raw of message) {
       const key = String(raw);
       this.counters.invalidations++;
+      for (const listener of this.listeners) listener(key);
       if (this.inFlight.has(key)) this.spoiled.add(key);
       const session = this.sessionOfKey.get(key);
       if (session !== undefined) this.drop(session);
@@ -288,6 +296,7 @@ export class TrackedHydrates<T> {
   }
 
   private flush(): void {
+    for (const listener of this.listeners) listener(undefined);
     this.counters.flushes++;
     this.epoch++;
     this.answers.clear();
