@@ -1,4 +1,5 @@
 export { type AuthState, normalizeAuth, type RefusedLogin } from './auth-state.js';
+export { boundCookieHeader, boundCookies, JAR_LIMITS } from './jar-limits.js';
 export { JobSession, type JobSessionOptions, type SessionContext, type SessionProfile } from './job-session.js';
 export { MetaBacklog, type MetaDelta, mergeMeta, type SessionMeta } from './meta-backlog.js';
 export { type RenewOptions, type RenewOutcome, renewAuthOnce } from './reauth.js';
@@ -13,5 +14,4 @@ export {
   SessionCookieJar,
   TRACKING_COOKIES,
 } from './session-jar.js';
-export { boundCookieHeader, boundCookies, JAR_LIMITS } from './jar-limits.js';
 export { SessionManager } from './session-manager.js';
