@@ -1,6 +1,4 @@
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -15,17 +13,61 @@ import {
 } from '@crawlfleet/core';
 import { startRedisServer } from '@crawlfleet/local-redis';
 import { Producer } from '@crawlfleet/producer';
-import { SessionCookieJar } from '@crawlfleet/sessions';
-import { SlateStore } from '@crawlfleet/slates';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type FixtureSite, startFixtureSite } from '../fixture/site.js';
-import { CLI_PATH, childEnv, testRing } from '../harness.js';
-import { CommandMonitor, clientAddress, knownScripts, tally, verifyMonitorCounting } from './redis-monitor.js';
+import { CLI_PATH } from '../harness.js';
+import {
+  CommandMonitor,
+  clientAddress,
+  knownScripts,
+  type ScriptNames,
+  tally,
+  verifyMonitorCounting,
+} from './redis-monitor.js';
+import { peakRssMb, processCpuMs, startChild, type WorkerChild } from './worker-process.js';
 
 const BARE_WORKER_PATH = fileURLToPath(new URL('./bare-worker.js', import.meta.url));
 
 export type FleetSideName = 'baseline' | 'crawlfleet';
+
+/** Job `index` of a batch (a warm-up, a measured or a monitored run). */
+export interface BenchJob {
+  index: number;
+  /**
+   * Unique to the job within the benchmark, to put in its page: the producer drops a job whose
+   * URL (in the same session) it already has, so no two pages of a run may be the same.
+   */
+  id: string;
+  /** Whether the job is one of the warm-up jobs that run before a measured batch. */
+  warmup: boolean;
+}
+
+/** What a batch of jobs is: the page each fetches, the session each goes to, how many run at once. */
+export interface Workload {
+  /**
+   * Sessions the crawlfleet jobs are spread over, job i in session i mod this; 0 submits jobs
+   * without a session. The baseline has no sessions and fetches the same pages.
+   */
+  sessions: number;
+  /**
+   * Each batch (warm-up, measured, monitored) goes to sessions no job used before, which its
+   * first jobs create (`<batch>-s<n>`); otherwise every batch of a run uses the same `s<n>`, so
+   * the warm-up jobs leave the measured ones sessions in use.
+   */
+  freshSessions: boolean;
+  /** Jobs each worker processes at once. */
+  concurrency: number;
+  /** Path and query of a job's page on the fixture site. */
+  page(job: BenchJob): string;
+}
+
+/** The session job `index` of `batch` goes to, as the producer is told; undefined: none. */
+export function sessionOf(workload: Workload, batch: string, index: number): string | undefined {
+  if (workload.sessions === 0) return undefined;
+  const n = index % workload.sessions;
+  return workload.freshSessions ? `${batch}-s${n}` : `s${n}`;
+}
 
 export interface FleetBenchOptions {
   /** Jobs per throughput run, the same for both sides. Default 8000. */
@@ -40,6 +82,16 @@ export interface FleetBenchOptions {
   concurrency?: number;
   /** Session ids the crawlfleet jobs are spread over (job i uses session i mod this). Default 100. */
   sessions?: number;
+  /**
+   * The page both sides fetch, the job's id appended: `/ok/` by default; a page that sets
+   * cookies, such as `/cookies/set?sid=1&_ga=GA1.1.`, measures the cookie write path.
+   */
+  page?: string;
+  /**
+   * The measured jobs go to sessions nobody used before (their first jobs create them) instead of
+   * sessions the warm-up jobs put in use. Default false.
+   */
+  freshSessions?: boolean;
   /**
    * Rounds: in each, one throughput run per side, back to back, the sides taking turns to go
    * first. Figures are medians over the rounds, and the ratio is the median of the rounds' own
@@ -118,7 +170,7 @@ export interface FleetBenchResult {
 }
 
 /** What one worker run gave. */
-interface SideRun
+export interface SideRun
   extends Pick<
     FleetSide,
     'jobsPerSecond' | 'p50Ms' | 'p99Ms' | 'rssMb' | 'workerCpuMsPerJob' | 'redisCpuUsPerJob' | 'failed'
@@ -127,97 +179,74 @@ interface SideRun
   commands: string[];
 }
 
-interface Bench {
+/** A private redis-server, the fixture site and a crawlfleet config: what every run of a benchmark shares. */
+export interface Bench {
   serverUrl: string;
   site: FixtureSite;
   /** The benchmark's own connection: enqueues, polls and reads results; never counted. */
   control: Redis;
+  /** A temporary folder for the config and whatever a side needs written; removed on close. */
+  dir: string;
   configPath: string;
   /** What the config file holds, parsed: what the workers and the producer read from it. */
   config: CrawlfleetConfig;
-  concurrency: number;
-  sessions: number;
   maxSockets: number;
-  scripts: ReadonlyMap<string, string>;
+  scripts: ScriptNames;
   excluded: ReadonlySet<string>;
   runs: number;
   /** Finished jobs each run keeps (all of them), so their times can be read. */
   retain: number;
   progress: (message: string) => void;
+  close(): Promise<void>;
 }
 
-/** A worker process and what it printed last. */
-interface WorkerChild {
-  readonly pid: number;
-  exitCode(): number | null | undefined;
-  tail(): string;
-  /** Resolves once the process printed `marker` (its ready line); fails if it exits first. */
-  printed(marker: string, timeoutMs: number): Promise<void>;
-  stop(): Promise<void>;
-}
-
-function startChild(args: string[], env: Record<string, string | undefined>): WorkerChild {
-  const child = spawn(process.execPath, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
-  let tail = '';
-  const seen = new Set<string>();
-  const waiting = new Map<string, () => void>();
-  // The pipes are drained as they fill, as a log shipper would; only the end is kept for errors.
-  const keep = (chunk: Buffer) => {
-    tail = (tail + chunk.toString('utf8')).slice(-4_000);
-    for (const [marker, resolve] of waiting) {
-      if (!tail.includes(marker)) continue;
-      seen.add(marker);
-      waiting.delete(marker);
-      resolve();
-    }
+/**
+ * Starts a private redis-server and the fixture site, checks that MONITOR counts right, and
+ * writes a crawlfleet config that keeps `retain` finished jobs per run.
+ */
+export async function openBench(options: { retain: number; progress: (message: string) => void }): Promise<Bench> {
+  const server = await startRedisServer();
+  const site = await startFixtureSite();
+  const dir = mkdtempSync(join(tmpdir(), 'crawlfleet-fleet-bench-'));
+  let control: Redis | undefined;
+  const close = async () => {
+    control?.disconnect();
+    await site.close();
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
   };
-  child.stdout.on('data', keep);
-  child.stderr.on('data', keep);
-  const exited = once(child, 'exit');
-  if (child.pid === undefined) throw new Error(`could not start ${args.join(' ')}`);
-  const pid = child.pid;
-  return {
-    pid,
-    exitCode: () => (child.exitCode === null && child.signalCode === null ? undefined : child.exitCode),
-    tail: () => tail,
-    printed(marker, timeoutMs) {
-      if (seen.has(marker) || tail.includes(marker)) return Promise.resolve();
-      return new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no "${marker}" within ${timeoutMs} ms: ${tail}`)), timeoutMs);
-        void exited.then(() => reject(new Error(`the worker exited before "${marker}": ${tail}`)));
-        waiting.set(marker, () => {
-          clearTimeout(timer);
-          resolve();
-        });
-      });
-    },
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      try {
-        await exited;
-      } finally {
-        clearTimeout(timer);
-      }
-    },
-  };
-}
-
-/** Peak resident set size of a live process, from /proc (Linux). */
-function peakRssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = /^VmHWM:\s+(\d+) kB/m.exec(status)?.[1];
-  if (kb === undefined) throw new Error(`no VmHWM in /proc/${pid}/status`);
-  return Number(kb) / 1024;
-}
-
-/** User plus system CPU time of a process so far, in ms (from /proc/<pid>/stat, in clock ticks). */
-function processCpuMs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // Fields after the command name, which is in parentheses and may hold spaces.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  try {
+    await verifyMonitorCounting(server.url);
+    control = await connectRedis(server.url, { role: 'worker' });
+    const configPath = join(dir, 'crawlfleet.config.json');
+    // robots.txt respected (fetched once, then cached), the host pace checked on every job
+    // (no interval, so no job is held back), breakers and PII redaction as by default, and
+    // every finished job kept so its times can be read.
+    const config = {
+      tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'respect', hostDelayMs: 0 } },
+      retention: { completedJobs: options.retain, failedJobs: options.retain },
+    };
+    writeFileSync(configPath, JSON.stringify(config));
+    const parsed = parseConfig(config);
+    return {
+      serverUrl: server.url,
+      site,
+      control,
+      dir,
+      configPath,
+      config: parsed,
+      maxSockets: parsed.fetch.maxSocketsPerHost,
+      scripts: knownScripts(),
+      excluded: new Set([await clientAddress(control)]),
+      runs: 0,
+      retain: options.retain,
+      progress: options.progress,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
 }
 
 /** redis-server's own user plus system CPU time so far, in ms. */
@@ -227,7 +256,7 @@ async function redisCpuMs(redis: Redis): Promise<number> {
   return (seconds('used_cpu_user') + seconds('used_cpu_sys')) * 1000;
 }
 
-function median(values: readonly number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   if (sorted.length === 0) return Number.NaN;
   const middle = Math.floor(sorted.length / 2);
@@ -240,41 +269,36 @@ function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
 }
 
-const round1 = (value: number) => Math.round(value * 10) / 10;
-const round2 = (value: number) => Math.round(value * 100) / 100;
+export const round1 = (value: number) => Math.round(value * 10) / 10;
+export const round2 = (value: number) => Math.round(value * 100) / 100;
 
 function jobKey(keys: KeyLayout, id: string): string {
   return `${keys.bullPrefix}:${CRAWL_QUEUE}:${id}`;
 }
 
-/**
- * CRAWLFLEET_BENCH_FRESH_SESSIONS=1: the measured jobs go to sessions nobody used before (their
- * first jobs create them), instead of warmed sessions in use.
- */
-const FRESH_SESSIONS = process.env.CRAWLFLEET_BENCH_FRESH_SESSIONS === '1';
-
-/** A page of the run: `/ok/<id>`, or CRAWLFLEET_BENCH_PAGE followed by the id. */
-function benchPage(bench: Bench, id: string): string {
-  return bench.site.url(`${process.env.CRAWLFLEET_BENCH_PAGE ?? '/ok/'}${id}`);
-}
-
 /** Baseline jobs: a bare URL each, with the same retention options crawlfleet's producer sets. */
-async function enqueueBaseline(bench: Bench, keys: KeyLayout, jobs: number, tag: string): Promise<string[]> {
+async function enqueueBaseline(
+  bench: Bench,
+  keys: KeyLayout,
+  workload: Workload,
+  batch: { jobs: number; tag: string; warmup: boolean },
+): Promise<string[]> {
   const queue = new Queue(CRAWL_QUEUE, { connection: bench.control, prefix: keys.bullPrefix });
   const ids: string[] = [];
   try {
-    for (let start = 0; start < jobs; start += 500) {
-      const batch = Array.from({ length: Math.min(500, jobs - start) }, (_, j) => {
-        const id = `b-${tag}-${start + j}`;
+    for (let start = 0; start < batch.jobs; start += 500) {
+      const jobs = Array.from({ length: Math.min(500, batch.jobs - start) }, (_, j) => {
+        const index = start + j;
+        const id = `b-${batch.tag}-${index}`;
         ids.push(id);
-        const url = benchPage(bench, `${tag}-${start + j}`);
+        const url = bench.site.url(workload.page({ index, id: `${batch.tag}-${index}`, warmup: batch.warmup }));
         return {
           name: url,
           data: { url },
           opts: { jobId: id, removeOnComplete: { count: bench.retain }, removeOnFail: { count: bench.retain } },
         };
       });
-      await queue.addBulk(batch);
+      await queue.addBulk(jobs);
     }
   } finally {
     await queue.close();
@@ -282,64 +306,33 @@ async function enqueueBaseline(bench: Bench, keys: KeyLayout, jobs: number, tag:
   return ids;
 }
 
-/** crawlfleet jobs, as `crawlfleet submit --session` makes them, job i in session i mod n. */
-async function enqueueCrawlfleet(bench: Bench, keys: KeyLayout, jobs: number, tag: string): Promise<string[]> {
-  const { config } = bench;
-  const producer = new Producer(bench.control, keys, config);
+/** crawlfleet jobs, as `crawlfleet submit --session` makes them. */
+async function enqueueCrawlfleet(
+  bench: Bench,
+  keys: KeyLayout,
+  workload: Workload,
+  batch: { jobs: number; tag: string; warmup: boolean },
+): Promise<string[]> {
+  const producer = new Producer(bench.control, keys, bench.config);
   try {
-    const prepared = Array.from({ length: jobs }, (_, i) => {
-      const [job] = producer.prepare([{ url: benchPage(bench, `${tag}-${i}`) }], {
+    const prepared = Array.from({ length: batch.jobs }, (_, index) => {
+      const page = workload.page({ index, id: `${batch.tag}-${index}`, warmup: batch.warmup });
+      const [job] = producer.prepare([{ url: bench.site.url(page) }], {
         tenant: 'default',
-        // Fresh sessions: each batch (warm-up, measured) uses sessions no job used before.
-        sessionId: FRESH_SESSIONS ? `${tag}-s${i % bench.sessions}` : `s${i % bench.sessions}`,
+        sessionId: sessionOf(workload, batch.tag, index),
       });
       if (job === undefined) throw new Error('the producer prepared no job');
       return job;
     });
     const report = await producer.submit(prepared);
-    if (report.enqueued !== jobs) throw new Error(`enqueued ${report.enqueued} of ${jobs} crawlfleet jobs`);
+    if (report.enqueued !== batch.jobs) throw new Error(`enqueued ${report.enqueued} of ${batch.jobs} crawlfleet jobs`);
     return report.keys;
   } finally {
     await producer.close();
   }
 }
 
-/**
- * Gives every session of the run what a session in use has: a cookie (a session id, sent with
- * every request), a profile and meta. The runs measure a crawl's steady state, not the one-time
- * creation of each session (whose first jobs all race to write a profile).
- */
-async function warmSessions(bench: Bench, keys: KeyLayout): Promise<void> {
-  const { config } = bench;
-  const store = new SlateStore(bench.control, keys, testRing());
-  const now = new Date().toISOString();
-  const day = 24 * 3600 * 1000;
-  await Promise.all(
-    Array.from({ length: bench.sessions }, async (_, i) => {
-      const session = keys.session('default', `s${i}`);
-      const jar = new SessionCookieJar();
-      await jar.setCookie(`sid=bench-session-${i}; Path=/; Max-Age=86400; HttpOnly`, bench.site.url('/'));
-      const answer = await store.commit(session, [
-        { name: 'cookies', expectedVersion: 0, value: await jar.toSlate(), ttlMs: day },
-        {
-          name: 'profile',
-          expectedVersion: 0,
-          value: { userAgent: config.fetch.userAgent, createdAt: now },
-          ttlMs: day,
-        },
-        {
-          name: 'meta',
-          expectedVersion: 0,
-          value: { createdAt: now, lastUsedAt: now, jobs: 0, errors: 0 },
-          ttlMs: day,
-        },
-      ]);
-      if (!answer.ok) throw new Error(`session s${i} already had a ${answer.conflict} slate`);
-    }),
-  );
-}
-
-function startWorker(bench: Bench, side: FleetSideName, keys: KeyLayout): WorkerChild {
+function startWorker(bench: Bench, side: FleetSideName, workload: Workload, keys: KeyLayout): WorkerChild {
   const common = {
     REDIS_URL: bench.serverUrl,
     CRAWLFLEET_SESSION_REDIS_URL: undefined,
@@ -360,13 +353,22 @@ function startWorker(bench: Bench, side: FleetSideName, keys: KeyLayout): Worker
       ...common,
       BENCH_PREFIX: keys.bullPrefix,
       BENCH_QUEUE: CRAWL_QUEUE,
-      BENCH_CONCURRENCY: String(bench.concurrency),
+      BENCH_CONCURRENCY: String(workload.concurrency),
       BENCH_MAX_SOCKETS: String(bench.maxSockets),
     });
   }
   // As the `crawlfleet` command and the image start it: with crawlfleet's node flags.
   return startChild(
-    [...NODE_FLAGS, ...nodeArgs, CLI_PATH, 'worker', '--concurrency', String(bench.concurrency), '--grace-ms', '5000'],
+    [
+      ...NODE_FLAGS,
+      ...nodeArgs,
+      CLI_PATH,
+      'worker',
+      '--concurrency',
+      String(workload.concurrency),
+      '--grace-ms',
+      '5000',
+    ],
     {
       ...common,
       CRAWLFLEET_PREFIX: keys.prefix,
@@ -428,13 +430,27 @@ async function jobTimes(bench: Bench, keys: KeyLayout, ids: readonly string[]) {
   };
 }
 
-async function runSide(
+/** One run of one side: a fresh worker process, its warm-up jobs, then the measured ones. */
+export interface SideRunOptions {
+  jobs: number;
+  /** Jobs the worker runs first, not measured (pages `warmup: true`). Default 0. */
+  warmupJobs?: number;
+  /** Count the Redis commands of the whole run (warm-up excluded) under MONITOR. Default false. */
+  monitored?: boolean;
+  /**
+   * Called once the measured jobs finished and the worker stopped, before Redis is cleared: to
+   * check the state the run left, under its key layout.
+   */
+  afterRun?: (keys: KeyLayout) => Promise<void>;
+}
+
+export async function runSide(
   bench: Bench,
   side: FleetSideName,
-  jobs: number,
-  monitored: boolean,
-  warmupJobs = 0,
+  workload: Workload,
+  options: SideRunOptions,
 ): Promise<SideRun> {
+  const { jobs, warmupJobs = 0, monitored = false } = options;
   const run = ++bench.runs;
   // The site remembers every hit; a run needs none of the earlier ones, and a growing map would
   // slow the site down run after run.
@@ -444,13 +460,14 @@ async function runSide(
   // The queue stays paused until the worker is up, so its start-up is outside every figure.
   const queue = new Queue(CRAWL_QUEUE, { connection: bench.control, prefix: keys.bullPrefix });
   await queue.pause();
-  const enqueue = (count: number, label: string) =>
-    side === 'baseline' ? enqueueBaseline(bench, keys, count, label) : enqueueCrawlfleet(bench, keys, count, label);
-  if (side === 'crawlfleet' && !FRESH_SESSIONS) await warmSessions(bench, keys);
-  if (warmupJobs > 0) await enqueue(warmupJobs, `${tag}w`);
+  const enqueue = (batch: { jobs: number; tag: string; warmup: boolean }) =>
+    side === 'baseline'
+      ? enqueueBaseline(bench, keys, workload, batch)
+      : enqueueCrawlfleet(bench, keys, workload, batch);
+  if (warmupJobs > 0) await enqueue({ jobs: warmupJobs, tag: `${tag}w`, warmup: true });
   // Everything enqueued above ran before MONITOR starts, so none of it is counted.
   const monitor = monitored ? await CommandMonitor.start(bench.serverUrl, bench.scripts, bench.excluded) : undefined;
-  const child = startWorker(bench, side, keys);
+  const child = startWorker(bench, side, workload, keys);
   let ids: string[];
   let rssMb: number;
   let failed: number;
@@ -464,7 +481,7 @@ async function runSide(
       await queue.pause();
     }
     // Enqueued while paused: the measured jobs start together, on a warm worker.
-    ids = await enqueue(jobs, tag);
+    ids = await enqueue({ jobs, tag, warmup: false });
     const workerCpuBefore = processCpuMs(child.pid);
     const redisCpuBefore = await redisCpuMs(bench.control);
     await queue.resume();
@@ -480,6 +497,7 @@ async function runSide(
     await queue.close();
   }
   const times = await jobTimes(bench, keys, ids);
+  await options.afterRun?.(keys);
   await bench.control.flushall();
   bench.progress(
     `  ${side}${monitored ? ' (under MONITOR)' : ''}: ${Math.round(times.jobsPerSecond)} jobs/s, p99 ${times.p99Ms} ms, RSS ${Math.round(rssMb)} MB, CPU ${round2(workerCpuMs / jobs)} ms/job${failed > 0 ? `, ${failed} FAILED` : ''}`,
@@ -505,13 +523,26 @@ async function untilMonitorSaw(monitor: CommandMonitor, jobs: number): Promise<v
   }
 }
 
+/** Redis commands a side's worker sends per job (a script call counts one). */
+export interface CommandCount {
+  /** Per job on the hot path: the difference of two monitored runs over the difference of their jobs. */
+  perJob: number;
+  /** All the commands of the larger run over its jobs: start-up and drain included. */
+  wholeRun: number;
+  /** Hot-path commands per job by command, most first (see `FleetSide.breakdown`). */
+  breakdown: Array<[string, number]>;
+}
+
 /**
  * Commands per job on the hot path, as the difference of two monitored runs of `small` and
  * `large` jobs: what a worker sends once (connections, script loads, the hasher key, the first
  * robots.txt, the stalled-job check, the drain) is the same in both and cancels out, and so does
  * the ramp-up and ramp-down of the concurrency, which a window inside one run would mix in.
  */
-function perJobCommands(small: { jobs: number; commands: string[] }, large: { jobs: number; commands: string[] }) {
+function perJobCommands(
+  small: { jobs: number; commands: string[] },
+  large: { jobs: number; commands: string[] },
+): CommandCount {
   const jobs = large.jobs - small.jobs;
   const smallCounts = new Map(tally(small.commands));
   const breakdown = tally(large.commands)
@@ -526,10 +557,32 @@ function perJobCommands(small: { jobs: number; commands: string[] }, large: { jo
 }
 
 /**
+ * Counts `side`'s commands per job under MONITOR: a run of `small` jobs, then one of `large`,
+ * each with no warm-up, on the workload `workloadOf` gives for that many jobs (a caller whose
+ * sessions are created by their first jobs scales the sessions with the jobs, so the difference
+ * holds as many session creations per job as a measured run).
+ */
+export async function countCommands(
+  bench: Bench,
+  side: FleetSideName,
+  workloadOf: (jobs: number) => Workload,
+  sizes: { small: number; large: number },
+): Promise<CommandCount> {
+  const small = await runSide(bench, side, workloadOf(sizes.small), { jobs: sizes.small, monitored: true });
+  const large = await runSide(bench, side, workloadOf(sizes.large), { jobs: sizes.large, monitored: true });
+  return perJobCommands({ jobs: sizes.small, ...small }, { jobs: sizes.large, ...large });
+}
+
+/**
  * The issue's fleet benchmark: a bare BullMQ worker doing one got GET per job against the
  * `crawlfleet worker` process doing the whole path (session hydrate and commit, breaker,
  * robots.txt and host pace, result and ledger write), same jobs and concurrency, each worker in
  * its own process, against the fixture site and a private redis-server.
+ *
+ * The crawlfleet jobs go to sessions in use: the first warm-up job of each session fetches
+ * `/cookies/set?sid=bench-s<n>`, so by the measured jobs every session has a cookie (sent with
+ * every request), a profile and meta, all written by the worker itself. With fewer warm-up jobs
+ * than sessions, the sessions past them start measured without.
  */
 export async function benchFleet(options: FleetBenchOptions = {}): Promise<FleetBenchResult> {
   const jobs = options.jobs ?? 8_000;
@@ -537,47 +590,27 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
   const monitorJobs = options.monitorJobs ?? 600;
   const rounds = Math.max(1, options.rounds ?? 5);
   const progress = options.progress ?? (() => undefined);
-  const server = await startRedisServer();
-  const site = await startFixtureSite();
-  const dir = mkdtempSync(join(tmpdir(), 'crawlfleet-fleet-bench-'));
-  let control: Redis | undefined;
+  const sessions = options.sessions ?? 100;
+  const freshSessions = options.freshSessions ?? false;
+  const page = options.page ?? '/ok/';
+  const workload: Workload = {
+    sessions,
+    freshSessions,
+    concurrency: options.concurrency ?? 100,
+    page: (job) =>
+      job.warmup && !freshSessions && job.index < sessions
+        ? `/cookies/set?sid=bench-s${job.index}`
+        : `${page}${job.id}`,
+  };
+  const bench = await openBench({ retain: Math.max(warmupJobs + jobs, monitorJobs), progress });
   try {
-    await verifyMonitorCounting(server.url);
-    control = await connectRedis(server.url, { role: 'worker' });
-    const retain = Math.max(warmupJobs + jobs, monitorJobs);
-    const configPath = join(dir, 'crawlfleet.config.json');
-    // robots.txt respected (fetched once, then cached), the host pace checked on every job
-    // (no interval, so no job is held back), breakers and PII redaction as by default, and
-    // every finished job kept so its times can be read.
-    const config = {
-      tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'respect', hostDelayMs: 0 } },
-      retention: { completedJobs: retain, failedJobs: retain },
-    };
-    writeFileSync(configPath, JSON.stringify(config));
-    const parsed = parseConfig(config);
-    const bench: Bench = {
-      serverUrl: server.url,
-      site,
-      control,
-      configPath,
-      concurrency: options.concurrency ?? 100,
-      sessions: options.sessions ?? 100,
-      config: parsed,
-      maxSockets: parsed.fetch.maxSocketsPerHost,
-      scripts: knownScripts(),
-      excluded: new Set([await clientAddress(control)]),
-      runs: 0,
-      retain,
-      progress,
-    };
-
     const runs: Record<FleetSideName, SideRun[]> = { baseline: [], crawlfleet: [] };
     const sides = options.sides ?? (['baseline', 'crawlfleet'] as const);
     for (let round = 0; round < rounds; round++) {
       // Each side goes first in every other round, so a drift of the machine within a round
       // (or a cost the first run leaves to the second) weighs on both alike.
       const order = round % 2 === 0 ? sides : [...sides].reverse();
-      for (const side of order) runs[side].push(await runSide(bench, side, jobs, false, warmupJobs));
+      for (const side of order) runs[side].push(await runSide(bench, side, workload, { jobs, warmupJobs }));
     }
     // Medians over the rounds; RSS is the peak of them all.
     const summary = (list: SideRun[]) => ({
@@ -596,11 +629,9 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
     const smallJobs = Math.max(1, Math.round(monitorJobs / 3));
     if (options.monitor !== false)
       progress(`Redis commands per job: ${smallJobs} and ${monitorJobs} jobs per side under MONITOR...`);
-    const monitored = async (name: FleetSideName) => {
+    const monitored = async (name: FleetSideName): Promise<CommandCount> => {
       if (options.monitor === false || !sides.includes(name)) return { perJob: 0, wholeRun: 0, breakdown: [] };
-      const small = await runSide(bench, name, smallJobs, true);
-      const large = await runSide(bench, name, monitorJobs, true);
-      return perJobCommands({ jobs: smallJobs, ...small }, { jobs: monitorJobs, ...large });
+      return countCommands(bench, name, () => workload, { small: smallJobs, large: monitorJobs });
     };
     const counted = { baseline: await monitored('baseline'), crawlfleet: await monitored('crawlfleet') };
 
@@ -618,8 +649,8 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
     return {
       jobs,
       warmupJobs,
-      concurrency: bench.concurrency,
-      sessions: bench.sessions,
+      concurrency: workload.concurrency,
+      sessions,
       monitorJobs,
       monitorSmallJobs: smallJobs,
       baseline,
@@ -629,9 +660,6 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
       p99AddedLatencyMs: crawlfleet.p99Ms - baseline.p99Ms,
     };
   } finally {
-    control?.disconnect();
-    await site.close();
-    await server.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await bench.close();
   }
 }

@@ -18,24 +18,74 @@ function isBullScript(value: unknown): value is BullScript {
   return typeof script?.name === 'string' && typeof script.content === 'string';
 }
 
+/** A Lua file scripts are made of: its name (`pkg:file`) and its content. */
+export type ScriptFile = readonly [name: string, content: string];
+
 /**
- * sha1 → name of every Lua script a worker may run: BullMQ's (`bullmq:moveToFinished`, ...) and
- * crawlfleet's own `lua/*.lua` files (`slates:commit-slates`, ...), so EVALSHA lines read by name.
+ * Names of the Lua scripts a worker may run, by sha1 (what EVALSHA names them by): BullMQ's
+ * (`bullmq:moveToFinished`, ...) and crawlfleet's own `lua/*.lua` files (`slates:commit-session`,
+ * ...), so EVALSHA lines read by name. A script built of several files (helpers first, as the
+ * slate store builds its scripts) has a sha of its own: it is named after its last file once its
+ * body is seen (`learn`), in an EVAL (what ioredis sends for a script's first call on a
+ * connection) or a SCRIPT LOAD.
  */
-export function knownScripts(): Map<string, string> {
-  const names = new Map<string, string>();
+export class ScriptNames {
+  private readonly bySha = new Map<string, string>();
+  private files: readonly ScriptFile[] = [];
+
+  /** `load` reads the files; it is read again when a body matches none (a file changed since). */
+  constructor(private readonly load: () => readonly ScriptFile[]) {
+    this.reload();
+  }
+
+  get(sha: string): string | undefined {
+    return this.bySha.get(sha);
+  }
+
+  /** The name of a script whose body was seen, learning it when it ends with a known file. */
+  learn(body: string): string | undefined {
+    const sha = scriptSha(body);
+    const named = () => this.bySha.get(sha) ?? this.lastFileOf(body);
+    let name = named();
+    if (name === undefined) {
+      this.reload();
+      name = named();
+    }
+    if (name !== undefined) this.bySha.set(sha, name);
+    return name;
+  }
+
+  private lastFileOf(body: string): string | undefined {
+    const end = body.trimEnd();
+    return this.files.find(([, content]) => content.trim() !== '' && end.endsWith(content.trimEnd()))?.[0];
+  }
+
+  private reload(): void {
+    this.files = this.load();
+    for (const [name, content] of this.files) this.bySha.set(scriptSha(content), name);
+  }
+}
+
+/** Every Lua file a worker's scripts are made of, from BullMQ and from this repository's packages. */
+function scriptFiles(): ScriptFile[] {
+  const files: ScriptFile[] = [];
   // BullMQ has no exports map and ships its scripts as one module per script, content verbatim.
   const bull = createRequire(import.meta.url)('bullmq/dist/cjs/scripts/index.js') as Record<string, unknown>;
   for (const script of Object.values(bull))
-    if (isBullScript(script)) names.set(scriptSha(script.content), `bullmq:${script.name}`);
+    if (isBullScript(script)) files.push([`bullmq:${script.name}`, script.content]);
   const packages = new URL('../../../packages/', import.meta.url);
   for (const pkg of readdirSync(packages)) {
     const dir = new URL(`${pkg}/lua/`, packages);
     if (!existsSync(dir)) continue;
     for (const file of readdirSync(dir).filter((name) => name.endsWith('.lua')))
-      names.set(scriptSha(readFileSync(new URL(file, dir), 'utf8')), `${pkg}:${file.slice(0, -'.lua'.length)}`);
+      files.push([`${pkg}:${file.slice(0, -'.lua'.length)}`, readFileSync(new URL(file, dir), 'utf8')]);
   }
-  return names;
+  return files;
+}
+
+/** Names of every script a worker may run (see `ScriptNames`). */
+export function knownScripts(): ScriptNames {
+  return new ScriptNames(scriptFiles);
 }
 
 /**
@@ -68,15 +118,16 @@ export function unescapeMonitorArg(text: string): string {
 const WITH_SUBCOMMAND = new Set(['SCRIPT', 'CLIENT', 'CONFIG', 'OBJECT', 'XINFO', 'COMMAND', 'FUNCTION', 'MEMORY']);
 
 /** `HMGET`, `EVALSHA bullmq:moveToFinished`, `CLIENT SETNAME`, ... */
-export function commandName(args: readonly string[], scripts: ReadonlyMap<string, string>): string {
+export function commandName(args: readonly string[], scripts: ScriptNames): string {
   const command = (args[0] ?? '?').toUpperCase();
   const first = args[1] ?? '';
   if (command === 'EVALSHA' || command === 'EVALSHA_RO')
     return `${command} ${scripts.get(first.toLowerCase()) ?? `?${first.slice(0, 8)}`}`;
   if (command === 'EVAL' || command === 'EVAL_RO') {
-    const sha = scriptSha(unescapeMonitorArg(first));
-    return `${command} ${scripts.get(sha) ?? `?${sha.slice(0, 8)}`}`;
+    const body = unescapeMonitorArg(first);
+    return `${command} ${scripts.learn(body) ?? `?${scriptSha(body).slice(0, 8)}`}`;
   }
+  if (command === 'SCRIPT' && first.toUpperCase() === 'LOAD') scripts.learn(unescapeMonitorArg(args[2] ?? ''));
   return WITH_SUBCOMMAND.has(command) ? `${command} ${first.toUpperCase()}` : command;
 }
 
@@ -102,18 +153,14 @@ export class CommandMonitor {
 
   private constructor(
     private readonly connection: Redis,
-    private readonly scripts: ReadonlyMap<string, string>,
+    private readonly scripts: ScriptNames,
     private readonly excluded: ReadonlySet<string>,
   ) {
     connection.on('monitor', (_time: string, args: string[], source: string) => this.record(args, source));
   }
 
   /** Starts monitoring; only commands that run after this resolves are seen. */
-  static async start(
-    url: string,
-    scripts: ReadonlyMap<string, string>,
-    excluded: ReadonlySet<string>,
-  ): Promise<CommandMonitor> {
+  static async start(url: string, scripts: ScriptNames, excluded: ReadonlySet<string>): Promise<CommandMonitor> {
     const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0 });
     const monitoring = await redis.monitor();
     redis.disconnect();
@@ -155,7 +202,7 @@ export function tally(commands: readonly string[]): Array<[string, number]> {
  */
 export async function verifyMonitorCounting(url: string): Promise<void> {
   const lua = 'local v = ARGV[1] .. "\\n"\nredis.call("SET", KEYS[1], v)\nreturn redis.call("GET", KEYS[1])\n';
-  const scripts = new Map([[scriptSha(lua), 'check:set-get']]);
+  const scripts = new ScriptNames(() => [['check:set-get', lua]]);
   const client = new Redis(url, { maxRetriesPerRequest: 0 });
   const other = new Redis(url, { maxRetriesPerRequest: 0 });
   let monitor: CommandMonitor | undefined;

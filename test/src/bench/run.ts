@@ -1,13 +1,55 @@
 #!/usr/bin/env node
 /**
  * `npm run bench`: benchmarks that report against a baseline measured in the same run, on a
- * private redis-server and loopback only. Prints a table, then one JSON line.
+ * private redis-server and loopback only. Prints tables, then one JSON line.
+ *
+ * Parts, in order: the session hydrate+commit micro-benchmark; logging and metrics on and off;
+ * the fleet headline (bare BullMQ worker vs `crawlfleet worker` at concurrency 100, the RSS
+ * figure); the fleet matrix (one workload per row, each against the bare worker in the same
+ * rounds, at concurrency 50), with Crawlee's HttpCrawler as a third side on the changing-cookie
+ * pages.
+ *
+ * Knobs (environment, whole numbers unless said):
+ * - CRAWLFLEET_BENCH_JOBS: jobs per micro-benchmark scenario (2000).
+ * - CRAWLFLEET_BENCH_FLEET_JOBS, CRAWLFLEET_BENCH_WARMUP_JOBS, CRAWLFLEET_BENCH_MONITOR_JOBS: the
+ *   headline's measured jobs (8000), warm-up jobs per run (2000), jobs of its larger MONITOR run (600).
+ * - CRAWLFLEET_BENCH_PAGE: the page the headline's jobs fetch, the job id appended (`/ok/`);
+ *   CRAWLFLEET_BENCH_FRESH_SESSIONS=1: its measured jobs go to sessions their first jobs create.
+ * - CRAWLFLEET_BENCH_WORKLOADS=name,name: the matrix workloads to run (all; see workloads.ts).
+ * - CRAWLFLEET_BENCH_ROUNDS: the matrix's rounds (3); CRAWLFLEET_BENCH_MATRIX_JOBS: its measured
+ *   jobs per run (4000); CRAWLFLEET_BENCH_MATRIX_WARMUP_JOBS: its warm-up jobs per run (1000);
+ *   CRAWLFLEET_BENCH_MATRIX_MONITOR_JOBS: its larger MONITOR run for workloads whose sessions are
+ *   new (the measured jobs; the others at most 1000, see matrix.ts).
+ * - CRAWLFLEET_BENCH_PROFILE, CRAWLFLEET_BENCH_NODE_FLAGS: see fleet.ts.
  */
+import { wholeNumberSetting } from '@crawlfleet/core';
 import { benchFleet } from './fleet.js';
+import { benchMatrix } from './matrix.js';
 import { benchObservability } from './observability.js';
 import { benchSessions } from './sessions.js';
+import { COMMANDS_PER_JOB_TARGET, selectWorkloads } from './workloads.js';
 
-const jobs = Number(process.env.CRAWLFLEET_BENCH_JOBS ?? 2_000);
+/** A knob: a whole number of at least `min`, or `fallback` when unset. */
+const knob = (name: string, fallback: number, min = 1) =>
+  wholeNumberSetting(name, process.env[name], { min, must: `a whole number of at least ${min}` }) ?? fallback;
+
+// Every knob is read before anything runs, so a typo fails at once, not ten minutes in.
+const jobs = knob('CRAWLFLEET_BENCH_JOBS', 2_000);
+const fleetJobs = knob('CRAWLFLEET_BENCH_FLEET_JOBS', 8_000);
+const warmupJobs = knob('CRAWLFLEET_BENCH_WARMUP_JOBS', 2_000, 0);
+const monitorJobs = knob('CRAWLFLEET_BENCH_MONITOR_JOBS', 600, 2);
+const workloads = selectWorkloads(process.env.CRAWLFLEET_BENCH_WORKLOADS);
+const matrixRounds = knob('CRAWLFLEET_BENCH_ROUNDS', 3);
+const matrixJobs = knob('CRAWLFLEET_BENCH_MATRIX_JOBS', 4_000);
+const matrixWarmupJobs = knob('CRAWLFLEET_BENCH_MATRIX_WARMUP_JOBS', 1_000, 0);
+const matrixMonitorJobs = knob('CRAWLFLEET_BENCH_MATRIX_MONITOR_JOBS', matrixJobs, 2);
+
+const verdict = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
+const started = Date.now();
+const elapsed = () => `${Math.round((Date.now() - started) / 1000)} s`;
+/** A progress line on stderr, with the time since the start, so each part's duration shows. */
+const progress = (message: string) => process.stderr.write(`${message} [${elapsed()}]\n`);
+
 process.stderr.write(`session hydrate+commit, ${jobs} jobs per scenario, private redis-server...\n`);
 const result = await benchSessions(jobs);
 const rows = [
@@ -29,16 +71,16 @@ process.stdout.write(
   `${line(['crawl with logs (info) and metrics on', Math.round(observed.onJobsPerSecond), '', 'jobs/s'])}\n`,
 );
 
-const fleetJobs = Number(process.env.CRAWLFLEET_BENCH_FLEET_JOBS ?? 8_000);
-const warmupJobs = Number(process.env.CRAWLFLEET_BENCH_WARMUP_JOBS ?? 2_000);
 process.stderr.write(
   `\nfleet: bare BullMQ worker vs crawlfleet worker, ${fleetJobs} jobs after ${warmupJobs} to warm up, concurrency 100, each in its own process...\n`,
 );
 const fleet = await benchFleet({
   jobs: fleetJobs,
   warmupJobs,
-  monitorJobs: Number(process.env.CRAWLFLEET_BENCH_MONITOR_JOBS ?? 600),
-  progress: (message) => process.stderr.write(`${message}\n`),
+  monitorJobs,
+  page: process.env.CRAWLFLEET_BENCH_PAGE || undefined,
+  freshSessions: process.env.CRAWLFLEET_BENCH_FRESH_SESSIONS === '1',
+  progress,
 });
 const { baseline, crawlfleet } = fleet;
 process.stdout.write(
@@ -66,7 +108,7 @@ for (const [name, side] of [
 }
 const ratio = Number(fleet.ratio.toFixed(3));
 process.stdout.write(
-  `ratio ${ratio} (median of the rounds: ${fleet.roundRatios.join(', ')}; target >= 0.85), p99 added ${fleet.p99AddedLatencyMs} ms, ${crawlfleet.commandsPerJob} Redis commands per job (target < 8), worker RSS ${crawlfleet.rssMb} MB (target < 200)\n`,
+  `ratio ${ratio} (median of the rounds: ${fleet.roundRatios.join(', ')}; target >= 0.85 ${verdict(ratio >= 0.85)}), p99 added ${fleet.p99AddedLatencyMs} ms, ${crawlfleet.commandsPerJob} Redis commands per job (target < 8), worker RSS ${crawlfleet.rssMb} MB at concurrency ${fleet.concurrency} (target < 200 ${verdict(crawlfleet.rssMb < 200)})\n`,
 );
 for (const [name, side] of [
   ['crawlfleet', crawlfleet],
@@ -79,6 +121,73 @@ for (const [name, side] of [
 if (baseline.failed + crawlfleet.failed > 0)
   process.stderr.write(`warning: jobs failed (baseline ${baseline.failed}, crawlfleet ${crawlfleet.failed})\n`);
 
+process.stderr.write(
+  `\nfleet matrix: ${workloads.map((w) => w.name).join(', ')}; ${matrixJobs} jobs after ${matrixWarmupJobs} to warm up, ${matrixRounds} round(s), each side in its own process...\n`,
+);
+const matrix = await benchMatrix({
+  workloads,
+  jobs: matrixJobs,
+  warmupJobs: matrixWarmupJobs,
+  rounds: matrixRounds,
+  monitorJobs: matrixMonitorJobs,
+  progress,
+});
+process.stdout.write(
+  `\nfleet matrix, ${matrix.jobs} jobs per run on warm workers at concurrency ${matrix.concurrency}, ${matrix.rounds} round(s); ratio = median of the rounds' crawlfleet/bare ratios; cmds/job = crawlfleet's Redis commands per job (target <= ${COMMANDS_PER_JOB_TARGET}); RSS = crawlfleet worker peak:\n`,
+);
+/** Widths of the matrix table's columns after the first (left-aligned) one; the note runs free. */
+const MATRIX_WIDTHS = [10, 13, 19, 8, 10, 10, 8, 8];
+const matrixLine = (cells: Array<string | number>) =>
+  cells
+    .map((c, i) => (i === 0 ? String(c).padEnd(21) : String(c).padStart(MATRIX_WIDTHS[i - 1] ?? 0)))
+    .join('')
+    .concat('\n');
+process.stdout.write(
+  matrixLine([
+    'workload',
+    'sessions',
+    'bare jobs/s',
+    'crawlfleet jobs/s',
+    'ratio',
+    'target',
+    'cmds/job',
+    'RSS MB',
+    'result',
+    '  note',
+  ]),
+);
+for (const w of matrix.workloads) {
+  const note = [
+    ...(w.check === undefined || w.check.error !== undefined
+      ? []
+      : [`${w.check.what} ${w.check.found}/${w.check.expected}`]),
+    ...w.misses,
+  ].join('; ');
+  process.stdout.write(
+    matrixLine([
+      w.name,
+      w.sessions === 0 ? '-' : w.sessions,
+      Math.round(w.baselineJobsPerSecond),
+      Math.round(w.crawlfleetJobsPerSecond),
+      w.ratio.toFixed(3),
+      w.target === undefined ? '-' : `>= ${w.target}`,
+      w.commandsPerJob.toFixed(2),
+      w.rssMb,
+      verdict(w.pass),
+      `  ${note || '-'}`,
+    ]),
+  );
+}
+const crawleeRow = matrix.workloads.find((w) => w.crawlee !== undefined);
+const crawlee = crawleeRow?.crawlee;
+if (crawleeRow === undefined || crawlee === undefined)
+  process.stdout.write('crawlee: not run (it runs with changing-cookie-100)\n');
+else
+  process.stdout.write(
+    `crawlee HttpCrawler on the ${crawleeRow.name} pages (${crawleeRow.sessions} sessions keeping cookies, concurrency ${crawleeRow.concurrency}): ${Math.round(crawlee.pagesPerSecond)} pages/s, RSS ${crawlee.rssMb} MB, CPU ${crawlee.cpuMsPerPage} ms/page${crawlee.failed > 0 ? `, ${crawlee.failed} pages FAILED` : ''}; crawlfleet ${crawleeRow.name} jobs/s / crawlee pages/s = ${crawlee.ratio.toFixed(2)} (median of the rounds: ${crawlee.roundRatios.join(', ')}; target >= ${crawlee.target} ${verdict(crawlee.pass)})\n`,
+  );
+
+process.stderr.write(`the bench took ${elapsed()}\n`);
 process.stdout.write(
   `${JSON.stringify({
     baseline_jobs_per_s: Math.round(baseline.jobsPerSecond),
@@ -117,5 +226,51 @@ process.stdout.write(
     session_round_trips_per_job: result.session.roundTripsPerJob,
     hot_session_p99_us: result.hotSession.p99,
     hot_session_conflicts_per_job: result.hotSession.conflictsPerJob,
+    worker_rss_pass: crawlfleet.rssMb < 200,
+    matrix_jobs: matrix.jobs,
+    matrix_warmup_jobs: matrix.warmupJobs,
+    matrix_rounds: matrix.rounds,
+    matrix_concurrency: matrix.concurrency,
+    matrix_monitor_jobs: matrix.monitorJobs,
+    matrix_pass: matrix.workloads.every((w) => w.pass) && (crawlee?.pass ?? true),
+    workloads: Object.fromEntries(
+      matrix.workloads.map((w) => [
+        w.name,
+        {
+          sessions: w.sessions,
+          concurrency: w.concurrency,
+          baseline_jobs_per_s: Math.round(w.baselineJobsPerSecond),
+          crawlfleet_jobs_per_s: Math.round(w.crawlfleetJobsPerSecond),
+          ratio: Number(w.ratio.toFixed(3)),
+          round_ratios: w.roundRatios,
+          target: w.target ?? null,
+          redis_commands_per_job: w.commandsPerJob,
+          redis_commands_per_job_whole_run: w.commandsPerJobWholeRun,
+          redis_commands_breakdown: Object.fromEntries(w.breakdown),
+          monitor_jobs: [w.monitorSmallJobs, w.monitorJobs],
+          worker_rss_mb: w.rssMb,
+          worker_cpu_ms_per_job: w.workerCpuMsPerJob,
+          baseline_p99_ms: w.baselineP99Ms,
+          crawlfleet_p99_ms: w.crawlfleetP99Ms,
+          failed_jobs: w.failedJobs,
+          ...(w.check === undefined ? {} : { check: w.check }),
+          pass: w.pass,
+          misses: w.misses,
+        },
+      ]),
+    ),
+    ...(crawlee === undefined || crawleeRow === undefined
+      ? {}
+      : {
+          crawlee_workload: crawleeRow.name,
+          crawlee_pages_per_s: Math.round(crawlee.pagesPerSecond),
+          crawlee_ratio: Number(crawlee.ratio.toFixed(3)),
+          crawlee_round_ratios: crawlee.roundRatios,
+          crawlee_ratio_target: crawlee.target,
+          crawlee_pass: crawlee.pass,
+          crawlee_rss_mb: crawlee.rssMb,
+          crawlee_cpu_ms_per_page: crawlee.cpuMsPerPage,
+          crawlee_failed_pages: crawlee.failed,
+        }),
   })}\n`,
 );
