@@ -1,4 +1,4 @@
-import { Cookie, CookieJar, canonicalDomain, defaultPath } from 'tough-cookie';
+import { Cookie, CookieJar, canonicalDomain, defaultPath, type MemoryCookieStore } from 'tough-cookie';
 import { boundCookieHeader, boundCookies, JAR_LIMITS } from './jar-limits.js';
 
 /** Trackers that are never worth keeping in a session (exact names, or prefixes ending in `*`). */
@@ -88,6 +88,8 @@ export class SessionCookieJar {
    * so tough-cookie's answer for a scheme, host and path holds until the jar's first expiry.
    */
   private static readonly headers = new WeakMap<CookieJar, SharedHeaders>();
+  /** How many cookies each shared jar was built with. */
+  private static readonly sizes = new WeakMap<CookieJar, number>();
 
   readonly changes: CookieChange[] = [];
   /** Fields (`cookieField`) of the cookies this job set, changed or deleted, to be written. */
@@ -100,6 +102,8 @@ export class SessionCookieJar {
   evicted = 0;
 
   private current: CookieJar;
+  /** At most how many cookies the jar holds (what it was built with, plus every one set since). */
+  private size = 0;
   /** The copy of a shared jar being made, for callers that arrive while it is made. */
   private copying: Promise<CookieJar> | undefined;
 
@@ -125,7 +129,11 @@ export class SessionCookieJar {
       return { jar: new SessionCookieJar(), dropped: 0 };
     const built = SessionCookieJar.built.get(value);
     // Cookies that expired since are left out by tough-cookie when it reads the jar.
-    if (built !== undefined) return { jar: new SessionCookieJar(built, true), dropped: 0 };
+    if (built !== undefined) {
+      const shared = new SessionCookieJar(built, true);
+      shared.size = SessionCookieJar.sizes.get(built) ?? Number.POSITIVE_INFINITY;
+      return { jar: shared, dropped: 0 };
+    }
     const serialized = value as SerializedJar;
     const hydration = await SessionCookieJar.build(
       Array.isArray(serialized.cookies) ? serialized : { cookies: Object.values(value) },
@@ -133,6 +141,7 @@ export class SessionCookieJar {
     );
     if (Object.isFrozen(value)) {
       SessionCookieJar.built.set(value, hydration.jar.current);
+      SessionCookieJar.sizes.set(hydration.jar.current, hydration.jar.size);
       hydration.jar.shared = true;
     }
     return hydration;
@@ -157,6 +166,7 @@ export class SessionCookieJar {
     for (const cookie of kept) await jar.store.putCookie(cookie);
     const hydrated = new SessionCookieJar(jar);
     hydrated.evicted = evicted;
+    hydrated.size = kept.length;
     if (evicted > 0) {
       const keep = new Set(kept);
       for (const cookie of valid) if (!keep.has(cookie)) stale.push(cookieField(cookie));
@@ -228,6 +238,7 @@ export class SessionCookieJar {
       if (cookie !== undefined) {
         this.changes.push({ setCookie, url, at });
         this.changed.add(cookieField(cookie));
+        this.size++;
       }
       return cookie;
     } catch {
@@ -278,7 +289,10 @@ export class SessionCookieJar {
         const cookie = await (await newer.writable()).setCookie(change.setCookie, change.url, {
           now: new Date(change.at),
         });
-        if (cookie !== undefined) newer.changed.add(cookieField(cookie));
+        if (cookie !== undefined) {
+          newer.changed.add(cookieField(cookie));
+          newer.size++;
+        }
       } catch {
         newer.rejected++;
       }
@@ -294,12 +308,13 @@ export class SessionCookieJar {
    */
   async fieldWrites(extraTracking: readonly string[] = [], all = false): Promise<CookieWrites> {
     const patterns = extraTracking.length > 0 ? [...TRACKING_COOKIES, ...extraTracking] : TRACKING_COOKIES;
-    const cookies = await this.current.store.getAllCookies();
     const now = Date.now();
-    const live = cookies.filter((cookie) => {
+    const isLive = (cookie: Cookie) => {
       const expiry = cookie.expiryTime();
       return (expiry === undefined || expiry > now) && !matchesCookiePattern(cookie.key, patterns);
-    });
+    };
+    if (!all && this.size <= BOUNDED_BELOW) return this.changedWrites(isLive);
+    const live = (await this.current.store.getAllCookies()).filter(isLive);
     // Fewer cookies than this (each at most `cookieBytes`) cannot break any limit.
     const { kept, evicted } = live.length > BOUNDED_BELOW ? boundCookies(live) : { kept: live, evicted: 0 };
     this.evicted += evicted;
@@ -313,6 +328,25 @@ export class SessionCookieJar {
       const cookie = byField.get(field);
       if (cookie === undefined) writes.unset.push(field);
       else writes.set.push([field, cookie.toJSON()]);
+    }
+    return writes;
+  }
+
+  /** The writes of the changed cookies alone, looked up one by one: a jar too small to bound. */
+  private async changedWrites(isLive: (cookie: Cookie) => boolean): Promise<CookieWrites> {
+    // A stale field this job set again is written, not deleted.
+    const writes: CookieWrites = { set: [], unset: [...this.stale].filter((field) => !this.changed.has(field)) };
+    for (const field of this.changed) {
+      // Neither a domain nor a path holds a `;` (it ends a Set-Cookie attribute).
+      const first = field.indexOf(';');
+      const second = field.indexOf(';', first + 1);
+      const cookie = await this.current.store.findCookie(
+        field.slice(0, first),
+        field.slice(first + 1, second),
+        field.slice(second + 1),
+      );
+      if (cookie !== undefined && cookie !== null && isLive(cookie)) writes.set.push([field, cookie.toJSON()]);
+      else writes.unset.push(field);
     }
     return writes;
   }
@@ -364,12 +398,19 @@ export class SessionCookieJar {
   }
 }
 
-/** A copy of a jar, one cookie at a time (tough-cookie's clone recurses once per cookie). */
+/**
+ * A copy of a jar's index (domain, path, name), sharing its cookies: tough-cookie replaces a
+ * cookie it sets rather than change it, so the copy's changes never reach the shared jar. Never
+ * tough-cookie's clone, which recurses once per cookie and serializes each one.
+ */
 async function copyJar(jar: CookieJar): Promise<CookieJar> {
   const copy = new CookieJar();
-  for (const cookie of await jar.store.getAllCookies()) {
-    const clone = cookie.clone();
-    if (clone !== undefined) await copy.store.putCookie(clone);
+  const source = (jar.store as MemoryCookieStore).idx;
+  const target = (copy.store as MemoryCookieStore).idx;
+  for (const [domain, paths] of Object.entries(source)) {
+    const copied: Record<string, Record<string, Cookie>> = Object.create(null);
+    for (const [path, cookies] of Object.entries(paths)) copied[path] = Object.assign(Object.create(null), cookies);
+    target[domain] = copied;
   }
   return copy;
 }

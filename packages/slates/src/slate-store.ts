@@ -1,4 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
+
+/** This process's incarnation ids: random per process, counted within it, so never reused. */
+const INCARNATIONS = randomBytes(6).toString('base64url');
+let incarnations = 0;
+const nextIncarnation = () => `${INCARNATIONS}${(++incarnations).toString(36)}`;
+
 import { readFileSync } from 'node:fs';
 import type { KeyLayout, SessionKeys } from '@crawlfleet/core';
 import type { Redis } from 'ioredis';
@@ -367,7 +373,7 @@ export class SlateStore {
         for (const [field, value] of write.set)
           pairs.push(field, seal(this.ring, fieldData(key, field), JSON.stringify(value)));
         for (const field of write.unset) pairs.push(field, '');
-        args.push(randomBytes(8).toString('base64url'), pairs.length / 2, ...pairs);
+        args.push(nextIncarnation(), pairs.length / 2, ...pairs);
       } else if (write.rule === 'counters')
         args.push(write.jobs, write.errors, Math.round(write.lastUsedMs), write.existing === true ? 1 : 0);
     });
