@@ -1,3 +1,4 @@
+import { derivedFrom } from '@crawlfleet/slates';
 import { Cookie, CookieJar, canonicalDomain, defaultPath, type MemoryCookieStore } from 'tough-cookie';
 import { boundCookieHeader, boundCookies, JAR_LIMITS } from './jar-limits.js';
 
@@ -134,6 +135,8 @@ export class SessionCookieJar {
       shared.size = SessionCookieJar.sizes.get(built) ?? Number.POSITIVE_INFINITY;
       return { jar: shared, dropped: 0 };
     }
+    const derived = await SessionCookieJar.derive(value);
+    if (derived !== undefined) return { jar: derived, dropped: 0 };
     const serialized = value as SerializedJar;
     const hydration = await SessionCookieJar.build(
       Array.isArray(serialized.cookies) ? serialized : { cookies: Object.values(value) },
@@ -145,6 +148,34 @@ export class SessionCookieJar {
       hydration.jar.shared = true;
     }
     return hydration;
+  }
+
+  /**
+   * The jar of a slate value this worker wrote itself, built on the jar of the value it was
+   * made from: a copy of its index with the written cookies put and the deleted ones removed,
+   * instead of every cookie parsed again (a hot session's jobs each change one cookie of many).
+   */
+  private static async derive(value: object): Promise<SessionCookieJar | undefined> {
+    const derivation = derivedFrom(value);
+    const base = derivation === undefined ? undefined : SessionCookieJar.built.get(derivation.base);
+    const size = base === undefined ? undefined : SessionCookieJar.sizes.get(base);
+    if (derivation === undefined || base === undefined || size === undefined) return undefined;
+    if (size + derivation.set.length > BOUNDED_BELOW) return undefined;
+    const jar = await copyJar(base);
+    const record = value as Record<string, unknown>;
+    for (const field of derivation.unset) await jar.store.removeCookie(...splitField(field));
+    let added = 0;
+    for (const [field] of derivation.set) {
+      const cookie = Cookie.fromJSON(record[field]);
+      if (cookie === undefined || !cookie.key || !cookie.domain) continue;
+      await jar.store.putCookie(cookie);
+      added++;
+    }
+    SessionCookieJar.built.set(value, jar);
+    SessionCookieJar.sizes.set(jar, size + added);
+    const shared = new SessionCookieJar(jar, true);
+    shared.size = size + added;
+    return shared;
   }
 
   private static async build(serialized: SerializedJar, now: number): Promise<JarHydration> {
@@ -223,6 +254,10 @@ export class SessionCookieJar {
       this.rejected++;
       return undefined;
     }
+    // Trackers never reach a stored jar: known by name, they are not even parsed.
+    const eq = setCookie.indexOf('=');
+    if (eq > 0 && eq < (pair === -1 ? setCookie.length : pair))
+      if (matchesCookiePattern(setCookie.slice(0, eq).trim(), TRACKING_COOKIES)) return undefined;
     const at = Date.now();
     const parsed = Cookie.parse(setCookie);
     if (parsed === undefined) {
@@ -337,14 +372,7 @@ export class SessionCookieJar {
     // A stale field this job set again is written, not deleted.
     const writes: CookieWrites = { set: [], unset: [...this.stale].filter((field) => !this.changed.has(field)) };
     for (const field of this.changed) {
-      // Neither a domain nor a path holds a `;` (it ends a Set-Cookie attribute).
-      const first = field.indexOf(';');
-      const second = field.indexOf(';', first + 1);
-      const cookie = await this.current.store.findCookie(
-        field.slice(0, first),
-        field.slice(first + 1, second),
-        field.slice(second + 1),
-      );
+      const cookie = await this.current.store.findCookie(...splitField(field));
       if (cookie !== undefined && cookie !== null && isLive(cookie)) writes.set.push([field, cookie.toJSON()]);
       else writes.unset.push(field);
     }
@@ -396,6 +424,13 @@ export class SessionCookieJar {
       };
     });
   }
+}
+
+/** A cookie field's domain, path and name (neither a domain nor a path holds a `;`). */
+function splitField(field: string): [string, string, string] {
+  const first = field.indexOf(';');
+  const second = field.indexOf(';', first + 1);
+  return [field.slice(0, first), field.slice(first + 1, second), field.slice(second + 1)];
 }
 
 /**

@@ -14,6 +14,8 @@ export { ruleOf, SLATE_RULES, type SlateName, type SlateRule, type SlateShape, t
 export {
   type CommitResult,
   type DiscardReason,
+  derivedFrom,
+  type FieldsDerivation,
   fieldData,
   type HydrateAnswer,
   type KeptHydrate,

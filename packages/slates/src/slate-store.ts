@@ -104,6 +104,23 @@ export class SlateWriteError extends Error {
   }
 }
 
+/** How a fields slate value this worker wrote was made from the one it held before. */
+export interface FieldsDerivation {
+  base: object;
+  set: ReadonlyArray<readonly [string, unknown]>;
+  unset: readonly string[];
+}
+
+const derivations = new WeakMap<object, FieldsDerivation>();
+
+/**
+ * How a fields slate value came from an earlier one by this worker's own write, so what was
+ * built from the earlier value (a cookie jar) can be built on instead of from scratch.
+ */
+export function derivedFrom(value: object): FieldsDerivation | undefined {
+  return derivations.get(value);
+}
+
 /** A fields slate's token as the hydrate script compares it: incarnation and version. */
 function fieldsToken(incarnation: string, version: number): string {
   return `${incarnation}:${version}`;
@@ -427,6 +444,7 @@ export class SlateStore {
           for (const [field, fieldValue] of write.set) value[field] = JSON.parse(JSON.stringify(fieldValue));
           for (const field of write.unset) delete value[field];
           this.opened.set(key, { version, digest: fieldsToken(incarnation, version), value: Object.freeze(value) });
+          if (version > 1) derivations.set(value, { base: mine.value as object, set: write.set, unset: write.unset });
           slates.set(write.name, { name: write.name, version, value: this.opened.get(key)?.value });
         } else this.opened.delete(key);
         return;
