@@ -207,6 +207,8 @@ export class SessionCookieJar {
   }
 
   async getCookieString(url: string): Promise<string> {
+    // A session with no cookie yet (most new sessions' first pages) sends none.
+    if (this.size === 0) return '';
     const header = this.shared
       ? await SessionCookieJar.sharedHeader(this.current, url)
       : await this.current.getCookieString(url);
