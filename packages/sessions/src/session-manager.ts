@@ -57,7 +57,8 @@ export class SessionManager {
   }
 
   /**
-   * Stops the flush timer and writes what waits (a few tries for counts that met a failure): call when the worker drains. What is still waiting then is dropped, and logged.
+   * Stops the flush timer and writes what waits (a few tries for counts that met a failure):
+   * call when the worker drains. What is still waiting then is dropped, and logged.
    */
   async close(): Promise<void> {
     clearInterval(this.flushTimer);
