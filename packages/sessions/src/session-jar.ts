@@ -157,7 +157,8 @@ export class SessionCookieJar {
    */
   private static async derive(value: object): Promise<SessionCookieJar | undefined> {
     const derivation = derivedFrom(value);
-    const base = derivation === undefined ? undefined : SessionCookieJar.built.get(derivation.base);
+    const from = derivation?.base.deref();
+    const base = from === undefined ? undefined : SessionCookieJar.built.get(from);
     const size = base === undefined ? undefined : SessionCookieJar.sizes.get(base);
     if (derivation === undefined || base === undefined || size === undefined) return undefined;
     if (size + derivation.set.length > BOUNDED_BELOW) return undefined;

@@ -106,7 +106,8 @@ export class SlateWriteError extends Error {
 
 /** How a fields slate value this worker wrote was made from the one it held before. */
 export interface FieldsDerivation {
-  base: object;
+  /** Weakly: a chain of values each holding the one before would keep every one alive. */
+  base: WeakRef<object>;
   set: ReadonlyArray<readonly [string, unknown]>;
   unset: readonly string[];
 }
@@ -444,7 +445,8 @@ export class SlateStore {
           for (const [field, fieldValue] of write.set) value[field] = JSON.parse(JSON.stringify(fieldValue));
           for (const field of write.unset) delete value[field];
           this.opened.set(key, { version, digest: fieldsToken(incarnation, version), value: Object.freeze(value) });
-          if (version > 1) derivations.set(value, { base: mine.value as object, set: write.set, unset: write.unset });
+          if (version > 1)
+            derivations.set(value, { base: new WeakRef(mine.value as object), set: write.set, unset: write.unset });
           slates.set(write.name, { name: write.name, version, value: this.opened.get(key)?.value });
         } else this.opened.delete(key);
         return;
