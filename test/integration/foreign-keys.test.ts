@@ -94,7 +94,15 @@ describe("a worker whose key ring lacks the fleet's key", () => {
         .find((text) => text.includes("cannot open this fleet's sessions"));
       expect(JSON.parse(String(line))).toMatchObject({ level: 50, alert: true, fleet_kid: TEST_KEYS.split(':')[0] });
     } finally {
-      expect(await worker.stop()).toBe(0);
+      const code = await worker.stop();
+      // On a failure, how it ended and what it said last.
+      expect({ code, signal: worker.child.signalCode, output: code === 0 ? '' : worker.output().slice(-3000) }).toEqual(
+        {
+          code: 0,
+          signal: null,
+          output: '',
+        },
+      );
     }
   });
 });

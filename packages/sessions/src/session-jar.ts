@@ -57,6 +57,8 @@ interface SharedHeaders {
   until: number;
   /** Every cookie is for path `/`: the header depends on the scheme and host only. */
   rootOnly: boolean;
+  /** How many of the jar's cookies have each name. */
+  names: Map<string, number>;
   byKey: Map<string, string>;
 }
 
@@ -166,17 +168,66 @@ export class SessionCookieJar {
     const record = value as Record<string, unknown>;
     for (const field of derivation.unset) await jar.store.removeCookie(...splitField(field));
     let added = 0;
+    const updated: Array<[Cookie | undefined, Cookie]> = [];
     for (const [field] of derivation.set) {
       const cookie = Cookie.fromJSON(record[field]);
       if (cookie === undefined || !cookie.key || !cookie.domain) continue;
+      const [domain, path, key] = splitField(field);
+      updated.push([(base.store as MemoryCookieStore).idx[domain]?.[path]?.[key], cookie]);
       await jar.store.putCookie(cookie);
       added++;
     }
+    if (derivation.unset.length === 0) SessionCookieJar.carryHeaders(base, jar, updated);
     SessionCookieJar.built.set(value, jar);
     SessionCookieJar.sizes.set(jar, size + added);
     const shared = new SessionCookieJar(jar, true);
     shared.size = size + added;
     return shared;
+  }
+
+  /**
+   * The Cookie headers of a derived jar from those of the jar it came from, when all the write
+   * did was give cookies new values (same name, domain, path and flags, not expired, and no other
+   * cookie of the same name): each header then differs by those values alone, in the same place
+   * (tough-cookie orders cookies by path and creation, which an update keeps).
+   */
+  private static carryHeaders(
+    base: CookieJar,
+    jar: CookieJar,
+    updated: ReadonlyArray<[Cookie | undefined, Cookie]>,
+  ): void {
+    const memo = SessionCookieJar.headers.get(base);
+    const now = Date.now();
+    if (memo === undefined || now >= memo.until) return;
+    let until = memo.until;
+    const swaps = new Map<string, string>();
+    for (const [before, after] of updated) {
+      const expiry = after.expiryTime();
+      if (
+        before === undefined ||
+        memo.names.get(after.key) !== 1 ||
+        before.hostOnly !== after.hostOnly ||
+        before.secure !== after.secure ||
+        before.httpOnly !== after.httpOnly ||
+        (before.sameSite ?? 'none') !== (after.sameSite ?? 'none') ||
+        (expiry !== undefined && expiry <= now)
+      )
+        return;
+      if (expiry !== undefined) until = Math.min(until, expiry);
+      swaps.set(before.cookieString(), after.cookieString());
+    }
+    const byKey = new Map<string, string>();
+    for (const [key, header] of memo.byKey)
+      byKey.set(
+        key,
+        header === ''
+          ? header
+          : header
+              .split('; ')
+              .map((pair) => swaps.get(pair) ?? pair)
+              .join('; '),
+      );
+    SessionCookieJar.headers.set(jar, { until, rootOnly: memo.rootOnly, names: memo.names, byKey });
   }
 
   private static async build(serialized: SerializedJar, now: number): Promise<JarHydration> {
@@ -221,9 +272,12 @@ export class SessionCookieJar {
     let memo = SessionCookieJar.headers.get(jar);
     if (memo === undefined || now >= memo.until) {
       const cookies = await jar.store.getAllCookies();
+      const names = new Map<string, number>();
+      for (const cookie of cookies) names.set(cookie.key, (names.get(cookie.key) ?? 0) + 1);
       memo = {
         until: Math.min(...cookies.map((cookie) => cookie.expiryTime() ?? Number.POSITIVE_INFINITY)),
         rootOnly: cookies.every((cookie) => cookie.path === '/'),
+        names,
         byKey: new Map(),
       };
       SessionCookieJar.headers.set(jar, memo);
