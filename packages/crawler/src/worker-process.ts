@@ -166,22 +166,11 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
           host: options.metricsHost,
           healthy: () => !draining,
         });
-  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
-  logger.info(
-    {
-      redis: redactRedisUrl(options.redisUrl),
-      session_redis: redactRedisUrl(options.sessionRedisUrl),
-      key_id: options.ring.current.kid,
-      prefix: options.prefix,
-      concurrency: opened.worker.worker.concurrency,
-      grace_ms: graceMs,
-      metrics_port: options.metricsPort,
-      progress_every_ms: progressEveryMs,
-    },
-    'worker started',
-  );
   const worker = opened;
-  await new Promise<void>((resolve) => {
+  const graceMs = options.graceMs ?? DEFAULT_GRACE_MS;
+  // The signal handlers go in before "worker started" is said: whoever waits for that line may
+  // send SIGTERM at once, and a signal that finds no handler ends the process undrained.
+  const stopped = new Promise<void>((resolve) => {
     const onSignal = (signal: NodeJS.Signals) => {
       if (draining) {
         logger.warn({ signal }, 'second signal: exiting without waiting for active jobs');
@@ -200,6 +189,20 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
     process.on('SIGTERM', onSignal);
     process.on('SIGINT', onSignal);
   });
+  logger.info(
+    {
+      redis: redactRedisUrl(options.redisUrl),
+      session_redis: redactRedisUrl(options.sessionRedisUrl),
+      key_id: options.ring.current.kid,
+      prefix: options.prefix,
+      concurrency: opened.worker.worker.concurrency,
+      grace_ms: graceMs,
+      metrics_port: options.metricsPort,
+      progress_every_ms: progressEveryMs,
+    },
+    'worker started',
+  );
+  await stopped;
   await new Promise((resolve) => (server === undefined ? resolve(undefined) : server.close(resolve)));
   logger.info('worker stopped');
 }
