@@ -93,6 +93,12 @@ export class SessionCookieJar {
   private static readonly headers = new WeakMap<CookieJar, SharedHeaders>();
   /** How many cookies each shared jar was built with. */
   private static readonly sizes = new WeakMap<CookieJar, number>();
+  /**
+   * Set-Cookie texts a shared jar already found to change nothing, by the URL's directory (which
+   * gives a cookie without `Path` its path): a shared jar never changes, so a cookie that does not
+   * expire gets the same answer every time, without being parsed again.
+   */
+  private static readonly unchanged = new WeakMap<CookieJar, Map<string, Cookie>>();
 
   readonly changes: CookieChange[] = [];
   /** Fields (`cookieField`) of the cookies this job set, changed or deleted, to be written. */
@@ -315,6 +321,10 @@ export class SessionCookieJar {
     const eq = setCookie.indexOf('=');
     if (eq > 0 && eq < (pair === -1 ? setCookie.length : pair))
       if (matchesCookiePattern(setCookie.slice(0, eq).trim(), TRACKING_COOKIES)) return undefined;
+    const seen = this.shared ? SessionCookieJar.unchanged.get(this.current) : undefined;
+    const memoKey = this.shared ? `${directoryOf(url)}\n${setCookie}` : '';
+    const known = seen?.get(memoKey);
+    if (known !== undefined) return known;
     const at = Date.now();
     const parsed = Cookie.parse(setCookie);
     if (parsed === undefined) {
@@ -324,7 +334,15 @@ export class SessionCookieJar {
     // Trackers never reach a stored jar: setting one would only copy the jar and write nothing.
     if (matchesCookiePattern(parsed.key, TRACKING_COOKIES)) return undefined;
     const same = await this.sameAsStored(parsed, url, at);
-    if (same !== undefined) return same;
+    if (same !== undefined) {
+      // Only a cookie that never expires: a sliding expiry's answer depends on the time.
+      if (this.shared && !Number.isFinite(parsed.expiryTime(new Date(at)) ?? Number.POSITIVE_INFINITY)) {
+        const memo = seen ?? new Map<string, Cookie>();
+        if (memo.size < MAX_SHARED_HEADERS) memo.set(memoKey, same);
+        SessionCookieJar.unchanged.set(this.current, memo);
+      }
+      return same;
+    }
     try {
       const cookie = await (await this.writable()).setCookie(parsed, url, { now: new Date(at) });
       if (cookie !== undefined) {
@@ -481,6 +499,13 @@ export class SessionCookieJar {
       };
     });
   }
+}
+
+/** A URL up to the last `/` of its path: what a cookie without `Path` is scoped by. */
+function directoryOf(url: string): string {
+  const end = url.search(/[?#]/);
+  const base = end === -1 ? url : url.slice(0, end);
+  return base.slice(0, base.lastIndexOf('/') + 1);
 }
 
 /** A cookie field's domain, path and name (neither a domain nor a path holds a `;`). */

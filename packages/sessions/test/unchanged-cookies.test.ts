@@ -30,6 +30,23 @@ describe('a Set-Cookie that changes nothing a server would see', () => {
     expect(jar.changes).toHaveLength(0);
   });
 
+  it('is answered again without a change for the same text, and is a change once the job changed the cookie', async () => {
+    const jar = await sharedJar('sid=abc; Path=/; HttpOnly');
+    const shared = jar.jar;
+    for (let i = 0; i < 3; i++) await jar.setCookie('sid=abc; Path=/; HttpOnly', SITE);
+    expect(jar.changes).toHaveLength(0);
+    expect(jar.jar).toBe(shared);
+    // Another job of the session reads the same shared jar: the same text is still no change.
+    const other = (await SessionCookieJar.fromSlate(Object.freeze(await jar.toSlate()))).jar;
+    await jar.setCookie('sid=xyz; Path=/; HttpOnly', SITE);
+    expect(jar.changes).toHaveLength(1);
+    await jar.setCookie('sid=abc; Path=/; HttpOnly', SITE);
+    expect(jar.changes).toHaveLength(2);
+    expect(await jar.getCookieString(SITE)).toBe('sid=abc');
+    await other.setCookie('sid=abc; Path=/; HttpOnly', SITE);
+    expect(other.changes).toHaveLength(0);
+  });
+
   it('drops tracking cookies before they reach the jar, so they copy and write nothing', async () => {
     const jar = await sharedJar('sid=abc; Path=/');
     await jar.setCookie(`_ga=GA1.1.${Date.now()}; Path=/; Max-Age=63072000`, SITE);
