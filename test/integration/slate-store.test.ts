@@ -740,7 +740,7 @@ describe('SessionAdmin.purge', () => {
   /** Every flag a session can carry, set as the fleet sets them. */
   async function raiseFlags(session: SessionKeys) {
     await redis.set(session.authLease, 'worker-1', 'PX', 10_000);
-    await new SessionFlags(redis, keys).countRateLimited(session, 10_000);
+    await new SessionFlags(redis).countRateLimited(session, 10_000);
     const breaker = new BreakerFlags(redis);
     await breaker.open(session, Date.now() + 60_000);
     expect(await breaker.tryProbe(session, 10_000)).toBe('probe');

@@ -172,7 +172,7 @@ describe('tracked hydrates', () => {
     await breakers.close(session);
     await hydrateUntil(session, (answer) => answer.breakerOpenUntil === undefined);
 
-    await new SessionFlags(admin, keys).quarantine(session, 60_000);
+    await new SessionFlags(admin).quarantine(session, 60_000);
     const quarantined = await hydrateUntil(session, (answer) => answer.quarantined);
     expect(quarantined.slates.get('cookies')?.version).toBe(0);
     expect(quarantined.slates.get('meta')?.version).toBe(0);
@@ -324,7 +324,7 @@ describe('tracked hydrates', () => {
     expect(cookieValue(await store.hydrate(session, NAMES))).toBe('one');
 
     // Quarantined and over while this worker runs no job of the session: it only hears of it.
-    await new SessionFlags(admin, keys).quarantine(session, 300);
+    await new SessionFlags(admin).quarantine(session, 300);
     await waitFor(() => tracked.size === 0, { timeoutMs: 5_000, what: 'the invalidation' });
     await waitFor(async () => (await admin.exists(session.quarantine)) === 0, { what: 'the quarantine to end' });
     // A new login by another worker: the first cookies write of the session again.

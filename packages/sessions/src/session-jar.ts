@@ -317,7 +317,9 @@ export class SessionCookieJar {
       this.rejected++;
       return undefined;
     }
-    // Trackers never reach a stored jar: known by name, they are not even parsed.
+    // Trackers never reach a stored jar (setting one would only copy the jar and write nothing):
+    // known by name, they are not even parsed. A Set-Cookie without `name=` before its first
+    // attribute is refused by the parse below anyway.
     const eq = setCookie.indexOf('=');
     if (eq > 0 && eq < (pair === -1 ? setCookie.length : pair))
       if (matchesCookiePattern(setCookie.slice(0, eq).trim(), TRACKING_COOKIES)) return undefined;
@@ -331,8 +333,6 @@ export class SessionCookieJar {
       this.rejected++;
       return undefined;
     }
-    // Trackers never reach a stored jar: setting one would only copy the jar and write nothing.
-    if (matchesCookiePattern(parsed.key, TRACKING_COOKIES)) return undefined;
     const same = await this.sameAsStored(parsed, url, at);
     if (same !== undefined) {
       // Only a cookie that never expires: a sliding expiry's answer depends on the time.

@@ -71,8 +71,7 @@ for i = 1, m do
 end
 
 -- A count that is not an integer (tampered) makes the counters malformed: they start over.
-local function counter_ok(key, field)
-  local value = rcall('HGET', key, field)
+local function count_ok(value)
   return not value or (#value <= 18 and string.match(value, '^%d+$') ~= nil)
 end
 
@@ -133,30 +132,41 @@ for i = 1, m do
     rcall('HSETNX', key, 'i', write.incarnation)
     result[#result + 1] = {rcall('HINCRBY', key, 'v', 1), rcall('HGET', key, 'i')}
     held(write)
-  elseif write.existing and read_hash(key) ~= 1 then
-    result[#result + 1] = false
   else
     local kind = read_hash(key)
-    if kind == 1 and not (counter_ok(key, 'jobs') and counter_ok(key, 'errors')) then
-      kind = -1
+    if write.existing and kind ~= 1 then
+      result[#result + 1] = false
+    else
+      local stored = {}
+      if kind == 1 then
+        stored = rcall('HMGET', key, 'jobs', 'errors', 'lastUsedAt', 'createdAt')
+        if not (count_ok(stored[1]) and count_ok(stored[2])) then
+          kind = -1
+          stored = {}
+        end
+      end
+      if kind == -1 then
+        rcall('DEL', key)
+      end
+      local created = 0
+      if kind ~= 1 then
+        created = 1
+      end
+      local created_at = stored[4]
+      if not created_at then
+        created_at = write.used
+        rcall('HSET', key, 'createdAt', created_at)
+      end
+      local used = stored[3]
+      if not used or (tonumber(used) or 0) < tonumber(write.used) then
+        used = write.used
+        rcall('HSET', key, 'lastUsedAt', used)
+      end
+      local jobs = rcall('HINCRBY', key, 'jobs', write.jobs)
+      local errors = rcall('HINCRBY', key, 'errors', write.errors)
+      held(write)
+      result[#result + 1] = {created, created_at, used, jobs, errors}
     end
-    if kind == -1 then
-      rcall('DEL', key)
-    end
-    local created = 0
-    if kind ~= 1 then
-      created = 1
-    end
-    rcall('HSETNX', key, 'createdAt', write.used)
-    local used = rcall('HGET', key, 'lastUsedAt')
-    if not used or (tonumber(used) or 0) < tonumber(write.used) then
-      used = write.used
-      rcall('HSET', key, 'lastUsedAt', used)
-    end
-    local jobs = rcall('HINCRBY', key, 'jobs', write.jobs)
-    local errors = rcall('HINCRBY', key, 'errors', write.errors)
-    held(write)
-    result[#result + 1] = {created, rcall('HGET', key, 'createdAt'), used, jobs, errors}
   end
 end
 -- A write ends the caller's client-side tracking of the key (Redis forgets a key once it

@@ -1,13 +1,13 @@
-import { readFileSync } from 'node:fs';
 import { type KeyLayout, parseSessionKey, type SessionKeys } from '@crawlfleet/core';
 import type { Redis } from 'ioredis';
 import { envelopeKid, open, seal } from './envelope.js';
 import type { KeyRing } from './key-ring.js';
+import { luaSource } from './lua-source.js';
 import { clearSession } from './session-flags.js';
 import { ruleOf, type SlateName } from './slate-rules.js';
 import { fieldData, SlateStore } from './slate-store.js';
 
-const RESEAL_FIELD = readFileSync(new URL('../lua/reseal-field.lua', import.meta.url), 'utf8');
+const RESEAL_FIELD = luaSource('reseal-field.lua');
 
 /** What the key check value holds, sealed. */
 const KEY_CHECK_TEXT = '"crawlfleet key check"';
@@ -167,7 +167,7 @@ export class SessionAdmin {
               tally.current++;
               continue;
             }
-            const data = field === 'd' ? key : fieldData(key, field);
+            const data = fieldData(key, field);
             let text: string;
             try {
               text = open(ring, data, envelope);

@@ -1,18 +1,15 @@
-import { readFileSync } from 'node:fs';
-import type { KeyLayout, SessionKeys } from '@crawlfleet/core';
+import type { SessionKeys } from '@crawlfleet/core';
 import type { Redis } from 'ioredis';
+import { luaSource } from './lua-source.js';
+import { FIXED_SLATES } from './slate-rules.js';
 
-const lua = (name: string) => readFileSync(new URL(`../lua/${name}`, import.meta.url), 'utf8');
-const RELEASE_LEASE = lua('release-lease.lua');
-const CLEAR_SESSION = lua('clear-session.lua');
+const RELEASE_LEASE = luaSource('release-lease.lua');
+const CLEAR_SESSION = luaSource('clear-session.lua');
 
 type WithScripts = Redis & {
   cfReleaseLease(key: string, token: string): Promise<number>;
   cfClearSession(numKeys: number, ...args: Array<string | number>): Promise<number>;
 };
-
-/** The slates every session may hold, deleted by name as well as through its index. */
-const KNOWN_SLATES = ['cookies', 'auth', 'profile', 'meta'] as const;
 
 /** Defines the session-clearing script on a connection (the flags and the admin share it). */
 export function withClearSession(redis: Redis): Redis & Pick<WithScripts, 'cfClearSession'> {
@@ -25,7 +22,8 @@ export function withClearSession(redis: Redis): Redis & Pick<WithScripts, 'cfCle
  * quarantine flag is set in the same step and kept; without, the flags go too (a purge).
  */
 export function clearSession(redis: Redis, session: SessionKeys, quarantineMs = 0): Promise<number> {
-  const known = KNOWN_SLATES.map((name) => session.slate(name));
+  // Deleted by name as well as through the index: sessions written before it existed have none.
+  const known = FIXED_SLATES.map((name) => session.slate(name));
   const flags = [session.authLease, session.rateLimited, session.breaker, session.breakerProbe];
   // The quarantine flag comes last: a quarantine sets it, a purge deletes it.
   const keys = [session.index, ...known, ...flags, session.quarantine];
@@ -48,7 +46,6 @@ export class SessionFlags {
   /** `written` is told before this worker writes keys a hydrate reads (it drops what it kept). */
   constructor(
     redis: Redis,
-    readonly keys: KeyLayout,
     private readonly written: (session: SessionKeys) => void = () => undefined,
   ) {
     if (!('cfReleaseLease' in redis)) redis.defineCommand('cfReleaseLease', { numberOfKeys: 1, lua: RELEASE_LEASE });

@@ -34,6 +34,9 @@ export const SLATE_RULES = {
   workflow: { shape: 'sealed', write: 'cas', reused: false },
 } as const satisfies Record<string, SlateRule>;
 
+/** The slates every session may hold, whatever its workflows. */
+export const FIXED_SLATES = ['cookies', 'auth', 'profile', 'meta'] as const satisfies readonly SlateName[];
+
 export function ruleOf(name: SlateName): SlateRule {
   return name.startsWith('workflow:') ? SLATE_RULES.workflow : SLATE_RULES[name as keyof typeof SLATE_RULES];
 }

@@ -1,26 +1,24 @@
 import { createHash, randomBytes } from 'node:crypto';
+import type { KeyLayout, SessionKeys } from '@crawlfleet/core';
+import type { Redis } from 'ioredis';
+import { EnvelopeError, type OpenFailure, open, seal } from './envelope.js';
+import type { KeyRing } from './key-ring.js';
+import { luaSource } from './lua-source.js';
+import { envelopeDigest, OpenedSlates } from './opened-slates.js';
+import { SessionFlags } from './session-flags.js';
+import { FIXED_SLATES, ruleOf, type SlateName, shapeCode } from './slate-rules.js';
+import type { ReadTicket, TrackedHydrates } from './tracked-hydrates.js';
+import { mergeWrites, type SlateWrite, TurnBatches } from './turn-batches.js';
+
+/** How the scripts read a slate key (and tell a malformed one), prepended to each. */
+const READERS = `${luaSource('slate-version.lua')}\n${luaSource('read-hash.lua')}`;
+const COMMIT_SESSION = `${READERS}\n${luaSource('commit-session.lua')}`;
+const HYDRATE_SESSION = `${READERS}\n${luaSource('hydrate-session.lua')}`;
 
 /** This process's incarnation ids: random per process, counted within it, so never reused. */
 const INCARNATIONS = randomBytes(6).toString('base64url');
 let incarnations = 0;
 const nextIncarnation = () => `${INCARNATIONS}${(++incarnations).toString(36)}`;
-
-import { readFileSync } from 'node:fs';
-import type { KeyLayout, SessionKeys } from '@crawlfleet/core';
-import type { Redis } from 'ioredis';
-import { EnvelopeError, envelopeKid, type OpenFailure, open, seal } from './envelope.js';
-import type { KeyRing } from './key-ring.js';
-import { envelopeDigest, OpenedSlates } from './opened-slates.js';
-import { SessionFlags } from './session-flags.js';
-import { ruleOf, type SlateName, shapeCode } from './slate-rules.js';
-import type { ReadTicket, TrackedHydrates } from './tracked-hydrates.js';
-import { mergeWrites, type SlateWrite, TurnBatches } from './turn-batches.js';
-
-const lua = (name: string) => readFileSync(new URL(`../lua/${name}`, import.meta.url), 'utf8');
-/** How the scripts read a slate key (and tell a malformed one), prepended to each. */
-const READERS = `${lua('slate-version.lua')}\n${lua('read-hash.lua')}`;
-const COMMIT_SESSION = `${READERS}\n${lua('commit-session.lua')}`;
-const HYDRATE_SESSION = `${READERS}\n${lua('hydrate-session.lua')}`;
 
 /** Why a stored slate (or one of its fields) was not used. */
 export type DiscardReason = OpenFailure | 'unparseable';
@@ -84,9 +82,12 @@ export function payloadHash(payload: string): string {
   return createHash('sha256').update(payload).digest('hex').slice(0, 16);
 }
 
-/** The associated data of a sealed field: its slate's key and the field, so neither can move. */
+/**
+ * The associated data of a sealed field: its slate's key and the field, so neither can move.
+ * Field `d` is an older version's whole value, sealed for the key alone.
+ */
 export function fieldData(key: string, field: string): string {
-  return `${key}\n${field}`;
+  return field === 'd' ? key : `${key}\n${field}`;
 }
 
 /** The fields every fields slate reserves: its version, incarnation, and an older version's one envelope. */
@@ -164,7 +165,7 @@ export class SlateStore {
     if (!('cfCommitSession' in redis)) redis.defineCommand('cfCommitSession', { lua: COMMIT_SESSION });
     if (!('cfHydrateSession' in redis)) redis.defineCommand('cfHydrateSession', { lua: HYDRATE_SESSION });
     this.redis = redis as WithScripts;
-    this.flags = new SessionFlags(redis, keys, (session) => this.forget(session));
+    this.flags = new SessionFlags(redis, (session) => this.forget(session));
     this.batches = new TurnBatches((session, writes) => this.write(session, writes));
   }
 
@@ -180,7 +181,7 @@ export class SlateStore {
   /** This worker wrote the session's keys outside `commit`: what it kept of them goes. */
   forget(session: SessionKeys): void {
     this.tracked?.forget(session);
-    for (const name of ['cookies', 'auth', 'profile', 'meta'] as const) this.opened.delete(session.slate(name));
+    for (const name of FIXED_SLATES) this.opened.delete(session.slate(name));
   }
 
   /** Reads slates in one command. A value that fails to open or parse is reported, not used. */
@@ -338,7 +339,7 @@ export class SlateStore {
       const field = pairs[i] as string;
       const envelope = pairs[i + 1] as string;
       if (field === 'i') continue;
-      const opened = this.openValue(field === 'd' ? key : fieldData(key, field), envelope);
+      const opened = this.openValue(fieldData(key, field), envelope);
       if ('reason' in opened) {
         if (opened.reason === 'unknown_key') return { name, version, value: undefined, discarded: opened };
         dropped.push(field);
@@ -376,6 +377,8 @@ export class SlateStore {
     const keys = writes.map((w) => session.slate(w.name));
     const args: Array<string | number> = [writes.length];
     const sealed = new Map<number, string>();
+    /** Each fields write's values as sealed, by field: what this worker then holds is parsed from them. */
+    const texts = new Map<number, Map<string, string>>();
     writes.forEach((write, i) => {
       const key = keys[i] as string;
       const rule = write.rule ?? 'cas';
@@ -388,14 +391,19 @@ export class SlateStore {
         else args.push('expectedVersion' in write ? write.expectedVersion : 0, envelope);
       } else if (write.rule === 'fields') {
         const pairs: string[] = [];
-        for (const [field, value] of write.set)
-          pairs.push(field, seal(this.ring, fieldData(key, field), JSON.stringify(value)));
+        const written = new Map<string, string>();
+        for (const [field, value] of write.set) {
+          const text = JSON.stringify(value);
+          written.set(field, text);
+          pairs.push(field, seal(this.ring, fieldData(key, field), text));
+        }
+        texts.set(i, written);
         for (const field of write.unset) pairs.push(field, '');
         args.push(nextIncarnation(), pairs.length / 2, ...pairs);
       } else if (write.rule === 'counters')
         args.push(write.jobs, write.errors, Math.round(write.lastUsedMs), write.existing === true ? 1 : 0);
     });
-    const seq = this.tracked?.writing(session) ?? 0;
+    const seq = this.tracked?.writing() ?? 0;
     let answer: ScriptAnswer;
     try {
       answer = await this.redis.cfCommitSession(writes.length + 1, session.index, ...keys, ...args);
@@ -442,7 +450,7 @@ export class SlateStore {
           // Nobody else wrote since this worker's read: what it holds, with its own writes, is
           // what is stored.
           const value: Record<string, unknown> = { ...(mine.value as Record<string, unknown>) };
-          for (const [field, fieldValue] of write.set) value[field] = JSON.parse(JSON.stringify(fieldValue));
+          for (const [field, text] of texts.get(i) ?? []) value[field] = JSON.parse(text);
           for (const field of write.unset) delete value[field];
           this.opened.set(key, { version, digest: fieldsToken(incarnation, version), value: Object.freeze(value) });
           if (version > 1)
@@ -524,5 +532,3 @@ function decodeCounters(name: SlateName, version: number, pairs: string[] | null
 function sameNames(a: readonly SlateName[], b: readonly SlateName[]): boolean {
   return a === b || (a.length === b.length && a.every((name, i) => name === b[i]));
 }
-
-export { envelopeKid };

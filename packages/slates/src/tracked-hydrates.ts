@@ -230,12 +230,12 @@ export class TrackedHydrates<T> {
   }
 
   /**
-   * This worker is sending a write of the session's keys whose outcome it will apply itself
+   * This worker is sending a write of a session's keys whose outcome it will apply itself
    * (`wrote`, with the number this returns): Redis tells it nothing of its own writes (NOLOOP).
    * Reads of the session in flight were sent before it and do not reflect it; their answers get
    * it applied when it is handled (in `wrote` or in `keep`, whichever comes last).
    */
-  writing(_session: SessionKeys): number {
+  writing(): number {
     return ++this.writeSeq;
   }
 
