@@ -1,7 +1,7 @@
 import { encodeBody, pickStoredHeaders, ResultsStore, type StoredResult } from '@crawlfleet/results';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { cleanupPrefix, keyLayout, openTestRedis, uniquePrefix } from '../src/harness.js';
+import { cleanupPrefix, keyLayout, openTestRedis, uniquePrefix, watchCommands } from '../src/harness.js';
 
 const LEDGER_TTL = 3_600;
 
@@ -106,6 +106,46 @@ describe('ResultsStore.write', () => {
     } finally {
       await Promise.all(connections.map((connection) => connection.quit()));
     }
+  });
+
+  it('writes the results of one turn in one command, each written or refused on its own', async () => {
+    await store.write(result('ik-turn-done'));
+    const watch = await watchCommands();
+    try {
+      // 70 results in one turn (one of them finished before, one given twice): 64 per call at most.
+      const written = Array.from({ length: 68 }, (_, i) => result(`ik-turn-${i}`));
+      const outcomes = await Promise.all([
+        ...written.map((r) => store.write(r)),
+        store.write(result('ik-turn-done', { body: 'again' })),
+        store.write(result('ik-turn-0', { body: 'twice' })),
+      ]);
+      expect(outcomes.slice(0, 68).every((outcome) => outcome.written)).toBe(true);
+      expect(outcomes[68]?.written).toBe(false);
+      expect(outcomes[69]).toEqual({ written: false, entryId: outcomes[0]?.entryId });
+      expect(new Set(outcomes.slice(0, 68).map((outcome) => outcome.entryId)).size).toBe(68);
+      const entries = await storedEntries();
+      expect(entries.map((entry) => entry.result.idempotencyKey)).toEqual([
+        'ik-turn-done',
+        ...written.map((r) => r.idempotencyKey),
+      ]);
+      for (const [i, r] of written.entries())
+        expect(await redis.get(keys.ledger(r.idempotencyKey))).toBe(outcomes[i]?.entryId);
+      const calls = (await watch.ran(keys.results)).filter((command) => /^eval/i.test(command[0] ?? ''));
+      expect(calls).toHaveLength(2);
+    } finally {
+      await watch.close();
+    }
+  });
+
+  it('splits a turn of large results into calls of a few MiB', async () => {
+    const body = 'x'.repeat(1024 * 1024);
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => store.write(result(`ik-large-${i}`, { body }))),
+    );
+    expect(outcomes.every((outcome) => outcome.written)).toBe(true);
+    const entries = await storedEntries();
+    expect(entries).toHaveLength(10);
+    expect(entries.every((entry) => entry.result.body === body)).toBe(true);
   });
 
   it('keeps the stream near resultsMaxLen by trimming approximately', async () => {

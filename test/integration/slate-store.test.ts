@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BreakerFlags } from '@crawlfleet/breakers';
-import type { SessionKeys } from '@crawlfleet/core';
+import { coalesceWrites, type SessionKeys } from '@crawlfleet/core';
 import {
   envelopeKid,
   fieldData,
@@ -1004,6 +1004,30 @@ describe('writes of one session in one turn of the event loop', () => {
     }
   });
 
+  it('register the sessions they create with one ZADD', async () => {
+    const own = redis.duplicate();
+    // As a worker's session connection: the turn's commands in one socket write, so their
+    // answers come back together.
+    coalesceWrites(own);
+    const watch = await watchCommands();
+    try {
+      const worker = new SlateStore(own, keys, ring);
+      const sessions = ['n1', 'n2', 'n3'].map((id) => worker.session('default', id));
+      const results = await Promise.all(sessions.map((session) => worker.commit(session, [counts(1, 0, Date.now())])));
+      expect(results.every((result) => result.ok && result.created)).toBe(true);
+      expect((await redis.zrange(keys.sessionRegistry, 0, -1)).sort()).toEqual([
+        'default/n1',
+        'default/n2',
+        'default/n3',
+      ]);
+      const registered = (await watch.ran(keys.sessionRegistry)).filter((command) => /^zadd$/i.test(command[0] ?? ''));
+      expect(registered).toHaveLength(1);
+    } finally {
+      await watch.close();
+      await own.quit();
+    }
+  });
+
   it("fail only the job whose write is refused, not the other jobs' writes of its turn", async () => {
     const session = store.session('default', 's1');
     const [refused, accepted] = await Promise.allSettled([
@@ -1013,6 +1037,51 @@ describe('writes of one session in one turn of the event loop', () => {
     expect(refused.status).toBe('rejected');
     expect(accepted).toMatchObject({ status: 'fulfilled', value: { ok: true } });
     expect((await store.read(session, ['cookies'])).get('cookies')?.value).toEqual({ sid: 'fine' });
+  });
+});
+
+describe('hydrates of one session that start together', () => {
+  it('share one read, and each job gets a map of its own', async () => {
+    const session = store.session('default', 'shared');
+    await commitOk(session, [cookies({ sid: 'x' }), createProfile(profile), counts(1, 0, Date.now())]);
+    const own = redis.duplicate();
+    const watch = await watchCommands();
+    try {
+      const worker = new SlateStore(own, keys, ring);
+      const names: SlateName[] = ['cookies', 'profile', 'meta'];
+      const [a, b, c] = await Promise.all([
+        worker.hydrate(session, names),
+        worker.hydrate(session, names),
+        worker.hydrate(session, names),
+      ]);
+      expect(await watch.ran(session.base)).toHaveLength(1);
+      for (const answer of [a, b, c]) {
+        expect(answer?.quarantined).toBe(false);
+        expect(answer?.slates.get('cookies')?.value).toEqual({ sid: 'x' });
+        expect(answer?.slates.get('profile')?.value).toEqual(profile);
+      }
+      expect(a?.slates).not.toBe(b?.slates);
+      a?.slates.delete('cookies');
+      expect(b?.slates.has('cookies')).toBe(true);
+    } finally {
+      await watch.close();
+      await own.quit();
+    }
+  });
+
+  it("are not shared across this worker's own write of the session: a later job reads what it wrote", async () => {
+    const session = store.session('default', 'written');
+    await commitOk(session, [cookies({ sid: 'old' })]);
+    const worker = new SlateStore(redis.duplicate(), keys, ring);
+    try {
+      const first = worker.hydrate(session, ['cookies']);
+      await worker.commit(session, [cookies({ sid: 'new' })]);
+      const later = worker.hydrate(session, ['cookies']);
+      expect((await first).slates.get('cookies')?.value).toEqual({ sid: 'old' });
+      expect((await later).slates.get('cookies')?.value).toEqual({ sid: 'new' });
+    } finally {
+      await worker.connection.quit();
+    }
   });
 });
 

@@ -1,19 +1,14 @@
 import { readFileSync } from 'node:fs';
 import type { KeyLayout, RetentionConfig } from '@crawlfleet/core';
 import type { Redis } from 'ioredis';
+import { type PendingResult, ResultBatches } from './result-batches.js';
 import type { StoredResult } from './stored-result.js';
 
-const WRITE_RESULT = readFileSync(new URL('../lua/write-result.lua', import.meta.url), 'utf8');
+const WRITE_RESULTS = readFileSync(new URL('../lua/write-results.lua', import.meta.url), 'utf8');
 const COUNT_ENTRIES = readFileSync(new URL('../lua/count-entries.lua', import.meta.url), 'utf8');
 
 type WithResultScripts = Redis & {
-  cfWriteResult(
-    ledgerKey: string,
-    stream: string,
-    json: string,
-    ttl: number,
-    maxLen: number,
-  ): Promise<[number, string]>;
+  cfWriteResults(numKeys: number, ...keysAndArgs: Array<string | number>): Promise<Array<number | string>>;
   cfCountEntries(stream: string, newest: string, oldest: string, count: number): Promise<[number, string]>;
 };
 
@@ -51,31 +46,42 @@ const DEFAULT_MAX_COUNTED = 2_000;
 
 /**
  * The results stream and the idempotency ledger. A result and its ledger mark are written by one
- * Lua script (`lua/write-result.lua`), so there is no moment where one exists without the other.
+ * Lua script (`lua/write-results.lua`), so there is no moment where one exists without the other;
+ * the results written in one turn of the event loop share that script's call (`ResultBatches`).
  */
 export class ResultsStore {
   private readonly redis: WithResultScripts;
+  private readonly batches: ResultBatches;
 
   constructor(
     redis: Redis,
     private readonly keys: KeyLayout,
     private readonly retention: Pick<RetentionConfig, 'resultsMaxLen' | 'ledgerTtlSeconds'>,
   ) {
-    if (!('cfWriteResult' in redis)) redis.defineCommand('cfWriteResult', { numberOfKeys: 2, lua: WRITE_RESULT });
+    if (!('cfWriteResults' in redis)) redis.defineCommand('cfWriteResults', { lua: WRITE_RESULTS });
     if (!('cfCountEntries' in redis)) redis.defineCommand('cfCountEntries', { numberOfKeys: 1, lua: COUNT_ENTRIES });
     this.redis = redis as WithResultScripts;
+    this.batches = new ResultBatches((batch) => this.writeAll(batch));
   }
 
-  /** Writes the result unless its idempotency key is already finished. One round trip. */
-  async write(result: StoredResult): Promise<WriteOutcome> {
-    const [written, entryId] = await this.redis.cfWriteResult(
-      this.keys.ledger(result.idempotencyKey),
+  /**
+   * Writes the result unless its idempotency key is already finished. One command, shared with
+   * the other results written in the same turn of the event loop.
+   */
+  write(result: StoredResult): Promise<WriteOutcome> {
+    return this.batches.add(this.keys.ledger(result.idempotencyKey), JSON.stringify(result));
+  }
+
+  private async writeAll(batch: readonly PendingResult[]): Promise<WriteOutcome[]> {
+    const answer = await this.redis.cfWriteResults(
+      batch.length + 1,
       this.keys.results,
-      JSON.stringify(result),
+      ...batch.map((pending) => pending.ledgerKey),
       this.retention.ledgerTtlSeconds,
       this.retention.resultsMaxLen,
+      ...batch.map((pending) => pending.json),
     );
-    return { written: written === 1, entryId };
+    return batch.map((_, i) => ({ written: answer[i * 2] === 1, entryId: String(answer[i * 2 + 1]) }));
   }
 
   async isFinished(idempotencyKey: string): Promise<boolean> {

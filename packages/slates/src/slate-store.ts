@@ -139,6 +139,10 @@ export class SlateStore {
   private readonly opened: OpenedSlates;
   private readonly tracked: TrackedHydrates<KeptHydrate> | undefined;
   private readonly batches: TurnBatches<CommitResult>;
+  /** Hydrates on their way, by session: a job that starts meanwhile shares the read. */
+  private readonly hydrating = new Map<string, { names: readonly SlateName[]; answer: Promise<HydrateAnswer> }>();
+  /** New sessions joining the registry in this turn, one ZADD for them all (`register`). */
+  private readonly registering = new Registrations(this);
   /** The session's flags (quarantine, 429 count, login lease) on the same connection. */
   readonly flags: SessionFlags;
 
@@ -180,6 +184,7 @@ export class SlateStore {
 
   /** This worker wrote the session's keys outside `commit`: what it kept of them goes. */
   forget(session: SessionKeys): void {
+    this.hydrating.delete(session.base);
     this.tracked?.forget(session);
     for (const name of FIXED_SLATES) this.opened.delete(session.slate(name));
   }
@@ -194,6 +199,20 @@ export class SlateStore {
    * script, so one command on the hot path, and none while tracking says nothing changed.
    */
   async hydrate(session: SessionKeys, names: readonly SlateName[]): Promise<HydrateAnswer> {
+    // The jobs of a session that start together (a new session's first ones) share one read;
+    // a read sent before this worker's latest write of the session is not shared (`write`).
+    const inflight = this.hydrating.get(session.base);
+    if (inflight !== undefined && sameNames(inflight.names, names)) return copyAnswer(await inflight.answer);
+    const answer = this.hydrateOnce(session, names);
+    this.hydrating.set(session.base, { names, answer });
+    try {
+      return copyAnswer(await answer);
+    } finally {
+      if (this.hydrating.get(session.base)?.answer === answer) this.hydrating.delete(session.base);
+    }
+  }
+
+  private async hydrateOnce(session: SessionKeys, names: readonly SlateName[]): Promise<HydrateAnswer> {
     const tracked = this.tracked;
     if (tracked === undefined || !names.every((name) => ruleOf(name).reused)) return this.readSession(session, names);
     const kept = tracked.get(session);
@@ -404,6 +423,7 @@ export class SlateStore {
         args.push(write.jobs, write.errors, Math.round(write.lastUsedMs), write.existing === true ? 1 : 0);
     });
     const seq = this.tracked?.writing() ?? 0;
+    this.hydrating.delete(session.base);
     let answer: ScriptAnswer;
     try {
       answer = await this.redis.cfCommitSession(writes.length + 1, session.index, ...keys, ...args);
@@ -487,8 +507,9 @@ export class SlateStore {
       }
       return { names: kept.names, slates: next };
     });
-    // A new session joins the registry that admin operations list from (its one extra command).
-    if (created) await this.redis.zadd(this.keys.sessionRegistry, Date.now(), `${session.tenant}/${session.sessionId}`);
+    // A new session joins the registry that admin operations list from: one ZADD for the
+    // sessions this worker created in the same turn.
+    if (created) await this.registering.add(`${session.tenant}/${session.sessionId}`);
     return { ok: true, versions, slates, created };
   }
 }
@@ -527,6 +548,39 @@ function decodeCounters(name: SlateName, version: number, pairs: string[] | null
       metaValue(number('createdAt') ?? number('lastUsedAt'), number('lastUsedAt'), number('jobs'), number('errors')),
     ),
   };
+}
+
+/** An answer of its own for each job that shares a hydrate: a job's session updates its map. */
+function copyAnswer(answer: HydrateAnswer): HydrateAnswer {
+  return { ...answer, slates: new Map(answer.slates) };
+}
+
+/** Sessions a worker created in one turn of the event loop, added to the registry by one ZADD. */
+class Registrations {
+  private pending: Array<{ member: string; done: () => void; failed: (error: unknown) => void }> = [];
+
+  constructor(private readonly store: SlateStore) {}
+
+  add(member: string): Promise<void> {
+    return new Promise<void>((done, failed) => {
+      if (this.pending.length === 0) setImmediate(() => this.flush());
+      this.pending.push({ member, done, failed });
+    });
+  }
+
+  private flush(): void {
+    const batch = this.pending;
+    this.pending = [];
+    const now = Date.now();
+    this.store.connection.zadd(this.store.keys.sessionRegistry, ...batch.flatMap(({ member }) => [now, member])).then(
+      () => {
+        for (const { done } of batch) done();
+      },
+      (error: unknown) => {
+        for (const { failed } of batch) failed(error);
+      },
+    );
+  }
 }
 
 function sameNames(a: readonly SlateName[], b: readonly SlateName[]): boolean {
