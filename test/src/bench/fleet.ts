@@ -500,7 +500,7 @@ export async function runSide(
   await options.afterRun?.(keys);
   await bench.control.flushall();
   bench.progress(
-    `  ${side}${monitored ? ' (under MONITOR)' : ''}: ${Math.round(times.jobsPerSecond)} jobs/s, p99 ${times.p99Ms} ms, RSS ${Math.round(rssMb)} MB, CPU ${round2(workerCpuMs / jobs)} ms/job${failed > 0 ? `, ${failed} FAILED` : ''}`,
+    `  ${side}${monitored ? ' (under MONITOR)' : ''}: ${Math.round(times.jobsPerSecond)} jobs/s, p99 ${times.p99Ms} ms, RSS ${Math.round(rssMb)} MB, CPU ${round2(workerCpuMs / jobs)} ms/job, Redis CPU ${Math.round((redisCpuUsed * 1000) / jobs)} µs/job${failed > 0 ? `, ${failed} FAILED` : ''}`,
   );
   return {
     ...times,

@@ -71,6 +71,9 @@ export interface WorkloadResult {
   /** Peak RSS of the crawlfleet worker over the rounds. */
   rssMb: number;
   workerCpuMsPerJob: number;
+  baselineWorkerCpuMsPerJob: number;
+  /** redis-server's CPU per job while each side ran: the median over the rounds. */
+  redisCpuUsPerJob: { baseline: number; crawlfleet: number };
   /** crawlfleet's Redis commands per job on the hot path (see `countCommands`). */
   commandsPerJob: number;
   commandsPerJobWholeRun: number;
@@ -208,6 +211,11 @@ async function measureWorkload(
     roundRatios: roundRatios.map(round2),
     rssMb: round1(Math.max(0, ...runs.crawlfleet.map((r) => r.rssMb))),
     workerCpuMsPerJob: round2(median(runs.crawlfleet.map((r) => r.workerCpuMsPerJob))),
+    baselineWorkerCpuMsPerJob: round2(median(runs.baseline.map((r) => r.workerCpuMsPerJob))),
+    redisCpuUsPerJob: {
+      baseline: Math.round(median(runs.baseline.map((r) => r.redisCpuUsPerJob))),
+      crawlfleet: Math.round(median(runs.crawlfleet.map((r) => r.redisCpuUsPerJob))),
+    },
     commandsPerJob: round2(counted.perJob),
     commandsPerJobWholeRun: round2(counted.wholeRun),
     breakdown: counted.breakdown,
@@ -237,6 +245,8 @@ function brokenWorkload(workload: MatrixWorkload, error: unknown): WorkloadResul
     roundRatios: [],
     rssMb: Number.NaN,
     workerCpuMsPerJob: Number.NaN,
+    baselineWorkerCpuMsPerJob: Number.NaN,
+    redisCpuUsPerJob: { baseline: Number.NaN, crawlfleet: Number.NaN },
     commandsPerJob: Number.NaN,
     commandsPerJobWholeRun: Number.NaN,
     breakdown: [],

@@ -250,6 +250,8 @@ process.stdout.write(
           monitor_jobs: [w.monitorSmallJobs, w.monitorJobs],
           worker_rss_mb: w.rssMb,
           worker_cpu_ms_per_job: w.workerCpuMsPerJob,
+          baseline_worker_cpu_ms_per_job: w.baselineWorkerCpuMsPerJob,
+          redis_cpu_us_per_job: w.redisCpuUsPerJob,
           baseline_p99_ms: w.baselineP99Ms,
           crawlfleet_p99_ms: w.crawlfleetP99Ms,
           failed_jobs: w.failedJobs,
