@@ -76,12 +76,23 @@ local function count_ok(value)
 end
 
 local index = KEYS[1]
-local function held(write)
+-- Each written slate lives as long as its TTL, and the index as long as the longest of them.
+local held = {}
+local longest = 0
+local function hold(write)
   rcall('PEXPIRE', write.key, write.ttl)
-  rcall('SADD', index, write.name)
-  local left = rcall('PTTL', index)
-  if left < tonumber(write.ttl) then
-    rcall('PEXPIRE', index, write.ttl)
+  held[#held + 1] = write.name
+  local ttl = tonumber(write.ttl)
+  if ttl > longest then
+    longest = ttl
+  end
+end
+
+-- HSET / HDEL of many fields, a bounded number of arguments per call (Lua's unpack has a limit).
+local CHUNK = 1000
+local function each_chunk(command, key, list)
+  for from = 1, #list, CHUNK do
+    rcall(command, key, unpack(list, from, math.min(#list, from + CHUNK - 1)))
   end
 end
 
@@ -101,7 +112,7 @@ for i = 1, m do
       end
       local version = math.max(write.before, 0) + 1
       rcall('HSET', key, 'v', version, 'd', write.envelope)
-      held(write)
+      hold(write)
       result[#result + 1] = version
     end
   elseif write.rule == 'create' then
@@ -113,25 +124,52 @@ for i = 1, m do
         rcall('DEL', key)
       end
       rcall('HSET', key, 'v', 1, 'd', write.envelope)
-      held(write)
+      hold(write)
       result[#result + 1] = {1, false}
     end
   elseif write.rule == 'fields' then
-    if read_hash(key) == -1 or fields_version(key) == -1 then
+    local kind = read_hash(key)
+    local before, incarnation = 0, false
+    if kind == 1 then
+      local stored = rcall('HMGET', key, 'v', 'i')
+      if stored[1] then
+        if #stored[1] > 15 or not string.match(stored[1], '^[1-9]%d*$') then
+          kind = -1
+        else
+          before = tonumber(stored[1])
+        end
+      end
+      incarnation = stored[2]
+    end
+    if kind == -1 then
       rcall('DEL', key)
+      before, incarnation = 0, false
+    end
+    local version = before + 1
+    local sets = {'v', version}
+    local unsets = {}
+    if not incarnation then
+      -- A new slate, or one an older version wrote whole (in `d`, replaced by these fields).
+      incarnation = write.incarnation
+      sets[3], sets[4] = 'i', incarnation
+      if kind == 1 then
+        unsets[1] = 'd'
+      end
     end
     for j = write.first, write.first + 2 * write.count - 1, 2 do
       if ARGV[j + 1] == '' then
-        rcall('HDEL', key, ARGV[j])
+        unsets[#unsets + 1] = ARGV[j]
       else
-        rcall('HSET', key, ARGV[j], ARGV[j + 1])
+        sets[#sets + 1] = ARGV[j]
+        sets[#sets + 1] = ARGV[j + 1]
       end
     end
-    -- A whole-jar envelope of an older version, replaced by the fields written from it.
-    rcall('HDEL', key, 'd')
-    rcall('HSETNX', key, 'i', write.incarnation)
-    result[#result + 1] = {rcall('HINCRBY', key, 'v', 1), rcall('HGET', key, 'i')}
-    held(write)
+    if #unsets > 0 then
+      each_chunk('HDEL', key, unsets)
+    end
+    each_chunk('HSET', key, sets)
+    result[#result + 1] = {version, incarnation}
+    hold(write)
   else
     local kind = read_hash(key)
     if write.existing and kind ~= 1 then
@@ -152,27 +190,44 @@ for i = 1, m do
       if kind ~= 1 then
         created = 1
       end
+      local times = {}
       local created_at = stored[4]
       if not created_at then
         created_at = write.used
-        rcall('HSET', key, 'createdAt', created_at)
+        times[#times + 1] = 'createdAt'
+        times[#times + 1] = created_at
       end
       local used = stored[3]
       if not used or (tonumber(used) or 0) < tonumber(write.used) then
         used = write.used
-        rcall('HSET', key, 'lastUsedAt', used)
+        times[#times + 1] = 'lastUsedAt'
+        times[#times + 1] = used
+      end
+      if #times > 0 then
+        rcall('HSET', key, unpack(times))
       end
       local jobs = rcall('HINCRBY', key, 'jobs', write.jobs)
-      local errors = rcall('HINCRBY', key, 'errors', write.errors)
-      held(write)
+      local errors = tonumber(stored[2] or '0')
+      if write.errors ~= '0' or not stored[2] then
+        errors = rcall('HINCRBY', key, 'errors', write.errors)
+      end
+      hold(write)
       result[#result + 1] = {created, created_at, used, jobs, errors}
     end
   end
 end
--- A write ends the caller's client-side tracking of the key (Redis forgets a key once it
--- invalidated it, even for a NOLOOP caller it tells nothing): reading each key again keeps the
--- caller told of the next write by anyone else, since it keeps what it wrote.
-for i = 1, m do
-  rcall('EXISTS', writes[i].key)
+if #held > 0 then
+  rcall('SADD', index, unpack(held))
+  if rcall('PTTL', index) < longest then
+    rcall('PEXPIRE', index, longest)
+  end
 end
+-- A write ends the caller's client-side tracking of the key (Redis forgets a key once it
+-- invalidated it, even for a NOLOOP caller it tells nothing): reading the keys again keeps the
+-- caller told of the next write by anyone else, since it keeps what it wrote.
+local written = {}
+for i = 1, m do
+  written[i] = writes[i].key
+end
+rcall('EXISTS', unpack(written))
 return result
