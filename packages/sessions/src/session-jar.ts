@@ -52,6 +52,25 @@ export interface JarHydration {
   dropped: number;
 }
 
+/**
+ * A jar built from a frozen slate value (the slate store's opened slates, shared by every job of
+ * a session while the stored jar is unchanged), and what was worked out from it once: a frozen
+ * value never changes, so neither does its jar (a job copies it before its first change).
+ */
+interface SharedJar {
+  jar: CookieJar;
+  /** How many cookies it was built with. */
+  size: number;
+  /** Its Cookie headers by URL (see `SharedHeaders`). */
+  headers?: SharedHeaders | undefined;
+  /**
+   * Set-Cookie texts it already found to change nothing, by the URL's directory (which gives a
+   * cookie without `Path` its path): a cookie that does not expire gets the same answer every
+   * time, without being parsed again.
+   */
+  unchanged?: Map<string, Cookie> | undefined;
+}
+
 /** Cookie headers worked out from one shared jar, good until its first cookie expires. */
 interface SharedHeaders {
   until: number;
@@ -80,25 +99,8 @@ interface SerializedJar {
  * overwriting it. It has the promise interface got expects of a `cookieJar`.
  */
 export class SessionCookieJar {
-  /**
-   * Jars built from frozen slate values (the slate store's opened slates, shared by every job
-   * of a session while the stored jar is unchanged): a frozen value never changes, so its jar is
-   * built once and shared, and a job copies it only when it sets a cookie.
-   */
-  private static readonly built = new WeakMap<object, CookieJar>();
-  /**
-   * The Cookie header of a shared jar by URL: a shared jar never changes (a job copies it first),
-   * so tough-cookie's answer for a scheme, host and path holds until the jar's first expiry.
-   */
-  private static readonly headers = new WeakMap<CookieJar, SharedHeaders>();
-  /** How many cookies each shared jar was built with. */
-  private static readonly sizes = new WeakMap<CookieJar, number>();
-  /**
-   * Set-Cookie texts a shared jar already found to change nothing, by the URL's directory (which
-   * gives a cookie without `Path` its path): a shared jar never changes, so a cookie that does not
-   * expire gets the same answer every time, without being parsed again.
-   */
-  private static readonly unchanged = new WeakMap<CookieJar, Map<string, Cookie>>();
+  /** The jars of frozen slate values: built once, shared, copied by a job that sets a cookie. */
+  private static readonly built = new WeakMap<object, SharedJar>();
 
   readonly changes: CookieChange[] = [];
   /** Fields (`cookieField`) of the cookies this job set, changed or deleted, to be written. */
@@ -115,13 +117,19 @@ export class SessionCookieJar {
   private size = 0;
   /** The copy of a shared jar being made, for callers that arrive while it is made. */
   private copying: Promise<CookieJar> | undefined;
+  /** Set while `current` is a shared jar: other jobs read it, so this one copies it before its first change. */
+  private shared: SharedJar | undefined;
 
-  /** `shared`: other jobs read the same jar, so this one copies it before its first change. */
-  constructor(
-    jar: CookieJar = new CookieJar(),
-    private shared = false,
-  ) {
+  constructor(jar: CookieJar = new CookieJar()) {
     this.current = jar;
+  }
+
+  /** A job's view of a shared jar. */
+  private static sharing(shared: SharedJar): SessionCookieJar {
+    const view = new SessionCookieJar(shared.jar);
+    view.shared = shared;
+    view.size = shared.size;
+    return view;
   }
 
   /** The tough-cookie jar, to read; changes go through `setCookie`. */
@@ -138,11 +146,7 @@ export class SessionCookieJar {
       return { jar: new SessionCookieJar(), dropped: 0 };
     const built = SessionCookieJar.built.get(value);
     // Cookies that expired since are left out by tough-cookie when it reads the jar.
-    if (built !== undefined) {
-      const shared = new SessionCookieJar(built, true);
-      shared.size = SessionCookieJar.sizes.get(built) ?? Number.POSITIVE_INFINITY;
-      return { jar: shared, dropped: 0 };
-    }
+    if (built !== undefined) return { jar: SessionCookieJar.sharing(built), dropped: 0 };
     const derived = await SessionCookieJar.derive(value);
     if (derived !== undefined) return { jar: derived, dropped: 0 };
     const serialized = value as SerializedJar;
@@ -151,9 +155,9 @@ export class SessionCookieJar {
       now,
     );
     if (Object.isFrozen(value)) {
-      SessionCookieJar.built.set(value, hydration.jar.current);
-      SessionCookieJar.sizes.set(hydration.jar.current, hydration.jar.size);
-      hydration.jar.shared = true;
+      const shared = { jar: hydration.jar.current, size: hydration.jar.size };
+      SessionCookieJar.built.set(value, shared);
+      hydration.jar.shared = shared;
     }
     return hydration;
   }
@@ -166,9 +170,9 @@ export class SessionCookieJar {
   private static async derive(value: object): Promise<SessionCookieJar | undefined> {
     const derivation = derivedFrom(value);
     const from = derivation?.base.deref();
-    const base = from === undefined ? undefined : SessionCookieJar.built.get(from);
-    const size = base === undefined ? undefined : SessionCookieJar.sizes.get(base);
-    if (derivation === undefined || base === undefined || size === undefined) return undefined;
+    const shared = from === undefined ? undefined : SessionCookieJar.built.get(from);
+    if (derivation === undefined || shared === undefined) return undefined;
+    const { jar: base, size } = shared;
     if (size + derivation.set.length > BOUNDED_BELOW) return undefined;
     const jar = await copyJar(base);
     const record = value as Record<string, unknown>;
@@ -183,12 +187,13 @@ export class SessionCookieJar {
       await jar.store.putCookie(cookie);
       added++;
     }
-    if (derivation.unset.length === 0) SessionCookieJar.carryHeaders(base, jar, updated);
-    SessionCookieJar.built.set(value, jar);
-    SessionCookieJar.sizes.set(jar, size + added);
-    const shared = new SessionCookieJar(jar, true);
-    shared.size = size + added;
-    return shared;
+    const derived: SharedJar = {
+      jar,
+      size: size + added,
+      headers: derivation.unset.length === 0 ? SessionCookieJar.carryHeaders(shared, updated) : undefined,
+    };
+    SessionCookieJar.built.set(value, derived);
+    return SessionCookieJar.sharing(derived);
   }
 
   /**
@@ -198,13 +203,12 @@ export class SessionCookieJar {
    * (tough-cookie orders cookies by path and creation, which an update keeps).
    */
   private static carryHeaders(
-    base: CookieJar,
-    jar: CookieJar,
+    base: SharedJar,
     updated: ReadonlyArray<[Cookie | undefined, Cookie]>,
-  ): void {
-    const memo = SessionCookieJar.headers.get(base);
+  ): SharedHeaders | undefined {
+    const memo = base.headers;
     const now = Date.now();
-    if (memo === undefined || now >= memo.until) return;
+    if (memo === undefined || now >= memo.until) return undefined;
     let until = memo.until;
     const swaps = new Map<string, string>();
     for (const [before, after] of updated) {
@@ -218,7 +222,7 @@ export class SessionCookieJar {
         (before.sameSite ?? 'none') !== (after.sameSite ?? 'none') ||
         (expiry !== undefined && expiry <= now)
       )
-        return;
+        return undefined;
       if (expiry !== undefined) until = Math.min(until, expiry);
       swaps.set(before.cookieString(), after.cookieString());
     }
@@ -233,7 +237,7 @@ export class SessionCookieJar {
               .map((pair) => swaps.get(pair) ?? pair)
               .join('; '),
       );
-    SessionCookieJar.headers.set(jar, { until, rootOnly: memo.rootOnly, names: memo.names, byKey });
+    return { until, rootOnly: memo.rootOnly, names: memo.names, byKey };
   }
 
   private static async build(serialized: SerializedJar, now: number): Promise<JarHydration> {
@@ -268,14 +272,15 @@ export class SessionCookieJar {
     // A session with no cookie yet (most new sessions' first pages) sends none.
     if (this.size === 0) return '';
     const header = this.shared
-      ? await SessionCookieJar.sharedHeader(this.current, url)
+      ? await SessionCookieJar.sharedHeader(this.shared, url)
       : await this.current.getCookieString(url);
     return boundCookieHeader(header);
   }
 
-  private static async sharedHeader(jar: CookieJar, url: string): Promise<string> {
+  private static async sharedHeader(shared: SharedJar, url: string): Promise<string> {
     const now = Date.now();
-    let memo = SessionCookieJar.headers.get(jar);
+    const { jar } = shared;
+    let memo = shared.headers;
     if (memo === undefined || now >= memo.until) {
       const cookies = await jar.store.getAllCookies();
       const names = new Map<string, number>();
@@ -286,7 +291,7 @@ export class SessionCookieJar {
         names,
         byKey: new Map(),
       };
-      SessionCookieJar.headers.set(jar, memo);
+      shared.headers = memo;
     }
     const key = memo.rootOnly ? origin(url) : url.replace(/[?#].*$/s, '');
     const known = memo.byKey.get(key);
@@ -304,7 +309,7 @@ export class SessionCookieJar {
     if (!this.shared) return Promise.resolve(this.current);
     this.copying ??= copyJar(this.current).then((copy) => {
       this.current = copy;
-      this.shared = false;
+      this.shared = undefined;
       return copy;
     });
     return this.copying;
@@ -323,8 +328,9 @@ export class SessionCookieJar {
     const eq = setCookie.indexOf('=');
     if (eq > 0 && eq < (pair === -1 ? setCookie.length : pair))
       if (matchesCookiePattern(setCookie.slice(0, eq).trim(), TRACKING_COOKIES)) return undefined;
-    const seen = this.shared ? SessionCookieJar.unchanged.get(this.current) : undefined;
-    const memoKey = this.shared ? `${directoryOf(url)}\n${setCookie}` : '';
+    const shared = this.shared;
+    const seen = shared?.unchanged;
+    const memoKey = shared !== undefined ? `${directoryOf(url)}\n${setCookie}` : '';
     const known = seen?.get(memoKey);
     if (known !== undefined) return known;
     const at = Date.now();
@@ -336,10 +342,9 @@ export class SessionCookieJar {
     const same = await this.sameAsStored(parsed, url, at);
     if (same !== undefined) {
       // Only a cookie that never expires: a sliding expiry's answer depends on the time.
-      if (this.shared && !Number.isFinite(parsed.expiryTime(new Date(at)) ?? Number.POSITIVE_INFINITY)) {
-        const memo = seen ?? new Map<string, Cookie>();
-        if (memo.size < MAX_SHARED_HEADERS) memo.set(memoKey, same);
-        SessionCookieJar.unchanged.set(this.current, memo);
+      if (shared !== undefined && !Number.isFinite(parsed.expiryTime(new Date(at)) ?? Number.POSITIVE_INFINITY)) {
+        shared.unchanged ??= new Map<string, Cookie>();
+        if (shared.unchanged.size < MAX_SHARED_HEADERS) shared.unchanged.set(memoKey, same);
       }
       return same;
     }
