@@ -120,8 +120,14 @@ export class SessionCookieJar {
   /** Set while `current` is a shared jar: other jobs read it, so this one copies it before its first change. */
   private shared: SharedJar | undefined;
 
-  constructor(jar: CookieJar = new CookieJar()) {
+  /** `shared`: other jobs read `jar` too, so this one copies it before its first change. */
+  constructor(jar: CookieJar = new CookieJar(), shared = false) {
     this.current = jar;
+    if (shared) {
+      // Of a jar made elsewhere, the number of cookies is not known.
+      this.shared = { jar, size: Number.POSITIVE_INFINITY };
+      this.size = Number.POSITIVE_INFINITY;
+    }
   }
 
   /** A job's view of a shared jar. */
