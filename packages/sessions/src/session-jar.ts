@@ -31,9 +31,12 @@ export function cookieField(cookie: { domain?: string | null; path?: string | nu
   return `${cookie.domain ?? ''};${cookie.path ?? '/'};${cookie.key ?? ''}`;
 }
 
-/** What a job writes to the cookies slate: the cookies it changed, and those that went. */
+/**
+ * What a job writes to the cookies slate: the cookies it changed (tough-cookie's, stored as
+ * their `toJSON()` form), and those that went.
+ */
 export interface CookieWrites {
-  set: Array<readonly [string, unknown]>;
+  set: Array<readonly [string, Cookie]>;
   unset: string[];
 }
 
@@ -185,8 +188,9 @@ export class SessionCookieJar {
     for (const field of derivation.unset) await jar.store.removeCookie(...splitField(field));
     let added = 0;
     const updated: Array<[Cookie | undefined, Cookie]> = [];
-    for (const [field] of derivation.set) {
-      const cookie = Cookie.fromJSON(record[field]);
+    for (const [field, written] of derivation.set) {
+      // The cookie a job of this worker wrote is the one its jar held: no need to build it again.
+      const cookie = written instanceof Cookie ? written : Cookie.fromJSON(record[field]);
       if (cookie === undefined || !cookie.key || !cookie.domain) continue;
       const [domain, path, key] = splitField(field);
       updated.push([(base.store as MemoryCookieStore).idx[domain]?.[path]?.[key], cookie]);
@@ -448,7 +452,7 @@ export class SessionCookieJar {
     for (const field of wanted) {
       const cookie = byField.get(field);
       if (cookie === undefined) writes.unset.push(field);
-      else writes.set.push([field, cookie.toJSON()]);
+      else writes.set.push([field, cookie]);
     }
     return writes;
   }
@@ -459,7 +463,7 @@ export class SessionCookieJar {
     const writes: CookieWrites = { set: [], unset: [...this.stale].filter((field) => !this.changed.has(field)) };
     for (const field of this.changed) {
       const cookie = await this.current.store.findCookie(...splitField(field));
-      if (cookie !== undefined && cookie !== null && isLive(cookie)) writes.set.push([field, cookie.toJSON()]);
+      if (cookie !== undefined && cookie !== null && isLive(cookie)) writes.set.push([field, cookie]);
       else writes.unset.push(field);
     }
     return writes;

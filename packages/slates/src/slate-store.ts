@@ -199,6 +199,8 @@ export class SlateStore {
    * script, so one command on the hot path, and none while tracking says nothing changed.
    */
   async hydrate(session: SessionKeys, names: readonly SlateName[]): Promise<HydrateAnswer> {
+    const kept = this.keptHydrate(session, names);
+    if (kept !== undefined) return kept;
     // The jobs of a session that start together (a new session's first ones) share one read;
     // a read sent before this worker's latest write of the session is not shared (`write`).
     const inflight = this.hydrating.get(session.base);
@@ -212,13 +214,17 @@ export class SlateStore {
     }
   }
 
+  /** A healthy session's hydrate as tracking keeps it, while nothing it read has changed. */
+  private keptHydrate(session: SessionKeys, names: readonly SlateName[]): HydrateAnswer | undefined {
+    const kept = this.tracked?.get(session);
+    if (kept === undefined || !sameNames(kept.names, names)) return undefined;
+    // A copy: a job's session updates its own map as it commits.
+    return { slates: new Map(kept.slates), quarantined: false, breakerOpenUntil: undefined };
+  }
+
   private async hydrateOnce(session: SessionKeys, names: readonly SlateName[]): Promise<HydrateAnswer> {
     const tracked = this.tracked;
     if (tracked === undefined || !names.every((name) => ruleOf(name).reused)) return this.readSession(session, names);
-    const kept = tracked.get(session);
-    // A copy: a job's session updates its own map as it commits.
-    if (kept !== undefined && sameNames(kept.names, names))
-      return { slates: new Map(kept.slates), quarantined: false, breakerOpenUntil: undefined };
     const ticket = tracked.reading(session, [
       ...names.map((name) => session.slate(name)),
       session.quarantine,
