@@ -6,7 +6,7 @@ import type { Logger } from '@crawlfleet/log';
 import type { JobSession, SessionManager } from '@crawlfleet/sessions';
 import type { Job } from 'bullmq';
 import { auditSubject } from './audit-subject.js';
-import { holdBack } from './hold-back.js';
+import { type GateVerdict, GO } from './verdicts.js';
 
 export interface BreakerGateDeps {
   config: CrawlfleetConfig;
@@ -112,38 +112,44 @@ export class BreakerGate {
   }
 
   /**
-   * A session whose breaker is open waits, on every worker, without spending attempts. Returns
-   * true when the breaker was open and its open period is over: the job may become the probe.
+   * A session whose breaker is open waits, on every worker, without spending attempts (a hold).
+   * `openedBefore` says the breaker was open and its open period is over: the job may probe.
    */
-  async holdWhileOpen(job: Job, token: string | undefined, session: JobSession | undefined): Promise<boolean> {
+  whileOpen(session: JobSession | undefined): { verdict: GateVerdict; openedBefore: boolean } {
     const openUntil = session?.breakerOpenUntil;
-    if (openUntil === undefined) return false;
+    if (openUntil === undefined) return { verdict: GO, openedBefore: false };
     const now = Date.now();
-    if (now < openUntil) await holdBack(job, token, openUntil - now + Math.random() * 250, 'breaker_open');
-    return true;
+    if (now < openUntil)
+      return {
+        verdict: { kind: 'hold', waitMs: openUntil - now + Math.random() * 250, reason: 'breaker_open' },
+        openedBefore: true,
+      };
+    return { verdict: GO, openedBefore: true };
   }
 
   /**
-   * One job across the fleet probes a half-open breaker; the others wait a little more. A job
-   * that read the breaker before a probe closed it just runs.
+   * One job across the fleet probes a half-open breaker (`probing`); the others wait a little
+   * more (a hold). A job that read the breaker before a probe closed it just runs.
    */
   async takeProbe(
     job: Job,
-    token: string | undefined,
     data: FetchJob,
     session: JobSession | undefined,
-  ): Promise<boolean> {
-    if (session === undefined || this.flags === undefined) return false;
+  ): Promise<{ verdict: GateVerdict; probing: boolean }> {
+    if (session === undefined || this.flags === undefined) return { verdict: GO, probing: false };
     const taken = await this.flags.tryProbe(session.keys, this.deps.config.fetch.timeoutMs + 5_000);
-    if (taken === 'closed') return false;
+    if (taken === 'closed') return { verdict: GO, probing: false };
     if (taken === 'probe') {
       await this.deps.audit.append({
         kind: 'breaker_half_open',
         ...auditSubject(job, data, this.deps.sessions.hasher),
         reason: 'probe',
       });
-      return true;
+      return { verdict: GO, probing: true };
     }
-    return holdBack(job, token, 250 + Math.random() * 250, 'breaker_half_open');
+    return {
+      verdict: { kind: 'hold', waitMs: 250 + Math.random() * 250, reason: 'breaker_half_open' },
+      probing: false,
+    };
   }
 }

@@ -8,34 +8,25 @@ import {
   type KeyLayout,
   parseFetchJob,
   parseTargetUrl,
-  redactPii,
-  redactPiiDeep,
   type TenantConfig,
   tenantConfig,
 } from '@crawlfleet/core';
-import type { AttemptRecord, DeadLetter, DeadLetterQueue } from '@crawlfleet/dlq';
-import {
-  type Classification,
-  CrawlFailure,
-  classifyError,
-  classifyResponse,
-  type ResponseSummary,
-  retryDelay,
-} from '@crawlfleet/failures';
+import type { DeadLetterQueue } from '@crawlfleet/dlq';
+import { type Classification, CrawlFailure, classifyError, classifyResponse } from '@crawlfleet/failures';
 import type { FetchedPage, Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import type { HostPacer, RobotsCache } from '@crawlfleet/politeness';
-import { encodeBody, pickStoredHeaders, type ResultsStore, type StoredResult } from '@crawlfleet/results';
+import type { ResultsStore } from '@crawlfleet/results';
 import type { JobSession, SessionManager } from '@crawlfleet/sessions';
 import { contextOf, inSpan, SpanKind, type TraceCarrier } from '@crawlfleet/tracing';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { auditSubject } from './audit-subject.js';
 import { BreakerGate } from './breaker-gate.js';
-import { holdBack } from './hold-back.js';
-import { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
+import { type JobOutcome, RetryLaterError } from './job-errors.js';
 import { PolitenessGate } from './politeness-gate.js';
-
-const SNIPPET_BYTES = 2048;
+import { responseSummary, SNIPPET_BYTES } from './response-summary.js';
+import { Settle, type Settled } from './settle.js';
+import type { Failure, JobVerdict } from './verdicts.js';
 
 export interface CrawlProcessorDeps {
   config: CrawlfleetConfig;
@@ -55,14 +46,18 @@ export interface CrawlProcessorDeps {
 }
 
 /**
- * What one job does: check its payload, skip it when its key already finished, fetch, classify,
- * then either write the result and ledger mark in one step, schedule a retry, or route it to the
- * DLQ before the job is failed (so a crash in between cannot lose the DLQ entry).
+ * What one job does, as stages that each return what they found: `admit` (payload, tenant, a
+ * key that finished before), open the session, the gates (quarantine, breaker, robots.txt, host
+ * pace: go, hold or refuse), fetch, `judge` (classify the answer), then `settle` (`settle.ts`),
+ * the one place that writes the outcome and gives BullMQ its signal. A failure's retry or DLQ is
+ * `decide`'s (`decide.ts`, pure). Nothing here decides by throwing; a throw is a surprise (Redis
+ * down, a bug), settled as a recoverable `internal_error`.
  */
 export class CrawlProcessor {
   private readonly breakerGate: BreakerGate;
   private readonly politeness: PolitenessGate;
   private readonly authenticator: SessionAuthenticator;
+  private readonly settler: Settle;
 
   constructor(private readonly deps: CrawlProcessorDeps) {
     this.breakerGate = new BreakerGate(deps);
@@ -75,6 +70,7 @@ export class CrawlProcessor {
       logger: deps.logger,
       observer: deps.observer,
     });
+    this.settler = new Settle({ ...deps, hasher: deps.sessions.hasher });
   }
 
   /** Stops this worker's breaker timers (on drain). */
@@ -95,67 +91,41 @@ export class CrawlProcessor {
         // Held back and retried jobs are the normal flow, not errors of the span.
         expected: (error) => error instanceof DelayedError || error instanceof RetryLaterError,
       },
-      () => this.processInSpan(job, token),
+      async () => {
+        const settled = await this.settleSafely(job, token, await this.verdict(job));
+        if ('signal' in settled) throw settled.signal;
+        return settled.outcome;
+      },
     );
   }
 
-  private async processInSpan(job: Job, token?: string): Promise<JobOutcome> {
+  /** The stages' verdict; a surprise on the way (Redis trouble, a bug) is a recoverable failure. */
+  private async verdict(job: Job): Promise<JobVerdict> {
     try {
-      return await this.run(job, token);
+      return await this.run(job);
     } catch (error) {
-      if (error instanceof DelayedError) {
-        this.deps.observer?.jobFinished?.('held_back', undefined, undefined);
-        throw error;
-      }
-      if (error instanceof RetryLaterError || error instanceof DeadLetteredError) throw error;
-      // Redis trouble or a bug: retried like a network failure and dead-lettered on the last
-      // attempt, so no job ends failed without a DLQ entry while Redis can still take one.
-      const parsed = parseFetchJob(job.data);
-      return this.fail(
-        job,
-        parsed.ok ? parsed.job : undefined,
-        { failureClass: 'recoverable', reason: 'internal_error' },
-        (error as Error).message,
-        job.attemptsMade + 1,
-      );
+      return internalFailure(job, error);
     }
   }
 
-  private async run(job: Job, token: string | undefined): Promise<JobOutcome> {
-    const attempt = job.attemptsMade + 1;
-    const parsed = parseFetchJob(job.data);
-    if (!parsed.ok) {
-      return this.deadLetter(
-        job,
-        undefined,
-        { failureClass: 'non_recoverable', reason: 'invalid_payload' },
-        parsed.reason,
-        attempt,
-      );
-    }
-    const data = parsed.job;
-    let tenant: TenantConfig;
+  /**
+   * Settles, and a surprise while settling (the result write met Redis trouble) is settled again
+   * as a recoverable failure: retried, and dead-lettered on the last attempt, so no job ends
+   * failed without a DLQ entry while Redis can still take one.
+   */
+  private async settleSafely(job: Job, token: string | undefined, verdict: JobVerdict): Promise<Settled> {
     try {
-      tenant = tenantConfig(this.deps.config, data.tenant);
+      return await this.settler.settle(job, token, verdict);
     } catch (error) {
-      return this.deadLetter(
-        job,
-        data,
-        { failureClass: 'non_recoverable', reason: 'unknown_tenant' },
-        (error as Error).message,
-        attempt,
-      );
+      if (verdict.kind === 'failed' && verdict.failure.classification.reason === 'internal_error') throw error;
+      return this.settler.settle(job, token, internalFailure(job, error));
     }
-    // Only a job that started before (a retry, a delayed job, or a re-run after a worker died
-    // between the result write and the ack) or a replayed one can find its key finished: a plain
-    // first start skips the command. The result write refuses a second result in any case.
-    const mayBeFinished =
-      job.attemptsMade > 0 || job.attemptsStarted > 1 || job.stalledCounter > 0 || data.replayedAt !== undefined;
-    if (mayBeFinished && (await this.deps.results.isFinished(data.idempotencyKey))) {
-      this.deps.observer?.jobFinished?.('duplicate', undefined, undefined);
-      return { outcome: 'duplicate' };
-    }
+  }
 
+  private async run(job: Job): Promise<JobVerdict> {
+    const admitted = await this.admit(job);
+    if ('kind' in admitted) return admitted;
+    const { data, tenant } = admitted;
     const session =
       data.sessionId === undefined
         ? undefined
@@ -164,22 +134,28 @@ export class CrawlProcessor {
               auth: tenant.auth?.login !== undefined,
             }),
           );
-    if (session?.quarantined) {
-      const blocked = { failureClass: 'compliance_blocked' as const, reason: 'session_quarantined' };
-      return this.deadLetter(job, data, blocked, 'the session is quarantined after a compliance block', attempt);
-    }
+    if (session?.quarantined)
+      return failed(
+        data,
+        { failureClass: 'compliance_blocked', reason: 'session_quarantined' },
+        'the session is quarantined after a compliance block',
+      );
     let target: URL;
     try {
       target = parseTargetUrl(data.url);
     } catch (error) {
       const reason = error instanceof InputError ? error.code : 'invalid_url';
-      return this.deadLetter(job, data, { failureClass: 'non_recoverable', reason }, (error as Error).message, attempt);
+      return failed(data, { failureClass: 'non_recoverable', reason }, (error as Error).message);
     }
-    const breakerWasOpen = await this.breakerGate.holdWhileOpen(job, token, session);
-    const refusal = await this.politeness.admit(job, token, data, tenant, target);
-    if (refusal !== undefined) return this.fail(job, data, refusal.classification, refusal.message, attempt);
+    const breaker = this.breakerGate.whileOpen(session);
+    if (breaker.verdict.kind === 'hold') return breaker.verdict;
+    const polite = await this.politeness.admit(data, tenant, target);
+    if (polite.kind === 'hold') return polite;
+    if (polite.kind === 'refuse') return { kind: 'failed', data, failure: polite.failure };
     // The probe is taken only by a job that is about to fetch, so a paced job cannot sit on it.
-    const probing = breakerWasOpen && (await this.breakerGate.takeProbe(job, token, data, session));
+    const probe = breaker.openedBefore ? await this.breakerGate.takeProbe(job, data, session) : undefined;
+    if (probe?.verdict.kind === 'hold') return probe.verdict;
+    const probing = probe?.probing ?? false;
 
     let page: FetchedPage;
     try {
@@ -209,13 +185,59 @@ export class CrawlProcessor {
         session?.recordError();
         await this.breakerGate.recordHealth(job, data, session, probing, classification);
       }
-      await this.commitSession(session, job, data, attempt);
-      if (error instanceof LoginCoolingDownError) return holdBack(job, token, error.waitMs, 'auth_cooldown');
+      const conflict = await this.commitSession(session, job);
+      if (conflict !== undefined) return { kind: 'failed', data, failure: conflict };
+      if (error instanceof LoginCoolingDownError)
+        return { kind: 'hold', waitMs: error.waitMs, reason: 'auth_cooldown' };
       const response = error instanceof CrawlFailure ? error.response : undefined;
-      return this.fail(job, data, classification, (error as Error).message, attempt, response);
+      return { kind: 'failed', data, failure: { classification, message: (error as Error).message, response } };
     }
 
     this.deps.observer?.fetched?.(page.status, page.durationMs);
+    const failure = await this.judge(job, data, tenant, target, page, session);
+    await this.breakerGate.recordHealth(job, data, session, probing, failure?.classification);
+    const conflict = await this.commitSession(session, job);
+    if (conflict !== undefined) return { kind: 'failed', data, failure: conflict };
+    if (failure !== undefined) return { kind: 'failed', data, failure };
+    return { kind: 'fetched', data, tenant, page };
+  }
+
+  /**
+   * The payload and its tenant, or why the job cannot run. Only a job that started before (a
+   * retry, a delayed job, or a re-run after a worker died between the result write and the ack)
+   * or a replayed one can find its key finished: a plain first start skips the command. The
+   * result write refuses a second result in any case.
+   */
+  private async admit(job: Job): Promise<{ data: FetchJob; tenant: TenantConfig } | JobVerdict> {
+    const parsed = parseFetchJob(job.data);
+    if (!parsed.ok)
+      return failed(undefined, { failureClass: 'non_recoverable', reason: 'invalid_payload' }, parsed.reason);
+    const data = parsed.job;
+    let tenant: TenantConfig;
+    try {
+      tenant = tenantConfig(this.deps.config, data.tenant);
+    } catch (error) {
+      return failed(data, { failureClass: 'non_recoverable', reason: 'unknown_tenant' }, (error as Error).message);
+    }
+    const mayBeFinished =
+      job.attemptsMade > 0 || job.attemptsStarted > 1 || job.stalledCounter > 0 || data.replayedAt !== undefined;
+    if (mayBeFinished && (await this.deps.results.isFinished(data.idempotencyKey))) return { kind: 'duplicate' };
+    return { data, tenant };
+  }
+
+  /**
+   * What the answer says: fine (undefined), or a failure. A 429 past the session's threshold or a
+   * Retry-After longer than the tenant allows is a compliance block; a 429 slows the host for the
+   * whole fleet; a compliance block quarantines the session and raises the alert.
+   */
+  private async judge(
+    job: Job,
+    data: FetchJob,
+    tenant: TenantConfig,
+    target: URL,
+    page: FetchedPage,
+    session: JobSession | undefined,
+  ): Promise<Failure | undefined> {
     const snippet = page.body.subarray(0, SNIPPET_BYTES).toString('utf8');
     let failure = classifyResponse({ status: page.status, headers: page.headers, bodySnippet: snippet });
     if (failure?.status === 429 && failure.failureClass === 'recoverable' && (await session?.rateLimitedTooOften())) {
@@ -235,19 +257,14 @@ export class CrawlProcessor {
       const waitMs = failure.retryAfterMs === undefined ? undefined : Math.min(failure.retryAfterMs, maxRetryAfterMs);
       await this.politeness.slowHost(target.host, waitMs);
     }
-    if (failure !== undefined) session?.recordError();
-    if (failure?.failureClass === 'compliance_blocked') await this.raiseComplianceAlert(job, data, failure, session);
-    await this.breakerGate.recordHealth(job, data, session, probing, failure);
-    await this.commitSession(session, job, data, attempt);
-    if (failure !== undefined) {
-      const summary = responseSummary(page, tenant);
-      const message =
-        failure.reason === 'retry_after_too_long'
-          ? `HTTP ${page.status} from ${page.finalUrl} asks to wait ${Math.round((failure.retryAfterMs ?? 0) / 1000)} s (Retry-After), more than the tenant's maxRetryAfterSeconds of ${tenant.maxRetryAfterSeconds}`
-          : `HTTP ${page.status} from ${page.finalUrl}`;
-      return this.fail(job, data, failure, message, attempt, summary);
-    }
-    return this.store(job, data, tenant, page, attempt);
+    if (failure === undefined) return undefined;
+    session?.recordError();
+    if (failure.failureClass === 'compliance_blocked') await this.raiseComplianceAlert(job, data, failure, session);
+    const message =
+      failure.reason === 'retry_after_too_long'
+        ? `HTTP ${page.status} from ${page.finalUrl} asks to wait ${Math.round((failure.retryAfterMs ?? 0) / 1000)} s (Retry-After), more than the tenant's maxRetryAfterSeconds of ${tenant.maxRetryAfterSeconds}`
+        : `HTTP ${page.status} from ${page.finalUrl}`;
+    return { classification: failure, message, response: responseSummary(page, tenant) };
   }
 
   /**
@@ -337,200 +354,38 @@ export class CrawlProcessor {
   }
 
   /**
-   * Commits the session. Only a workflow that moved on fails the job (it read stale state); a
-   * commit that keeps meeting newer versions is logged and the job's own outcome stands.
+   * Commits the session: the session stage's cleanup. Only a workflow that moved on meanwhile
+   * fails the job (it read stale state): that failure comes back. A commit that keeps meeting a
+   * newer login is logged, and the job's own outcome stands.
    */
-  private async commitSession(
-    session: JobSession | undefined,
-    job: Job,
-    data: FetchJob,
-    attempt: number,
-  ): Promise<void> {
-    if (session === undefined) return;
+  private async commitSession(session: JobSession | undefined, job: Job): Promise<Failure | undefined> {
+    if (session === undefined) return undefined;
     try {
       await inSpan('session.commit', {}, () => session.commit());
+      return undefined;
     } catch (error) {
       if (!(error instanceof CrawlFailure)) throw error;
-      if (error.reason === 'workflow_conflict') {
-        await this.fail(job, data, { failureClass: error.failureClass, reason: error.reason }, error.message, attempt);
-      }
+      if (error.reason === 'workflow_conflict')
+        return { classification: { failureClass: error.failureClass, reason: error.reason }, message: error.message };
       this.deps.logger.warn({ job_id: job.id, session_id: session.hashedId, reason: error.reason }, error.message);
+      return undefined;
     }
-  }
-
-  private async store(
-    job: Job,
-    data: FetchJob,
-    tenant: TenantConfig,
-    page: FetchedPage,
-    attempt: number,
-  ): Promise<JobOutcome> {
-    const contentType = page.headers['content-type'];
-    const body = encodeBody(page.body, contentType, this.deps.config.fetch.resultBodyBytes);
-    // Binary bodies are kept as they are: the patterns are for text.
-    if (tenant.redactPii && body.bodyEncoding === 'utf8') body.body = redactPii(body.body);
-    const headers = pickStoredHeaders(page.headers);
-    const result: StoredResult = {
-      url: data.url,
-      finalUrl: page.finalUrl,
-      status: page.status,
-      headers: tenant.redactPii ? redactPiiDeep(headers) : headers,
-      ...body,
-      bodyBytes: page.bodyBytes,
-      idempotencyKey: data.idempotencyKey,
-      jobId: String(job.id),
-      tenant: data.tenant,
-      sessionId: data.sessionId ?? null,
-      attempts: attempt,
-      redirects: page.redirects,
-      durationMs: Math.round(page.durationMs),
-      fetchedAt: new Date().toISOString(),
-    };
-    const { written, entryId } = await inSpan('result.write', {}, () => this.deps.results.write(result));
-    this.deps.observer?.jobFinished?.(written ? 'stored' : 'duplicate', undefined, undefined);
-    this.deps.logger.debug(
-      {
-        job_id: job.id,
-        tenant: data.tenant,
-        status: page.status,
-        attempts: attempt,
-        duration_ms: result.durationMs,
-        written,
-      },
-      'page stored',
-    );
-    if (attempt > 1) this.deps.observer?.retryEnded?.(true);
-    return { outcome: written ? 'stored' : 'duplicate', status: page.status, entryId };
-  }
-
-  private async fail(
-    job: Job,
-    data: FetchJob | undefined,
-    classification: Classification,
-    message: string,
-    attempt: number,
-    response?: ResponseSummary,
-  ): Promise<never> {
-    const maxAttempts = job.opts.attempts ?? 1;
-    if (classification.failureClass === 'recoverable' && attempt < maxAttempts) {
-      const { backoffBaseMs, backoffMaxMs } = this.deps.config.jobs;
-      const backoffMs = retryDelay(
-        attempt,
-        { baseMs: backoffBaseMs, maxMs: backoffMaxMs },
-        classification.retryAfterMs,
-      );
-      await job.log(JSON.stringify(attemptRecord(attempt, classification, message, backoffMs)));
-      this.deps.logger.warn(
-        {
-          job_id: job.id,
-          tenant: data?.tenant,
-          session_id: auditSubject(job, data, this.deps.sessions.hasher).session,
-          retry_attempt: attempt,
-          backoff_duration_ms: backoffMs,
-          error_class: classification.failureClass,
-          reason: classification.reason,
-        },
-        'fetch failed; retrying',
-      );
-      await this.deps.audit.append({
-        kind: 'retry',
-        ...auditSubject(job, data, this.deps.sessions.hasher),
-        reason: classification.reason,
-        detail: {
-          attempt,
-          backoffMs,
-          ...(classification.status === undefined ? {} : { status: classification.status }),
-        },
-      });
-      this.deps.observer?.retryScheduled?.(backoffMs);
-      this.deps.observer?.jobFinished?.('retrying', classification.failureClass, classification.reason);
-      throw new RetryLaterError(message, backoffMs, classification);
-    }
-    // Retries ran out: the entry keeps the failure's class (a person may replay recoverable
-    // failures later), and says so in its reason.
-    const final =
-      classification.failureClass === 'recoverable'
-        ? { ...classification, reason: `retries_exhausted:${classification.reason}` }
-        : classification;
-    return this.deadLetter(job, data, final, message, attempt, response, classification);
-  }
-
-  private async deadLetter(
-    job: Job,
-    data: FetchJob | undefined,
-    classification: Classification,
-    message: string,
-    attempt: number,
-    response?: ResponseSummary,
-    lastAttempt: Classification = classification,
-  ): Promise<never> {
-    const history = await this.history(job);
-    history.push(attemptRecord(attempt, lastAttempt, message));
-    const raw = job.data as Partial<FetchJob> | undefined;
-    const letter: DeadLetter = {
-      id: String(job.id),
-      url: data?.url ?? (typeof raw?.url === 'string' ? raw.url : null),
-      class: classification.failureClass,
-      reason: classification.reason,
-      message,
-      attempts: attempt,
-      failedAt: new Date().toISOString(),
-      tenant: data?.tenant ?? null,
-      sessionId: data?.sessionId ?? null,
-      job: job.data,
-      history,
-      lastResponse: response ?? null,
-    };
-    await inSpan('dlq.route', { attributes: { 'crawlfleet.reason': letter.reason } }, () =>
-      this.deps.dlq.route(letter),
-    );
-    this.deps.observer?.jobFinished?.('dead_lettered', letter.class, letter.reason);
-    if (attempt > 1) this.deps.observer?.retryEnded?.(false);
-    await this.deps.audit.append({
-      kind: 'dlq',
-      ...auditSubject(job, data, this.deps.sessions.hasher),
-      url: letter.url ?? undefined,
-      reason: `${letter.class}/${letter.reason}`,
-      detail: { attempts: attempt },
-    });
-    this.deps.logger.info(
-      {
-        job_id: job.id,
-        tenant: letter.tenant,
-        session_id: auditSubject(job, data, this.deps.sessions.hasher).session,
-        error_class: letter.class,
-        reason: letter.reason,
-        attempts: attempt,
-      },
-      'job moved to the DLQ',
-    );
-    throw new DeadLetteredError(letter);
-  }
-
-  /** The attempts recorded so far (one job log line each); only read on the way to the DLQ. */
-  private async history(job: Job): Promise<AttemptRecord[]> {
-    if (job.attemptsMade === 0 || job.id === undefined) return [];
-    const { logs } = await this.deps.queue.getJobLogs(job.id, 0, 99);
-    return logs.flatMap((line) => {
-      try {
-        return [JSON.parse(line) as AttemptRecord];
-      } catch {
-        return [];
-      }
-    });
   }
 }
 
-/** What a person needs to see of a failed answer in its DLQ entry (redacted as results are). */
-function responseSummary(page: FetchedPage, tenant: TenantConfig): ResponseSummary {
-  const snippet = page.body.subarray(0, SNIPPET_BYTES).toString('utf8');
-  const headers = pickStoredHeaders(page.headers);
-  return {
-    status: page.status,
-    // Redacted as stored results are: a header may name a person (content-language, link).
-    headers: tenant.redactPii ? redactPiiDeep(headers) : headers,
-    bodySnippet: tenant.redactPii ? redactPii(snippet) : snippet,
-  };
+/** A failed job's verdict. */
+function failed(data: FetchJob | undefined, classification: Classification, message: string): JobVerdict {
+  return { kind: 'failed', data, failure: { classification, message } };
+}
+
+/** A surprise (Redis trouble or a bug) as a verdict: retried like a network failure. */
+function internalFailure(job: Job, error: unknown): JobVerdict {
+  const parsed = parseFetchJob(job.data);
+  return failed(
+    parsed.ok ? parsed.job : undefined,
+    { failureClass: 'recoverable', reason: 'internal_error' },
+    error instanceof Error ? error.message : String(error),
+  );
 }
 
 /** A page that still says "log in": `auth_failed`, never stored as the page. */
@@ -540,21 +395,4 @@ function stillLoggedOut(page: FetchedPage, tenant: TenantConfig, why: string): C
     `${why}: HTTP ${page.status} from ${page.finalUrl}`,
     responseSummary(page, tenant),
   );
-}
-
-function attemptRecord(
-  attempt: number,
-  classification: Classification,
-  error: string,
-  backoffMs?: number,
-): AttemptRecord {
-  return {
-    attempt,
-    at: new Date().toISOString(),
-    failureClass: classification.failureClass,
-    reason: classification.reason,
-    error,
-    ...(classification.status === undefined ? {} : { status: classification.status }),
-    ...(backoffMs === undefined ? {} : { backoffMs }),
-  };
 }

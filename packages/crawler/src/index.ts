@@ -1,14 +1,17 @@
 export { BreakerGate } from './breaker-gate.js';
 export { CrawlProcessor, type CrawlProcessorDeps } from './crawl-processor.js';
 export { CrawlWorker, type CrawlWorkerOptions, DEFAULT_CONCURRENCY, type JobEvent } from './crawl-worker.js';
+export { type DecideOptions, type Decision, decide } from './decide.js';
 export { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
-export { PolitenessGate, type Refusal } from './politeness-gate.js';
+export { PolitenessGate } from './politeness-gate.js';
 export {
   DEFAULT_PROGRESS_MS,
   ProgressSummary,
   type ProgressSummaryOptions,
   progressEveryFromEnv,
 } from './progress-summary.js';
+export { Settle, type SettleDeps, type Settled } from './settle.js';
+export type { Failure, GateVerdict, HoldReason, JobVerdict } from './verdicts.js';
 export {
   DEFAULT_GRACE_MS,
   type OpenedWorker,

@@ -1,5 +1,5 @@
 import type { CrawlfleetConfig, FetchJob, TenantConfig } from '@crawlfleet/core';
-import { type Classification, classifyError } from '@crawlfleet/failures';
+import { classifyError } from '@crawlfleet/failures';
 import type { Fetcher } from '@crawlfleet/fetcher';
 import {
   type HostPacer,
@@ -8,20 +8,13 @@ import {
   RobotsUnavailableError,
   type RobotsVerdict,
 } from '@crawlfleet/politeness';
-import type { Job } from 'bullmq';
-import { holdBack } from './hold-back.js';
+import { type Failure, type GateVerdict, GO } from './verdicts.js';
 
 export interface PolitenessGateDeps {
   config: CrawlfleetConfig;
   fetcher: Fetcher;
   robots: RobotsCache;
   pacer: HostPacer;
-}
-
-/** Why a job may not be fetched: routed by the processor like any failure. */
-export interface Refusal {
-  classification: Classification;
-  message: string;
 }
 
 /** robots.txt and per-host pace, applied for the whole fleet before any fetch. */
@@ -32,39 +25,31 @@ export class PolitenessGate {
   constructor(private readonly deps: PolitenessGateDeps) {}
 
   /**
-   * robots.txt and the host's pace, for the whole fleet. A disallowed URL goes to the DLQ without
-   * being fetched; an unreadable robots.txt retries the job later; a job that comes before the
-   * host's next-allowed time moves to delayed without spending an attempt.
+   * robots.txt and the host's pace, for the whole fleet. A disallowed URL is refused (to the DLQ
+   * without being fetched); an unreadable robots.txt is refused as recoverable (retried later); a
+   * job that comes before the host's next-allowed time is held (delayed, no attempt spent).
    */
-  async admit(
-    job: Job,
-    token: string | undefined,
-    data: FetchJob,
-    tenant: TenantConfig,
-    target: URL,
-  ): Promise<Refusal | undefined> {
+  async admit(data: FetchJob, tenant: TenantConfig, target: URL): Promise<GateVerdict> {
     let crawlDelayMs = 0;
     if (tenant.robots === 'respect') {
       try {
         const verdict = await this.robots(data.url, data.tenant, tenant);
-        if (!verdict.allowed) {
-          return {
+        if (!verdict.allowed)
+          return refuse({
             classification: { failureClass: 'non_recoverable', reason: 'robots_disallowed' },
             message: `robots.txt of ${target.origin} disallows ${target.pathname}`,
-          };
-        }
+          });
         crawlDelayMs = verdict.crawlDelayMs ?? 0;
       } catch (error) {
         if (!(error instanceof RobotsUnavailableError)) throw error;
-        return {
+        return refuse({
           classification: { failureClass: 'recoverable', reason: 'robots_unavailable' },
           message: error.message,
-        };
+        });
       }
     }
     const waitMs = await this.deps.pacer.reserve(target.host, Math.max(tenant.hostDelayMs, crawlDelayMs));
-    if (waitMs > 0) await holdBack(job, token, waitMs, 'host_paced');
-    return undefined;
+    return waitMs > 0 ? { kind: 'hold', waitMs, reason: 'host_paced' } : GO;
   }
 
   /**
@@ -105,4 +90,8 @@ export class PolitenessGate {
   async slowHost(host: string, retryAfterMs: number | undefined): Promise<void> {
     await this.deps.pacer.slowDown(host, Date.now() + (retryAfterMs ?? this.deps.config.jobs.backoffBaseMs));
   }
+}
+
+function refuse(failure: Failure): GateVerdict {
+  return { kind: 'refuse', failure };
 }
