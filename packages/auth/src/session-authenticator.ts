@@ -1,6 +1,6 @@
 import { type AuthConfig, type CrawlObserver, redactPii } from '@crawlfleet/core';
 import { RecoverableError } from '@crawlfleet/failures';
-import type { FetchedPage, FetchRequest, FetchTenant } from '@crawlfleet/fetcher';
+import type { FetchedPage, FetchTenant, PageFetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import { type AuthState, type JobSession, type RefusedLogin, renewAuthOnce } from '@crawlfleet/sessions';
 import { Cookie } from 'tough-cookie';
@@ -11,12 +11,10 @@ import { findLoginForm } from './login-form.js';
 import { buildFormSubmission, buildLoginRequest, buildRefreshRequest, type LoginRequest } from './login-request.js';
 import { SecretResolver } from './secrets.js';
 
-/** What logs a session in: the worker's fetcher (its address policy and pools apply). */
-export interface PageFetcher {
-  fetch(request: FetchRequest, tenant: FetchTenant): Promise<FetchedPage>;
-}
+export type { PageFetcher } from '@crawlfleet/fetcher';
 
 export interface SessionAuthenticatorOptions {
+  /** What logs a session in: the worker's fetcher (its address policy and pools apply). */
   fetcher: PageFetcher;
   /** How long one worker may hold a session's login lease: longer than the slowest login. */
   leaseMs: number;

@@ -13,10 +13,10 @@ import {
 } from '@crawlfleet/core';
 import type { DeadLetterQueue } from '@crawlfleet/dlq';
 import { type Classification, CrawlFailure, classifyError, classifyResponse } from '@crawlfleet/failures';
-import type { FetchedPage, Fetcher } from '@crawlfleet/fetcher';
+import type { FetchedPage, PageFetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import type { HostPacer, RobotsCache } from '@crawlfleet/politeness';
-import type { ResultsStore } from '@crawlfleet/results';
+import type { ResultSink } from '@crawlfleet/results';
 import type { JobSession, SessionManager } from '@crawlfleet/sessions';
 import { contextOf, inSpan, SpanKind, type TraceCarrier } from '@crawlfleet/tracing';
 import { DelayedError, type Job, type Queue } from 'bullmq';
@@ -31,8 +31,8 @@ import type { Failure, JobVerdict } from './verdicts.js';
 export interface CrawlProcessorDeps {
   config: CrawlfleetConfig;
   keys: KeyLayout;
-  fetcher: Fetcher;
-  results: ResultsStore;
+  fetcher: PageFetcher;
+  results: ResultSink;
   dlq: DeadLetterQueue;
   /** The crawl queue, to read a job's recorded attempts. */
   queue: Queue;

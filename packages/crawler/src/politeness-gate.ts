@@ -1,6 +1,6 @@
 import type { CrawlfleetConfig, FetchJob, TenantConfig } from '@crawlfleet/core';
 import { classifyError } from '@crawlfleet/failures';
-import type { Fetcher } from '@crawlfleet/fetcher';
+import type { PageFetcher } from '@crawlfleet/fetcher';
 import {
   type HostPacer,
   type RobotsCache,
@@ -12,7 +12,7 @@ import { type Failure, type GateVerdict, GO } from './verdicts.js';
 
 export interface PolitenessGateDeps {
   config: CrawlfleetConfig;
-  fetcher: Fetcher;
+  fetcher: PageFetcher;
   robots: RobotsCache;
   pacer: HostPacer;
 }

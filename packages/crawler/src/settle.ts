@@ -3,7 +3,7 @@ import { type CrawlfleetConfig, type CrawlObserver, type FetchJob, redactPii, re
 import type { AttemptRecord, DeadLetter, DeadLetterQueue } from '@crawlfleet/dlq';
 import type { Classification } from '@crawlfleet/failures';
 import type { Logger } from '@crawlfleet/log';
-import { encodeBody, pickStoredHeaders, type ResultsStore, type StoredResult } from '@crawlfleet/results';
+import { encodeBody, pickStoredHeaders, type ResultSink, type StoredResult } from '@crawlfleet/results';
 import type { SessionHasher } from '@crawlfleet/sessions';
 import { inSpan } from '@crawlfleet/tracing';
 import { DelayedError, type Job, type Queue } from 'bullmq';
@@ -14,7 +14,7 @@ import type { Failure, JobVerdict } from './verdicts.js';
 
 export interface SettleDeps {
   config: CrawlfleetConfig;
-  results: ResultsStore;
+  results: ResultSink;
   dlq: DeadLetterQueue;
   /** The crawl queue, to read a job's recorded attempts. */
   queue: Queue;

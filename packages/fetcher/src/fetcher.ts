@@ -25,6 +25,14 @@ export interface FetchTenant {
   config: TenantConfig;
 }
 
+/**
+ * What fetches a page as a session (its jar, headers and, later, its proxy): the job path, robots.txt
+ * and logins take this, so a browser or another client can stand in for `Fetcher`.
+ */
+export interface PageFetcher {
+  fetch(request: FetchRequest, tenant: FetchTenant): Promise<FetchedPage>;
+}
+
 /** A response that arrived, whatever its status; the caller classifies it. */
 export interface FetchedPage {
   url: string;
@@ -78,7 +86,7 @@ interface TenantPool {
  * Each tenant has its own socket pool, so a socket one tenant was allowed to open to a private
  * address is never reused by a tenant that is not.
  */
-export class Fetcher {
+export class Fetcher implements PageFetcher {
   private readonly pools = new Map<string, TenantPool>();
   /** Requests sent, and how many went over a kept-alive socket (`connection_reuse_ratio`). */
   readonly connections = { requests: 0, reused: 0 };

@@ -6,6 +6,7 @@ export {
   type FetchRequest,
   type FetchTenant,
   FetchTimeoutError,
+  type PageFetcher,
   UnsafeRedirectError,
 } from './fetcher.js';
 export { guardedLookup } from './guarded-lookup.js';

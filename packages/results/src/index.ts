@@ -2,6 +2,7 @@ export {
   type CountRecentOptions,
   type RecentCount,
   type ResultEntry,
+  type ResultSink,
   ResultsStore,
   type WriteOutcome,
 } from './results-store.js';

@@ -12,6 +12,16 @@ type WithResultScripts = Redis & {
   cfCountEntries(stream: string, newest: string, oldest: string, count: number): Promise<[number, string]>;
 };
 
+/**
+ * Where the job path writes a result: exactly once per idempotency key (a second write of a key
+ * writes nothing and answers the first entry), with the key's ledger mark in the same step.
+ */
+export interface ResultSink {
+  write(result: StoredResult): Promise<WriteOutcome>;
+  /** Whether the key's result was written already (a retried or replayed job). */
+  isFinished(idempotencyKey: string): Promise<boolean>;
+}
+
 export interface WriteOutcome {
   /** False when the key was already finished and nothing was written. */
   written: boolean;
@@ -49,7 +59,7 @@ const DEFAULT_MAX_COUNTED = 2_000;
  * Lua script (`lua/write-results.lua`), so there is no moment where one exists without the other;
  * the results written in one turn of the event loop share that script's call (`ResultBatches`).
  */
-export class ResultsStore {
+export class ResultsStore implements ResultSink {
   private readonly redis: WithResultScripts;
   private readonly batches: ResultBatches;
 
