@@ -169,7 +169,7 @@ describe('ResultsStore.entries', () => {
     const written = await Promise.all(Array.from({ length: 1_234 }, (_, i) => store.write(result(`ik-page-${i}`))));
 
     const seen: Array<{ entryId: string; key: string }> = [];
-    for await (const entry of store.entries(100))
+    for await (const entry of store.entries({ pageSize: 100 }))
       seen.push({ entryId: entry.entryId, key: entry.result.idempotencyKey });
 
     expect(seen).toHaveLength(1_234);
@@ -182,7 +182,7 @@ describe('ResultsStore.entries', () => {
     for (let i = 0; i < 200; i++) await store.write(result(`ik-exact-${i}`));
 
     const seen: string[] = [];
-    for await (const entry of store.entries(100)) seen.push(entry.result.idempotencyKey);
+    for await (const entry of store.entries({ pageSize: 100 })) seen.push(entry.result.idempotencyKey);
 
     expect(seen).toEqual(Array.from({ length: 200 }, (_, i) => `ik-exact-${i}`));
   });

@@ -137,14 +137,20 @@ export class ResultsStore implements ResultSink {
     return { count: Math.round((counted * windowMs) / spanMs), estimated: true };
   }
 
-  private async serverNow(): Promise<number> {
+  /** The Redis server's clock, in ms since the epoch: what dates the results' entries. */
+  async serverNow(): Promise<number> {
     const [seconds, micros] = await this.redis.time();
     return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
-  /** Every stored result, oldest first, read in pages so memory stays flat on any size. */
-  async *entries(pageSize = 500): AsyncGenerator<ResultEntry> {
-    let start = '-';
+  /**
+   * Every stored result, oldest first, read in pages so memory stays flat on any size; with
+   * `sinceMs` (ms since the epoch, on the Redis server's clock, which dates the entries), those
+   * written from then on.
+   */
+  async *entries(options: { sinceMs?: number | undefined; pageSize?: number } = {}): AsyncGenerator<ResultEntry> {
+    const pageSize = options.pageSize ?? 500;
+    let start = options.sinceMs === undefined ? '-' : `${Math.max(0, Math.floor(options.sinceMs))}-0`;
     for (;;) {
       const page = await this.redis.xrange(this.keys.results, start, '+', 'COUNT', pageSize);
       for (const [entryId, fields] of page) {

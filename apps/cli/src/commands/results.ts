@@ -1,14 +1,21 @@
 import { createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
-import { InputError } from '@crawlfleet/core';
+import { InputError, parseDuration } from '@crawlfleet/core';
 import { ResultsStore } from '@crawlfleet/results';
 import type { Command } from 'commander';
-import { type CommandContext, type GlobalOptions, openContext } from '../context.js';
+import { type GlobalOptions, openContext } from '../context.js';
 import { plural, say, writeLine } from '../output.js';
 
-/** Streams every stored result as JSON lines to `out` (a file path) or stdout. */
-async function exportResults(context: CommandContext, out?: string): Promise<number> {
-  const store = new ResultsStore(context.redis, context.keys, context.config.retention);
+/** Which results an export writes. */
+interface ExportFilter {
+  /** From this time on (ms since the epoch), or all. */
+  sinceMs?: number | undefined;
+  /** Only this tenant's, or all. */
+  tenant?: string | undefined;
+}
+
+/** Streams the stored results the filter lets through as JSON lines to `out` (a file path) or stdout. */
+async function exportResults(store: ResultsStore, filter: ExportFilter, out?: string): Promise<number> {
   const stream = out === undefined ? process.stdout : createWriteStream(out, { flags: 'w' });
   if (out !== undefined) {
     await new Promise<void>((resolve, reject) => {
@@ -17,7 +24,8 @@ async function exportResults(context: CommandContext, out?: string): Promise<num
     });
   }
   let count = 0;
-  for await (const { result } of store.entries()) {
+  for await (const { result } of store.entries({ sinceMs: filter.sinceMs })) {
+    if (filter.tenant !== undefined && result.tenant !== filter.tenant) continue;
     await writeLine(stream, JSON.stringify(result));
     count++;
   }
@@ -28,19 +36,54 @@ async function exportResults(context: CommandContext, out?: string): Promise<num
   return count;
 }
 
+/**
+ * `--since`, checked before anything connects: a duration back from now (`90s`, `30m`, `12h`,
+ * `7d`, `2w`; now is the Redis server's clock, which dates the entries), or a date and time
+ * (ISO 8601, with a zone or `Z`).
+ */
+function parseSince(text: string): { backMs: number } | { atMs: number } {
+  const trimmed = text.trim();
+  if (/^\d+[smhdw]$/.test(trimmed)) return { backMs: parseDuration(trimmed, '--since') };
+  const atMs = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2}))?$/.test(trimmed)
+    ? Date.parse(trimmed)
+    : Number.NaN;
+  if (Number.isNaN(atMs))
+    throw new InputError(
+      'invalid_since',
+      `--since must be a duration (90s, 30m, 12h, 7d, 2w) or a date and time like 2026-11-30T08:00:00Z, got ${JSON.stringify(text)}`,
+    );
+  return { atMs };
+}
+
 export function registerResults(program: Command): void {
   const results = program.command('results').description('read stored results');
   results
     .command('export')
-    .description('stream every stored result as JSON lines (url, finalUrl, status, headers, body, bodyBytes, ...)')
+    .description(
+      'stream the stored results as JSON lines (url, finalUrl, status, headers, body, bodyBytes, ...), oldest first',
+    )
     .option('--format <format>', 'output format (jsonl)', 'jsonl')
     .option('-o, --out <file>', 'write to a file instead of stdout')
-    .action(async (options: { format: string; out?: string }, command: Command) => {
+    .option(
+      '--since <when>',
+      'only results stored since then: a duration back from now (30m, 12h, 7d) or a date (2026-11-30T08:00:00Z)',
+    )
+    .option('--tenant <name>', "only this tenant's results")
+    .action(async (options: { format: string; out?: string; since?: string; tenant?: string }, command: Command) => {
       if (options.format !== 'jsonl')
         throw new InputError('invalid_format', `--format must be jsonl, got ${JSON.stringify(options.format)}`);
+      if (options.tenant !== undefined && options.tenant.trim() === '')
+        throw new InputError('invalid_tenant', '--tenant needs a tenant name');
+      const since = options.since === undefined ? undefined : parseSince(options.since);
       const context = await openContext(command.optsWithGlobals<GlobalOptions>());
       try {
-        const count = await exportResults(context, options.out);
+        const store = new ResultsStore(context.redis, context.keys, context.config.retention);
+        const filter = {
+          sinceMs:
+            since === undefined ? undefined : 'atMs' in since ? since.atMs : (await store.serverNow()) - since.backMs,
+          tenant: options.tenant,
+        };
+        const count = await exportResults(store, filter, options.out);
         if (options.out !== undefined) say(`exported ${plural(count, 'result')} to ${options.out}`);
       } finally {
         await context.close();
