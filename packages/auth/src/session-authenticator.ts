@@ -7,7 +7,6 @@ import { Cookie } from 'tough-cookie';
 import { type LoggedOutSign, loggedOutSign, loginFailure } from './auth-checks.js';
 import { LoginCoolingDownError, LoginRefusedError } from './errors.js';
 import { parseJsonBody, valueAt } from './json-path.js';
-import { findLoginForm } from './login-form.js';
 import { buildFormSubmission, buildLoginRequest, buildRefreshRequest, type LoginRequest } from './login-request.js';
 import { SecretResolver } from './secrets.js';
 
@@ -247,6 +246,9 @@ export class SessionAuthenticator {
       if (page.status >= 400)
         return this.refused(session, tenant, auth, secrets, page, `the login page answered HTTP ${page.status}`);
       const fields = Object.keys(login.form ?? {});
+      // The HTML parser and selector engine (about 6 MB of a worker's memory) load with the first
+      // form login, not in every worker.
+      const { findLoginForm } = await import('./login-form.js');
       const form = findLoginForm(page.body.toString('utf8'), page.finalUrl, {
         fields,
         selector: login.formSelector,

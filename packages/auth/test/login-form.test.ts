@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { findLoginForm } from '../src/index.js';
+import { findLoginForm } from '../src/login-form.js';
 
 const PAGE = 'https://site.example/accounts/login/?next=/members/1';
 
