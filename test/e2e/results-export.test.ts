@@ -5,27 +5,9 @@ import { ResultsStore, type StoredResult } from '@crawlfleet/results';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix } from '../src/harness.js';
+import { storedResult } from '../src/stored-result.js';
 
-function result(idempotencyKey: string, tenant: string): StoredResult {
-  return {
-    url: `http://127.0.0.1/${idempotencyKey}`,
-    finalUrl: `http://127.0.0.1/${idempotencyKey}`,
-    status: 200,
-    headers: { 'content-type': 'text/plain' },
-    body: `body of ${idempotencyKey}`,
-    bodyEncoding: 'utf8',
-    bodyBytes: 10,
-    bodyTruncated: false,
-    idempotencyKey,
-    jobId: idempotencyKey,
-    tenant,
-    sessionId: null,
-    attempts: 1,
-    redirects: 0,
-    durationMs: 5,
-    fetchedAt: new Date().toISOString(),
-  };
-}
+const result = (idempotencyKey: string, tenant: string) => storedResult(idempotencyKey, { tenant });
 
 describe('crawlfleet results export --since / --tenant', () => {
   const prefix = uniquePrefix('export');

@@ -2,6 +2,7 @@ import { encodeBody, pickStoredHeaders, ResultsStore, type StoredResult } from '
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupPrefix, keyLayout, openTestRedis, uniquePrefix, watchCommands } from '../src/harness.js';
+import { storedResult as result } from '../src/stored-result.js';
 
 const LEDGER_TTL = 3_600;
 
@@ -27,28 +28,6 @@ beforeEach(() => {
 afterEach(async () => {
   await cleanupPrefix(redis, prefix);
 });
-
-function result(idempotencyKey: string, overrides: Partial<StoredResult> = {}): StoredResult {
-  return {
-    url: `http://127.0.0.1/${idempotencyKey}`,
-    finalUrl: `http://127.0.0.1/${idempotencyKey}`,
-    status: 200,
-    headers: { 'content-type': 'text/plain' },
-    body: `body of ${idempotencyKey}`,
-    bodyEncoding: 'utf8',
-    bodyBytes: 10,
-    bodyTruncated: false,
-    idempotencyKey,
-    jobId: idempotencyKey,
-    tenant: 'default',
-    sessionId: null,
-    attempts: 1,
-    redirects: 0,
-    durationMs: 5,
-    fetchedAt: new Date().toISOString(),
-    ...overrides,
-  };
-}
 
 async function storedEntries(): Promise<Array<{ entryId: string; result: StoredResult }>> {
   const raw = await redis.xrange(keys.results, '-', '+');

@@ -63,3 +63,4 @@ export {
   whenReady,
 } from './redis.js';
 export { NODE_FLAGS } from './runtime.js';
+export { TurnBatch } from './turn-batch.js';

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import type { KeyLayout, RetentionConfig } from '@crawlfleet/core';
+import { type KeyLayout, type RetentionConfig, TurnBatch } from '@crawlfleet/core';
 import type { Redis } from 'ioredis';
-import { type PendingResult, ResultBatches } from './result-batches.js';
+import { type PendingResult, resultCalls } from './result-batches.js';
 import type { StoredResult } from './stored-result.js';
 
 const WRITE_RESULTS = readFileSync(new URL('../lua/write-results.lua', import.meta.url), 'utf8');
@@ -57,11 +57,11 @@ const DEFAULT_MAX_COUNTED = 2_000;
 /**
  * The results stream and the idempotency ledger. A result and its ledger mark are written by one
  * Lua script (`lua/write-results.lua`), so there is no moment where one exists without the other;
- * the results written in one turn of the event loop share that script's call (`ResultBatches`).
+ * the results written in one turn of the event loop share that script's call (`TurnBatch`).
  */
 export class ResultsStore implements ResultSink {
   private readonly redis: WithResultScripts;
-  private readonly batches: ResultBatches;
+  private readonly batches: TurnBatch<PendingResult, WriteOutcome>;
 
   constructor(
     redis: Redis,
@@ -71,7 +71,7 @@ export class ResultsStore implements ResultSink {
     if (!('cfWriteResults' in redis)) redis.defineCommand('cfWriteResults', { lua: WRITE_RESULTS });
     if (!('cfCountEntries' in redis)) redis.defineCommand('cfCountEntries', { numberOfKeys: 1, lua: COUNT_ENTRIES });
     this.redis = redis as WithResultScripts;
-    this.batches = new ResultBatches((batch) => this.writeAll(batch));
+    this.batches = new TurnBatch((batch) => this.writeAll(batch), resultCalls);
   }
 
   /**
@@ -79,7 +79,7 @@ export class ResultsStore implements ResultSink {
    * the other results written in the same turn of the event loop.
    */
   write(result: StoredResult): Promise<WriteOutcome> {
-    return this.batches.add(this.keys.ledger(result.idempotencyKey), JSON.stringify(result));
+    return this.batches.add({ ledgerKey: this.keys.ledger(result.idempotencyKey), json: JSON.stringify(result) });
   }
 
   private async writeAll(batch: readonly PendingResult[]): Promise<WriteOutcome[]> {

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import type { KeyLayout, SessionKeys } from '@crawlfleet/core';
+import { type KeyLayout, type SessionKeys, TurnBatch } from '@crawlfleet/core';
 import type { Redis } from 'ioredis';
 import { EnvelopeError, type OpenFailure, open, seal } from './envelope.js';
 import type { KeyRing } from './key-ring.js';
@@ -141,8 +141,12 @@ export class SlateStore {
   private readonly batches: TurnBatches<CommitResult>;
   /** Hydrates on their way, by session: a job that starts meanwhile shares the read. */
   private readonly hydrating = new Map<string, { names: readonly SlateName[]; answer: Promise<HydrateAnswer> }>();
-  /** New sessions joining the registry in this turn, one ZADD for them all (`register`). */
-  private readonly registering = new Registrations(this);
+  /** New sessions joining the registry: one ZADD for those a worker created in the same turn. */
+  private readonly registering = new TurnBatch<string, void>(async (members) => {
+    const now = Date.now();
+    await this.redis.zadd(this.keys.sessionRegistry, ...members.flatMap((member) => [now, member]));
+    return members.map(() => undefined);
+  });
   /** The session's flags (quarantine, 429 count, login lease) on the same connection. */
   readonly flags: SessionFlags;
 
@@ -208,7 +212,8 @@ export class SlateStore {
     const answer = this.hydrateOnce(session, names);
     this.hydrating.set(session.base, { names, answer });
     try {
-      return copyAnswer(await answer);
+      // The job that sent the read keeps its answer; those that shared it get copies.
+      return await answer;
     } finally {
       if (this.hydrating.get(session.base)?.answer === answer) this.hydrating.delete(session.base);
     }
@@ -559,34 +564,6 @@ function decodeCounters(name: SlateName, version: number, pairs: string[] | null
 /** An answer of its own for each job that shares a hydrate: a job's session updates its map. */
 function copyAnswer(answer: HydrateAnswer): HydrateAnswer {
   return { ...answer, slates: new Map(answer.slates) };
-}
-
-/** Sessions a worker created in one turn of the event loop, added to the registry by one ZADD. */
-class Registrations {
-  private pending: Array<{ member: string; done: () => void; failed: (error: unknown) => void }> = [];
-
-  constructor(private readonly store: SlateStore) {}
-
-  add(member: string): Promise<void> {
-    return new Promise<void>((done, failed) => {
-      if (this.pending.length === 0) setImmediate(() => this.flush());
-      this.pending.push({ member, done, failed });
-    });
-  }
-
-  private flush(): void {
-    const batch = this.pending;
-    this.pending = [];
-    const now = Date.now();
-    this.store.connection.zadd(this.store.keys.sessionRegistry, ...batch.flatMap(({ member }) => [now, member])).then(
-      () => {
-        for (const { done } of batch) done();
-      },
-      (error: unknown) => {
-        for (const { failed } of batch) failed(error);
-      },
-    );
-  }
 }
 
 function sameNames(a: readonly SlateName[], b: readonly SlateName[]): boolean {
