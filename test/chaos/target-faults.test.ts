@@ -246,7 +246,7 @@ describe('a target that hangs, resets, answers garbage or floods', () => {
     await fetch(`http://127.0.0.1:${port}/metrics`).then((res) => res.text());
 
     queue = new Queue(CRAWL_QUEUE, { connection: redis, prefix: keys.bullPrefix });
-    const results = new ResultsStore(redis, keys, { resultsMaxLen: 100_000, ledgerTtlSeconds: 3_600 });
+    const results = new ResultsStore(redis, keys, { ledgerTtlSeconds: 3_600 });
     const letters = new DeadLetterQueue(redis, keys);
     dlq = letters;
     const idle = async () => {

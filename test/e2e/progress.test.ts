@@ -217,11 +217,13 @@ describe('progress', () => {
       expect(parsed.counts).toMatchObject({ completed: 10, dlq: 1 });
       expect(parsed.results).toBe(30);
       expect(parsed.resultsWritten).toBe(30);
-      expect(parsed.retention).toEqual({ completedJobs: 10, failedJobs: 5000, resultsMaxLen: 100000 });
-      expect(parsed.capped).toEqual({ completed: true, failed: false, results: false });
+      expect(parsed.retention).toEqual({ completedJobs: 10, failedJobs: 5000 });
+      expect(parsed.capped).toEqual({ completed: true, failed: false });
+      expect(parsed.outbox).toMatchObject({ entries: 30, maxEntries: 100_000, full: false, sinks: [] });
       const human = (await runCli(['status'], { env })).stdout;
       expect(human).toMatch(/^completed \(kept, at most 10\) +10$/m);
-      expect(human).toMatch(/^results stored +30$/m);
+      expect(human).toMatch(/^results in the outbox +30$/m);
+      expect(human).toContain('sinks: none registered');
       expect(human).toContain('BullMQ keeps at most 10 completed jobs (retention.completedJobs)');
     });
   });

@@ -36,7 +36,7 @@ describe('crawlfleet results export --since / --tenant', () => {
     const config = join(dir, 'crawlfleet.config.json');
     writeFileSync(config, JSON.stringify({ tenants: { default: {}, shop: {} } }));
     env = { CRAWLFLEET_PREFIX: prefix, CRAWLFLEET_CONFIG: config };
-    const store = new ResultsStore(redis, keys, { resultsMaxLen: 100_000, ledgerTtlSeconds: 3_600 });
+    const store = new ResultsStore(redis, keys, { ledgerTtlSeconds: 3_600 });
     for (const key of ['early-1', 'early-2']) await store.write(result(key, key === 'early-1' ? 'default' : 'shop'));
     // Entry ids are the server's milliseconds: the later ones start a millisecond after this.
     boundary = (await store.serverNow()) + 1;

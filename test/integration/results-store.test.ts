@@ -22,7 +22,7 @@ afterAll(async () => {
 beforeEach(() => {
   prefix = uniquePrefix('results');
   keys = keyLayout(prefix);
-  store = new ResultsStore(redis, keys, { resultsMaxLen: 100_000, ledgerTtlSeconds: LEDGER_TTL });
+  store = new ResultsStore(redis, keys, { ledgerTtlSeconds: LEDGER_TTL });
 });
 
 afterEach(async () => {
@@ -69,7 +69,7 @@ describe('ResultsStore.write', () => {
     const connections = Array.from({ length: 5 }, () => openTestRedis());
     try {
       const stores = connections.map(
-        (connection) => new ResultsStore(connection, keys, { resultsMaxLen: 100_000, ledgerTtlSeconds: LEDGER_TTL }),
+        (connection) => new ResultsStore(connection, keys, { ledgerTtlSeconds: LEDGER_TTL }),
       );
 
       const outcomes = await Promise.all(
@@ -127,19 +127,19 @@ describe('ResultsStore.write', () => {
     expect(entries.every((entry) => entry.result.body === body)).toBe(true);
   });
 
-  it('keeps the stream near resultsMaxLen by trimming approximately', async () => {
-    const small = new ResultsStore(redis, keys, { resultsMaxLen: 100, ledgerTtlSeconds: LEDGER_TTL });
+  it('never trims on write, and tells what the outbox holds after each write', async () => {
+    const fills: Array<{ entries: number; bytes: number }> = [];
+    const watched = new ResultsStore(redis, keys, { ledgerTtlSeconds: LEDGER_TTL, onFill: (fill) => fills.push(fill) });
 
-    await Promise.all(Array.from({ length: 1_000 }, (_, i) => small.write(result(`ik-trim-${i}`))));
+    const written = await Promise.all(Array.from({ length: 1_000 }, (_, i) => watched.write(result(`ik-keep-${i}`))));
 
-    const length = await redis.xlen(keys.results);
-    expect(length).toBeGreaterThanOrEqual(100);
-    expect(length).toBeLessThan(500);
-    // Trimming drops the oldest: the newest result is always kept.
-    const [newest] = await redis.xrevrange(keys.results, '+', '-', 'COUNT', 1);
-    expect(JSON.parse(newest?.[1][1] ?? 'null').idempotencyKey).toBe('ik-trim-999');
-    // The ledger is not trimmed with the stream: every key stays finished.
-    expect(await store.isFinished('ik-trim-0')).toBe(true);
+    expect(await redis.xlen(keys.results)).toBe(1_000);
+    expect(await watched.isFinished('ik-keep-0')).toBe(true);
+    expect(written.every((outcome) => outcome.written)).toBe(true);
+    const bytes = Number(await redis.get(keys.resultsBytes));
+    const raw = await redis.xrange(keys.results, '-', '+');
+    expect(bytes).toBe(raw.reduce((sum, [, fields]) => sum + Buffer.byteLength(fields[1] ?? ''), 0));
+    expect(fills.at(-1)).toEqual({ entries: 1_000, bytes });
   });
 });
 

@@ -256,8 +256,6 @@ export const jobsConfigSchema = z.strictObject({
 });
 
 export const retentionConfigSchema = z.strictObject({
-  /** The results stream keeps about this many newest entries. */
-  resultsMaxLen: z.number().int().min(10).max(100_000_000).default(100_000),
   /** How long a finished idempotency key is remembered (a resubmission is a duplicate). */
   ledgerTtlSeconds: z
     .number()
@@ -270,6 +268,51 @@ export const retentionConfigSchema = z.strictObject({
   completedJobs: z.number().int().min(0).default(1_000),
   failedJobs: z.number().int().min(0).default(5_000),
 });
+
+/**
+ * The results outbox: the stream every result is written to, kept until every registered sink
+ * (`crawlfleet sink run`) has acknowledged it, and never trimmed past that.
+ */
+export const resultsConfigSchema = z.strictObject({
+  /**
+   * When the outbox holds this many entries, workers stop taking jobs (they finish what they
+   * hold) until sinks catch up. No result is dropped to make room.
+   */
+  outboxMaxLen: z.number().int().min(10).max(100_000_000).default(100_000),
+  /** The same, for the bytes of the results the outbox holds (bodies kept inline count in full). */
+  outboxMaxBytes: z
+    .number()
+    .int()
+    .min(MiB)
+    .default(512 * MiB),
+  /**
+   * With a `bodyStore`, bodies larger than this go to the store and the outbox carries a
+   * reference. Without one, every body stays inline.
+   */
+  inlineBodyBytes: z
+    .number()
+    .int()
+    .min(0)
+    .max(64 * MiB)
+    .default(16 * 1024),
+  /**
+   * Where large bodies go, content-addressed: `file:/shared/bodies` (one machine or a shared
+   * volume) or `s3://bucket/prefix` (the `AWS_*` variables; `AWS_ENDPOINT_URL` for a non-AWS store).
+   */
+  bodyStore: z
+    .string()
+    .regex(/^(file:.+|s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?)$/, 'must be file:DIR or s3://bucket/prefix')
+    .optional(),
+});
+
+/** Settings that are gone, with what replaced them: refused with a one-line error. */
+const REPLACED_SETTINGS: ReadonlyArray<{ path: readonly [string, string]; replacement: string }> = [
+  {
+    path: ['retention', 'resultsMaxLen'],
+    replacement:
+      'results are no longer trimmed by count; the outbox keeps each one until every sink has it, and results.outboxMaxLen bounds it',
+  },
+];
 
 const day = 24 * 3600;
 
@@ -337,6 +380,7 @@ export const crawlfleetConfigSchema = z.strictObject({
   fetch: fetchConfigSchema.prefault({}),
   jobs: jobsConfigSchema.prefault({}),
   retention: retentionConfigSchema.prefault({}),
+  results: resultsConfigSchema.prefault({}),
   sessions: sessionsConfigSchema.prefault({}),
   breakers: breakersConfigSchema.prefault({}),
 });
@@ -345,6 +389,7 @@ export type TenantConfig = z.infer<typeof tenantConfigSchema>;
 export type FetchConfig = z.infer<typeof fetchConfigSchema>;
 export type JobsConfig = z.infer<typeof jobsConfigSchema>;
 export type RetentionConfig = z.infer<typeof retentionConfigSchema>;
+export type ResultsConfig = z.infer<typeof resultsConfigSchema>;
 export type SessionsConfig = z.infer<typeof sessionsConfigSchema>;
 export type LoginConfig = z.infer<typeof loginConfigSchema>;
 export type AuthConfig = z.infer<typeof authConfigSchema>;
@@ -363,6 +408,11 @@ export const DEFAULT_CONFIG_FILE = 'crawlfleet.config.json';
 
 /** Validates a config object (already parsed JSON). */
 export function parseConfig(value: unknown, source?: string): CrawlfleetConfig {
+  for (const { path, replacement } of REPLACED_SETTINGS) {
+    const section = (value as Record<string, unknown> | null)?.[path[0]];
+    if (typeof section === 'object' && section !== null && Object.hasOwn(section, path[1]))
+      throw new ConfigError(`${source ?? 'config'}: ${path.join('.')} is no longer supported: ${replacement}`);
+  }
   const result = crawlfleetConfigSchema.safeParse(value);
   if (!result.success) {
     throw new ConfigError(`${source ?? 'config'}: ${describeZodError(result.error)}`);

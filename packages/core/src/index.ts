@@ -15,6 +15,7 @@ export {
   loadConfig,
   parseConfig,
   type RefreshConfig,
+  type ResultsConfig,
   type RetentionConfig,
   type SessionsConfig,
   sessionsConfigSchema,

@@ -13,8 +13,12 @@ export interface KeyLayout {
   readonly prefix: string;
   /** The `prefix` option for every BullMQ Queue and Worker. */
   readonly bullPrefix: string;
-  /** The results stream that `results export` reads. */
+  /** The results outbox: a stream read by sinks (one consumer group each) and `results export`. */
   readonly results: string;
+  /** The bytes of the results the outbox holds (kept by the scripts that add and trim it). */
+  readonly resultsBytes: string;
+  /** A live sink consumer's heartbeat (`<group>/<consumer>`), expiring when it dies. */
+  sinkConsumer(group: string, consumer: string): string;
   /** The audit stream: retries, DLQ moves, quarantines, breaker transitions. */
   readonly audit: string;
   /** The installation's key for hashing session ids in logs and audit events. */
@@ -139,6 +143,8 @@ export function keyLayout(prefix: string): KeyLayout {
     prefix,
     bullPrefix: tag,
     results: `${tag}:results`,
+    resultsBytes: `${tag}:results:bytes`,
+    sinkConsumer: (group, consumer) => `${tag}:sink:${group}:${consumer}`,
     audit: `${tag}:audit`,
     sessionHashKey: `${tag}:session-hash-key`,
     keyCheck: `${tag}:session-key-check`,

@@ -53,13 +53,25 @@ describe('loadConfig', () => {
       maxSocketsPerHost: 32,
     });
     expect(config.jobs).toEqual({ retries: 3, backoffBaseMs: 1_000, backoffMaxMs: 60_000 });
+    expect(config.results).toEqual({ outboxMaxLen: 100_000, outboxMaxBytes: 512 * MiB, inlineBodyBytes: 16 * 1024 });
     expect(config.retention).toEqual({
-      resultsMaxLen: 100_000,
       auditMaxLen: 100_000,
       ledgerTtlSeconds: 30 * 24 * 3600,
       completedJobs: 1_000,
       failedJobs: 5_000,
     });
+  });
+
+  it('refuses retention.resultsMaxLen with one line that names its replacement', () => {
+    const path = writeConfig('old.json', { retention: { resultsMaxLen: 100 } });
+    expect(() => loadConfig({ path, cwd: dir, env: {} })).toThrow(
+      /retention\.resultsMaxLen is no longer supported: .*results\.outboxMaxLen/,
+    );
+  });
+
+  it('refuses a body store that is neither file: nor s3://', () => {
+    expect(() => parseConfig({ results: { bodyStore: 'ftp://x/y' } })).toThrow(/file:DIR or s3:\/\/bucket\/prefix/);
+    expect(parseConfig({ results: { bodyStore: 's3://bodies/crawl' } }).results.bodyStore).toBe('s3://bodies/crawl');
   });
 
   it('reads ./crawlfleet.config.json from cwd when nothing is named', () => {

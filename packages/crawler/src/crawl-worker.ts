@@ -5,13 +5,14 @@ import { fullJitterDelay } from '@crawlfleet/failures';
 import { Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import { HostPacer, RobotsCache } from '@crawlfleet/politeness';
-import { ResultsStore } from '@crawlfleet/results';
+import { Outbox, type OutboxFill, ResultsStore } from '@crawlfleet/results';
 import { type SessionCounters, type SessionHasher, SessionManager } from '@crawlfleet/sessions';
 import type { SlateStore } from '@crawlfleet/slates';
 import { type Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { CrawlProcessor } from './crawl-processor.js';
 import { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
+import { OutboxBackpressure } from './outbox-backpressure.js';
 
 export interface CrawlWorkerOptions {
   /** A connection opened with role `worker` (it rides out Redis restarts). */
@@ -65,6 +66,7 @@ export class CrawlWorker {
   private readonly listeners = new Set<(event: JobEvent) => void>();
   private running = 0;
   readonly sessions: SessionManager;
+  readonly backpressure: OutboxBackpressure;
 
   constructor(options: CrawlWorkerOptions) {
     const { connection, keys, config, logger } = options;
@@ -78,6 +80,12 @@ export class CrawlWorker {
       hasher: options.sessionHasher,
       observer: options.observer,
     });
+    this.backpressure = new OutboxBackpressure(
+      new Outbox(connection, keys),
+      config.results,
+      { pause: () => this.worker.pause(true), resume: () => this.worker.resume() },
+      logger,
+    );
     this.processor = new CrawlProcessor({
       sessions: this.sessions,
       observer: options.observer,
@@ -89,7 +97,10 @@ export class CrawlWorker {
       config,
       keys,
       fetcher: this.fetcher,
-      results: new ResultsStore(connection, keys, config.retention),
+      results: new ResultsStore(connection, keys, {
+        ledgerTtlSeconds: config.retention.ledgerTtlSeconds,
+        onFill: (fill) => this.backpressure.observe(fill),
+      }),
       dlq: this.dlq,
       queue: this.queue,
       logger,
@@ -123,6 +134,9 @@ export class CrawlWorker {
     });
     // Connection errors are retried by ioredis; say so once per error, do not crash.
     this.worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
+    this.backpressure
+      .check()
+      .catch((error: Error) => logger.warn({ err: error.message }, 'could not read the results outbox at start'));
   }
 
   private async runJob(job: Job, token: string | undefined): Promise<JobOutcome> {
@@ -146,6 +160,11 @@ export class CrawlWorker {
       this.dlq.count(),
     ]);
     return { ...counts, dlq };
+  }
+
+  /** The results outbox as this worker last saw it, and whether it holds back because it is full. */
+  get outbox(): OutboxFill & { holding: boolean } {
+    return { ...this.backpressure.fill, holding: this.backpressure.isHolding };
   }
 
   /** What this worker counted about sessions (ephemeral fallbacks, discarded slates, ...). */
@@ -174,6 +193,7 @@ export class CrawlWorker {
   async drain(graceMs: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     this.processor.shutdown();
+    this.backpressure.close();
     const closed = this.worker.close().then(() => true);
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), graceMs);

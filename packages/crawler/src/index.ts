@@ -3,6 +3,7 @@ export { CrawlProcessor, type CrawlProcessorDeps } from './crawl-processor.js';
 export { CrawlWorker, type CrawlWorkerOptions, DEFAULT_CONCURRENCY, type JobEvent } from './crawl-worker.js';
 export { type DecideOptions, type Decision, decide } from './decide.js';
 export { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
+export { type JobIntake, OutboxBackpressure } from './outbox-backpressure.js';
 export { PolitenessGate } from './politeness-gate.js';
 export {
   DEFAULT_PROGRESS_MS,

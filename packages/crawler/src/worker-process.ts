@@ -145,6 +145,7 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
       : new FleetMetrics({
           queueDepths: async () => (opened === undefined ? {} : opened.worker.queueDepths()),
           connections: () => opened?.worker.fetcher.connections ?? { requests: 0, reused: 0 },
+          outbox: () => opened?.worker.outbox,
         });
   const progressEveryMs = options.progressEveryMs ?? DEFAULT_PROGRESS_MS;
   const progress =

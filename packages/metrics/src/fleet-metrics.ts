@@ -7,6 +7,8 @@ export interface MetricSources {
   queueDepths?(): Promise<Record<string, number>>;
   /** Requests sent and requests that reused a kept-alive socket. */
   connections?(): { requests: number; reused: number };
+  /** The results outbox as this worker last saw it, and whether it holds back because it is full. */
+  outbox?(): { entries: number; bytes: number; holding: boolean } | undefined;
 }
 
 const ratio = (part: number, whole: number) => (whole === 0 ? 0 : part / whole);
@@ -141,6 +143,32 @@ export class FleetMetrics implements CrawlObserver {
       collect() {
         const connections = sources.connections?.() ?? { requests: 0, reused: 0 };
         this.set(ratio(connections.reused, connections.requests));
+      },
+    });
+    new Gauge({
+      name: 'results_outbox_entries',
+      help: 'Results in the outbox that some sink has not acknowledged (every one while no sink is registered)',
+      registers,
+      collect() {
+        const outbox = sources.outbox?.();
+        if (outbox !== undefined) this.set(outbox.entries);
+      },
+    });
+    new Gauge({
+      name: 'results_outbox_bytes',
+      help: 'Bytes of the results in the outbox',
+      registers,
+      collect() {
+        const outbox = sources.outbox?.();
+        if (outbox !== undefined) this.set(outbox.bytes);
+      },
+    });
+    new Gauge({
+      name: 'results_outbox_backpressure',
+      help: '1 while this worker takes no new jobs because the results outbox is full (results.outboxMaxLen, results.outboxMaxBytes)',
+      registers,
+      collect() {
+        this.set(sources.outbox?.()?.holding ? 1 : 0);
       },
     });
     new Gauge({

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { type KeyLayout, type RetentionConfig, TurnBatch } from '@crawlfleet/core';
+import { type KeyLayout, TurnBatch } from '@crawlfleet/core';
 import type { Redis } from 'ioredis';
+import type { OutboxFill } from './outbox.js';
 import { type PendingResult, resultCalls } from './result-batches.js';
 import type { StoredResult } from './stored-result.js';
 
@@ -54,10 +55,18 @@ export interface RecentCount {
 
 const DEFAULT_MAX_COUNTED = 2_000;
 
+export interface ResultsStoreOptions {
+  /** How long a finished idempotency key is remembered (`retention.ledgerTtlSeconds`). */
+  ledgerTtlSeconds: number;
+  /** Told what the outbox holds after each write (backpressure). */
+  onFill?: ((fill: OutboxFill) => void) | undefined;
+}
+
 /**
- * The results stream and the idempotency ledger. A result and its ledger mark are written by one
+ * The results outbox and the idempotency ledger. A result and its ledger mark are written by one
  * Lua script (`lua/write-results.lua`), so there is no moment where one exists without the other;
  * the results written in one turn of the event loop share that script's call (`TurnBatch`).
+ * Writing never trims: sinks acknowledge and trim (`Outbox`).
  */
 export class ResultsStore implements ResultSink {
   private readonly redis: WithResultScripts;
@@ -66,7 +75,7 @@ export class ResultsStore implements ResultSink {
   constructor(
     redis: Redis,
     private readonly keys: KeyLayout,
-    private readonly retention: Pick<RetentionConfig, 'resultsMaxLen' | 'ledgerTtlSeconds'>,
+    private readonly options: ResultsStoreOptions,
   ) {
     if (!('cfWriteResults' in redis)) redis.defineCommand('cfWriteResults', { lua: WRITE_RESULTS });
     if (!('cfCountEntries' in redis)) redis.defineCommand('cfCountEntries', { numberOfKeys: 1, lua: COUNT_ENTRIES });
@@ -84,13 +93,14 @@ export class ResultsStore implements ResultSink {
 
   private async writeAll(batch: readonly PendingResult[]): Promise<WriteOutcome[]> {
     const answer = await this.redis.cfWriteResults(
-      batch.length + 1,
+      batch.length + 2,
       this.keys.results,
+      this.keys.resultsBytes,
       ...batch.map((pending) => pending.ledgerKey),
-      this.retention.ledgerTtlSeconds,
-      this.retention.resultsMaxLen,
+      this.options.ledgerTtlSeconds,
       ...batch.map((pending) => pending.json),
     );
+    this.options.onFill?.({ entries: Number(answer[batch.length * 2]), bytes: Number(answer[batch.length * 2 + 1]) });
     return batch.map((_, i) => ({ written: answer[i * 2] === 1, entryId: String(answer[i * 2 + 1]) }));
   }
 
@@ -98,7 +108,7 @@ export class ResultsStore implements ResultSink {
     return (await this.redis.exists(this.keys.ledger(idempotencyKey))) === 1;
   }
 
-  /** Entries the stream keeps now: at most about `retention.resultsMaxLen`. */
+  /** Entries the outbox holds now: what some sink has not acknowledged, or every one with no sink. */
   count(): Promise<number> {
     return this.redis.xlen(this.keys.results);
   }

@@ -144,9 +144,9 @@ command again resumes what is left and writes every result of the crawl.
           if (options.json) printJson(summary);
           else printSummary(summary, letters, written, local.server !== undefined, settings.env.prefix);
           if (results !== undefined && results.written < results.expected) {
-            // The results stream keeps about retention.resultsMaxLen entries: older ones are gone.
+            // A registered sink took them and the outbox gave them up: they are in that sink.
             say(
-              `${results.expected - results.written} of this crawl's results are no longer in the results stream (trimmed to about retention.resultsMaxLen = ${context.config.retention.resultsMaxLen}); ${out} has the other ${results.written}`,
+              `${results.expected - results.written} of this crawl's results are no longer in the outbox (a sink took them: crawlfleet sink list); ${out} has the other ${results.written}`,
             );
             process.exitCode = 1;
           }

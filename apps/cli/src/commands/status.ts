@@ -1,11 +1,11 @@
 import { CRAWL_QUEUE, type RetentionConfig } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
-import { ResultsStore } from '@crawlfleet/results';
+import { isFull, Outbox, ResultsStore, type SinkState } from '@crawlfleet/results';
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import type { Redis } from 'ioredis';
 import { type CommandContext, type GlobalOptions, openContext } from '../context.js';
-import { printJson, table } from '../output.js';
+import { plural, printJson, table } from '../output.js';
 
 /** The throughput window `status` reports on. */
 const WINDOW_MS = 60_000;
@@ -23,13 +23,14 @@ export interface StatusCounts {
 
 export interface Status {
   counts: StatusCounts;
-  /** Results the stream keeps now (at most about `retention.resultsMaxLen`). */
+  /** Results the outbox holds now: those some sink has not acknowledged (all of them with no sink). */
   results: number;
-  /** Results ever written, trimmed ones included; null on a Redis older than 7. */
+  /** Results ever written, those sinks took included; null on a Redis older than 7. */
   resultsWritten: number | null;
-  retention: Pick<RetentionConfig, 'completedJobs' | 'failedJobs' | 'resultsMaxLen'>;
+  retention: Pick<RetentionConfig, 'completedJobs' | 'failedJobs'>;
   /** Which figures have reached their retention limit, so count less than what happened. */
-  capped: { completed: boolean; failed: boolean; results: boolean };
+  capped: { completed: boolean; failed: boolean };
+  outbox: OutboxStatus;
   lastMinute: {
     stored: number;
     storedPerSecond: number;
@@ -37,6 +38,18 @@ export interface Status {
     /** True when `stored` was worked out from the pace of the newest results (a busy fleet). */
     estimated: boolean;
   };
+}
+
+export interface OutboxStatus {
+  entries: number;
+  bytes: number;
+  /** `results.outboxMaxLen` and `results.outboxMaxBytes` of this config. */
+  maxEntries: number;
+  maxBytes: number;
+  /** At or past a limit: workers take no new jobs until sinks catch up. */
+  full: boolean;
+  /** The registered sinks; with none, nothing leaves the outbox. */
+  sinks: SinkState[];
 }
 
 /** Now by the Redis server's clock, which dates stream entries. */
@@ -54,12 +67,15 @@ export async function readStatus(context: CommandContext): Promise<Status> {
   const queue = new Queue(CRAWL_QUEUE, { connection: context.redis, prefix: context.keys.bullPrefix });
   const dlq = new DeadLetterQueue(context.redis, context.keys);
   const results = new ResultsStore(context.redis, context.keys, retention);
+  const outbox = new Outbox(context.redis, context.keys);
+  const limits = context.config.results;
   try {
     const now = await redisNow(context.redis);
-    const [counts, dlqCount, kept, written, recent, deadLettered] = await Promise.all([
+    const [counts, dlqCount, fill, sinks, written, recent, deadLettered] = await Promise.all([
       queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'),
       dlq.count(),
-      results.count(),
+      outbox.fill(),
+      outbox.sinks(),
       results.written(),
       results.countRecent(WINDOW_MS, { now }),
       // An entry is a failed job of crawl-dlq, scored by when it was filed (route-dead-letter.lua).
@@ -76,17 +92,16 @@ export async function readStatus(context: CommandContext): Promise<Status> {
         failed,
         dlq: dlqCount,
       },
-      results: kept,
+      results: fill.entries,
       resultsWritten: written ?? null,
-      retention: {
-        completedJobs: retention.completedJobs,
-        failedJobs: retention.failedJobs,
-        resultsMaxLen: retention.resultsMaxLen,
-      },
-      capped: {
-        completed: completed >= retention.completedJobs,
-        failed: failed >= retention.failedJobs,
-        results: kept >= retention.resultsMaxLen,
+      retention: { completedJobs: retention.completedJobs, failedJobs: retention.failedJobs },
+      capped: { completed: completed >= retention.completedJobs, failed: failed >= retention.failedJobs },
+      outbox: {
+        ...fill,
+        maxEntries: limits.outboxMaxLen,
+        maxBytes: limits.outboxMaxBytes,
+        full: isFull(fill, limits),
+        sinks,
       },
       lastMinute: {
         stored: recent.count,
@@ -100,13 +115,42 @@ export async function readStatus(context: CommandContext): Promise<Status> {
   }
 }
 
+/** Bytes for people: 1.5 MiB, 512 KiB, 300 B. */
+function size(bytes: number): string {
+  if (bytes >= 1024 * 1024) return `${Number((bytes / (1024 * 1024)).toFixed(1))} MiB`;
+  if (bytes >= 1024) return `${Number((bytes / 1024).toFixed(1))} KiB`;
+  return `${bytes} B`;
+}
+
+/** The outbox: how full, who reads it, and what to do when it holds the fleet back. */
+function outboxLines(outbox: OutboxStatus): string[] {
+  const lines = [
+    `outbox: ${outbox.entries} of ${outbox.maxEntries} results, ${size(outbox.bytes)} of ${size(outbox.maxBytes)} (results.outboxMaxLen, results.outboxMaxBytes)`,
+  ];
+  if (outbox.sinks.length === 0) {
+    lines.push(
+      'sinks: none registered; results stay in the outbox until one reads them (crawlfleet sink run --to URI)',
+    );
+  } else {
+    for (const sink of outbox.sinks)
+      lines.push(
+        `sink ${sink.name}: ${sink.lag ?? '?'} unread, ${sink.pending} pending acknowledgement, ${plural(sink.consumers, 'consumer')}`,
+      );
+  }
+  if (outbox.full)
+    lines.push(
+      'the outbox is full: workers take no new jobs until sinks catch up (nothing is dropped); run or scale crawlfleet sink run',
+    );
+  return lines;
+}
+
 /** A rate for people: whole numbers from 10 up, two decimals below. */
 function perSecond(rate: number): string {
   return `${rate >= 10 ? Math.round(rate) : Number(rate.toFixed(2))}/s`;
 }
 
 function printStatus(status: Status): void {
-  const { counts, retention, capped, lastMinute } = status;
+  const { counts, retention, capped, lastMinute, outbox } = status;
   const rows = [
     ['waiting', counts.waiting],
     ['active', counts.active],
@@ -114,7 +158,7 @@ function printStatus(status: Status): void {
     [`completed (kept, at most ${retention.completedJobs})`, counts.completed],
     [`failed (kept, at most ${retention.failedJobs})`, counts.failed],
     ['dlq', counts.dlq],
-    ['results stored', status.results],
+    ['results in the outbox', status.results],
   ].map(([label, count]) => [String(label), String(count)]);
   const lines = [table(['state', 'jobs'], rows)];
   const about = lastMinute.estimated ? 'about ' : '';
@@ -122,8 +166,9 @@ function printStatus(status: Status): void {
     `last minute: ${about}${lastMinute.stored} stored (${perSecond(lastMinute.storedPerSecond)}), ${lastMinute.deadLettered} dead-lettered`,
   );
   lines.push(
-    'completed and failed count the finished jobs BullMQ keeps (retention.completedJobs, retention.failedJobs); results stored and the DLQ are the record.',
+    'completed and failed count the finished jobs BullMQ keeps (retention.completedJobs, retention.failedJobs); results and the DLQ are the record.',
   );
+  lines.push(...outboxLines(outbox));
   if (capped.completed) {
     lines.push(
       `completed is capped: BullMQ keeps at most ${retention.completedJobs} completed jobs (retention.completedJobs).`,
@@ -132,22 +177,16 @@ function printStatus(status: Status): void {
   if (capped.failed) {
     lines.push(`failed is capped: BullMQ keeps at most ${retention.failedJobs} failed jobs (retention.failedJobs).`);
   }
-  if (capped.results) {
-    const written = status.resultsWritten === null ? '' : `; ${status.resultsWritten} were written in all`;
-    lines.push(
-      `the results stream keeps about the newest ${retention.resultsMaxLen} (retention.resultsMaxLen)${written}.`,
-    );
-  }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 export function registerStatus(program: Command): void {
   program
     .command('status')
-    .description('show job counts of the crawl queue, the DLQ and stored results, and the last minute')
+    .description('show job counts of the crawl queue, the DLQ, the results outbox and its sinks, and the last minute')
     .option(
       '--json',
-      'print {"counts":{...},"results","resultsWritten","retention","capped","lastMinute":{"stored","storedPerSecond","deadLettered","estimated"}}',
+      'print {"counts":{...},"results","resultsWritten","retention","capped","outbox":{"entries","bytes","maxEntries","maxBytes","full","sinks":[...]},"lastMinute":{...}}',
     )
     .action(async (options: { json?: boolean }, command: Command) => {
       const context = await openContext(command.optsWithGlobals<GlobalOptions>());
