@@ -7,6 +7,7 @@ import { registerKeys } from './commands/keys.js';
 import { registerPurge } from './commands/purge.js';
 import { registerResults } from './commands/results.js';
 import { registerSessions } from './commands/sessions.js';
+import { registerSink } from './commands/sink.js';
 import { registerStatus } from './commands/status.js';
 import { registerSubmit } from './commands/submit.js';
 import { registerWorker } from './commands/worker.js';
@@ -17,7 +18,7 @@ export const VERSION = '0.1.0';
 export function buildProgram(): Command {
   const program = new Command('crawlfleet')
     .description(
-      'A distributed crawler fleet on BullMQ and Redis: submit URLs, run workers anywhere, inspect results and dead letters.',
+      'A distributed crawler fleet on BullMQ and Redis: submit URLs, run workers anywhere, take results out with sinks, inspect dead letters.',
     )
     .version(VERSION)
     .option('--config <file>', 'config file (default: CRAWLFLEET_CONFIG, else ./crawlfleet.config.json when present)')
@@ -44,6 +45,7 @@ Exit codes: 0 success, 1 runtime failure (e.g. Redis unreachable), 2 bad usage o
   registerStatus(program);
   registerDlq(program);
   registerResults(program);
+  registerSink(program);
   registerSessions(program);
   registerKeys(program);
   registerAudit(program);

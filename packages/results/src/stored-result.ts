@@ -7,8 +7,15 @@ export interface StoredResult {
   status: number;
   /** Only allowlisted headers (see `STORED_HEADERS`). */
   headers: Record<string, string>;
-  /** Text for textual content types, base64 otherwise (see `bodyEncoding`). */
+  /**
+   * Text for textual content types, base64 otherwise (see `bodyEncoding`). Empty in the outbox
+   * when the body went to the body store (`bodyRef`); sinks and export put it back.
+   */
   body: string;
+  /** Where the body is when it was too large to keep in Redis (`results.inlineBodyBytes`). */
+  bodyRef?: string;
+  /** Hex SHA-256 of the body's bytes, with `bodyRef`. */
+  bodySha256?: string;
   bodyEncoding: 'utf8' | 'base64';
   /** The full size of the body as received, even when `body` was capped. */
   bodyBytes: number;

@@ -1,0 +1,43 @@
+import { InputError } from '@crawlfleet/core';
+import type { SinkTarget } from './sink-target.js';
+
+/** The kinds of sink `--to` takes, by URI scheme. */
+export type SinkKind = 'jsonl' | 'postgres';
+
+const USAGE = 'must be jsonl:DIR or postgres://user@host:port/db[?table=NAME]';
+
+/** The kind of sink a `--to` URI names; a bad one is refused before anything connects. */
+export function sinkKind(uri: string): SinkKind {
+  if (/^jsonl:./.test(uri)) return 'jsonl';
+  if (/^postgres(ql)?:\/\/./.test(uri)) return 'postgres';
+  throw new InputError('invalid_sink', `--to ${USAGE}, got ${JSON.stringify(uri)}`);
+}
+
+export interface OpenTargetOptions {
+  /** The sink's name: it names files and batch objects. */
+  sinkName: string;
+  /** For `s3://`: the AWS variables; default the process environment. */
+  env?: NodeJS.ProcessEnv | undefined;
+}
+
+/**
+ * Opens the target a `--to` URI names: `jsonl:DIR[?gzip=true]`, `warc:DIR`, `postgres://...`,
+ * `s3://bucket/prefix`. Each kind's library loads only when it is used.
+ */
+export async function openTarget(uri: string, options: OpenTargetOptions): Promise<SinkTarget> {
+  switch (sinkKind(uri)) {
+    case 'jsonl': {
+      const [dir = '', query = ''] = uri.slice('jsonl:'.length).split('?');
+      const params = new URLSearchParams(query);
+      const gzip = params.get('gzip');
+      if (gzip !== null && gzip !== 'true' && gzip !== 'false')
+        throw new InputError('invalid_sink', `--to jsonl:DIR?gzip= takes true or false, got ${JSON.stringify(gzip)}`);
+      const { JsonlTarget } = await import('./jsonl-target.js');
+      return JsonlTarget.open(dir, { sinkName: options.sinkName, gzip: gzip === 'true' });
+    }
+    case 'postgres': {
+      const { PostgresTarget } = await import('./postgres-target.js');
+      return PostgresTarget.open(uri);
+    }
+  }
+}

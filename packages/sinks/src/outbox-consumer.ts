@@ -1,0 +1,232 @@
+import { hostname } from 'node:os';
+import type { BodyReader } from '@crawlfleet/bodies';
+import type { KeyLayout } from '@crawlfleet/core';
+import { Outbox, type OutboxFill, type StoredResult } from '@crawlfleet/results';
+import type { Redis } from 'ioredis';
+import { isLocalProcessAlive } from './local-process.js';
+import { resolveEntry } from './resolve-entry.js';
+import type { SinkEntry, SinkTarget } from './sink-target.js';
+
+export interface OutboxConsumerOptions {
+  /** Commands, acknowledgements and heartbeats. */
+  redis: Redis;
+  keys: KeyLayout;
+  /** The sink's name: its consumer group. Every process of one sink shares it. */
+  name: string;
+  target: SinkTarget;
+  bodies: BodyReader;
+  /** This process within the sink; default `<hostname>:<pid>`, which lets a restart on the same host claim at once. */
+  consumer?: string | undefined;
+  /** Entries per batch (one target write, one acknowledgement). Default 500. */
+  batchSize?: number | undefined;
+  /** How long a read waits for new entries. Default 1 s. */
+  blockMs?: number | undefined;
+  /** Drain what is there (this sink's unread entries and dead consumers' pending ones), then stop. */
+  once?: boolean | undefined;
+  /**
+   * Which results the target gets; the others are acknowledged unwritten (a crawl's own `--out`
+   * takes only its keys). Default: all.
+   */
+  accept?: ((result: StoredResult) => boolean) | undefined;
+  /** Told after every acknowledged batch. */
+  onBatch?: ((progress: SinkProgress) => void) | undefined;
+  /** Told when a batch could not be written and will be tried again. */
+  onRetry?: ((error: Error, attempt: number, delayMs: number) => void) | undefined;
+  /** How long a consumer's heartbeat lasts; a consumer silent this long is dead. Default 15 s. */
+  heartbeatTtlMs?: number | undefined;
+}
+
+export interface SinkProgress {
+  /** Results written to the target since start. */
+  written: number;
+  /** Results acknowledged without writing (not accepted, or deleted from the outbox). */
+  skipped: number;
+  /** Entries taken over from consumers that died holding them. */
+  claimed: number;
+  /** The outbox after this batch's trim. */
+  outbox: OutboxFill;
+}
+
+/** Tries of one batch before the consumer gives up (its entries stay pending for the next run). */
+const WRITE_TRIES = 6;
+const MAX_RETRY_DELAY_MS = 30_000;
+
+type StreamEntry = [id: string, fields: string[] | null];
+
+/**
+ * One process of a sink: reads the outbox through the sink's consumer group, hands batches to
+ * the target, and acknowledges a batch only after the target made it durable, then trims what
+ * every sink has. After a crash nothing is lost: its own pending entries are read again at start,
+ * and entries held by a consumer that died (no heartbeat, or a dead pid on this host) are claimed.
+ */
+export class OutboxConsumer {
+  private readonly outbox: Outbox;
+  private readonly consumer: string;
+  private readonly batchSize: number;
+  private readonly heartbeatTtlMs: number;
+  private readonly reader: Redis;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private stopping = false;
+  private readonly progress: SinkProgress = { written: 0, skipped: 0, claimed: 0, outbox: { entries: 0, bytes: 0 } };
+
+  constructor(private readonly options: OutboxConsumerOptions) {
+    this.outbox = new Outbox(options.redis, options.keys);
+    this.consumer = options.consumer ?? `${hostname()}:${process.pid}`;
+    this.batchSize = options.batchSize ?? 500;
+    this.heartbeatTtlMs = options.heartbeatTtlMs ?? 15_000;
+    // A blocking read holds its connection: it gets its own, so heartbeats never wait behind it.
+    this.reader = options.redis.duplicate();
+  }
+
+  /** What this consumer has done so far. */
+  get done(): Readonly<SinkProgress> {
+    return this.progress;
+  }
+
+  /** Finishes the batch in hand, acknowledges it, and makes `run` return. */
+  stop(): void {
+    this.stopping = true;
+  }
+
+  /** Runs until `stop()`, or with `once` until the outbox holds nothing this sink has not taken. */
+  async run(): Promise<SinkProgress> {
+    const { redis, keys, name } = this.options;
+    await this.outbox.register(name);
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat().catch(() => undefined), this.heartbeatTtlMs / 3);
+    this.heartbeat.unref();
+    try {
+      // What this consumer held when it last stopped (a restart under the same name) comes first.
+      while (!this.stopping) {
+        const own = await this.read('0', 0);
+        if (own.length === 0) break;
+        await this.deliver(own);
+      }
+      let lastClaimCheck = 0;
+      while (!this.stopping) {
+        if (Date.now() - lastClaimCheck >= this.heartbeatTtlMs / 3) {
+          const claimed = await this.claimDead();
+          if (claimed.length > 0) {
+            this.progress.claimed += claimed.length;
+            await this.deliver(claimed);
+            continue;
+          }
+          lastClaimCheck = Date.now();
+        }
+        const fresh = await this.read('>', this.options.once ? 0 : (this.options.blockMs ?? 1_000));
+        if (fresh.length > 0) await this.deliver(fresh);
+        else if (this.options.once) {
+          const claimed = await this.claimDead();
+          if (claimed.length === 0) break;
+          this.progress.claimed += claimed.length;
+          await this.deliver(claimed);
+        }
+      }
+      return this.progress;
+    } finally {
+      clearInterval(this.heartbeat);
+      await redis.del(keys.sinkConsumer(name, this.consumer)).catch(() => undefined);
+      // A consumer that holds nothing leaves no trace in the group.
+      const pending = await this.pendingOf(this.consumer).catch(() => 1);
+      if (pending === 0) await redis.xgroup('DELCONSUMER', keys.results, name, this.consumer).catch(() => undefined);
+      this.reader.disconnect();
+    }
+  }
+
+  private async beat(): Promise<void> {
+    const { redis, keys, name } = this.options;
+    await redis.set(keys.sinkConsumer(name, this.consumer), String(process.pid), 'PX', this.heartbeatTtlMs);
+  }
+
+  /** Entries after `from` (`0`: this consumer's pending ones; `>`: never delivered). */
+  private async read(from: '0' | '>', blockMs: number): Promise<StreamEntry[]> {
+    const { keys, name } = this.options;
+    const args: Array<string | number> = ['GROUP', name, this.consumer, 'COUNT', this.batchSize];
+    if (blockMs > 0) args.push('BLOCK', blockMs);
+    const answer = (await this.reader.call('XREADGROUP', ...args, 'STREAMS', keys.results, from)) as Array<
+      [string, StreamEntry[]]
+    > | null;
+    return answer?.[0]?.[1] ?? [];
+  }
+
+  private async pendingOf(consumer: string): Promise<number> {
+    const { redis, keys, name } = this.options;
+    const summary = (await redis.xpending(keys.results, name, '-', '+', 1, consumer)) as unknown[];
+    return summary.length;
+  }
+
+  /**
+   * Takes over the pending entries of one consumer that died: its heartbeat expired, or it ran
+   * on this host and its process is gone. Dead consumers holding nothing are removed.
+   */
+  private async claimDead(): Promise<StreamEntry[]> {
+    const { redis, keys, name } = this.options;
+    const consumers = (await redis.xinfo('CONSUMERS', keys.results, name)) as unknown[][];
+    for (const fields of consumers) {
+      const consumer = String(fields[fields.indexOf('name') + 1]);
+      if (consumer === this.consumer || !(await this.isDead(consumer))) continue;
+      const pending = Number(fields[fields.indexOf('pending') + 1]);
+      if (pending === 0) {
+        await redis.xgroup('DELCONSUMER', keys.results, name, consumer);
+        continue;
+      }
+      const held = (await redis.xpending(keys.results, name, '-', '+', this.batchSize, consumer)) as Array<
+        [string, string, number, number]
+      >;
+      if (held.length === 0) continue;
+      const claimed = (await redis.xclaim(
+        keys.results,
+        name,
+        this.consumer,
+        0,
+        ...held.map(([id]) => id),
+      )) as StreamEntry[];
+      // Entries deleted from the stream are dropped from the pending list by XCLAIM itself.
+      if (claimed.length > 0) return claimed;
+    }
+    return [];
+  }
+
+  private async isDead(consumer: string): Promise<boolean> {
+    const { redis, keys, name } = this.options;
+    const colon = consumer.lastIndexOf(':');
+    if (colon > 0 && consumer.slice(0, colon) === hostname()) {
+      const pid = Number(consumer.slice(colon + 1));
+      if (Number.isInteger(pid) && pid > 0 && !isLocalProcessAlive(pid)) return true;
+    }
+    return (await redis.exists(keys.sinkConsumer(name, consumer))) === 0;
+  }
+
+  /** Writes a batch durably (retrying with backoff), then acknowledges it and trims. */
+  private async deliver(batch: StreamEntry[]): Promise<void> {
+    const { redis, keys, name, accept, bodies } = this.options;
+    const entries: SinkEntry[] = [];
+    for (const [entryId, fields] of batch) {
+      const json = fields?.[1];
+      if (json === undefined) continue;
+      const result = JSON.parse(json) as StoredResult;
+      if (accept === undefined || accept(result)) entries.push(await resolveEntry(entryId, result, bodies));
+    }
+    if (entries.length > 0) await this.writeWithRetries(entries);
+    await redis.xack(keys.results, name, ...batch.map(([id]) => id));
+    this.progress.written += entries.length;
+    this.progress.skipped += batch.length - entries.length;
+    const { entries: left, bytes } = await this.outbox.trim();
+    this.progress.outbox = { entries: left, bytes };
+    this.options.onBatch?.(this.progress);
+  }
+
+  private async writeWithRetries(entries: SinkEntry[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.options.target.write(entries);
+        return;
+      } catch (error) {
+        if (attempt >= WRITE_TRIES) throw error;
+        const delayMs = Math.min(MAX_RETRY_DELAY_MS, 500 * 2 ** (attempt - 1));
+        this.options.onRetry?.(error as Error, attempt, delayMs);
+        await new Promise((resolve) => setTimeout(resolve, delayMs));
+      }
+    }
+  }
+}

@@ -1,0 +1,162 @@
+import { InputError } from '@crawlfleet/core';
+import pg from 'pg';
+import type { SinkEntry, SinkTarget } from './sink-target.js';
+
+export const DEFAULT_TABLE = 'crawlfleet_results';
+
+/** `name` or `schema.name`, each a plain identifier (quoted when used). */
+const TABLE_PATTERN = /^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+/** The columns, in the order every statement lists them, with their unnest array types. */
+const COLUMNS: ReadonlyArray<readonly [name: string, type: string]> = [
+  ['idempotency_key', 'text'],
+  ['url', 'text'],
+  ['final_url', 'text'],
+  ['status', 'int4'],
+  ['fetched_at', 'timestamptz'],
+  ['headers', 'jsonb'],
+  ['body', 'text'],
+  ['body_encoding', 'text'],
+  ['body_bytes', 'int8'],
+  ['body_truncated', 'bool'],
+  ['body_ref', 'text'],
+  ['body_sha256', 'text'],
+  ['tenant', 'text'],
+  ['session_id', 'text'],
+  ['job_id', 'text'],
+  ['attempts', 'int4'],
+  ['redirects', 'int4'],
+  ['duration_ms', 'int4'],
+  ['outbox_entry', 'text'],
+];
+
+function quoted(table: string): string {
+  return table
+    .split('.')
+    .map((part) => `"${part}"`)
+    .join('.');
+}
+
+/**
+ * A PostgreSQL table keyed by `idempotency_key`: each batch is one `INSERT ... ON CONFLICT DO
+ * NOTHING` in one transaction, so a batch written again (a sink killed after its commit and
+ * before its acknowledgement) changes nothing: delivery into the table is exactly once. The
+ * table is created when missing. The maintained `pg` client: the reference driver, no ORM.
+ */
+export class PostgresTarget implements SinkTarget {
+  readonly description: string;
+  private readonly insert: string;
+
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly table: string,
+    description: string,
+  ) {
+    this.description = description;
+    const names = COLUMNS.map(([name]) => name).join(', ');
+    const arrays = COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
+    this.insert = `INSERT INTO ${quoted(table)} (${names}) SELECT * FROM unnest(${arrays}) ON CONFLICT (idempotency_key) DO NOTHING`;
+  }
+
+  /** `postgres://user@host:port/db?table=name`; the table is `crawlfleet_results` by default. */
+  static async open(uri: string): Promise<PostgresTarget> {
+    let url: URL;
+    try {
+      url = new URL(uri);
+    } catch {
+      throw new InputError('invalid_sink', `--to ${redact(uri)}: not a postgres:// URI`);
+    }
+    const table = url.searchParams.get('table') ?? DEFAULT_TABLE;
+    if (!TABLE_PATTERN.test(table))
+      throw new InputError(
+        'invalid_sink',
+        `--to: table must be a name or schema.name of A-Z a-z 0-9 _, got ${JSON.stringify(table)}`,
+      );
+    url.searchParams.delete('table');
+    const description = redact(uri);
+    const pool = new pg.Pool({ connectionString: url.href, max: 2 });
+    // An idle client that loses its server is replaced at the next query; say nothing here.
+    pool.on('error', () => undefined);
+    try {
+      await pool.query(
+        `CREATE TABLE IF NOT EXISTS ${quoted(table)} (
+          idempotency_key text PRIMARY KEY,
+          url text NOT NULL,
+          final_url text NOT NULL,
+          status integer NOT NULL,
+          fetched_at timestamptz NOT NULL,
+          headers jsonb NOT NULL,
+          body text,
+          body_encoding text NOT NULL,
+          body_bytes bigint NOT NULL,
+          body_truncated boolean NOT NULL,
+          body_ref text,
+          body_sha256 text,
+          tenant text NOT NULL,
+          session_id text,
+          job_id text NOT NULL,
+          attempts integer NOT NULL,
+          redirects integer NOT NULL,
+          duration_ms integer NOT NULL,
+          outbox_entry text NOT NULL,
+          stored_at timestamptz NOT NULL DEFAULT now()
+        )`,
+      );
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      const code = (error as { code?: string }).code;
+      // Refusals of the URI (no such database or role, bad password) are the user's to fix.
+      if (code === '3D000' || code === '28000' || code === '28P01' || code === '42501')
+        throw new InputError('invalid_sink', `${description}: ${(error as Error).message}`);
+      throw new Error(`${description}: ${(error as Error).message}`);
+    }
+    return new PostgresTarget(pool, table, description);
+  }
+
+  async write(entries: readonly SinkEntry[]): Promise<void> {
+    const columns: unknown[][] = COLUMNS.map(() => []);
+    for (const { entryId, result } of entries) {
+      // PostgreSQL text cannot hold NUL: such a body is kept as base64, and says so.
+      const nul = result.bodyEncoding === 'utf8' && result.body.includes('\u0000');
+      const row = [
+        result.idempotencyKey,
+        result.url,
+        result.finalUrl,
+        result.status,
+        result.fetchedAt,
+        JSON.stringify(result.headers),
+        nul ? Buffer.from(result.body, 'utf8').toString('base64') : result.body,
+        nul ? 'base64' : result.bodyEncoding,
+        result.bodyBytes,
+        result.bodyTruncated,
+        result.bodyRef ?? null,
+        result.bodySha256 ?? null,
+        result.tenant,
+        result.sessionId,
+        result.jobId,
+        result.attempts,
+        result.redirects,
+        Math.round(result.durationMs),
+        entryId,
+      ];
+      for (const [i, value] of row.entries()) columns[i]?.push(value);
+    }
+    // One statement is one transaction: the batch is in the table whole, or not at all.
+    await this.pool.query(this.insert, columns);
+  }
+
+  /** Rows in the table (for tests and `--once` summaries). */
+  async count(): Promise<number> {
+    const answer = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoted(this.table)}`);
+    return Number(answer.rows[0]?.n ?? 0);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+/** The URI without its password, for messages and logs. */
+function redact(uri: string): string {
+  return uri.replace(/(\/\/[^:/@]+:)[^@/]*@/, '$1***@');
+}
