@@ -1,6 +1,6 @@
 export { type BodyStore, bodyPath, type StoredBody } from './body-store.js';
 export { FileBodyStore } from './file-body-store.js';
-export { BodyReader, openBodyStore } from './open-body-store.js';
+export { BodyReader, lazyBodyStore, openBodyStore } from './open-body-store.js';
 export {
   DEFAULT_S3_REGION,
   openS3Client,

@@ -44,3 +44,23 @@ export class BodyReader {
     this.stores.clear();
   }
 }
+
+/**
+ * The body store a URI names, opened on its first use: for code that is set up synchronously (a
+ * worker) and may never store a large body. A bad URI fails that first use.
+ */
+export function lazyBodyStore(uri: string): BodyStore {
+  let opened: Promise<BodyStore> | undefined;
+  const store = () => {
+    opened ??= openBodyStore(uri);
+    return opened;
+  };
+  return {
+    location: uri,
+    put: async (bytes) => (await store()).put(bytes),
+    get: async (ref) => (await store()).get(ref),
+    close: async () => {
+      if (opened !== undefined) await (await opened).close();
+    },
+  };
+}

@@ -29,7 +29,10 @@ export function parseS3Uri(uri: string): S3Location {
   if (match === null) throw invalidUri(uri, 'must look like s3://bucket/prefix');
   const bucket = match[1] as string;
   if (!BUCKET_NAME.test(bucket) || RESERVED_BUCKET_NAME.test(bucket)) {
-    throw invalidUri(uri, `bucket ${JSON.stringify(bucket)} is not a valid name (3-63 of a-z 0-9 . -, a letter or digit at each end)`);
+    throw invalidUri(
+      uri,
+      `bucket ${JSON.stringify(bucket)} is not a valid name (3-63 of a-z 0-9 . -, a letter or digit at each end)`,
+    );
   }
   const prefix = (match[2] ?? '').replace(/^\/+|\/+$/g, '');
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it refuses.
@@ -64,16 +67,27 @@ export function s3ClientConfig(env: NodeJS.ProcessEnv = process.env): S3ClientCo
   const accessKeyId = env.AWS_ACCESS_KEY_ID;
   const secretAccessKey = env.AWS_SECRET_ACCESS_KEY;
   if (accessKeyId && secretAccessKey) {
-    config.credentials = { accessKeyId, secretAccessKey, ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}) };
+    config.credentials = {
+      accessKeyId,
+      secretAccessKey,
+      ...(env.AWS_SESSION_TOKEN ? { sessionToken: env.AWS_SESSION_TOKEN } : {}),
+    };
   } else if (accessKeyId || secretAccessKey) {
     const missing = accessKeyId ? 'AWS_SECRET_ACCESS_KEY' : 'AWS_ACCESS_KEY_ID';
     throw new InputError('invalid_s3_credentials', `${missing} must be set along with the other AWS key variable`);
   }
-  const endpointVariable = env.AWS_ENDPOINT_URL_S3 ? 'AWS_ENDPOINT_URL_S3' : env.AWS_ENDPOINT_URL ? 'AWS_ENDPOINT_URL' : undefined;
+  const endpointVariable = env.AWS_ENDPOINT_URL_S3
+    ? 'AWS_ENDPOINT_URL_S3'
+    : env.AWS_ENDPOINT_URL
+      ? 'AWS_ENDPOINT_URL'
+      : undefined;
   if (endpointVariable !== undefined) {
     const endpoint = env[endpointVariable] as string;
     if (!/^https?:\/\/[^/\s]+/.test(endpoint)) {
-      throw new InputError('invalid_s3_endpoint', `${endpointVariable} must be an http:// or https:// URL, got ${JSON.stringify(endpoint)}`);
+      throw new InputError(
+        'invalid_s3_endpoint',
+        `${endpointVariable} must be an http:// or https:// URL, got ${JSON.stringify(endpoint)}`,
+      );
     }
     config.endpoint = endpoint;
     config.forcePathStyle = true;

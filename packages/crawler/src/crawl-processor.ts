@@ -1,5 +1,6 @@
 import type { AuditLog } from '@crawlfleet/audit';
 import { isLoginFailure, LoginCoolingDownError, SessionAuthenticator } from '@crawlfleet/auth';
+import type { BodyStore } from '@crawlfleet/bodies';
 import {
   type CrawlfleetConfig,
   type CrawlObserver,
@@ -33,6 +34,8 @@ export interface CrawlProcessorDeps {
   keys: KeyLayout;
   fetcher: PageFetcher;
   results: ResultSink;
+  /** Where bodies above `results.inlineBodyBytes` go; without one every body stays inline. */
+  bodies?: BodyStore | undefined;
   dlq: DeadLetterQueue;
   /** The crawl queue, to read a job's recorded attempts. */
   queue: Queue;

@@ -1,4 +1,5 @@
 import { AuditLog } from '@crawlfleet/audit';
+import { type BodyStore, lazyBodyStore } from '@crawlfleet/bodies';
 import { CRAWL_QUEUE, type CrawlfleetConfig, type CrawlObserver, type KeyLayout } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { fullJitterDelay } from '@crawlfleet/failures';
@@ -27,6 +28,11 @@ export interface CrawlWorkerOptions {
   sessionStore?: SlateStore | undefined;
   /** How sessions are named in logs and audit events (`loadSessionHasher`). */
   sessionHasher: SessionHasher;
+  /**
+   * Where bodies above `results.inlineBodyBytes` go. Default: the store `results.bodyStore` names,
+   * opened on first use; none when it is unset.
+   */
+  bodyStore?: BodyStore | undefined;
   /** Receives what the crawl path does (metrics). */
   observer?: CrawlObserver | undefined;
   /** Jobs processed at once by this process. Default 16. */
@@ -63,6 +69,7 @@ export class CrawlWorker {
   readonly fetcher: Fetcher;
   private readonly dlq: DeadLetterQueue;
   private readonly queue: Queue;
+  private readonly bodies: BodyStore | undefined;
   private readonly listeners = new Set<(event: JobEvent) => void>();
   private running = 0;
   readonly sessions: SessionManager;
@@ -72,6 +79,8 @@ export class CrawlWorker {
     const { connection, keys, config, logger } = options;
     this.fetcher = new Fetcher(config.fetch);
     this.dlq = new DeadLetterQueue(connection, keys);
+    const { bodyStore } = config.results;
+    this.bodies = options.bodyStore ?? (bodyStore === undefined ? undefined : lazyBodyStore(bodyStore));
     this.queue = new Queue(CRAWL_QUEUE, { connection, prefix: keys.bullPrefix });
     this.sessions = new SessionManager({
       store: options.sessionStore,
@@ -101,6 +110,7 @@ export class CrawlWorker {
         ledgerTtlSeconds: config.retention.ledgerTtlSeconds,
         onFill: (fill) => this.backpressure.observe(fill),
       }),
+      bodies: this.bodies,
       dlq: this.dlq,
       queue: this.queue,
       logger,
@@ -203,7 +213,7 @@ export class CrawlWorker {
     // The meta counts written behind go out before the session connection closes.
     await this.sessions.close();
     this.fetcher.close();
-    await Promise.all([this.dlq.close(), this.queue.close()]);
+    await Promise.all([this.dlq.close(), this.queue.close(), this.bodies?.close()]);
     return finished;
   }
 }

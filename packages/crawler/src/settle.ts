@@ -1,4 +1,5 @@
 import type { AuditLog } from '@crawlfleet/audit';
+import type { BodyStore } from '@crawlfleet/bodies';
 import { type CrawlfleetConfig, type CrawlObserver, type FetchJob, redactPii, redactPiiDeep } from '@crawlfleet/core';
 import type { AttemptRecord, DeadLetter, DeadLetterQueue } from '@crawlfleet/dlq';
 import type { Classification } from '@crawlfleet/failures';
@@ -8,6 +9,7 @@ import type { SessionHasher } from '@crawlfleet/sessions';
 import { inSpan } from '@crawlfleet/tracing';
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { auditSubject } from './audit-subject.js';
+import { placeBody } from './body-placement.js';
 import { decide } from './decide.js';
 import { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
 import type { Failure, JobVerdict } from './verdicts.js';
@@ -15,6 +17,8 @@ import type { Failure, JobVerdict } from './verdicts.js';
 export interface SettleDeps {
   config: CrawlfleetConfig;
   results: ResultSink;
+  /** Where bodies above `results.inlineBodyBytes` go; without one every body stays inline. */
+  bodies?: BodyStore | undefined;
   dlq: DeadLetterQueue;
   /** The crawl queue, to read a job's recorded attempts. */
   queue: Queue;
@@ -61,12 +65,16 @@ export class Settle {
     // Binary bodies are kept as they are: the patterns are for text.
     if (tenant.redactPii && body.bodyEncoding === 'utf8') body.body = redactPii(body.body);
     const headers = pickStoredHeaders(page.headers);
+    const placed = await inSpan('body.place', {}, () =>
+      placeBody(body, this.deps.bodies, this.deps.config.results.inlineBodyBytes),
+    );
     const result: StoredResult = {
       url: data.url,
       finalUrl: page.finalUrl,
       status: page.status,
       headers: tenant.redactPii ? redactPiiDeep(headers) : headers,
       ...body,
+      ...placed,
       bodyBytes: page.bodyBytes,
       idempotencyKey: data.idempotencyKey,
       jobId: String(job.id),

@@ -1,6 +1,11 @@
 export { JsonlTarget, type JsonlTargetOptions } from './jsonl-target.js';
 export { type OpenTargetOptions, openTarget, type SinkKind, sinkKind } from './open-target.js';
-export { OutboxConsumer, type OutboxConsumerOptions, type SinkProgress } from './outbox-consumer.js';
+export {
+  OutboxConsumer,
+  type OutboxConsumerOptions,
+  type OutboxEntry,
+  type SinkProgress,
+} from './outbox-consumer.js';
 export { DEFAULT_TABLE, PostgresTarget } from './postgres-target.js';
 export { resolveEntry } from './resolve-entry.js';
 export type { SinkEntry, SinkTarget } from './sink-target.js';

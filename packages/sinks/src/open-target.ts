@@ -2,14 +2,15 @@ import { InputError } from '@crawlfleet/core';
 import type { SinkTarget } from './sink-target.js';
 
 /** The kinds of sink `--to` takes, by URI scheme. */
-export type SinkKind = 'jsonl' | 'postgres';
+export type SinkKind = 'jsonl' | 'postgres' | 's3';
 
-const USAGE = 'must be jsonl:DIR or postgres://user@host:port/db[?table=NAME]';
+const USAGE = 'must be jsonl:DIR, postgres://user@host:port/db[?table=NAME] or s3://bucket/prefix';
 
 /** The kind of sink a `--to` URI names; a bad one is refused before anything connects. */
 export function sinkKind(uri: string): SinkKind {
   if (/^jsonl:./.test(uri)) return 'jsonl';
   if (/^postgres(ql)?:\/\/./.test(uri)) return 'postgres';
+  if (/^s3:\/\/./.test(uri)) return 's3';
   throw new InputError('invalid_sink', `--to ${USAGE}, got ${JSON.stringify(uri)}`);
 }
 
@@ -38,6 +39,10 @@ export async function openTarget(uri: string, options: OpenTargetOptions): Promi
     case 'postgres': {
       const { PostgresTarget } = await import('./postgres-target.js');
       return PostgresTarget.open(uri);
+    }
+    case 's3': {
+      const { S3Target } = await import('./s3-target.js');
+      return S3Target.open(uri, { sinkName: options.sinkName, env: options.env });
     }
   }
 }

@@ -21,13 +21,18 @@ export interface OutboxConsumerOptions {
   batchSize?: number | undefined;
   /** How long a read waits for new entries. Default 1 s. */
   blockMs?: number | undefined;
-  /** Drain what is there (this sink's unread entries and dead consumers' pending ones), then stop. */
+  /**
+   * Drain what is there, then stop: this sink's entries up to the newest one when it started, and
+   * what dead consumers held.
+   */
   once?: boolean | undefined;
   /**
-   * Which results the target gets; the others are acknowledged unwritten (a crawl's own `--out`
-   * takes only its keys). Default: all.
+   * Which entries of a batch the target gets (a crawl's own `--out` takes only its keys). Default:
+   * all. The others are acknowledged unwritten, unless `keepRejected`: then they stay pending
+   * here and, while this sink is registered, in the outbox.
    */
-  accept?: ((result: StoredResult) => boolean) | undefined;
+  select?: ((entries: readonly OutboxEntry[]) => Promise<boolean[]>) | undefined;
+  keepRejected?: boolean | undefined;
   /** Told after every acknowledged batch. */
   onBatch?: ((progress: SinkProgress) => void) | undefined;
   /** Told when a batch could not be written and will be tried again. */
@@ -52,6 +57,19 @@ const WRITE_TRIES = 6;
 const MAX_RETRY_DELAY_MS = 30_000;
 
 type StreamEntry = [id: string, fields: string[] | null];
+
+/** A result as the outbox holds it. */
+export interface OutboxEntry {
+  entryId: string;
+  result: StoredResult;
+}
+
+/** Whether stream id `a` comes after `b` (`<ms>-<seq>`). */
+function isAfter(a: string, b: string): boolean {
+  const [ams = 0, aseq = 0] = a.split('-').map(Number);
+  const [bms = 0, bseq = 0] = b.split('-').map(Number);
+  return ams > bms || (ams === bms && aseq > bseq);
+}
 
 /**
  * One process of a sink: reads the outbox through the sink's consumer group, hands batches to
@@ -102,6 +120,8 @@ export class OutboxConsumer {
         if (own.length === 0) break;
         await this.deliver(own);
       }
+      // `once` ends at the newest entry there is now: results written meanwhile are the next run's.
+      const end = this.options.once ? await this.newestId() : undefined;
       let lastClaimCheck = 0;
       while (!this.stopping) {
         if (Date.now() - lastClaimCheck >= this.heartbeatTtlMs / 3) {
@@ -114,8 +134,16 @@ export class OutboxConsumer {
           lastClaimCheck = Date.now();
         }
         const fresh = await this.read('>', this.options.once ? 0 : (this.options.blockMs ?? 1_000));
-        if (fresh.length > 0) await this.deliver(fresh);
-        else if (this.options.once) {
+        if (fresh.length > 0) {
+          await this.deliver(fresh);
+          const last = fresh[fresh.length - 1]?.[0];
+          if (this.options.once && (end === undefined || (last !== undefined && !isAfter(end, last)))) {
+            const claimed = await this.claimDead();
+            if (claimed.length === 0) break;
+            this.progress.claimed += claimed.length;
+            await this.deliver(claimed);
+          }
+        } else if (this.options.once) {
           const claimed = await this.claimDead();
           if (claimed.length === 0) break;
           this.progress.claimed += claimed.length;
@@ -131,6 +159,11 @@ export class OutboxConsumer {
       if (pending === 0) await redis.xgroup('DELCONSUMER', keys.results, name, this.consumer).catch(() => undefined);
       this.reader.disconnect();
     }
+  }
+
+  private async newestId(): Promise<string | undefined> {
+    const [newest] = await this.options.redis.xrevrange(this.options.keys.results, '+', '-', 'COUNT', 1);
+    return newest?.[0];
   }
 
   private async beat(): Promise<void> {
@@ -199,16 +232,24 @@ export class OutboxConsumer {
 
   /** Writes a batch durably (retrying with backoff), then acknowledges it and trims. */
   private async deliver(batch: StreamEntry[]): Promise<void> {
-    const { redis, keys, name, accept, bodies } = this.options;
-    const entries: SinkEntry[] = [];
+    const { redis, keys, name, select, bodies } = this.options;
+    const read: OutboxEntry[] = [];
+    const gone: string[] = [];
     for (const [entryId, fields] of batch) {
       const json = fields?.[1];
-      if (json === undefined) continue;
-      const result = JSON.parse(json) as StoredResult;
-      if (accept === undefined || accept(result)) entries.push(await resolveEntry(entryId, result, bodies));
+      // Deleted from the stream by hand: nothing to write, nothing to keep.
+      if (json === undefined) gone.push(entryId);
+      else read.push({ entryId, result: JSON.parse(json) as StoredResult });
+    }
+    const chosen = select === undefined ? read.map(() => true) : await select(read);
+    const entries: SinkEntry[] = [];
+    const done = [...gone];
+    for (const [i, { entryId, result }] of read.entries()) {
+      if (chosen[i]) entries.push(await resolveEntry(entryId, result, bodies));
+      if (chosen[i] || !this.options.keepRejected) done.push(entryId);
     }
     if (entries.length > 0) await this.writeWithRetries(entries);
-    await redis.xack(keys.results, name, ...batch.map(([id]) => id));
+    if (done.length > 0) await redis.xack(keys.results, name, ...done);
     this.progress.written += entries.length;
     this.progress.skipped += batch.length - entries.length;
     const { entries: left, bytes } = await this.outbox.trim();

@@ -1,5 +1,5 @@
 import type { BodyReader } from '@crawlfleet/bodies';
-import { encodeBody, type StoredResult } from '@crawlfleet/results';
+import type { StoredResult } from '@crawlfleet/results';
 import type { SinkEntry } from './sink-target.js';
 
 /**
@@ -10,8 +10,11 @@ export async function resolveEntry(entryId: string, result: StoredResult, bodies
   if (result.bodyRef === undefined) {
     return { entryId, result, body: Buffer.from(result.body, result.bodyEncoding === 'base64' ? 'base64' : 'utf8') };
   }
+  // The store holds what `body` would: UTF-8 text, or the binary bytes (see placeBody).
   const body = await bodies.get(result.bodyRef);
-  // The stored bytes are already capped; encoding them again gives what the inline path stores.
-  const encoded = encodeBody(body, result.headers['content-type'], body.length);
-  return { entryId, result: { ...result, body: encoded.body, bodyEncoding: encoded.bodyEncoding }, body };
+  return {
+    entryId,
+    result: { ...result, body: body.toString(result.bodyEncoding === 'base64' ? 'base64' : 'utf8') },
+    body,
+  };
 }

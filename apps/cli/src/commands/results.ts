@@ -1,7 +1,9 @@
 import { createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
+import { BodyReader } from '@crawlfleet/bodies';
 import { InputError, parseDuration } from '@crawlfleet/core';
 import { ResultsStore } from '@crawlfleet/results';
+import { resolveEntry } from '@crawlfleet/sinks';
 import type { Command } from 'commander';
 import { type GlobalOptions, openContext } from '../context.js';
 import { plural, say, writeLine } from '../output.js';
@@ -24,10 +26,17 @@ async function exportResults(store: ResultsStore, filter: ExportFilter, out?: st
     });
   }
   let count = 0;
-  for await (const { result } of store.entries({ sinceMs: filter.sinceMs })) {
-    if (filter.tenant !== undefined && result.tenant !== filter.tenant) continue;
-    await writeLine(stream, JSON.stringify(result));
-    count++;
+  // A body the worker put in the body store is read back, so every line is whole.
+  const bodies = new BodyReader();
+  try {
+    for await (const { entryId, result } of store.entries({ sinceMs: filter.sinceMs })) {
+      if (filter.tenant !== undefined && result.tenant !== filter.tenant) continue;
+      const resolved = result.bodyRef === undefined ? result : (await resolveEntry(entryId, result, bodies)).result;
+      await writeLine(stream, JSON.stringify(resolved));
+      count++;
+    }
+  } finally {
+    await bodies.close();
   }
   if (out !== undefined) {
     stream.end();
@@ -60,7 +69,7 @@ export function registerResults(program: Command): void {
   results
     .command('export')
     .description(
-      'stream the stored results as JSON lines (url, finalUrl, status, headers, body, bodyBytes, ...), oldest first',
+      'stream the results the outbox holds as JSON lines (url, finalUrl, status, headers, body, bodyBytes, ...), oldest first; results a sink took are in that sink',
     )
     .option('--format <format>', 'output format (jsonl)', 'jsonl')
     .option('-o, --out <file>', 'write to a file instead of stdout')
