@@ -85,21 +85,52 @@ describe('a quick-path crawl reports and writes exactly its own URLs', () => {
     expect(urlsIn(out)).toEqual([url]);
   });
 
-  it('says so, and exits 1, when results of the crawl were trimmed from the results stream', async () => {
+  it('says so, and exits 1, when a sink took results of the crawl out of the outbox', async () => {
+    const urls = Array.from({ length: 12 }, (_, i) => site.url(`/ok/taken-${i}`));
+    expect((await runCli(['crawl', '--json', ...urls], { env })).code).toBe(0);
+    // A sink takes every result there is; the outbox gives them up.
+    const taken = join(dir, 'taken');
+    const sunk = await runCli(['sink', 'run', '--to', `jsonl:${taken}`, '--name', 'taker', '--once'], { env });
+    expect(sunk.code).toBe(0);
+    expect(await runCli(['sink', 'remove', 'taker'], { env })).toMatchObject({ code: 0 });
+
+    const out = join(dir, 'taken.jsonl');
+    const crawled = await runCli(['crawl', '--out', out, ...urls], { env });
+    expect(crawled.code).toBe(1);
+    expect(crawled.stderr).toContain("12 of this crawl's results are no longer in the outbox (a sink took them");
+    expect(urlsIn(out)).toEqual([]);
+  });
+
+  it('writes a crawl four times the size of the outbox to --out without waiting for a sink', async () => {
     const small = join(dir, 'small.config.json');
     writeFileSync(
       small,
       JSON.stringify({
         tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore' } },
-        retention: { resultsMaxLen: 10 },
+        results: { outboxMaxLen: 10 },
       }),
     );
-    const urls = Array.from({ length: 40 }, (_, i) => site.url(`/ok/trimmed-${i}`));
-    const out = join(dir, 'trimmed.jsonl');
-    const crawled = await runCli(['crawl', '--out', out, ...urls], { env: { ...env, CRAWLFLEET_CONFIG: small } });
-    expect(crawled.code).toBe(1);
-    expect(crawled.stderr).toMatch(/\d+ of this crawl's results are no longer in the results stream/);
-    expect(urlsIn(out).length).toBeLessThan(40);
+    const urls = Array.from({ length: 40 }, (_, i) => site.url(`/ok/bigger-${i}`));
+    const out = join(dir, 'bigger.jsonl');
+    const crawled = await runCli(['crawl', '--json', '--out', out, ...urls], {
+      env: { ...env, CRAWLFLEET_CONFIG: small },
+    });
+    expect(crawled.code).toBe(0);
+    expect(JSON.parse(crawled.stdout)).toMatchObject({ fetched: 40, dlq: 0, left: 0 });
+    expect(urlsIn(out).sort()).toEqual([...urls].sort());
+  });
+
+  it('keeps the results of other jobs in the outbox for their own sinks', async () => {
+    const others = Array.from({ length: 3 }, (_, i) => site.url(`/ok/kept-other-${i}`));
+    expect((await runCli(['crawl', ...others], { env })).code).toBe(0);
+    const before = JSON.parse((await runCli(['status', '--json'], { env })).stdout).results;
+    const out = join(dir, 'kept.jsonl');
+    expect((await runCli(['crawl', '--out', out, site.url('/ok/kept-mine')], { env })).code).toBe(0);
+    expect(urlsIn(out)).toEqual([site.url('/ok/kept-mine')]);
+    const after = JSON.parse((await runCli(['status', '--json'], { env })).stdout);
+    // The others' results are all still there (no sink took them), and nothing past them is trimmed.
+    expect(after.results).toBe(before + 1);
+    expect(after.outbox.sinks).toEqual([]);
   });
 
   it('counts and writes nothing of the jobs other commands queued, and says they were there', async () => {

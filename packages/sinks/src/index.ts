@@ -1,4 +1,6 @@
+export { JsonlFile } from './jsonl-file.js';
 export { JsonlTarget, type JsonlTargetOptions } from './jsonl-target.js';
+export { isLocalProcessAlive } from './local-process.js';
 export { type OpenTargetOptions, openTarget, type SinkKind, sinkKind } from './open-target.js';
 export {
   OutboxConsumer,

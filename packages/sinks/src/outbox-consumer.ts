@@ -85,6 +85,7 @@ export class OutboxConsumer {
   private readonly reader: Redis;
   private heartbeat: NodeJS.Timeout | undefined;
   private stopping = false;
+  private draining = false;
   private readonly progress: SinkProgress = { written: 0, skipped: 0, claimed: 0, outbox: { entries: 0, bytes: 0 } };
 
   constructor(private readonly options: OutboxConsumerOptions) {
@@ -106,6 +107,11 @@ export class OutboxConsumer {
     this.stopping = true;
   }
 
+  /** Makes `run` return once it has taken everything the outbox holds now (as `once` does). */
+  drain(): void {
+    this.draining = true;
+  }
+
   /** Runs until `stop()`, or with `once` until the outbox holds nothing this sink has not taken. */
   async run(): Promise<SinkProgress> {
     const { redis, keys, name } = this.options;
@@ -114,17 +120,21 @@ export class OutboxConsumer {
     this.heartbeat = setInterval(() => void this.beat().catch(() => undefined), this.heartbeatTtlMs / 3);
     this.heartbeat.unref();
     try {
-      // What this consumer held when it last stopped (a restart under the same name) comes first.
-      while (!this.stopping) {
-        const own = await this.read('0', 0);
+      // What this consumer held when it last stopped (a restart under the same name) comes first;
+      // reading on from the last one seen, since entries it keeps unacknowledged stay pending.
+      for (let from = '0'; !this.stopping; ) {
+        const own = await this.read(from, 0);
         if (own.length === 0) break;
         await this.deliver(own);
+        from = own[own.length - 1]?.[0] ?? from;
       }
-      // `once` ends at the newest entry there is now: results written meanwhile are the next run's.
-      const end = this.options.once ? await this.newestId() : undefined;
+      let end: string | undefined;
       let lastClaimCheck = 0;
       while (!this.stopping) {
-        if (Date.now() - lastClaimCheck >= this.heartbeatTtlMs / 3) {
+        const draining = this.options.once === true || this.draining;
+        // A drain ends at the newest entry there is when it starts: later ones are the next run's.
+        if (draining && end === undefined) end = (await this.newestId()) ?? '0-0';
+        if (draining || Date.now() - lastClaimCheck >= this.heartbeatTtlMs / 3) {
           const claimed = await this.claimDead();
           if (claimed.length > 0) {
             this.progress.claimed += claimed.length;
@@ -133,22 +143,10 @@ export class OutboxConsumer {
           }
           lastClaimCheck = Date.now();
         }
-        const fresh = await this.read('>', this.options.once ? 0 : (this.options.blockMs ?? 1_000));
-        if (fresh.length > 0) {
-          await this.deliver(fresh);
-          const last = fresh[fresh.length - 1]?.[0];
-          if (this.options.once && (end === undefined || (last !== undefined && !isAfter(end, last)))) {
-            const claimed = await this.claimDead();
-            if (claimed.length === 0) break;
-            this.progress.claimed += claimed.length;
-            await this.deliver(claimed);
-          }
-        } else if (this.options.once) {
-          const claimed = await this.claimDead();
-          if (claimed.length === 0) break;
-          this.progress.claimed += claimed.length;
-          await this.deliver(claimed);
-        }
+        const fresh = await this.read('>', draining ? 0 : (this.options.blockMs ?? 1_000));
+        if (fresh.length > 0) await this.deliver(fresh);
+        const last = fresh[fresh.length - 1]?.[0];
+        if (draining && end !== undefined && (last === undefined || !isAfter(end, last))) break;
       }
       return this.progress;
     } finally {
@@ -171,8 +169,8 @@ export class OutboxConsumer {
     await redis.set(keys.sinkConsumer(name, this.consumer), String(process.pid), 'PX', this.heartbeatTtlMs);
   }
 
-  /** Entries after `from` (`0`: this consumer's pending ones; `>`: never delivered). */
-  private async read(from: '0' | '>', blockMs: number): Promise<StreamEntry[]> {
+  /** Entries after `from`: this consumer's pending ones after that id, or (`>`) never delivered ones. */
+  private async read(from: string, blockMs: number): Promise<StreamEntry[]> {
     const { keys, name } = this.options;
     const args: Array<string | number> = ['GROUP', name, this.consumer, 'COUNT', this.batchSize];
     if (blockMs > 0) args.push('BLOCK', blockMs);

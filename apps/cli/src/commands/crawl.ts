@@ -1,19 +1,17 @@
-import { createWriteStream, renameSync, rmSync } from 'node:fs';
 import { constants } from 'node:os';
-import { finished } from 'node:stream/promises';
-import { CRAWL_QUEUE, DEFAULT_PREFIX, type FetchJob, InputError } from '@crawlfleet/core';
+import { CRAWL_QUEUE, DEFAULT_PREFIX, type FetchJob } from '@crawlfleet/core';
 import { DEFAULT_CONCURRENCY, openWorker } from '@crawlfleet/crawler';
 import { DeadLetterQueue, type DeadLetterSummary, summarize } from '@crawlfleet/dlq';
 import { ensureRedis } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
 import type { SubmitReport } from '@crawlfleet/producer';
-import { ResultsStore } from '@crawlfleet/results';
 import { type KeyRing, localKeyRing } from '@crawlfleet/slates';
 import { type Job, type JobState, Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings } from '../context.js';
 import { positiveInt } from '../options.js';
-import { ProgressLine, plural, printJson, say, writeLine } from '../output.js';
+import { ProgressLine, plural, printJson, say } from '../output.js';
+import { CrawlOut } from './crawl-out.js';
 import { enqueueJobs, prepareTargets, type TargetOptions, withTargetOptions } from './submit.js';
 
 interface CrawlOptions extends TargetOptions {
@@ -113,8 +111,11 @@ command again resumes what is left and writes every result of the crawl.
       try {
         const context = await connect(settings, local.url);
         const queue = new Queue(CRAWL_QUEUE, { connection: context.redis, prefix: context.keys.bullPrefix });
+        // The crawl's own sink is registered before its first job can be stored.
+        let crawlOut = out !== undefined ? await CrawlOut.start(context, out) : undefined;
         try {
           const plan = await planCrawl(queue, jobs, await enqueueJobs(context, jobs, options.force));
+          crawlOut?.run(plan.keys);
           const crawled = [...plan.enqueued, ...plan.resumed];
           await sayOtherJobs(queue, crawled.length, settings.env.prefix);
           const tally: Tally = { retries: 0 };
@@ -127,7 +128,8 @@ command again resumes what is left and writes every result of the crawl.
           }
           const settled = await settle(context, crawled);
           const letters = await deadLetterSummaries(context, settled.deadLettered.slice(0, 10));
-          const results = out !== undefined ? await writeResults(context, out, plan.keys) : undefined;
+          const results = await crawlOut?.finish();
+          crawlOut = undefined;
           const written = results?.written;
           const summary: CrawlSummary = {
             enqueued: plan.enqueued.length,
@@ -152,6 +154,7 @@ command again resumes what is left and writes every result of the crawl.
           }
           if (interruption.requested) process.exitCode = interruption.exitCode;
         } finally {
+          await crawlOut?.abandon();
           await queue.close();
           await context.close();
         }
@@ -232,49 +235,6 @@ async function settle(
     stored: found.filter((outcome) => outcome === 'stored').length,
     deadLettered: keys.filter((_key, i) => found[i] === 'dead_lettered'),
   };
-}
-
-/**
- * Writes the crawl's results to `out` as JSON lines: for each key, the one result its ledger names,
- * so a key run again (`--force`) gives one line, not one per run. The file is written aside and
- * renamed into place, so an interruption never leaves a good earlier file half rewritten.
- * Returns the lines written and how many the ledger names (more when retention trimmed some).
- */
-async function writeResults(
-  context: CommandContext,
-  out: string,
-  keys: readonly string[],
-): Promise<{ written: number; expected: number }> {
-  const entries = new Set<string>();
-  for (let start = 0; start < keys.length; start += KEYS_PER_ROUND_TRIP) {
-    const pipeline = context.redis.pipeline();
-    for (const key of keys.slice(start, start + KEYS_PER_ROUND_TRIP)) pipeline.get(context.keys.ledger(key));
-    for (const [, entryId] of (await pipeline.exec()) ?? []) if (typeof entryId === 'string') entries.add(entryId);
-  }
-  const aside = `${out}.${process.pid}.tmp`;
-  const stream = createWriteStream(aside, { flags: 'wx', mode: 0o600 });
-  await new Promise<void>((resolve, reject) => {
-    stream.once('open', () => resolve());
-    stream.once('error', (error) => reject(new InputError('invalid_out', `--out ${out}: ${error.message}`)));
-  });
-  let count = 0;
-  try {
-    const store = new ResultsStore(context.redis, context.keys, context.config.retention);
-    for await (const { entryId, result } of store.entries()) {
-      if (count === entries.size) break;
-      if (!entries.has(entryId)) continue;
-      await writeLine(stream, JSON.stringify(result));
-      count++;
-    }
-    stream.end();
-    await finished(stream);
-    renameSync(aside, out);
-  } catch (error) {
-    stream.destroy();
-    rmSync(aside, { force: true });
-    throw error;
-  }
-  return { written: count, expected: entries.size };
 }
 
 async function deadLetterSummaries(context: CommandContext, ids: string[]): Promise<DeadLetterSummary[]> {
