@@ -110,6 +110,33 @@ carries its idempotency key. S3 takes the AWS_* variables (AWS_ENDPOINT_URL for 
       await runSink(options, command.optsWithGlobals<GlobalOptions>());
     });
   sink
+    .command('add')
+    .description('register a sink without running it: from now on the outbox keeps every result until it has taken it')
+    .requiredOption('--to <uri>', "the sink's target, as sink run takes it (it names the sink by default)")
+    .option('--name <name>', 'the sink (default: kind and a hash of --to, as sink run names it)')
+    .addHelpText(
+      'after',
+      `
+Register sinks before a crawl when each must get every result: a sink that starts later gets what
+the outbox still holds, and the outbox gives up what every registered sink has taken.
+  $ crawlfleet sink add --to warc:/data/warc --name archive`,
+    )
+    .action(async (options: { to: string; name?: string }, command: Command) => {
+      sinkKind(options.to);
+      const name = checkSinkName(options.name ?? defaultName(options.to));
+      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      try {
+        const created = await new Outbox(context.redis, context.keys).register(name);
+        say(
+          created
+            ? `registered sink ${name}: the outbox keeps every result until it has taken it (crawlfleet sink run --to ${options.to}${options.name === undefined ? '' : ` --name ${name}`})`
+            : `sink ${name} is already registered`,
+        );
+      } finally {
+        await context.close();
+      }
+    });
+  sink
     .command('list')
     .description('the registered sinks: what each has not read or not acknowledged yet')
     .option('--json', 'print [{"name","pending","lag","consumers","lastDeliveredId"}]')
