@@ -204,7 +204,12 @@ export interface Bench {
  * Starts a private redis-server and the fixture site, checks that MONITOR counts right, and
  * writes a crawlfleet config that keeps `retain` finished jobs per run.
  */
-export async function openBench(options: { retain: number; progress: (message: string) => void }): Promise<Bench> {
+export async function openBench(options: {
+  retain: number;
+  progress: (message: string) => void;
+  /** The config's `results` section (the outbox, the body store); defaults otherwise. */
+  results?: Record<string, unknown>;
+}): Promise<Bench> {
   const server = await startRedisServer();
   const site = await startFixtureSite();
   const dir = mkdtempSync(join(tmpdir(), 'crawlfleet-fleet-bench-'));
@@ -225,6 +230,7 @@ export async function openBench(options: { retain: number; progress: (message: s
     const config = {
       tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'respect', hostDelayMs: 0 } },
       retention: { completedJobs: options.retain, failedJobs: options.retain },
+      ...(options.results === undefined ? {} : { results: options.results }),
     };
     writeFileSync(configPath, JSON.stringify(config));
     const parsed = parseConfig(config);

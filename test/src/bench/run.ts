@@ -7,7 +7,7 @@
  * the fleet headline (bare BullMQ worker vs `crawlfleet worker` at concurrency 100, the RSS
  * figure); the fleet matrix (one workload per row, each against the bare worker in the same
  * rounds, at concurrency 50), with Crawlee's HttpCrawler as a third side on the changing-cookie
- * pages.
+ * pages; then results with 100 KB bodies, every body inline in the outbox and with a body store.
  *
  * Knobs (environment, whole numbers unless said):
  * - CRAWLFLEET_BENCH_JOBS: jobs per micro-benchmark scenario (2000).
@@ -20,9 +20,12 @@
  *   jobs per run (4000); CRAWLFLEET_BENCH_MATRIX_WARMUP_JOBS: its warm-up jobs per run (1000);
  *   CRAWLFLEET_BENCH_MATRIX_MONITOR_JOBS: its larger MONITOR run for workloads whose sessions are
  *   new (the measured jobs; the others at most 1000, see matrix.ts).
+ * - CRAWLFLEET_BENCH_BODY_JOBS: jobs per run of the 100 KB bodies part (2000; 0 skips it);
+ *   CRAWLFLEET_BENCH_BODY_ROUNDS: its rounds (2).
  * - CRAWLFLEET_BENCH_PROFILE, CRAWLFLEET_BENCH_NODE_FLAGS: see fleet.ts.
  */
 import { wholeNumberSetting } from '@crawlfleet/core';
+import { benchBodies } from './bodies.js';
 import { benchFleet } from './fleet.js';
 import { benchMatrix } from './matrix.js';
 import { benchObservability } from './observability.js';
@@ -43,6 +46,8 @@ const matrixRounds = knob('CRAWLFLEET_BENCH_ROUNDS', 3);
 const matrixJobs = knob('CRAWLFLEET_BENCH_MATRIX_JOBS', 4_000);
 const matrixWarmupJobs = knob('CRAWLFLEET_BENCH_MATRIX_WARMUP_JOBS', 1_000, 0);
 const matrixMonitorJobs = knob('CRAWLFLEET_BENCH_MATRIX_MONITOR_JOBS', matrixJobs, 2);
+const bodyJobs = knob('CRAWLFLEET_BENCH_BODY_JOBS', 2_000, 0);
+const bodyRounds = knob('CRAWLFLEET_BENCH_BODY_ROUNDS', 2);
 
 const verdict = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
 const started = Date.now();
@@ -187,6 +192,27 @@ else
     `crawlee HttpCrawler on the ${crawleeRow.name} pages (${crawleeRow.sessions} sessions keeping cookies, concurrency ${crawleeRow.concurrency}): ${Math.round(crawlee.pagesPerSecond)} pages/s, RSS ${crawlee.rssMb} MB, CPU ${crawlee.cpuMsPerPage} ms/page${crawlee.failed > 0 ? `, ${crawlee.failed} pages FAILED` : ''}; crawlfleet ${crawleeRow.name} jobs/s / crawlee pages/s = ${crawlee.ratio.toFixed(2)} (median of the rounds: ${crawlee.roundRatios.join(', ')}; target >= ${crawlee.target} ${verdict(crawlee.pass)})\n`,
   );
 
+let bodies: Awaited<ReturnType<typeof benchBodies>> | undefined;
+if (bodyJobs > 0) {
+  process.stderr.write(
+    `\nresults with 100 KB bodies: bare worker, crawlfleet with bodies inline, crawlfleet with a file: body store; ${bodyJobs} jobs, ${bodyRounds} round(s), no sink running...\n`,
+  );
+  bodies = await benchBodies({ jobs: bodyJobs, warmupJobs: 200, rounds: bodyRounds, concurrency: 50, progress });
+  process.stdout.write(
+    `\nresults with ${bodies.bodyBytes / 1024} KB bodies, ${bodies.jobs} jobs per run at concurrency ${bodies.concurrency}, median of ${bodies.rounds} round(s); Redis MB = used_memory with the run's results still in the outbox:\n`,
+  );
+  process.stdout.write(`${line(['worker', 'jobs/s', 'ratio', 'RSS MB', 'Redis MB', 'cpu ms/job'])}\n`);
+  for (const [name, side] of [
+    ['bare BullMQ worker', bodies.baseline],
+    ['crawlfleet, bodies inline in the outbox', bodies.inline],
+    ['crawlfleet, bodies in a file: body store', bodies.stored],
+  ] as const) {
+    process.stdout.write(
+      `${line([name, side.jobsPerSecond, (side.jobsPerSecond / bodies.baseline.jobsPerSecond).toFixed(3), side.rssMb, side.redisMb, side.workerCpuMsPerJob])}\n`,
+    );
+  }
+}
+
 process.stderr.write(`the bench took ${elapsed()}\n`);
 process.stdout.write(
   `${JSON.stringify({
@@ -233,6 +259,27 @@ process.stdout.write(
     matrix_concurrency: matrix.concurrency,
     matrix_monitor_jobs: matrix.monitorJobs,
     matrix_pass: matrix.workloads.every((w) => w.pass) && (crawlee?.pass ?? true),
+    ...(bodies === undefined
+      ? {}
+      : {
+          bodies: {
+            body_bytes: bodies.bodyBytes,
+            jobs: bodies.jobs,
+            rounds: bodies.rounds,
+            baseline_jobs_per_s: bodies.baseline.jobsPerSecond,
+            inline_jobs_per_s: bodies.inline.jobsPerSecond,
+            stored_jobs_per_s: bodies.stored.jobsPerSecond,
+            baseline_worker_rss_mb: bodies.baseline.rssMb,
+            inline_worker_rss_mb: bodies.inline.rssMb,
+            stored_worker_rss_mb: bodies.stored.rssMb,
+            baseline_redis_mb: bodies.baseline.redisMb,
+            inline_redis_mb: bodies.inline.redisMb,
+            stored_redis_mb: bodies.stored.redisMb,
+            inline_worker_cpu_ms_per_job: bodies.inline.workerCpuMsPerJob,
+            stored_worker_cpu_ms_per_job: bodies.stored.workerCpuMsPerJob,
+            failed_jobs: bodies.baseline.failed + bodies.inline.failed + bodies.stored.failed,
+          },
+        }),
     workloads: Object.fromEntries(
       matrix.workloads.map((w) => [
         w.name,
