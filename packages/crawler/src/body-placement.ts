@@ -11,12 +11,7 @@ export type PlacedBody = Pick<StoredResult, 'body' | 'bodyRef' | 'bodySha256'>;
  * holds is exactly what `body` would hold, as bytes: UTF-8 text (after PII redaction) or the
  * binary bytes, so a sink that reads it back gets what an inline body gives.
  */
-export async function placeBody(
-  encoded: EncodedBody,
-  store: BodyStore | undefined,
-  inlineBodyBytes: number,
-): Promise<PlacedBody> {
-  if (store === undefined) return { body: encoded.body };
+export async function placeBody(encoded: EncodedBody, store: BodyStore, inlineBodyBytes: number): Promise<PlacedBody> {
   const bytes =
     encoded.bodyEncoding === 'base64' ? Buffer.from(encoded.body, 'base64') : Buffer.from(encoded.body, 'utf8');
   if (bytes.length <= inlineBodyBytes) return { body: encoded.body };

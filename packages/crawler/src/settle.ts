@@ -65,9 +65,12 @@ export class Settle {
     // Binary bodies are kept as they are: the patterns are for text.
     if (tenant.redactPii && body.bodyEncoding === 'utf8') body.body = redactPii(body.body);
     const headers = pickStoredHeaders(page.headers);
-    const placed = await inSpan('body.place', {}, () =>
-      placeBody(body, this.deps.bodies, this.deps.config.results.inlineBodyBytes),
-    );
+    const { bodies } = this.deps;
+    // Without a body store every body is inline: no await, no span on the hot path.
+    const placed =
+      bodies === undefined
+        ? undefined
+        : await inSpan('body.place', {}, () => placeBody(body, bodies, this.deps.config.results.inlineBodyBytes));
     const result: StoredResult = {
       url: data.url,
       finalUrl: page.finalUrl,
