@@ -13,8 +13,10 @@ export function registerPurge(program: Command): void {
     .addHelpText(
       'after',
       `
-Streams are also trimmed continuously by size (retention.resultsMaxLen, retention.auditMaxLen);
-this removes by age, on demand. The idempotency ledger keeps its own TTL (retention.ledgerTtlSeconds),
+The audit stream is also trimmed continuously by size (retention.auditMaxLen). The results outbox
+is trimmed by its sinks: each result stays until every registered sink has acknowledged it
+(crawlfleet sink list). This removes by age, on demand, and takes results out of the outbox whether
+or not a sink has them yet. The idempotency ledger keeps its own TTL (retention.ledgerTtlSeconds),
 so purged results are still known as done and are not crawled again.`,
     )
     .action(async (options: { olderThan: string; json?: boolean }, command: Command) => {
