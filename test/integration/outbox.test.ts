@@ -111,6 +111,24 @@ describe('Outbox', () => {
     expect(await outbox.trim()).toEqual({ trimmed: 2_500, entries: 0, bytes: 0 });
   });
 
+  it('purges by age whatever the sinks have, and takes the bytes off with the entries', async () => {
+    await writeResults(30, 'old');
+    const [last] = await redis.xrevrange(keys.results, '+', '-', 'COUNT', 1);
+    const cut = Number(String(last?.[0]).split('-')[0]) + 1;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await writeResults(10, 'new');
+    await outbox.register('slow');
+
+    const purged = await outbox.purgeBefore(cut);
+
+    expect(purged.trimmed).toBe(30);
+    const left = await redis.xrange(keys.results, '-', '+');
+    expect(left).toHaveLength(10);
+    const leftBytes = left.reduce((sum, [, fields]) => sum + Buffer.byteLength(fields[1] ?? ''), 0);
+    expect(await outbox.fill()).toEqual({ entries: 10, bytes: leftBytes });
+    expect(await redis.xlen(keys.resultsSizes)).toBe(10);
+  });
+
   it('refuses a sink name that is not one word', async () => {
     await expect(outbox.register('a b')).rejects.toThrow(/sink name/);
   });

@@ -17,6 +17,8 @@ export interface KeyLayout {
   readonly results: string;
   /** The bytes of the results the outbox holds (kept by the scripts that add and trim it). */
   readonly resultsBytes: string;
+  /** Each outbox entry's size, under the entry's id: what a trim counts off without reading results. */
+  readonly resultsSizes: string;
   /** A live sink consumer's heartbeat (`<group>/<consumer>`), expiring when it dies. */
   sinkConsumer(group: string, consumer: string): string;
   /** The audit stream: retries, DLQ moves, quarantines, breaker transitions. */
@@ -144,6 +146,7 @@ export function keyLayout(prefix: string): KeyLayout {
     bullPrefix: tag,
     results: `${tag}:results`,
     resultsBytes: `${tag}:results:bytes`,
+    resultsSizes: `${tag}:results:sizes`,
     sinkConsumer: (group, consumer) => `${tag}:sink:${group}:${consumer}`,
     audit: `${tag}:audit`,
     sessionHashKey: `${tag}:session-hash-key`,

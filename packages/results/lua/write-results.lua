@@ -9,7 +9,8 @@
     Input:
       KEYS[1]          results outbox stream  ({prefix}:results)
       KEYS[2]          the outbox's byte count  ({prefix}:results:bytes)
-      KEYS[3..n+2]     each result's ledger key  ({prefix}:ledger:<idempotencyKey>)
+      KEYS[3]          each entry's size, under the entry's id  ({prefix}:results:sizes)
+      KEYS[4..n+3]     each result's ledger key  ({prefix}:ledger:<idempotencyKey>)
 
       ARGV[1]          ledger TTL, seconds
       ARGV[2..n+1]     each result, JSON
@@ -25,15 +26,17 @@ local stream = KEYS[1]
 local ttl = ARGV[1]
 local answer = {}
 local added = 0
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   local ledger = KEYS[i]
   local earlier = rcall('GET', ledger)
   if earlier then
     answer[#answer + 1] = 0
     answer[#answer + 1] = earlier
   else
-    local json = ARGV[i - 1]
+    local json = ARGV[i - 2]
     local entryId = rcall('XADD', stream, '*', 'r', json)
+    -- Its size, beside it: trimming counts what it gives up without reading the results.
+    rcall('XADD', KEYS[3], entryId, 'n', #json)
     rcall('SET', ledger, entryId, 'EX', ttl)
     added = added + #json
     answer[#answer + 1] = 1

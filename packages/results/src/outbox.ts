@@ -5,7 +5,13 @@ import type { Redis } from 'ioredis';
 const TRIM_OUTBOX = readFileSync(new URL('../lua/trim-outbox.lua', import.meta.url), 'utf8');
 
 type WithTrimScript = Redis & {
-  cfTrimOutbox(stream: string, bytes: string, limit: number): Promise<[number, number, number, number]>;
+  cfTrimOutbox(
+    stream: string,
+    bytes: string,
+    sizes: string,
+    limit: number,
+    below: string,
+  ): Promise<[number, number, number, number]>;
 };
 
 /** What the outbox holds now. */
@@ -30,7 +36,7 @@ export interface SinkState {
 /** The outbox's limits, from `results` in the config. */
 export type OutboxLimits = Pick<ResultsConfig, 'outboxMaxLen' | 'outboxMaxBytes'>;
 
-/** Entries a trim call removes at most (it reads each one's size). */
+/** Entries a trim call removes at most (it reads each one's size, kept beside it). */
 const TRIM_STEP = 1_000;
 
 /** Sink names are consumer group names and part of key names: one word. */
@@ -57,7 +63,7 @@ export class Outbox {
     redis: Redis,
     private readonly keys: KeyLayout,
   ) {
-    if (!('cfTrimOutbox' in redis)) redis.defineCommand('cfTrimOutbox', { numberOfKeys: 2, lua: TRIM_OUTBOX });
+    if (!('cfTrimOutbox' in redis)) redis.defineCommand('cfTrimOutbox', { numberOfKeys: 3, lua: TRIM_OUTBOX });
     this.redis = redis as WithTrimScript;
   }
 
@@ -115,13 +121,27 @@ export class Outbox {
   }
 
   /** Trims everything every sink has acknowledged; answers what the outbox holds after. */
-  async trim(): Promise<OutboxFill & { trimmed: number }> {
+  trim(): Promise<OutboxFill & { trimmed: number }> {
+    return this.trimBelow('');
+  }
+
+  /**
+   * Removes the results written before `beforeMs` (ms since the epoch, the Redis server's clock),
+   * whether or not sinks have them: `crawlfleet purge`.
+   */
+  purgeBefore(beforeMs: number): Promise<OutboxFill & { trimmed: number }> {
+    return this.trimBelow(`${Math.max(0, Math.floor(beforeMs))}-0`);
+  }
+
+  private async trimBelow(below: string): Promise<OutboxFill & { trimmed: number }> {
     let trimmed = 0;
     for (;;) {
       const [removed, entries, bytes, more] = await this.redis.cfTrimOutbox(
         this.keys.results,
         this.keys.resultsBytes,
+        this.keys.resultsSizes,
         TRIM_STEP,
+        below,
       );
       trimmed += removed;
       if (more === 0) return { trimmed, entries, bytes };

@@ -93,9 +93,10 @@ export class ResultsStore implements ResultSink {
 
   private async writeAll(batch: readonly PendingResult[]): Promise<WriteOutcome[]> {
     const answer = await this.redis.cfWriteResults(
-      batch.length + 2,
+      batch.length + 3,
       this.keys.results,
       this.keys.resultsBytes,
+      this.keys.resultsSizes,
       ...batch.map((pending) => pending.ledgerKey),
       this.options.ledgerTtlSeconds,
       ...batch.map((pending) => pending.json),

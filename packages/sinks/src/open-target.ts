@@ -2,13 +2,14 @@ import { InputError } from '@crawlfleet/core';
 import type { SinkTarget } from './sink-target.js';
 
 /** The kinds of sink `--to` takes, by URI scheme. */
-export type SinkKind = 'jsonl' | 'postgres' | 's3';
+export type SinkKind = 'jsonl' | 'warc' | 'postgres' | 's3';
 
-const USAGE = 'must be jsonl:DIR, postgres://user@host:port/db[?table=NAME] or s3://bucket/prefix';
+const USAGE = 'must be jsonl:DIR, warc:DIR, postgres://user@host:port/db[?table=NAME] or s3://bucket/prefix';
 
 /** The kind of sink a `--to` URI names; a bad one is refused before anything connects. */
 export function sinkKind(uri: string): SinkKind {
   if (/^jsonl:./.test(uri)) return 'jsonl';
+  if (/^warc:./.test(uri)) return 'warc';
   if (/^postgres(ql)?:\/\/./.test(uri)) return 'postgres';
   if (/^s3:\/\/./.test(uri)) return 's3';
   throw new InputError('invalid_sink', `--to ${USAGE}, got ${JSON.stringify(uri)}`);
@@ -35,6 +36,10 @@ export async function openTarget(uri: string, options: OpenTargetOptions): Promi
         throw new InputError('invalid_sink', `--to jsonl:DIR?gzip= takes true or false, got ${JSON.stringify(gzip)}`);
       const { JsonlTarget } = await import('./jsonl-target.js');
       return JsonlTarget.open(dir, { sinkName: options.sinkName, gzip: gzip === 'true' });
+    }
+    case 'warc': {
+      const { WarcTarget } = await import('./warc-target.js');
+      return WarcTarget.open(uri.slice('warc:'.length), { sinkName: options.sinkName });
     }
     case 'postgres': {
       const { PostgresTarget } = await import('./postgres-target.js');

@@ -1,5 +1,6 @@
 import { parseDuration } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
+import { Outbox } from '@crawlfleet/results';
 import type { Command } from 'commander';
 import { type GlobalOptions, openContext } from '../context.js';
 import { printJson, say } from '../output.js';
@@ -25,8 +26,8 @@ so purged results are still known as done and are not crawled again.`,
       const dlq = new DeadLetterQueue(context.redis, context.keys);
       try {
         // Stream entry ids start with their time in ms, so MINID trims by age.
-        const [results, audit] = await Promise.all([
-          context.redis.xtrim(context.keys.results, 'MINID', before),
+        const [{ trimmed: results }, audit] = await Promise.all([
+          new Outbox(context.redis, context.keys).purgeBefore(before),
           context.redis.xtrim(context.keys.audit, 'MINID', before),
         ]);
         const ids: string[] = [];
