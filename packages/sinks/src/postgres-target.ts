@@ -38,10 +38,11 @@ function quoted(table: string): string {
 }
 
 /**
- * A PostgreSQL table keyed by `idempotency_key`: each batch is one `INSERT ... ON CONFLICT DO
- * NOTHING` in one transaction, so a batch written again (a sink killed after its commit and
- * before its acknowledgement) changes nothing: delivery into the table is exactly once. The
- * table is created when missing. The maintained `pg` client: the reference driver, no ORM.
+ * A PostgreSQL table keyed by `idempotency_key`: each batch is one upsert in one transaction, so
+ * a batch written again (a sink killed after its commit and before its acknowledgement) changes
+ * nothing: delivery into the table is exactly once. Only a newer fetch of the same key (a
+ * `--force` run) replaces a row. The table is created when missing. The maintained `pg` client:
+ * the reference driver, no ORM.
  */
 export class PostgresTarget implements SinkTarget {
   readonly description: string;
@@ -55,7 +56,12 @@ export class PostgresTarget implements SinkTarget {
     this.description = description;
     const names = COLUMNS.map(([name]) => name).join(', ');
     const arrays = COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
-    this.insert = `INSERT INTO ${quoted(table)} (${names}) SELECT * FROM unnest(${arrays}) ON CONFLICT (idempotency_key) DO NOTHING`;
+    // A batch written again changes nothing (same fetched_at); a key crawled again on purpose
+    // (`--force`) replaces its row with the newer fetch. One row per key either way.
+    const updates = COLUMNS.filter(([name]) => name !== 'idempotency_key')
+      .map(([name]) => `${name} = EXCLUDED.${name}`)
+      .join(', ');
+    this.insert = `INSERT INTO ${quoted(table)} AS t (${names}) SELECT * FROM unnest(${arrays}) ON CONFLICT (idempotency_key) DO UPDATE SET ${updates}, stored_at = now() WHERE EXCLUDED.fetched_at > t.fetched_at`;
   }
 
   /** `postgres://user@host:port/db?table=name`; the table is `crawlfleet_results` by default. */
