@@ -125,5 +125,9 @@ describe('the results outbox: backpressure with no sink, then a PostgreSQL sink 
     expect(after.outbox).toMatchObject({ entries: 0, bytes: 0, full: false });
     expect(after.outbox.sinks).toEqual([expect.objectContaining({ name: 'pg', pending: 0, lag: 0 })]);
     expect(after.counts).toMatchObject({ waiting: 0, active: 0, failed: 0, dlq: 0 });
+    // The last minute still counts what was written, though the sink took it all out of the outbox.
+    expect(after.lastMinute.estimated).toBe(true);
+    expect(after.lastMinute.stored).toBeGreaterThan(PAGES * 0.8);
+    expect(after.lastMinute.stored).toBeLessThanOrEqual(PAGES);
   });
 });

@@ -19,6 +19,8 @@ export interface KeyLayout {
   readonly resultsBytes: string;
   /** Each outbox entry's size, under the entry's id: what a trim counts off without reading results. */
   readonly resultsSizes: string;
+  /** Results written in one 10 s span (`span` = ms since the epoch / 10,000), kept 3 minutes. */
+  resultsRate(span: number): string;
   /** A live sink consumer's heartbeat (`<group>/<consumer>`), expiring when it dies. */
   sinkConsumer(group: string, consumer: string): string;
   /** The audit stream: retries, DLQ moves, quarantines, breaker transitions. */
@@ -147,6 +149,7 @@ export function keyLayout(prefix: string): KeyLayout {
     results: `${tag}:results`,
     resultsBytes: `${tag}:results:bytes`,
     resultsSizes: `${tag}:results:sizes`,
+    resultsRate: (span) => `${tag}:results:rate:${span}`,
     sinkConsumer: (group, consumer) => `${tag}:sink:${group}:${consumer}`,
     audit: `${tag}:audit`,
     sessionHashKey: `${tag}:session-hash-key`,

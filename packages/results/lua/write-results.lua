@@ -10,7 +10,8 @@
       KEYS[1]          results outbox stream  ({prefix}:results)
       KEYS[2]          the outbox's byte count  ({prefix}:results:bytes)
       KEYS[3]          each entry's size, under the entry's id  ({prefix}:results:sizes)
-      KEYS[4..n+3]     each result's ledger key  ({prefix}:ledger:<idempotencyKey>)
+      KEYS[4]          the results written in this 10 s  ({prefix}:results:rate:<10 s since the epoch>)
+      KEYS[5..n+4]     each result's ledger key  ({prefix}:ledger:<idempotencyKey>)
 
       ARGV[1]          ledger TTL, seconds
       ARGV[2..n+1]     each result, JSON
@@ -26,22 +27,29 @@ local stream = KEYS[1]
 local ttl = ARGV[1]
 local answer = {}
 local added = 0
-for i = 4, #KEYS do
+local count = 0
+for i = 5, #KEYS do
   local ledger = KEYS[i]
   local earlier = rcall('GET', ledger)
   if earlier then
     answer[#answer + 1] = 0
     answer[#answer + 1] = earlier
   else
-    local json = ARGV[i - 2]
+    local json = ARGV[i - 3]
     local entryId = rcall('XADD', stream, '*', 'r', json)
     -- Its size, beside it: trimming counts what it gives up without reading the results.
     rcall('XADD', KEYS[3], entryId, 'n', #json)
     rcall('SET', ledger, entryId, 'EX', ttl)
     added = added + #json
+    count = count + 1
     answer[#answer + 1] = 1
     answer[#answer + 1] = entryId
   end
+end
+-- The pace of writing, kept apart from the outbox, which sinks empty (status's last minute).
+if count > 0 then
+  rcall('INCRBY', KEYS[4], count)
+  rcall('EXPIRE', KEYS[4], 180)
 end
 local bytes
 if added > 0 then

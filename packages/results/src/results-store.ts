@@ -54,6 +54,8 @@ export interface RecentCount {
 }
 
 const DEFAULT_MAX_COUNTED = 2_000;
+/** The span the write pace is counted in (`KeyLayout.resultsRate`). */
+const RATE_SPAN_MS = 10_000;
 
 export interface ResultsStoreOptions {
   /** How long a finished idempotency key is remembered (`retention.ledgerTtlSeconds`). */
@@ -93,10 +95,11 @@ export class ResultsStore implements ResultSink {
 
   private async writeAll(batch: readonly PendingResult[]): Promise<WriteOutcome[]> {
     const answer = await this.redis.cfWriteResults(
-      batch.length + 3,
+      batch.length + 4,
       this.keys.results,
       this.keys.resultsBytes,
       this.keys.resultsSizes,
+      this.keys.resultsRate(Math.floor(Date.now() / RATE_SPAN_MS)),
       ...batch.map((pending) => pending.ledgerKey),
       this.options.ledgerTtlSeconds,
       ...batch.map((pending) => pending.json),
@@ -146,6 +149,44 @@ export class ResultsStore implements ResultSink {
     }
     const spanMs = Math.max(1, now - Number.parseInt(newest.slice(1), 10));
     return { count: Math.round((counted * windowMs) / spanMs), estimated: true };
+  }
+
+  /**
+   * Results written in the last `windowMs` (up to 3 minutes), a count that sinks emptying the
+   * outbox do not lower. From the outbox's entries (`countRecent`) while it holds the whole window
+   * (nothing was ever trimmed, or its first entry is older); else from the counts kept per 10 s,
+   * the oldest span weighted by how much of it the window covers.
+   */
+  async countWritten(windowMs: number, options: CountRecentOptions = {}): Promise<RecentCount> {
+    const now = options.now ?? (await this.serverNow());
+    if (!(await this.trimmedSince(now - windowMs))) return this.countRecent(windowMs, options);
+    const from = now - windowMs;
+    const first = Math.floor(from / RATE_SPAN_MS);
+    const last = Math.floor(now / RATE_SPAN_MS);
+    const spans = Array.from({ length: last - first + 1 }, (_, i) => first + i);
+    const counts = await this.redis.mget(...spans.map((span) => this.keys.resultsRate(span)));
+    let count = 0;
+    for (const [i, span] of spans.entries()) {
+      const covered = Math.min(1, ((span + 1) * RATE_SPAN_MS - from) / RATE_SPAN_MS);
+      count += Number(counts[i] ?? 0) * (span === first ? covered : 1);
+    }
+    return { count: Math.round(count), estimated: true };
+  }
+
+  /**
+   * Whether entries written from `sinceMs` on may have left the outbox: some were removed
+   * (`entries-added` exceeds its length) and what it holds starts after `sinceMs`. Trimming only
+   * ever removes the oldest, so otherwise it holds every entry since then. False on a Redis
+   * older than 7, which does not count.
+   */
+  private async trimmedSince(sinceMs: number): Promise<boolean> {
+    if ((await this.redis.exists(this.keys.results)) === 0) return false;
+    const info = (await this.redis.xinfo('STREAM', this.keys.results)) as unknown[];
+    const field = (name: string) => (info.indexOf(name) === -1 ? undefined : info[info.indexOf(name) + 1]);
+    const added = field('entries-added');
+    if (added === undefined || Number(added) === Number(field('length'))) return false;
+    if (Number(field('length')) === 0) return true;
+    return Number.parseInt(String(field('recorded-first-entry-id')), 10) >= sinceMs;
   }
 
   /** The Redis server's clock, in ms since the epoch: what dates the results' entries. */

@@ -77,7 +77,7 @@ export async function readStatus(context: CommandContext): Promise<Status> {
       outbox.fill(),
       outbox.sinks(),
       results.written(),
-      results.countRecent(WINDOW_MS, { now }),
+      results.countWritten(WINDOW_MS, { now }),
       // An entry is a failed job of crawl-dlq, scored by when it was filed (route-dead-letter.lua).
       context.redis.zcount(dlq.queue.toKey('failed'), now - WINDOW_MS, '+inf'),
     ]);
