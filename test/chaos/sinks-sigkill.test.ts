@@ -92,7 +92,7 @@ describe('3 workers and 2 sinks, one of each killed with SIGKILL, 5,000 pages', 
     const [pgSink] = sinks;
     expect(await worker?.stop('SIGKILL')).toBeNull();
     pgSink?.child.kill('SIGKILL');
-    expect(await pgSink?.exited).toBeNull();
+    expect(await pgSink?.exited, pgSink?.stderr()).toBeNull();
 
     await waitFor(async () => (await rows()) >= PAGES, {
       timeoutMs: 120_000,

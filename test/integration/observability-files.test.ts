@@ -22,14 +22,15 @@ describe('the Prometheus rules and Grafana dashboard in infra/', () => {
   const registry = new FleetMetrics().registry;
   const known = new Set(registry.getMetricsAsArray().map((metric) => metric.name));
 
-  it('alert only on metrics the worker exports, including the three the design asks for', () => {
+  it('alert only on metrics the worker exports, including the three the design asks for and a full outbox', () => {
     const rules = readFileSync(root('infra/prometheus/alerts.yml'), 'utf8');
     const exprs = [...rules.matchAll(/^\s+expr: (.+)$/gm)].map((m) => String(m[1]));
-    expect(exprs).toHaveLength(4);
+    expect(exprs).toHaveLength(5);
     for (const expr of exprs) for (const name of metricsIn(expr)) expect(known, `${name} in ${expr}`).toContain(name);
     expect(rules).toMatch(/http_429_total\[15m\].*> 0\.05\n\s+for: 15m/);
     expect(rules).toContain('crawl_queue_jobs{state="dlq"}');
     expect(rules).toContain('reason="breaker_open"');
+    expect(rules).toMatch(/max\(results_outbox_backpressure\) > 0\n\s+for: 5m/);
   });
 
   it('chart only metrics the worker exports', () => {

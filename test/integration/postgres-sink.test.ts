@@ -78,6 +78,15 @@ describe('PostgresTarget', () => {
     expect(row).toEqual({ body: Buffer.from('a\u0000b').toString('base64'), body_encoding: 'base64' });
   });
 
+  it('opens for several sink processes starting at once on a table none has created yet', async () => {
+    const opened = await Promise.all(
+      Array.from({ length: 4 }, () => PostgresTarget.open(`${POSTGRES}?table=${table}`)),
+    );
+    await Promise.all(opened.map((each, i) => each.write(entries(`p${i}`, 5))));
+    for (const each of opened) await each.close();
+    expect(Number((await db.query(`SELECT count(*) AS n FROM "${table}"`)).rows[0]?.n)).toBe(20);
+  });
+
   it('refuses a bad table name and a database that does not exist, in one line', async () => {
     await expect(PostgresTarget.open(`${POSTGRES}?table=a;drop`)).rejects.toMatchObject({ code: 'invalid_sink' });
     await expect(

@@ -109,8 +109,11 @@ export class PostgresTarget implements SinkTarget {
         )`,
       );
     } catch (error) {
-      await pool.end().catch(() => undefined);
       const code = (error as { code?: string }).code;
+      // Two sink processes starting together both create the table; one of them loses that race
+      // (a duplicate type or table), and the table is there for it too.
+      if (code === '23505' || code === '42P07') return new PostgresTarget(pool, table, description);
+      await pool.end().catch(() => undefined);
       // Refusals of the URI (no such database or role, bad password) are the user's to fix.
       if (code === '3D000' || code === '28000' || code === '28P01' || code === '42501')
         throw new InputError('invalid_sink', `${description}: ${(error as Error).message}`);

@@ -1,14 +1,13 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { access, constants, type FileHandle, mkdir, open, readdir, rename, unlink } from 'node:fs/promises';
-import { STATUS_CODES } from 'node:http';
+import { access, constants, type FileHandle, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { crc32, gzipSync, inflateRawSync } from 'node:zlib';
+import { gzipSync } from 'node:zlib';
 import { InputError, oneLine } from '@crawlfleet/core';
-import { checkSinkName, type StoredResult } from '@crawlfleet/results';
-import { WARC_1_1, WARCParser, WARCRecord, WARCSerializer } from 'warcio';
-import { isLocalProcessAlive } from './local-process.js';
+import { checkSinkName } from '@crawlfleet/results';
+import { WARC_1_1, WARCRecord, WARCSerializer } from 'warcio';
 import type { SinkEntry, SinkTarget } from './sink-target.js';
+import { recordId, resultRecords } from './warc-records.js';
+import { finishLeftovers, PART, syncDirectory } from './warc-repair.js';
 
 /** Options of `WarcTarget.open`. */
 export interface WarcTargetOptions {
@@ -19,18 +18,6 @@ export interface WarcTargetOptions {
 }
 
 const DEFAULT_MAX_FILE_BYTES = 1024 ** 3;
-
-/** A file being written carries this suffix until it is finished; a reader takes only files without. */
-const PART = '.part';
-
-/** `<sink>-<yyyymmddThhmmssZ>-<host>-<pid>-<seq>.warc.gz.part`; the host may itself hold dashes. */
-const PART_NAME = /^.+-\d{8}T\d{6}Z-(.+)-(\d+)-\d+\.warc\.gz\.part$/;
-
-/** Response headers that describe the bytes on the wire, not the decoded body a result keeps. */
-const WIRE_HEADERS = new Set(['content-encoding', 'transfer-encoding', 'content-length']);
-
-/** The first read of a leftover file per record; doubled while a record does not fit. */
-const REPAIR_WINDOW = 1024 * 1024;
 
 /** Files begun by this process: with the pid, two targets here never pick the same name. */
 let fileSequence = 0;
@@ -218,239 +205,10 @@ async function finish(file: OpenFile): Promise<void> {
   await rename(file.path, file.path.slice(0, -PART.length));
 }
 
-/** The `response` and then the `request` record of one result, each a gzip member. */
-async function resultRecords(entry: SinkEntry, warcinfoId: string): Promise<Uint8Array[]> {
-  const { result, body } = entry;
-  const responseId = recordId();
-  const response = WARCRecord.create(
-    {
-      type: 'response',
-      url: result.finalUrl,
-      date: result.fetchedAt,
-      warcVersion: WARC_1_1,
-      statusline: `HTTP/1.1 ${result.status} ${STATUS_CODES[result.status] ?? ''}`,
-      httpHeaders: responseHeaders(result, body.length),
-      warcHeaders: {
-        'WARC-Record-ID': responseId,
-        'WARC-Warcinfo-ID': warcinfoId,
-        ...(result.bodyTruncated ? { 'WARC-Truncated': 'length' } : {}),
-        'WARC-Crawlfleet-Idempotency-Key': result.idempotencyKey,
-        'WARC-Crawlfleet-Tenant': result.tenant,
-      },
-    },
-    [body],
-  );
-  const target = URL.canParse(result.url) ? new URL(result.url) : undefined;
-  const request = WARCRecord.create({
-    type: 'request',
-    url: result.url,
-    date: result.fetchedAt,
-    warcVersion: WARC_1_1,
-    // The request as it would have gone out; a URL that does not parse is kept whole.
-    statusline: `GET ${target === undefined ? result.url : target.pathname + target.search} HTTP/1.1`,
-    httpHeaders: target === undefined ? [] : [['Host', target.host]],
-    warcHeaders: {
-      'WARC-Record-ID': recordId(),
-      'WARC-Warcinfo-ID': warcinfoId,
-      'WARC-Concurrent-To': responseId,
-    },
-  });
-  return [await serialize(response, body), await serialize(request, Buffer.alloc(0))];
-}
-
-/**
- * One record as a gzip member. The digests are taken here with Node's SHA-256, which warcio then
- * keeps: its own hasher costs several times more than the rest of the record. The block is what
- * warcio writes after the WARC headers: the HTTP head, a blank line, the payload. The record is in
- * memory already (bodies are capped), and compressing it in place costs less than a hop to the
- * thread pool would.
- */
-async function serialize(record: WARCRecord, payload: Buffer): Promise<Buffer> {
-  const head = Buffer.from(`${record.httpHeaders?.toString() ?? ''}\r\n`);
-  const headers = record.warcHeaders.headers;
-  headers.set('WARC-Payload-Digest', `sha256:${createHash('sha256').update(payload).digest('hex')}`);
-  headers.set('WARC-Block-Digest', `sha256:${createHash('sha256').update(head).update(payload).digest('hex')}`);
-  return gzipSync(await WARCSerializer.serialize(record));
-}
-
-/**
- * The stored headers as they fit the body in the record: the body is decoded, so the headers that
- * describe its encoding on the wire go and `content-length` is its length here. Text was decoded
- * in its declared charset and is kept as UTF-8 (inline, and in the body store alike: see
- * `placeBody`), so the charset says UTF-8.
- */
-function responseHeaders(result: StoredResult, bodyLength: number): [string, string][] {
-  const reencoded = result.bodyEncoding === 'utf8';
-  const headers: [string, string][] = [];
-  for (const [name, value] of Object.entries(result.headers)) {
-    const lower = name.toLowerCase();
-    if (WIRE_HEADERS.has(lower)) continue;
-    headers.push([name, reencoded && lower === 'content-type' ? withUtf8Charset(value) : value]);
-  }
-  headers.push(['content-length', String(bodyLength)]);
-  return headers;
-}
-
-function withUtf8Charset(contentType: string): string {
-  return `${contentType.replace(/\s*;\s*charset\s*=\s*("[^"]*"|[^;]*)/gi, '')}; charset=utf-8`;
-}
-
-function recordId(): string {
-  return `<urn:uuid:${randomUUID()}>`;
-}
-
 /** `yyyymmddThhmmssZ` in UTC: sortable, and free of characters file systems mind. */
 function fileStamp(date: Date): string {
   return date
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z');
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
-/**
- * Finishes the `.part` files in `dir` that writers on this host left when they died. A file of a
- * live process (or of a pid reused since) is left for later; one from another host is left to that
- * host, which alone can tell whether its writer lives.
- */
-async function finishLeftovers(dir: string): Promise<void> {
-  const host = hostname();
-  let finished = false;
-  for (const name of await readdir(dir)) {
-    const match = PART_NAME.exec(name);
-    if (match === null || match[1] !== host || isLocalProcessAlive(Number(match[2]))) continue;
-    await finishLeftover(join(dir, name));
-    finished = true;
-  }
-  if (finished) await syncDirectory(dir);
-}
-
-/**
- * Cuts a crashed writer's file back to its whole records and gives it its final name; a file with
- * no result in it is removed. Another process finishing the same file at once is harmless: both
- * cut at the same place and the loser's rename finds nothing.
- */
-async function finishLeftover(path: string): Promise<void> {
-  try {
-    const handle = await open(path, 'r+');
-    let whole: WholeRecords;
-    try {
-      whole = await wholeRecords(handle);
-      if (whole.results > 0) {
-        await handle.truncate(whole.bytes);
-        await handle.sync();
-      }
-    } finally {
-      await handle.close();
-    }
-    if (whole.results > 0) await rename(path, path.slice(0, -PART.length));
-    else await unlink(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-}
-
-interface WholeRecords {
-  /** The length of the leading run of whole records: where a torn one begins. */
-  bytes: number;
-  /** How many of them are not `warcinfo`. */
-  results: number;
-}
-
-/**
- * Walks a file member by member: each record is one gzip member, and a crash can tear only the
- * last ones. zlib finds where a member ends and checks its CRC (the WARC parser reads past a torn
- * member without telling), then warcio checks the member holds one whole record. The file is read
- * a window at a time; a record larger than the window is read again with a window twice as large.
- */
-async function wholeRecords(file: FileHandle): Promise<WholeRecords> {
-  const { size } = await file.stat();
-  let offset = 0;
-  let results = 0;
-  let window: Buffer = Buffer.alloc(0);
-  let windowStart = 0;
-  let span = REPAIR_WINDOW;
-  while (offset < size) {
-    const member = scanMember(window.subarray(offset - windowStart));
-    if (member.kind === 'short' && windowStart + window.length < size) {
-      span = windowStart === offset && window.length > 0 ? span * 2 : REPAIR_WINDOW;
-      windowStart = offset;
-      window = await readAt(file, offset, Math.min(span, size - offset));
-      continue;
-    }
-    if (member.kind !== 'whole') break;
-    const type = await wholeRecordType(member.content);
-    if (type === undefined) break;
-    if (type !== 'warcinfo') results++;
-    offset += member.length;
-  }
-  return { bytes: offset, results };
-}
-
-async function readAt(file: FileHandle, position: number, length: number): Promise<Buffer> {
-  const { buffer, bytesRead } = await file.read(Buffer.allocUnsafe(length), 0, length, position);
-  return buffer.subarray(0, bytesRead);
-}
-
-/** What the bytes at a member's start hold: a whole member, its start only, or no gzip at all. */
-type MemberScan = { kind: 'whole'; length: number; content: Buffer } | { kind: 'short' } | { kind: 'invalid' };
-
-/** `inflateRawSync` with `info: true` answers the engine too, which @types/node does not say. */
-interface InflateInfo {
-  buffer: Buffer;
-  engine: { bytesWritten: number };
-}
-
-function scanMember(bytes: Buffer): MemberScan {
-  const header = gzipHeaderLength(bytes);
-  if (typeof header !== 'number') return { kind: header };
-  let inflated: InflateInfo;
-  try {
-    inflated = inflateRawSync(bytes.subarray(header), { info: true }) as unknown as InflateInfo;
-  } catch (error) {
-    return { kind: (error as { code?: string }).code === 'Z_BUF_ERROR' ? 'short' : 'invalid' };
-  }
-  // The deflate stream is followed by the CRC-32 and the size (mod 2^32) of what it holds.
-  const length = header + inflated.engine.bytesWritten + 8;
-  if (length > bytes.length) return { kind: 'short' };
-  const content = inflated.buffer;
-  const intact =
-    bytes.readUInt32LE(length - 8) === crc32(content) && bytes.readUInt32LE(length - 4) === content.length % 2 ** 32;
-  return intact ? { kind: 'whole', length, content } : { kind: 'invalid' };
-}
-
-/** The length of the gzip header at the start of `bytes` (RFC 1952, 2.3). */
-function gzipHeaderLength(bytes: Buffer): number | 'short' | 'invalid' {
-  if (bytes.length < 10) return bytes.length > 0 && bytes[0] !== 0x1f ? 'invalid' : 'short';
-  if (bytes[0] !== 0x1f || bytes[1] !== 0x8b || bytes[2] !== 8) return 'invalid';
-  const flags = bytes[3] ?? 0;
-  let at = 10;
-  if (flags & 0x04) {
-    if (bytes.length < 12) return 'short';
-    at += 2 + bytes.readUInt16LE(10);
-  }
-  for (const flag of [0x08, 0x10]) {
-    if (!(flags & flag)) continue;
-    const end = bytes.indexOf(0, at);
-    if (end < 0) return 'short';
-    at = end + 1;
-  }
-  if (flags & 0x02) at += 2;
-  return at > bytes.length ? 'short' : at;
-}
-
-/** The type of the one WARC record in `content`, if the record is whole. */
-async function wholeRecordType(content: Buffer): Promise<string | undefined> {
-  const record = await new WARCParser([content], { parseHttp: false }).parse();
-  if (record === null) return undefined;
-  const block = await record.readFully(false);
-  return block.length === record.warcContentLength ? record.warcType : undefined;
 }
