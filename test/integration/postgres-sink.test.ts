@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { PostgresTarget, type SinkEntry } from '@crawlfleet/sinks';
+import type { SinkEntry } from '@crawlfleet/sinks';
+import { PostgresTarget } from '@crawlfleet/sinks/postgres';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { storedResult } from '../src/stored-result.js';

@@ -8,6 +8,5 @@ export {
   type OutboxEntry,
   type SinkProgress,
 } from './outbox-consumer.js';
-export { DEFAULT_TABLE, PostgresTarget } from './postgres-target.js';
 export { resolveEntry } from './resolve-entry.js';
 export type { SinkEntry, SinkTarget } from './sink-target.js';
