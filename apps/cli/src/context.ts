@@ -5,9 +5,9 @@ import {
   type KeyLayout,
   keyLayout,
   loadConfig,
+  type RedisClient,
   readEnvironment,
 } from '@crawlfleet/core';
-import type { Redis } from 'ioredis';
 
 /** Options every command accepts. */
 export interface GlobalOptions {
@@ -23,7 +23,7 @@ export interface Settings {
 
 /** What a command needs to talk to the fleet: settings plus one Redis connection. */
 export interface CommandContext extends Settings {
-  redis: Redis;
+  redis: RedisClient;
   close(): Promise<void>;
 }
 

@@ -1,5 +1,4 @@
-import type { KeyLayout } from '@crawlfleet/core';
-import type { Redis } from 'ioredis';
+import type { KeyLayout, RedisClient } from '@crawlfleet/core';
 
 export const AUDIT_KINDS = [
   'retry',
@@ -40,7 +39,7 @@ export interface AuditQuery {
  */
 export class AuditLog {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeyLayout,
     private readonly maxLen: number,
     private readonly onError: (error: Error) => void = () => {},

@@ -1,11 +1,10 @@
 import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { ExpressAdapter } from '@bull-board/express';
-import { CRAWL_QUEUE, type CrawlfleetConfig, type KeyLayout } from '@crawlfleet/core';
+import { CRAWL_QUEUE, type CrawlfleetConfig, type KeyLayout, type RedisClient } from '@crawlfleet/core';
 import { createLogger, type Logger } from '@crawlfleet/log';
 import { Queue } from 'bullmq';
 import express from 'express';
-import type { Redis } from 'ioredis';
 import type { BoardAuth } from './board-auth.js';
 import type { FailurePolicy } from './failure-policy.js';
 import { BoardReplay, crawlAdapter, deadLetterAdapter } from './replaying-adapter.js';
@@ -13,7 +12,7 @@ import { securityHeaders } from './security-headers.js';
 import { requireBoardAuth } from './sign-in-guard.js';
 
 export interface BoardOptions {
-  connection: Redis;
+  connection: RedisClient;
   keys: KeyLayout;
   /** For replays: the job defaults and tenants `crawl` jobs are enqueued with, and audit retention. */
   config: CrawlfleetConfig;

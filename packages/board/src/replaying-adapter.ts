@@ -1,10 +1,9 @@
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { AuditLog } from '@crawlfleet/audit';
-import type { CrawlfleetConfig, KeyLayout } from '@crawlfleet/core';
+import type { CrawlfleetConfig, KeyLayout, RedisClient } from '@crawlfleet/core';
 import { type DeadLetter, DeadLetterQueue, replayDeadLetters } from '@crawlfleet/dlq';
 import { Producer } from '@crawlfleet/producer';
 import type { Job, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 
 type AdapterOptions = ConstructorParameters<typeof BullMQAdapter>[1];
 
@@ -27,7 +26,7 @@ export class BoardReplay {
   private readonly producer: Producer;
   private readonly audit: AuditLog;
 
-  constructor(connection: Redis, keys: KeyLayout, config: CrawlfleetConfig) {
+  constructor(connection: RedisClient, keys: KeyLayout, config: CrawlfleetConfig) {
     this.dlq = new DeadLetterQueue(connection, keys);
     this.producer = new Producer(connection, keys, config);
     this.audit = new AuditLog(connection, keys, config.retention.auditMaxLen);

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
-import type { SessionKeys } from '@crawlfleet/core';
-import type { Redis } from 'ioredis';
+import type { RedisClient, SessionKeys } from '@crawlfleet/core';
 
 const TAKE_PROBE = readFileSync(new URL('../lua/take-probe.lua', import.meta.url), 'utf8');
 
-type WithProbe = Redis & { cfTakeProbe(breaker: string, probe: string, ms: number): Promise<number> };
+type WithProbe = RedisClient & { cfTakeProbe(breaker: string, probe: string, ms: number): Promise<number> };
 
 /**
  * A session breaker's state as the fleet shares it, beside the session's slates: while its flag
@@ -16,7 +15,7 @@ export class BreakerFlags {
 
   /** `written` is told before this worker changes a flag a hydrate reads (it drops what it kept). */
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly written: (session: SessionKeys) => void = () => undefined,
   ) {
     if (!('cfTakeProbe' in redis)) redis.defineCommand('cfTakeProbe', { numberOfKeys: 2, lua: TAKE_PROBE });

@@ -60,6 +60,7 @@ export {
   coalesceWrites,
   connectRedis,
   openSessionRedis,
+  type RedisClient,
   redactRedisUrl,
   whenReady,
 } from './redis.js';

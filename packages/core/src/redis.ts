@@ -1,6 +1,14 @@
 import { Redis } from 'ioredis';
 import { RedisUnavailableError } from './errors.js';
 
+/**
+ * The Redis connection every package takes and `connectRedis` opens: the one seam between
+ * crawlfleet's code and its Redis client. Today an ioredis client of one Redis; running on a Redis
+ * Cluster widens this type (ioredis's `Cluster` shares the command interface) and `connectRedis`,
+ * not every package.
+ */
+export type RedisClient = Redis;
+
 /** A Redis URL with its password replaced, for messages and logs. */
 export function redactRedisUrl(url: string): string {
   try {
@@ -23,7 +31,7 @@ export interface ConnectOptions {
 }
 
 /** Opens a Redis connection and waits until it is ready; throws `RedisUnavailableError`. */
-export async function connectRedis(url: string, options: ConnectOptions): Promise<Redis> {
+export async function connectRedis(url: string, options: ConnectOptions): Promise<RedisClient> {
   const worker = options.role === 'worker';
   const redis = new Redis(url, {
     lazyConnect: true,
@@ -52,7 +60,7 @@ export async function connectRedis(url: string, options: ConnectOptions): Promis
  * it is down (the job then runs on an ephemeral session) and it reconnects in the background.
  * It does not wait to connect, so a worker starts even when the session Redis is down.
  */
-export function openSessionRedis(url: string, commandTimeoutMs = 2_000): Redis {
+export function openSessionRedis(url: string, commandTimeoutMs = 2_000): RedisClient {
   const redis = new Redis(url, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
@@ -67,7 +75,7 @@ export function openSessionRedis(url: string, commandTimeoutMs = 2_000): Redis {
 }
 
 /** Resolves true once `redis` is ready, or false after `timeoutMs`; never throws. */
-export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+export function whenReady(redis: RedisClient, timeoutMs: number): Promise<boolean> {
   if (redis.status === 'ready') return Promise.resolve(true);
   return new Promise((resolve) => {
     const timer = setTimeout(() => {
@@ -89,7 +97,7 @@ export function whenReady(redis: Redis, timeoutMs: number): Promise<boolean> {
  * finish in the same turn; one write (and one reply read, and one read and write for Redis)
  * serves all their commands. The socket changes on every reconnect; each is patched once.
  */
-export function coalesceWrites(redis: Redis): void {
+export function coalesceWrites(redis: RedisClient): void {
   const patch = () => {
     const stream = redis.stream as (typeof redis.stream & { [COALESCED]?: true }) | undefined;
     if (stream === undefined || stream[COALESCED]) return;

@@ -1,6 +1,12 @@
 import { AuditLog } from '@crawlfleet/audit';
 import { type BodyStore, lazyBodyStore } from '@crawlfleet/bodies';
-import { CRAWL_QUEUE, type CrawlfleetConfig, type CrawlObserver, type KeyLayout } from '@crawlfleet/core';
+import {
+  CRAWL_QUEUE,
+  type CrawlfleetConfig,
+  type CrawlObserver,
+  type KeyLayout,
+  type RedisClient,
+} from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { fullJitterDelay } from '@crawlfleet/failures';
 import { Fetcher } from '@crawlfleet/fetcher';
@@ -10,14 +16,13 @@ import { Outbox, type OutboxFill, ResultsStore } from '@crawlfleet/results';
 import { type SessionCounters, type SessionHasher, SessionManager } from '@crawlfleet/sessions';
 import type { SlateStore } from '@crawlfleet/slates';
 import { type Job, Queue, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { CrawlProcessor } from './crawl-processor.js';
 import { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
 import { OutboxBackpressure } from './outbox-backpressure.js';
 
 export interface CrawlWorkerOptions {
   /** A connection opened with role `worker` (it rides out Redis restarts). */
-  connection: Redis;
+  connection: RedisClient;
   keys: KeyLayout;
   config: CrawlfleetConfig;
   logger: Logger;

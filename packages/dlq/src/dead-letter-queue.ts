@@ -1,8 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { DLQ_QUEUE, dlqJobId, type KeyLayout } from '@crawlfleet/core';
+import { DLQ_QUEUE, dlqJobId, type KeyLayout, type RedisClient } from '@crawlfleet/core';
 import type { FailureClass } from '@crawlfleet/failures';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { type DeadLetter, type DeadLetterSummary, summarize } from './dead-letter.js';
 
 const ROUTE = readFileSync(new URL('../lua/route-dead-letter.lua', import.meta.url), 'utf8');
@@ -14,12 +13,12 @@ const REMOVE_IF_UNCHANGED = readFileSync(new URL('../lua/remove-if-unchanged.lua
  */
 const ENTRY_STATES = ['failed', 'waiting', 'prioritized', 'delayed'] as const;
 
-type WithDeadLetters = Redis & {
+type WithDeadLetters = RedisClient & {
   cfRouteDeadLetter(...keysThenArgs: Array<string | number>): Promise<number>;
   cfRemoveDeadLetterIfUnchanged(...keysThenArgs: string[]): Promise<number>;
 };
 
-type PipelineWithDeadLetters = ReturnType<Redis['pipeline']> & {
+type PipelineWithDeadLetters = ReturnType<RedisClient['pipeline']> & {
   cfRemoveDeadLetterIfUnchanged(...keysThenArgs: string[]): unknown;
 };
 
@@ -39,7 +38,7 @@ export class DeadLetterQueue {
   readonly queue: Queue<DeadLetter>;
   private readonly redis: WithDeadLetters;
 
-  constructor(connection: Redis, keys: KeyLayout) {
+  constructor(connection: RedisClient, keys: KeyLayout) {
     this.queue = new Queue<DeadLetter>(DLQ_QUEUE, { connection, prefix: keys.bullPrefix });
     if (!('cfRouteDeadLetter' in connection))
       connection.defineCommand('cfRouteDeadLetter', { numberOfKeys: 8, lua: ROUTE });

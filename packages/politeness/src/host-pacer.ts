@@ -1,11 +1,10 @@
 import { readFileSync } from 'node:fs';
-import type { KeyLayout } from '@crawlfleet/core';
-import type { Redis } from 'ioredis';
+import type { KeyLayout, RedisClient } from '@crawlfleet/core';
 
 const RESERVE_HOST = readFileSync(new URL('../lua/reserve-host.lua', import.meta.url), 'utf8');
 const SLOW_HOST = readFileSync(new URL('../lua/slow-host.lua', import.meta.url), 'utf8');
 
-type WithPacing = Redis & {
+type WithPacing = RedisClient & {
   cfReserveHost(key: string, now: number, intervalMs: number): Promise<number>;
   cfSlowHost(key: string, until: number, now: number): Promise<number>;
 };
@@ -35,7 +34,7 @@ export class HostPacer {
   private readonly reading = new Map<string, Promise<number>>();
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: KeyLayout,
     options: HostPacerOptions = {},
   ) {

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { KeyLayout } from '@crawlfleet/core';
-import type { Redis } from 'ioredis';
+import type { KeyLayout, RedisClient } from '@crawlfleet/core';
 import robotsParserModule from 'robots-parser';
 
 /** The part of robots-parser we use. */
@@ -66,7 +65,7 @@ export class RobotsCache {
   private readonly leaseMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeyLayout,
     options: RobotsCacheOptions = {},
   ) {

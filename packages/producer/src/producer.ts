@@ -1,7 +1,6 @@
-import { CRAWL_QUEUE, type CrawlfleetConfig, type FetchJob, type KeyLayout } from '@crawlfleet/core';
+import { CRAWL_QUEUE, type CrawlfleetConfig, type FetchJob, type KeyLayout, type RedisClient } from '@crawlfleet/core';
 import { injectTrace, inSpan, SpanKind } from '@crawlfleet/tracing';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { PartialSubmitError, type SubmitReport } from './errors.js';
 import { type PrepareOptions, prepareJobs } from './prepare.js';
 import type { TargetList } from './target-lines.js';
@@ -33,7 +32,7 @@ export class Producer {
   private connectionError: Error | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeyLayout,
     private readonly config: CrawlfleetConfig,
   ) {

@@ -1,10 +1,9 @@
 import { readFileSync } from 'node:fs';
-import { InputError, type KeyLayout, NAME_PATTERN, type ResultsConfig } from '@crawlfleet/core';
-import type { Redis } from 'ioredis';
+import { InputError, type KeyLayout, NAME_PATTERN, type RedisClient, type ResultsConfig } from '@crawlfleet/core';
 
 const TRIM_OUTBOX = readFileSync(new URL('../lua/trim-outbox.lua', import.meta.url), 'utf8');
 
-type WithTrimScript = Redis & {
+type WithTrimScript = RedisClient & {
   cfTrimOutbox(
     stream: string,
     bytes: string,
@@ -60,7 +59,7 @@ export class Outbox {
   private readonly redis: WithTrimScript;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: KeyLayout,
   ) {
     if (!('cfTrimOutbox' in redis)) redis.defineCommand('cfTrimOutbox', { numberOfKeys: 3, lua: TRIM_OUTBOX });

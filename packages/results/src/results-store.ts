@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { type KeyLayout, TurnBatch } from '@crawlfleet/core';
-import type { Redis } from 'ioredis';
+import { type KeyLayout, type RedisClient, TurnBatch } from '@crawlfleet/core';
 import type { OutboxFill } from './outbox.js';
 import { type PendingResult, resultCalls } from './result-batches.js';
 import type { StoredResult } from './stored-result.js';
@@ -8,7 +7,7 @@ import type { StoredResult } from './stored-result.js';
 const WRITE_RESULTS = readFileSync(new URL('../lua/write-results.lua', import.meta.url), 'utf8');
 const COUNT_ENTRIES = readFileSync(new URL('../lua/count-entries.lua', import.meta.url), 'utf8');
 
-type WithResultScripts = Redis & {
+type WithResultScripts = RedisClient & {
   cfWriteResults(numKeys: number, ...keysAndArgs: Array<string | number>): Promise<Array<number | string>>;
   cfCountEntries(stream: string, newest: string, oldest: string, count: number): Promise<[number, string]>;
 };
@@ -75,7 +74,7 @@ export class ResultsStore implements ResultSink {
   private readonly batches: TurnBatch<PendingResult, WriteOutcome>;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly keys: KeyLayout,
     private readonly options: ResultsStoreOptions,
   ) {

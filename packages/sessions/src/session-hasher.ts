@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@crawlfleet/core';
 
 /**
  * Names a session in logs, audit events and metrics without naming it: an HMAC of tenant and
@@ -18,7 +18,7 @@ export class SessionHasher {
  * The installation's hasher. Its key lives in Redis (`keyName`), made by whichever process needs
  * it first (SET NX), so every worker and the CLI hash alike, and key rotation changes nothing.
  */
-export async function loadSessionHasher(redis: Redis, keyName: string): Promise<SessionHasher> {
+export async function loadSessionHasher(redis: RedisClient, keyName: string): Promise<SessionHasher> {
   await redis.set(keyName, randomBytes(32).toString('base64'), 'NX');
   const key = await redis.get(keyName);
   if (key === null) throw new Error(`the session hash key ${keyName} vanished`);

@@ -1,15 +1,14 @@
 import { hostname } from 'node:os';
 import type { BodyReader } from '@crawlfleet/bodies';
-import type { KeyLayout } from '@crawlfleet/core';
+import type { KeyLayout, RedisClient } from '@crawlfleet/core';
 import { Outbox, type OutboxFill, type StoredResult } from '@crawlfleet/results';
-import type { Redis } from 'ioredis';
 import { isLocalProcessAlive } from './local-process.js';
 import { resolveEntry } from './resolve-entry.js';
 import type { SinkEntry, SinkTarget } from './sink-target.js';
 
 export interface OutboxConsumerOptions {
   /** Commands, acknowledgements and heartbeats. */
-  redis: Redis;
+  redis: RedisClient;
   keys: KeyLayout;
   /** The sink's name: its consumer group. Every process of one sink shares it. */
   name: string;
@@ -82,7 +81,7 @@ export class OutboxConsumer {
   private readonly consumer: string;
   private readonly batchSize: number;
   private readonly heartbeatTtlMs: number;
-  private readonly reader: Redis;
+  private readonly reader: RedisClient;
   private heartbeat: NodeJS.Timeout | undefined;
   private stopping = false;
   private draining = false;

@@ -1,5 +1,4 @@
-import { type KeyLayout, parseSessionKey, type SessionKeys } from '@crawlfleet/core';
-import type { Redis } from 'ioredis';
+import { type KeyLayout, parseSessionKey, type RedisClient, type SessionKeys } from '@crawlfleet/core';
 import { envelopeKid, open, seal } from './envelope.js';
 import type { KeyRing } from './key-ring.js';
 import { luaSource } from './lua-source.js';
@@ -44,7 +43,7 @@ export interface RotateTally {
  */
 export class SessionAdmin {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: KeyLayout,
   ) {}
 
@@ -137,7 +136,7 @@ export class SessionAdmin {
     const store = new SlateStore(this.redis, this.keys, ring, { openedSlates: 0 });
     if (!('cfResealField' in this.redis))
       this.redis.defineCommand('cfResealField', { numberOfKeys: 1, lua: RESEAL_FIELD });
-    const reseal = this.redis as Redis & {
+    const reseal = this.redis as RedisClient & {
       cfResealField(key: string, field: string, read: string, sealed: string): Promise<number>;
     };
     let done = 0;

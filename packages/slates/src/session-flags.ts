@@ -1,18 +1,17 @@
-import type { SessionKeys } from '@crawlfleet/core';
-import type { Redis } from 'ioredis';
+import type { RedisClient, SessionKeys } from '@crawlfleet/core';
 import { luaSource } from './lua-source.js';
 import { FIXED_SLATES } from './slate-rules.js';
 
 const RELEASE_LEASE = luaSource('release-lease.lua');
 const CLEAR_SESSION = luaSource('clear-session.lua');
 
-type WithScripts = Redis & {
+type WithScripts = RedisClient & {
   cfReleaseLease(key: string, token: string): Promise<number>;
   cfClearSession(numKeys: number, ...args: Array<string | number>): Promise<number>;
 };
 
 /** Defines the session-clearing script on a connection (the flags and the admin share it). */
-export function withClearSession(redis: Redis): Redis & Pick<WithScripts, 'cfClearSession'> {
+export function withClearSession(redis: RedisClient): RedisClient & Pick<WithScripts, 'cfClearSession'> {
   if (!('cfClearSession' in redis)) redis.defineCommand('cfClearSession', { lua: CLEAR_SESSION });
   return redis as WithScripts;
 }
@@ -21,7 +20,7 @@ export function withClearSession(redis: Redis): Redis & Pick<WithScripts, 'cfCle
  * Deletes a session's keys through its index, in one script: with `quarantineMs`, the
  * quarantine flag is set in the same step and kept; without, the flags go too (a purge).
  */
-export function clearSession(redis: Redis, session: SessionKeys, quarantineMs = 0): Promise<number> {
+export function clearSession(redis: RedisClient, session: SessionKeys, quarantineMs = 0): Promise<number> {
   // Deleted by name as well as through the index: sessions written before it existed have none.
   const known = FIXED_SLATES.map((name) => session.slate(name));
   const flags = [session.authLease, session.rateLimited, session.breaker, session.breakerProbe];
@@ -45,7 +44,7 @@ export class SessionFlags {
 
   /** `written` is told before this worker writes keys a hydrate reads (it drops what it kept). */
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly written: (session: SessionKeys) => void = () => undefined,
   ) {
     if (!('cfReleaseLease' in redis)) redis.defineCommand('cfReleaseLease', { numberOfKeys: 1, lua: RELEASE_LEASE });

@@ -1,6 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { type KeyLayout, type SessionKeys, TurnBatch } from '@crawlfleet/core';
-import type { Redis } from 'ioredis';
+import { type KeyLayout, type RedisClient, type SessionKeys, TurnBatch } from '@crawlfleet/core';
 import { EnvelopeError, type OpenFailure, open, seal } from './envelope.js';
 import type { KeyRing } from './key-ring.js';
 import { luaSource } from './lua-source.js';
@@ -72,7 +71,7 @@ export type CommitResult =
 
 type ScriptAnswer = Array<string | number | null | ScriptAnswer>;
 
-type WithScripts = Redis & {
+type WithScripts = RedisClient & {
   cfCommitSession(numKeys: number, ...args: Array<string | number>): Promise<ScriptAnswer>;
   cfHydrateSession(numKeys: number, ...keysAndArgs: string[]): Promise<ScriptAnswer>;
 };
@@ -157,7 +156,7 @@ export class SlateStore {
    * changed (a worker's store has it; commands do not).
    */
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     readonly keys: KeyLayout,
     readonly ring: KeyRing,
     options: { openedSlates?: number; tracked?: TrackedHydrates<KeptHydrate> | undefined } = {},
@@ -182,7 +181,7 @@ export class SlateStore {
   }
 
   /** The session connection, for state kept beside the slates (the breaker flags). */
-  get connection(): Redis {
+  get connection(): RedisClient {
     return this.redis;
   }
 

@@ -1,9 +1,8 @@
-import { CRAWL_QUEUE, type RetentionConfig } from '@crawlfleet/core';
+import { CRAWL_QUEUE, type RedisClient, type RetentionConfig } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { isFull, Outbox, ResultsStore, type SinkState } from '@crawlfleet/results';
 import { Queue } from 'bullmq';
 import type { Command } from 'commander';
-import type { Redis } from 'ioredis';
 import { type CommandContext, type GlobalOptions, openContext } from '../context.js';
 import { plural, printJson, table } from '../output.js';
 
@@ -53,7 +52,7 @@ export interface OutboxStatus {
 }
 
 /** Now by the Redis server's clock, which dates stream entries. */
-async function redisNow(redis: Redis): Promise<number> {
+async function redisNow(redis: RedisClient): Promise<number> {
   const [seconds, micros] = await redis.time();
   return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
 }
