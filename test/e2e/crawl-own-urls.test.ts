@@ -3,8 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startCliProcess } from '../src/cli-process.js';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
-import { cleanupPrefix, openTestRedis, runCli, uniquePrefix } from '../src/harness.js';
+import { cleanupPrefix, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 
 function urlsIn(file: string): string[] {
   const text = readFileSync(file, 'utf8').trim();
@@ -118,6 +119,30 @@ describe('a quick-path crawl reports and writes exactly its own URLs', () => {
     expect(crawled.code).toBe(0);
     expect(JSON.parse(crawled.stdout)).toMatchObject({ fetched: 40, dlq: 0, left: 0 });
     expect(urlsIn(out).sort()).toEqual([...urls].sort());
+  });
+
+  it('says why it waits when the outbox is full and no sink reads it (no --out)', async () => {
+    const small = join(dir, 'full.config.json');
+    writeFileSync(
+      small,
+      JSON.stringify({
+        tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore' } },
+        results: { outboxMaxLen: 10 },
+      }),
+    );
+    const urls = Array.from({ length: 40 }, (_, i) => site.url(`/ok/full-${i}`));
+    const crawl = startCliProcess(['crawl', '--concurrency', '2', ...urls], { ...env, CRAWLFLEET_CONFIG: small });
+    try {
+      await waitFor(() => crawl.stderr().includes('the results outbox is full'), {
+        timeoutMs: 20_000,
+        what: 'the crawl to say the outbox is full',
+      });
+      expect(crawl.stderr()).toContain('waiting for a sink to take them (crawlfleet sink run, or crawl with --out)');
+      crawl.child.kill('SIGINT');
+      expect(await crawl.exited).toBe(130);
+    } finally {
+      crawl.kill();
+    }
   });
 
   it('keeps the results of other jobs in the outbox for their own sinks', async () => {

@@ -390,8 +390,12 @@ async function runUntilDone(
   let lastPending = -1;
   try {
     for (let tick = 0; ; tick++) {
+      const { holding, entries } = opened.worker.outbox;
+      const waiting = holding
+        ? `; the results outbox is full (${entries} results): waiting for a sink to take them (crawlfleet sink run, or crawl with --out)`
+        : '';
       progress.update(
-        `crawling: ${keys.length - pending.size}/${keys.length} done (${fetched} fetched, ${deadLettered} to the DLQ, ${plural(tally.retries, 'retry')})`,
+        `crawling: ${keys.length - pending.size}/${keys.length} done (${fetched} fetched, ${deadLettered} to the DLQ, ${plural(tally.retries, 'retry')})${waiting}`,
       );
       if (pending.size === 0 || interruption.requested) break;
       // Other workers of the fleet may run some of the crawl's jobs: look every second, but only

@@ -78,7 +78,9 @@ async function runSink(options: RunOptions, globals: GlobalOptions): Promise<voi
 export function registerSink(program: Command): void {
   const sink = program
     .command('sink')
-    .description('take results out of the outbox into files, PostgreSQL or S3 (each sink acknowledges what it stored)');
+    .description(
+      'take results out of the outbox into JSON Lines, WARC, PostgreSQL or S3 (each sink acknowledges what it stored)',
+    );
   sink
     .command('run')
     .description('run a sink: write the outbox to --to, acknowledging each batch once it is durable')
