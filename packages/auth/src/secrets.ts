@@ -15,9 +15,17 @@ const MIN_SCRUBBED_LENGTH = 4;
 export class SecretResolver {
   private readonly values = new Set<string>();
 
+  /**
+   * `user` names what needs the secrets in the error a missing one gives, with its `reason`
+   * (`the login hook`, `login_secret_missing`; `the proxy`, `proxy_secret_missing`).
+   */
   constructor(
     private readonly env: NodeJS.ProcessEnv = process.env,
     private readonly readFile: (path: string) => string = (path) => readFileSync(path, 'utf8'),
+    private readonly user: { name: string; reason: string } = {
+      name: 'the login hook',
+      reason: 'login_secret_missing',
+    },
   ) {}
 
   resolve(text: string): string {
@@ -62,7 +70,7 @@ export class SecretResolver {
   private fromEnv(name: string): string {
     const found = this.env[name];
     if (found === undefined)
-      throw new NonRecoverableError('login_secret_missing', `the login hook needs ${name}, which is not set`);
+      throw new NonRecoverableError(this.user.reason, `${this.user.name} needs ${name}, which is not set`);
     return found;
   }
 
@@ -72,8 +80,8 @@ export class SecretResolver {
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
       throw new NonRecoverableError(
-        'login_secret_missing',
-        `the login hook needs the secret file ${path}, which cannot be read (${code})`,
+        this.user.reason,
+        `${this.user.name} needs the secret file ${path}, which cannot be read (${code})`,
       );
     }
   }

@@ -198,6 +198,47 @@ export const authConfigSchema = z
     path: ['refresh'],
   });
 
+/**
+ * A forward proxy: `http://host:port` or `https://host:port`, with credentials as
+ * `http://user:${PROXY_PASSWORD}@host:port` (`${NAME}` from the environment, `${file:/path}` from
+ * a mounted secret), read when the proxy is first used and never queued, stored or logged.
+ */
+const proxyUrl = z
+  .string()
+  .max(2048)
+  .refine((text) => {
+    try {
+      const url = new URL(text.replace(/\$\{[^}]*\}/g, 'x'));
+      return (url.protocol === 'http:' || url.protocol === 'https:') && url.pathname === '/' && url.search === '';
+    } catch {
+      return false;
+    }
+  }, 'must be http://[user:password@]host:port or https://..., with no path');
+
+/** A tenant's proxies: a default pool, and pools for some target hosts (first match wins). */
+export const proxyConfigSchema = z.strictObject({
+  urls: z.array(proxyUrl).max(10_000).default([]),
+  routes: z
+    .array(
+      z.strictObject({
+        /** Target hosts: exact names, or `*.domain`. */
+        hosts: z
+          .array(
+            z
+              .string()
+              .min(1)
+              .max(253)
+              .regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'must be a host name or *.domain'),
+          )
+          .min(1)
+          .max(1000),
+        urls: z.array(proxyUrl).min(1).max(10_000),
+      }),
+    )
+    .max(1000)
+    .default([]),
+});
+
 export const tenantConfigSchema = z.strictObject({
   /**
    * Hosts this tenant may crawl even though they resolve to loopback, private, link-local or
@@ -222,6 +263,12 @@ export const tenantConfigSchema = z.strictObject({
   maxRetryAfterSeconds: z.number().int().min(1).max(604_800).default(3600),
   /** How a session of this tenant logs in, notices it was logged out, and renews its login. */
   auth: authConfigSchema.optional(),
+  /**
+   * Forward proxies. A session is bound to one proxy of the pool its target's host routes to:
+   * every request of the session, on every worker, goes through it. Jobs without a session take
+   * the pool's proxies in turn.
+   */
+  proxy: proxyConfigSchema.optional(),
 });
 
 export const fetchConfigSchema = z.strictObject({
@@ -389,6 +436,7 @@ export type TenantConfig = z.infer<typeof tenantConfigSchema>;
 export type FetchConfig = z.infer<typeof fetchConfigSchema>;
 export type JobsConfig = z.infer<typeof jobsConfigSchema>;
 export type RetentionConfig = z.infer<typeof retentionConfigSchema>;
+export type ProxyConfig = z.infer<typeof proxyConfigSchema>;
 export type ResultsConfig = z.infer<typeof resultsConfigSchema>;
 export type SessionsConfig = z.infer<typeof sessionsConfigSchema>;
 export type LoginConfig = z.infer<typeof loginConfigSchema>;

@@ -13,6 +13,7 @@ export {
   type LoginSuccessCheck,
   type LoginTokenConfig,
   loadConfig,
+  type ProxyConfig,
   parseConfig,
   type RefreshConfig,
   type ResultsConfig,

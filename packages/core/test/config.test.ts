@@ -69,6 +69,20 @@ describe('loadConfig', () => {
     );
   });
 
+  it('takes proxies with credentials named as secrets, and refuses one with a path or another scheme', () => {
+    const proxy = {
+      urls: ['http://127.0.0.1:8080', 'http://crawler:${PROXY_PASSWORD}@proxy.internal:3128'],
+      routes: [{ hosts: ['*.example.com'], urls: ['https://eu.proxy.example:443'] }],
+    };
+    expect(parseConfig({ tenants: { default: { proxy } } }).tenants.default?.proxy).toEqual(proxy);
+    expect(() => parseConfig({ tenants: { default: { proxy: { urls: ['socks5://127.0.0.1:1080'] } } } })).toThrow(
+      /must be http:\/\/\[user:password@\]host:port/,
+    );
+    expect(() => parseConfig({ tenants: { default: { proxy: { urls: ['http://127.0.0.1:8080/path'] } } } })).toThrow(
+      /with no path/,
+    );
+  });
+
   it('refuses a body store that is neither file: nor s3://', () => {
     expect(() => parseConfig({ results: { bodyStore: 'ftp://x/y' } })).toThrow(/file:DIR or s3:\/\/bucket\/prefix/);
     expect(parseConfig({ results: { bodyStore: 's3://bodies/crawl' } }).results.bodyStore).toBe('s3://bodies/crawl');

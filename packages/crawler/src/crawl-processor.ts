@@ -14,7 +14,7 @@ import {
 } from '@crawlfleet/core';
 import type { DeadLetterQueue } from '@crawlfleet/dlq';
 import { type Classification, CrawlFailure, classifyError, classifyResponse } from '@crawlfleet/failures';
-import type { FetchedPage, PageFetcher } from '@crawlfleet/fetcher';
+import type { FetchedPage, PageFetcher, ProxyEndpoint } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import type { HostPacer, RobotsCache } from '@crawlfleet/politeness';
 import type { ResultSink } from '@crawlfleet/results';
@@ -25,6 +25,7 @@ import { auditSubject } from './audit-subject.js';
 import { BreakerGate } from './breaker-gate.js';
 import { type JobOutcome, RetryLaterError } from './job-errors.js';
 import { PolitenessGate } from './politeness-gate.js';
+import { ProxyPlans } from './proxy-plan.js';
 import { responseSummary, SNIPPET_BYTES } from './response-summary.js';
 import { Settle, type Settled } from './settle.js';
 import type { Failure, JobVerdict } from './verdicts.js';
@@ -62,9 +63,12 @@ export class CrawlProcessor {
   private readonly authenticator: SessionAuthenticator;
   private readonly settler: Settle;
 
+  /** The tenants' proxies: which one each session's (and each other job's) requests go through. */
+  private readonly proxies = new ProxyPlans();
+
   constructor(private readonly deps: CrawlProcessorDeps) {
     this.breakerGate = new BreakerGate(deps);
-    this.politeness = new PolitenessGate(deps);
+    this.politeness = new PolitenessGate({ ...deps, proxies: this.proxies });
     this.authenticator = new SessionAuthenticator({
       fetcher: deps.fetcher,
       // The lease must outlive the slowest login (a refused refresh, the login page and its form
@@ -277,11 +281,14 @@ export class CrawlProcessor {
    * login page is never returned as the page: it fails the job as `auth_failed`.
    */
   private async fetch(data: FetchJob, tenant: TenantConfig, session: JobSession | undefined): Promise<FetchedPage> {
-    const tenantRef = { name: data.tenant, config: tenant };
-    // A session keeps one user agent for life, so a site never sees its identity change.
+    const proxy = this.proxyFor(data, tenant, session);
+    // Logins and redirects go with the request: through the same proxy.
+    const tenantRef = { name: data.tenant, config: tenant, proxy };
+    // A session keeps one user agent and one proxy for life, so a site never sees its identity change.
     const profile = session?.ensureProfile(() => ({
       userAgent: tenant.userAgent ?? this.deps.config.fetch.userAgent,
       createdAt: new Date().toISOString(),
+      ...(proxy === undefined ? {} : { proxy: proxy.id }),
     }));
     const headers = profile === undefined ? data.headers : { 'user-agent': profile.userAgent, ...data.headers };
     const request = {
@@ -318,6 +325,18 @@ export class CrawlProcessor {
     if (this.authenticator.loggedOut(again, auth, data.url) !== undefined)
       throw stillLoggedOut(again, tenant, 'the session is still logged out after logging in');
     return again;
+  }
+
+  /**
+   * The proxy of this job's request: the session's (the one its profile names, else the one its
+   * name picks, the same on every worker), or the pool's next for a job without a session.
+   */
+  private proxyFor(data: FetchJob, tenant: TenantConfig, session: JobSession | undefined): ProxyEndpoint | undefined {
+    const plan = this.proxies.of(data.tenant, tenant.proxy);
+    if (plan === undefined) return undefined;
+    const host = new URL(data.url).hostname;
+    if (session === undefined || data.sessionId === undefined) return plan.forRequest(host);
+    return plan.forSession(host, data.tenant, data.sessionId, session.profile?.proxy);
   }
 
   /**

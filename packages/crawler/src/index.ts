@@ -11,6 +11,7 @@ export {
   type ProgressSummaryOptions,
   progressEveryFromEnv,
 } from './progress-summary.js';
+export { ProxyPlan, ProxyPlans, proxyId } from './proxy-plan.js';
 export { Settle, type SettleDeps, type Settled } from './settle.js';
 export type { Failure, GateVerdict, HoldReason, JobVerdict } from './verdicts.js';
 export {

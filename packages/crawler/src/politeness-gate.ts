@@ -8,6 +8,7 @@ import {
   RobotsUnavailableError,
   type RobotsVerdict,
 } from '@crawlfleet/politeness';
+import type { ProxyPlans } from './proxy-plan.js';
 import { type Failure, type GateVerdict, GO } from './verdicts.js';
 
 export interface PolitenessGateDeps {
@@ -15,6 +16,8 @@ export interface PolitenessGateDeps {
   fetcher: PageFetcher;
   robots: RobotsCache;
   pacer: HostPacer;
+  /** robots.txt is fetched through the tenant's proxies too: nothing of a proxied tenant goes direct. */
+  proxies: ProxyPlans;
 }
 
 /** robots.txt and per-host pace, applied for the whole fleet before any fetch. */
@@ -77,7 +80,8 @@ export class PolitenessGate {
     const userAgent = tenant.userAgent ?? this.deps.config.fetch.userAgent;
     return this.deps.robots.check(url, userAgent, async (robotsUrl) => {
       try {
-        const page = await this.deps.fetcher.fetch({ url: robotsUrl, method: 'GET' }, tenantRef);
+        const proxy = this.deps.proxies.of(tenantName, tenant.proxy)?.forRequest(new URL(robotsUrl).hostname);
+        const page = await this.deps.fetcher.fetch({ url: robotsUrl, method: 'GET' }, { ...tenantRef, proxy });
         return { status: page.status, body: page.body.toString('utf8') };
       } catch (error) {
         const permanent = classifyError(error).failureClass === 'non_recoverable';

@@ -3,6 +3,8 @@ import { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
 import type { FetchConfig, HttpMethod, TenantConfig } from '@crawlfleet/core';
 import { type Got, got, type OptionsInit } from 'got';
+import { HttpProxyAgent } from 'http-proxy-agent';
+import { HttpsProxyAgent } from 'https-proxy-agent';
 import { AddressPolicy } from './address-policy.js';
 import { guardedLookup } from './guarded-lookup.js';
 
@@ -19,10 +21,25 @@ export interface FetchRequest {
   beforeHop?: ((url: URL) => Promise<void>) | undefined;
 }
 
-/** The tenant a request is made for: its name keys the connection pool, its config the policy. */
+/**
+ * A forward proxy a request goes through. `url` may hold credentials and is never logged;
+ * `id` (`scheme://host:port`) names it in logs, metrics and the session's profile.
+ */
+export interface ProxyEndpoint {
+  id: string;
+  url: string;
+}
+
+/**
+ * The tenant a request is made for (its name and proxy key the connection pool, its config the
+ * policy) and the identity it is made as: the proxy every request of a session goes through, on
+ * every hop, logins included.
+ */
 export interface FetchTenant {
   name: string;
   config: TenantConfig;
+  /** Sent through this proxy (CONNECT for https targets); none: directly. */
+  proxy?: ProxyEndpoint | undefined;
 }
 
 /**
@@ -74,7 +91,7 @@ export class BodyTooLargeError extends Error {
 interface TenantPool {
   policy: AddressPolicy;
   http: HttpAgent;
-  https: HttpsAgent;
+  https: HttpAgent;
   /** got with everything that is the same for each of the tenant's requests, set once. */
   client: Got;
 }
@@ -93,21 +110,28 @@ export class Fetcher implements PageFetcher {
 
   constructor(private readonly config: FetchConfig) {}
 
+  /**
+   * The tenant's pool for this proxy (or for direct requests): a socket never carries two
+   * identities, nor two tenants' policies.
+   */
   private pool(tenant: FetchTenant): TenantPool {
-    let pool = this.pools.get(tenant.name);
+    const key = tenant.proxy === undefined ? tenant.name : `${tenant.name}\u0000${tenant.proxy.id}`;
+    let pool = this.pools.get(key);
     if (pool === undefined) {
       const policy = new AddressPolicy(tenant.config.allowHosts);
       const agentOptions = { keepAlive: true, maxSockets: this.config.maxSocketsPerHost, scheduling: 'lifo' as const };
-      const http = new HttpAgent(agentOptions);
-      const https = new HttpsAgent(agentOptions);
+      const proxy = tenant.proxy?.url;
+      // The proxy resolves target names; IP literals are still checked here (beforeRequest).
+      const http = proxy === undefined ? new HttpAgent(agentOptions) : new HttpProxyAgent(proxy, agentOptions);
+      const https = proxy === undefined ? new HttpsAgent(agentOptions) : new HttpsProxyAgent(proxy, agentOptions);
       pool = { policy, http, https, client: got.extend(this.clientOptions(tenant, policy, http, https)) };
-      this.pools.set(tenant.name, pool);
+      this.pools.set(key, pool);
     }
     return pool;
   }
 
   /** What every request of a tenant shares: merged into got's defaults once, not per request. */
-  private clientOptions(tenant: FetchTenant, policy: AddressPolicy, http: HttpAgent, https: HttpsAgent): OptionsInit {
+  private clientOptions(tenant: FetchTenant, policy: AddressPolicy, http: HttpAgent, https: HttpAgent): OptionsInit {
     return {
       headers: { 'user-agent': tenant.config.userAgent ?? this.config.userAgent, ...tenant.config.headers },
       // The whole-fetch deadline is ours (below): it starts when a socket is assigned.
@@ -120,7 +144,8 @@ export class Fetcher implements PageFetcher {
       throwHttpErrors: false,
       retry: { limit: 0 },
       decompress: true,
-      agent: { http, https },
+      // A proxy agent for https targets is an http.Agent that tunnels (CONNECT) and then speaks TLS.
+      agent: { http, https: https as HttpsAgent },
       dnsLookup: guardedLookup(policy),
       hooks: {
         // IP literals never reach the DNS lookup, so they are checked here, on every hop.

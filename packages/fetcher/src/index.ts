@@ -7,6 +7,7 @@ export {
   type FetchTenant,
   FetchTimeoutError,
   type PageFetcher,
+  type ProxyEndpoint,
   UnsafeRedirectError,
 } from './fetcher.js';
 export { guardedLookup } from './guarded-lookup.js';

@@ -12,6 +12,8 @@ import { SessionCookieJar } from './session-jar.js';
 export interface SessionProfile {
   userAgent: string;
   createdAt: string;
+  /** The proxy (`scheme://host:port`) the session's requests go through, when its tenant has proxies. */
+  proxy?: string;
 }
 
 export interface SessionContext {

@@ -1,0 +1,134 @@
+import type { KeyLayout } from '@crawlfleet/core';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
+import { startTestWorker, submit, type TestWorker } from '../src/fleet.js';
+import { type ForwardProxy, startForwardProxy } from '../src/forward-proxy.js';
+import {
+  cleanupPrefix,
+  dumpPrefix,
+  keyLayout,
+  openTestRedis,
+  testConfig,
+  uniquePrefix,
+  waitFor,
+} from '../src/harness.js';
+
+const SESSIONS = 10;
+const PAGES_PER_SESSION = 30;
+const PASSWORD = 'proxy-secret-3f9a1c';
+
+describe('proxies: a session is bound to one proxy, on every worker', () => {
+  let site: FixtureSite;
+  let redis: Redis;
+  let prefix: string;
+  let keys: KeyLayout;
+  let proxies: ForwardProxy[];
+  let workers: TestWorker[] = [];
+
+  beforeAll(async () => {
+    site = await startFixtureSite();
+    redis = openTestRedis();
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await site.close();
+  });
+  beforeEach(async () => {
+    prefix = uniquePrefix('proxies');
+    keys = keyLayout(prefix);
+    site.resetHits();
+    // The second proxy asks for credentials, which the config names as ${TEST_PROXY_PASSWORD}.
+    proxies = [
+      await startForwardProxy(),
+      await startForwardProxy({ username: 'crawler', password: PASSWORD }),
+      await startForwardProxy(),
+    ];
+    vi.stubEnv('TEST_PROXY_PASSWORD', PASSWORD);
+  });
+  afterEach(async () => {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    workers = [];
+    await Promise.all(proxies.map((proxy) => proxy.stop()));
+    vi.unstubAllEnvs();
+    await cleanupPrefix(redis, prefix);
+  });
+
+  function config() {
+    return testConfig({
+      tenants: {
+        default: {
+          allowHosts: ['127.0.0.1'],
+          robots: 'respect',
+          proxy: {
+            urls: [
+              proxies[0]?.url,
+              `http://crawler:\${TEST_PROXY_PASSWORD}@127.0.0.1:${proxies[1]?.port}`,
+              proxies[2]?.url,
+            ],
+          },
+        },
+      },
+    });
+  }
+
+  it('sends each of 10 sessions through one proxy from two workers; nothing goes direct; no credential is stored', async () => {
+    const cfg = config();
+    for (let s = 0; s < SESSIONS; s++) {
+      const targets = Array.from({ length: PAGES_PER_SESSION }, (_, i) => ({ url: site.url(`/ok/s${s}-p${i}`) }));
+      await submit(redis, keys, cfg, targets, 'default', `s${s}`);
+    }
+    workers = [
+      await startTestWorker(keys, cfg, { concurrency: 8 }),
+      await startTestWorker(keys, cfg, { concurrency: 8 }),
+    ];
+    const total = SESSIONS * PAGES_PER_SESSION;
+    await waitFor(async () => (await redis.xlen(keys.results)) >= total, { timeoutMs: 60_000, what: 'every page' });
+
+    // Which proxy forwarded each session's pages.
+    const bySession = new Map<string, Set<number>>();
+    for (const [index, proxy] of proxies.entries()) {
+      for (const url of proxy.forwarded) {
+        const session = /\/ok\/(s\d+)-p\d+$/.exec(url)?.[1];
+        if (session === undefined) continue;
+        const used = bySession.get(session) ?? new Set<number>();
+        used.add(index);
+        bySession.set(session, used);
+      }
+    }
+    expect(bySession.size).toBe(SESSIONS);
+    for (const [session, used] of bySession) expect(used.size, `${session} went through ${[...used]}`).toBe(1);
+    const inUse = new Set([...bySession.values()].flatMap((used) => [...used]));
+    expect(inUse.size).toBeGreaterThanOrEqual(2);
+    // Everything the site saw came through a proxy: the pages and robots.txt.
+    const forwarded = proxies.reduce((sum, proxy) => sum + proxy.forwarded.length, 0);
+    expect(forwarded).toBe(site.hitsByPrefix('/'));
+    expect(site.hitsByPrefix('/ok/')).toBe(total);
+    expect(proxies[1]?.refused).toBe(0);
+
+    // The proxy's password is in no Redis value: results, jobs, ledger, sessions.
+    expect(await dumpPrefix(redis, prefix)).not.toContain(PASSWORD);
+  });
+
+  it('keeps a session on the proxy its profile names, even when the pool is listed in another order', async () => {
+    const cfg = config();
+    await submit(redis, keys, cfg, [{ url: site.url('/ok/first') }], 'default', 'kept');
+    workers = [await startTestWorker(keys, cfg)];
+    await waitFor(async () => (await redis.xlen(keys.results)) >= 1, { what: 'the first page' });
+    const first = proxies.findIndex((proxy) => proxy.forwarded.some((url) => url.endsWith('/ok/first')));
+    await workers[0]?.stop();
+    workers = [];
+
+    // The same proxies in reverse order: the name alone would now pick another one.
+    const reordered = testConfig({
+      tenants: {
+        default: { ...cfg.tenants.default, proxy: { urls: [...(cfg.tenants.default?.proxy?.urls ?? [])].reverse() } },
+      },
+    });
+    await submit(redis, keys, reordered, [{ url: site.url('/ok/second') }], 'default', 'kept');
+    workers = [await startTestWorker(keys, reordered)];
+    await waitFor(async () => (await redis.xlen(keys.results)) >= 2, { what: 'the second page' });
+    const second = proxies.findIndex((proxy) => proxy.forwarded.some((url) => url.endsWith('/ok/second')));
+    expect(second).toBe(first);
+  });
+});

@@ -1,0 +1,40 @@
+import type { AddressInfo } from 'node:net';
+import { Server } from 'proxy-chain';
+
+/** A forward proxy on loopback (proxy-chain, a maintained proxy server), counting what it forwarded. */
+export interface ForwardProxy {
+  /** `http://127.0.0.1:<port>`, with `user:password@` when it asks for credentials. */
+  readonly url: string;
+  readonly port: number;
+  /** The target URLs it forwarded (plain HTTP) or tunnelled to (`host:port` for CONNECT), in order. */
+  readonly forwarded: string[];
+  /** Requests refused for lacking the credentials. */
+  refused: number;
+  stop(): Promise<void>;
+}
+
+export async function startForwardProxy(credentials?: { username: string; password: string }): Promise<ForwardProxy> {
+  const forwarded: string[] = [];
+  const proxy: { refused: number } = { refused: 0 };
+  const server = new Server({
+    host: '127.0.0.1',
+    port: 0,
+    prepareRequestFunction: ({ request, username, password, hostname, port, isHttp }) => {
+      if (credentials !== undefined && (username !== credentials.username || password !== credentials.password)) {
+        proxy.refused++;
+        return { requestAuthentication: true };
+      }
+      forwarded.push(isHttp ? String(request.url) : `${hostname}:${port}`);
+      return {};
+    },
+  });
+  await server.listen();
+  const port = (server.server.address() as AddressInfo).port;
+  const auth = credentials === undefined ? '' : `${credentials.username}:${credentials.password}@`;
+  return Object.assign(proxy, {
+    url: `http://${auth}127.0.0.1:${port}`,
+    port,
+    forwarded,
+    stop: () => server.close(true),
+  });
+}
