@@ -1,4 +1,6 @@
+import { AuditLog } from '@crawlfleet/audit';
 import type { KeyLayout } from '@crawlfleet/core';
+import { DeadLetterQueue } from '@crawlfleet/dlq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
@@ -130,5 +132,62 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
     await waitFor(async () => (await redis.xlen(keys.results)) >= 2, { what: 'the second page' });
     const second = proxies.findIndex((proxy) => proxy.forwarded.some((url) => url.endsWith('/ok/second')));
     expect(second).toBe(first);
+  });
+
+  describe('a failing proxy', () => {
+    async function letterOf(url: string, proxyUrls: string[]) {
+      const cfg = testConfig({
+        jobs: { retries: 1, backoffBaseMs: 20, backoffMaxMs: 50 },
+        breakers: { failureThreshold: 1 },
+        tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore', proxy: { urls: proxyUrls } } },
+      });
+      await submit(redis, keys, cfg, [{ url }], 'default', 'through-a-bad-proxy');
+      workers = [await startTestWorker(keys, cfg)];
+      const dlq = new DeadLetterQueue(redis, keys);
+      try {
+        return await waitFor(async () => (await dlq.list()).find((letter) => letter.url === url), {
+          timeoutMs: 20_000,
+          what: `the dead letter of ${url}`,
+        });
+      } finally {
+        await dlq.close();
+      }
+    }
+
+    async function breakerOpened(): Promise<boolean> {
+      const events = await new AuditLog(redis, keys, 1_000).query({ kind: 'breaker_open' });
+      return events.length > 0;
+    }
+
+    it('fails as proxy_unreachable when it is down, retried, and never opens the session breaker', async () => {
+      const down = proxies[2] as ForwardProxy;
+      await down.stop();
+      const letter = await letterOf(site.url('/ok/via-a-dead-proxy'), [down.url]);
+      expect(letter).toMatchObject({
+        class: 'recoverable',
+        reason: 'retries_exhausted:proxy_unreachable',
+        attempts: 2,
+      });
+      expect(await breakerOpened()).toBe(false);
+      expect(site.hitsByPrefix('/ok/via-a-dead-proxy')).toBe(0);
+    });
+
+    it('fails as proxy_auth_required when it refuses the credentials (HTTP 407), the password nowhere', async () => {
+      vi.stubEnv('TEST_PROXY_PASSWORD', 'not-the-password');
+      const url = site.url('/ok/via-a-refusing-proxy');
+      const letter = await letterOf(url, [`http://crawler:\${TEST_PROXY_PASSWORD}@127.0.0.1:${proxies[1]?.port}`]);
+      expect(letter).toMatchObject({ reason: 'retries_exhausted:proxy_auth_required', attempts: 2 });
+      expect(proxies[1]?.refused).toBe(2);
+      expect(await breakerOpened()).toBe(false);
+      expect(await dumpPrefix(redis, prefix)).not.toContain('not-the-password');
+    });
+
+    it('dead-letters at once as proxy_secret_missing when the secret its URL names is not set', async () => {
+      const letter = await letterOf(site.url('/ok/no-secret'), [
+        `http://crawler:\${NO_SUCH_PROXY_SECRET}@127.0.0.1:${proxies[0]?.port}`,
+      ]);
+      expect(letter).toMatchObject({ class: 'non_recoverable', reason: 'proxy_secret_missing', attempts: 1 });
+      expect(proxies[0]?.forwarded).toEqual([]);
+    });
   });
 });

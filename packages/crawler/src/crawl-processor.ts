@@ -25,6 +25,7 @@ import { auditSubject } from './audit-subject.js';
 import { BreakerGate } from './breaker-gate.js';
 import { type JobOutcome, RetryLaterError } from './job-errors.js';
 import { PolitenessGate } from './politeness-gate.js';
+import { isProxyFailure, proxyFailure } from './proxy-failures.js';
 import { ProxyPlans } from './proxy-plan.js';
 import { responseSummary, SNIPPET_BYTES } from './response-summary.js';
 import { Settle, type Settled } from './settle.js';
@@ -164,19 +165,23 @@ export class CrawlProcessor {
     if (probe?.verdict.kind === 'hold') return probe.verdict;
     const probing = probe?.probing ?? false;
 
+    let proxy: ProxyEndpoint | undefined;
     let page: FetchedPage;
     try {
+      // Inside: a proxy whose secret is missing fails the job as proxy_secret_missing.
+      const chosen = this.proxyFor(data, tenant, session);
+      proxy = chosen;
       page = await inSpan(
         'http.fetch',
         { kind: SpanKind.INTERNAL, attributes: { 'http.request.method': data.method, 'url.full': data.url } },
         async (span) => {
-          const fetched = await this.fetch(data, tenant, session);
+          const fetched = await this.fetch(data, tenant, session, chosen);
           span.setAttribute('http.response.status_code', fetched.status);
           return fetched;
         },
       );
     } catch (error) {
-      const classification =
+      const found =
         error instanceof CrawlFailure
           ? {
               failureClass: error.failureClass,
@@ -185,10 +190,12 @@ export class CrawlProcessor {
               retryAfterMs: error.retryAfterMs,
             }
           : classifyError(error);
-      // A redirect target's robots.txt (refusing, or down) and a refused login say nothing about
-      // the session's health: they must not count towards its breaker (a refused login has its
-      // own cool-down). A probe left undecided expires.
-      if (!classification.reason.startsWith('robots_') && !isLoginFailure(classification.reason)) {
+      const classification = proxyFailure(found, proxy !== undefined) ?? found;
+      // A redirect target's robots.txt (refusing, or down), a refused login and a failing proxy
+      // say nothing about the session's health: they must not count towards its breaker (a
+      // refused login has its own cool-down). A probe left undecided expires.
+      const reason = classification.reason;
+      if (!reason.startsWith('robots_') && !isLoginFailure(reason) && !isProxyFailure(reason)) {
         session?.recordError();
         await this.breakerGate.recordHealth(job, data, session, probing, classification);
       }
@@ -201,8 +208,9 @@ export class CrawlProcessor {
     }
 
     this.deps.observer?.fetched?.(page.status, page.durationMs);
-    const failure = await this.judge(job, data, tenant, target, page, session);
-    await this.breakerGate.recordHealth(job, data, session, probing, failure?.classification);
+    const failure = await this.judge(job, data, tenant, target, page, session, proxy !== undefined);
+    if (failure === undefined || !isProxyFailure(failure.classification.reason))
+      await this.breakerGate.recordHealth(job, data, session, probing, failure?.classification);
     const conflict = await this.commitSession(session, job);
     if (conflict !== undefined) return { kind: 'failed', data, failure: conflict };
     if (failure !== undefined) return { kind: 'failed', data, failure };
@@ -244,9 +252,14 @@ export class CrawlProcessor {
     target: URL,
     page: FetchedPage,
     session: JobSession | undefined,
+    proxied: boolean,
   ): Promise<Failure | undefined> {
     const snippet = page.body.subarray(0, SNIPPET_BYTES).toString('utf8');
     let failure = classifyResponse({ status: page.status, headers: page.headers, bodySnippet: snippet });
+    // The proxy's own refusal is not the site's answer.
+    const fromProxy = failure === undefined ? undefined : proxyFailure(failure, proxied);
+    if (fromProxy !== undefined)
+      return { classification: fromProxy, message: `the proxy refused the request: HTTP ${page.status}` };
     if (failure?.status === 429 && failure.failureClass === 'recoverable' && (await session?.rateLimitedTooOften())) {
       failure = { failureClass: 'compliance_blocked', reason: 'rate_limited_repeatedly', status: 429 };
     }
@@ -280,8 +293,12 @@ export class CrawlProcessor {
    * login page, the tenant's signs) logs it in once across the fleet and is fetched again. A
    * login page is never returned as the page: it fails the job as `auth_failed`.
    */
-  private async fetch(data: FetchJob, tenant: TenantConfig, session: JobSession | undefined): Promise<FetchedPage> {
-    const proxy = this.proxyFor(data, tenant, session);
+  private async fetch(
+    data: FetchJob,
+    tenant: TenantConfig,
+    session: JobSession | undefined,
+    proxy: ProxyEndpoint | undefined,
+  ): Promise<FetchedPage> {
     // Logins and redirects go with the request: through the same proxy.
     const tenantRef = { name: data.tenant, config: tenant, proxy };
     // A session keeps one user agent and one proxy for life, so a site never sees its identity change.
