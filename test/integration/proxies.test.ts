@@ -62,6 +62,7 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
         default: {
           allowHosts: ['127.0.0.1'],
           robots: 'respect',
+          identity: { profile: 'browser', locales: ['en-US', 'de-DE'] },
           proxy: {
             urls: [
               proxies[0]?.url,
@@ -74,7 +75,7 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
     });
   }
 
-  it('sends each of 10 sessions through one proxy from two workers; nothing goes direct; no credential is stored', async () => {
+  it('sends each of 10 sessions through one proxy with one browser header set, from two workers; nothing goes direct; no credential is stored', async () => {
     const cfg = config();
     for (let s = 0; s < SESSIONS; s++) {
       const targets = Array.from({ length: PAGES_PER_SESSION }, (_, i) => ({ url: site.url(`/ok/s${s}-p${i}`) }));
@@ -102,6 +103,22 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
     for (const [session, used] of bySession) expect(used.size, `${session} went through ${[...used]}`).toBe(1);
     const inUse = new Set([...bySession.values()].flatMap((used) => [...used]));
     expect(inUse.size).toBeGreaterThanOrEqual(2);
+
+    // Each session sent one header set (user agent, client hints, languages) on every page.
+    const headerSets = new Map<string, Set<string>>();
+    for (const proxy of proxies)
+      for (const [url, headers] of proxy.headers) {
+        const session = /\/ok\/(s\d+)-p\d+$/.exec(url)?.[1];
+        if (session === undefined) continue;
+        const { 'user-agent': userAgent, 'accept-language': language, accept, 'sec-ch-ua': hints } = headers;
+        const set = headerSets.get(session) ?? new Set<string>();
+        set.add(JSON.stringify([userAgent, language, accept, hints]));
+        headerSets.set(session, set);
+      }
+    for (const [session, sets] of headerSets) expect(sets.size, `${session} sent ${[...sets]}`).toBe(1);
+    const userAgents = new Set([...headerSets.values()].map((sets) => JSON.parse([...sets][0] ?? '[]')[0]));
+    expect(userAgents.size).toBeGreaterThanOrEqual(2);
+    expect([...userAgents].every((agent) => String(agent).startsWith('Mozilla/5.0'))).toBe(true);
     // Everything the site saw came through a proxy: the pages and robots.txt.
     const forwarded = proxies.reduce((sum, proxy) => sum + proxy.forwarded.length, 0);
     expect(forwarded).toBe(site.hitsByPrefix('/'));

@@ -8,6 +8,8 @@ export interface ForwardProxy {
   readonly port: number;
   /** The target URLs it forwarded (plain HTTP) or tunnelled to (`host:port` for CONNECT), in order. */
   readonly forwarded: string[];
+  /** The headers of each plain-HTTP request it forwarded, keyed by its URL. */
+  readonly headers: Map<string, Record<string, string | string[] | undefined>>;
   /** Requests refused for lacking the credentials. */
   refused: number;
   stop(): Promise<void>;
@@ -15,6 +17,7 @@ export interface ForwardProxy {
 
 export async function startForwardProxy(credentials?: { username: string; password: string }): Promise<ForwardProxy> {
   const forwarded: string[] = [];
+  const headers = new Map<string, Record<string, string | string[] | undefined>>();
   const proxy: { refused: number } = { refused: 0 };
   const server = new Server({
     host: '127.0.0.1',
@@ -25,6 +28,7 @@ export async function startForwardProxy(credentials?: { username: string; passwo
         return { requestAuthentication: true };
       }
       forwarded.push(isHttp ? String(request.url) : `${hostname}:${port}`);
+      if (isHttp) headers.set(String(request.url), { ...request.headers });
       return {};
     },
   });
@@ -35,6 +39,7 @@ export async function startForwardProxy(credentials?: { username: string; passwo
     url: `http://${auth}127.0.0.1:${port}`,
     port,
     forwarded,
+    headers,
     stop: () => server.close(true),
   });
 }

@@ -264,6 +264,30 @@ export const tenantConfigSchema = z.strictObject({
   /** How a session of this tenant logs in, notices it was logged out, and renews its login. */
   auth: authConfigSchema.optional(),
   /**
+   * How a session of this tenant presents itself. `crawler` (default): the tenant's user agent and
+   * headers. `browser`: on creation each session gets a consistent browser-like header profile
+   * (user agent, Accept, Accept-Language, Accept-Encoding, `sec-ch-ua*`, in a browser's order) from
+   * a header generator, kept in its profile slate and sent with every request; `userAgent`, when
+   * set, still pins the user agent. robots.txt is always read for the tenant's own user agent.
+   */
+  identity: z
+    .strictObject({
+      profile: z.enum(['crawler', 'browser']).default('crawler'),
+      /** Languages a browser profile asks for (Accept-Language), e.g. `en-US`, `de-DE`. */
+      locales: z
+        .array(
+          z
+            .string()
+            .min(2)
+            .max(35)
+            .regex(/^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$/, 'must be a language tag such as en-US'),
+        )
+        .min(1)
+        .max(10)
+        .default(['en-US']),
+    })
+    .prefault({}),
+  /**
    * Forward proxies. A session is bound to one proxy of the pool its target's host routes to:
    * every request of the session, on every worker, goes through it. Jobs without a session take
    * the pool's proxies in turn.

@@ -23,6 +23,7 @@ import { contextOf, inSpan, SpanKind, type TraceCarrier } from '@crawlfleet/trac
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { auditSubject } from './audit-subject.js';
 import { BreakerGate } from './breaker-gate.js';
+import { HeaderProfiles } from './header-profiles.js';
 import { type JobOutcome, RetryLaterError } from './job-errors.js';
 import { PolitenessGate } from './politeness-gate.js';
 import { isProxyFailure, proxyFailure } from './proxy-failures.js';
@@ -66,6 +67,8 @@ export class CrawlProcessor {
 
   /** The tenants' proxies: which one each session's (and each other job's) requests go through. */
   private readonly proxies = new ProxyPlans();
+  /** Browser-like header profiles for new sessions of `identity.profile: browser` tenants. */
+  private readonly headerProfiles = new HeaderProfiles();
 
   constructor(private readonly deps: CrawlProcessorDeps) {
     this.breakerGate = new BreakerGate(deps);
@@ -301,13 +304,23 @@ export class CrawlProcessor {
   ): Promise<FetchedPage> {
     // Logins and redirects go with the request: through the same proxy.
     const tenantRef = { name: data.tenant, config: tenant, proxy };
-    // A session keeps one user agent and one proxy for life, so a site never sees its identity change.
-    const profile = session?.ensureProfile(() => ({
-      userAgent: tenant.userAgent ?? this.deps.config.fetch.userAgent,
-      createdAt: new Date().toISOString(),
-      ...(proxy === undefined ? {} : { proxy: proxy.id }),
-    }));
-    const headers = profile === undefined ? data.headers : { 'user-agent': profile.userAgent, ...data.headers };
+    // A session keeps one user agent, header set and proxy for life, so a site never sees its
+    // identity change.
+    const browser = tenant.identity.profile === 'browser';
+    if (browser && session !== undefined && session.profile === undefined) await this.headerProfiles.ready(tenant);
+    const profile = session?.ensureProfile(() => {
+      const generated = browser ? this.headerProfiles.create(tenant, `${data.tenant}/${data.sessionId}`) : undefined;
+      return {
+        userAgent: generated?.['user-agent'] ?? tenant.userAgent ?? this.deps.config.fetch.userAgent,
+        createdAt: new Date().toISOString(),
+        ...(generated === undefined ? {} : { headers: generated }),
+        ...(proxy === undefined ? {} : { proxy: proxy.id }),
+      };
+    });
+    const headers =
+      profile === undefined
+        ? data.headers
+        : { ...(profile.headers ?? { 'user-agent': profile.userAgent }), ...data.headers };
     const request = {
       url: data.url,
       method: data.method,

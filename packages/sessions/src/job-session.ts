@@ -14,6 +14,8 @@ export interface SessionProfile {
   createdAt: string;
   /** The proxy (`scheme://host:port`) the session's requests go through, when its tenant has proxies. */
   proxy?: string;
+  /** A browser-like header set, in its order, sent with every request (`identity.profile: browser`). */
+  headers?: Record<string, string>;
 }
 
 export interface SessionContext {
