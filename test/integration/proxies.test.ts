@@ -11,6 +11,7 @@ import {
   dumpPrefix,
   keyLayout,
   openTestRedis,
+  runCli,
   testConfig,
   uniquePrefix,
   waitFor,
@@ -127,6 +128,16 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
 
     // The proxy's password is in no Redis value: results, jobs, ledger, sessions.
     expect(await dumpPrefix(redis, prefix)).not.toContain(PASSWORD);
+
+    // `sessions show` names the session's proxy (never its credentials) and its identity.
+    for (const [session, used] of [...bySession].slice(0, 3)) {
+      const shown = await runCli(['sessions', 'show', session, '--json'], { env: { CRAWLFLEET_PREFIX: prefix } });
+      expect(shown.code, shown.stderr).toBe(0);
+      expect(shown.stdout).not.toContain(PASSWORD);
+      const view = JSON.parse(shown.stdout);
+      expect(view.proxy).toBe(`http://127.0.0.1:${proxies[[...used][0] ?? -1]?.port}`);
+      expect(view.profile).toMatchObject({ userAgent: expect.stringMatching(/^Mozilla\/5\.0/), browserHeaders: true });
+    }
   });
 
   it('keeps a session on the proxy its profile names, even when the pool is listed in another order', async () => {

@@ -1,6 +1,12 @@
 import { AuditLog } from '@crawlfleet/audit';
 import { checkName, DEFAULT_TENANT, InputError, type SessionKeys } from '@crawlfleet/core';
-import { loadSessionHasher, normalizeAuth, SessionCookieJar, type SessionMeta } from '@crawlfleet/sessions';
+import {
+  loadSessionHasher,
+  normalizeAuth,
+  SessionCookieJar,
+  type SessionMeta,
+  type SessionProfile,
+} from '@crawlfleet/sessions';
 import { requireKeyRing, SessionAdmin, SlateStore } from '@crawlfleet/slates';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings, openSessionContext } from '../context.js';
@@ -59,6 +65,7 @@ export function registerSessions(program: Command): void {
         }
         const { jar, dropped } = await SessionCookieJar.fromSlate(slates.get('cookies')?.value);
         const auth = normalizeAuth(slates.get('auth')?.value);
+        const profile = slates.get('profile')?.value as SessionProfile | undefined;
         const view = {
           tenant: keysOf.tenant,
           sessionId,
@@ -85,6 +92,16 @@ export function registerSessions(program: Command): void {
                         },
                 },
           meta: (slates.get('meta')?.value as SessionMeta | undefined) ?? null,
+          // The identity: the proxy as scheme://host:port (never its credentials) and the profile.
+          proxy: profile?.proxy ?? null,
+          profile:
+            profile === undefined
+              ? null
+              : {
+                  userAgent: profile.userAgent,
+                  createdAt: profile.createdAt,
+                  browserHeaders: profile.headers !== undefined,
+                },
           quarantine:
             quarantine === undefined
               ? null
@@ -112,6 +129,10 @@ export function registerSessions(program: Command): void {
         if (view.quarantine)
           lines.push(
             `  quarantined until ${view.quarantine.until} (${view.quarantine.reason ?? 'reason unavailable: the audit stream no longer holds it'}), since ${view.quarantine.since}: its jobs go to the DLQ as session_quarantined`,
+          );
+        if (view.profile)
+          lines.push(
+            `  identity: ${view.profile.userAgent}${view.profile.browserHeaders ? ' (browser headers)' : ''}${view.proxy === null ? '' : `, through ${view.proxy}`}`,
           );
         lines.push(`  auth: ${describeAuth(view.auth)}`);
         lines.push(`  cookies (${view.cookies.length}):`);
