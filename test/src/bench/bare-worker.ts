@@ -6,11 +6,13 @@
  * `crawlfleet worker` uses, so the comparison measures crawlfleet's path and not a setting.
  *
  * Environment: REDIS_URL, BENCH_PREFIX (the BullMQ prefix), BENCH_QUEUE, BENCH_CONCURRENCY,
- * BENCH_MAX_SOCKETS. Prints `ready` on stdout once the worker runs; drains on SIGTERM.
+ * BENCH_MAX_SOCKETS, and BENCH_PROXY (a forward proxy every request goes through, with the agent
+ * crawlfleet uses). Prints `ready` on stdout once the worker runs; drains on SIGTERM.
  */
 import { Agent } from 'node:http';
 import { Worker } from 'bullmq';
 import { got } from 'got';
+import { HttpProxyAgent } from 'http-proxy-agent';
 import { Redis } from 'ioredis';
 
 function setting(name: string): string {
@@ -20,7 +22,9 @@ function setting(name: string): string {
 }
 
 const connection = new Redis(setting('REDIS_URL'), { maxRetriesPerRequest: null });
-const agent = new Agent({ keepAlive: true, maxSockets: Number(setting('BENCH_MAX_SOCKETS')), scheduling: 'lifo' });
+const agentOptions = { keepAlive: true, maxSockets: Number(setting('BENCH_MAX_SOCKETS')), scheduling: 'lifo' as const };
+const proxy = process.env.BENCH_PROXY;
+const agent = proxy ? new HttpProxyAgent(proxy, agentOptions) : new Agent(agentOptions);
 const worker = new Worker(
   setting('BENCH_QUEUE'),
   async (job) => {

@@ -197,6 +197,8 @@ export interface Bench {
   /** Finished jobs each run keeps (all of them), so their times can be read. */
   retain: number;
   progress: (message: string) => void;
+  /** The forward proxy both sides go through, when the bench has one. */
+  proxyUrl?: string | undefined;
   close(): Promise<void>;
 }
 
@@ -209,6 +211,8 @@ export async function openBench(options: {
   progress: (message: string) => void;
   /** The config's `results` section (the outbox, the body store); defaults otherwise. */
   results?: Record<string, unknown>;
+  /** A forward proxy both sides send every request through (the tenant's `proxy.urls`, the bare worker's agent). */
+  proxyUrl?: string;
 }): Promise<Bench> {
   const server = await startRedisServer();
   const site = await startFixtureSite();
@@ -228,7 +232,14 @@ export async function openBench(options: {
     // (no interval, so no job is held back), breakers and PII redaction as by default, and
     // every finished job kept so its times can be read.
     const config = {
-      tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'respect', hostDelayMs: 0 } },
+      tenants: {
+        default: {
+          allowHosts: ['127.0.0.1'],
+          robots: 'respect',
+          hostDelayMs: 0,
+          ...(options.proxyUrl === undefined ? {} : { proxy: { urls: [options.proxyUrl] } }),
+        },
+      },
       retention: { completedJobs: options.retain, failedJobs: options.retain },
       ...(options.results === undefined ? {} : { results: options.results }),
     };
@@ -247,6 +258,7 @@ export async function openBench(options: {
       runs: 0,
       retain: options.retain,
       progress: options.progress,
+      proxyUrl: options.proxyUrl,
       close,
     };
   } catch (error) {
@@ -361,6 +373,7 @@ function startWorker(bench: Bench, side: FleetSideName, workload: Workload, keys
       BENCH_QUEUE: CRAWL_QUEUE,
       BENCH_CONCURRENCY: String(workload.concurrency),
       BENCH_MAX_SOCKETS: String(bench.maxSockets),
+      BENCH_PROXY: bench.proxyUrl,
     });
   }
   // As the `crawlfleet` command and the image start it: with crawlfleet's node flags.

@@ -22,6 +22,8 @@
  *   new (the measured jobs; the others at most 1000, see matrix.ts).
  * - CRAWLFLEET_BENCH_BODY_JOBS: jobs per run of the 100 KB bodies part (2000; 0 skips it);
  *   CRAWLFLEET_BENCH_BODY_ROUNDS: its rounds (2).
+ * - CRAWLFLEET_BENCH_PROXY_JOBS: jobs per run through a local forward proxy (2000; 0 skips it);
+ *   CRAWLFLEET_BENCH_PROXY_ROUNDS: its rounds (3).
  * - CRAWLFLEET_BENCH_PROFILE, CRAWLFLEET_BENCH_NODE_FLAGS: see fleet.ts.
  */
 import { wholeNumberSetting } from '@crawlfleet/core';
@@ -29,6 +31,7 @@ import { benchBodies } from './bodies.js';
 import { benchFleet } from './fleet.js';
 import { benchMatrix } from './matrix.js';
 import { benchObservability } from './observability.js';
+import { benchProxied } from './proxied.js';
 import { benchSessions } from './sessions.js';
 import { COMMANDS_PER_JOB_TARGET, selectWorkloads } from './workloads.js';
 
@@ -48,6 +51,8 @@ const matrixWarmupJobs = knob('CRAWLFLEET_BENCH_MATRIX_WARMUP_JOBS', 1_000, 0);
 const matrixMonitorJobs = knob('CRAWLFLEET_BENCH_MATRIX_MONITOR_JOBS', matrixJobs, 2);
 const bodyJobs = knob('CRAWLFLEET_BENCH_BODY_JOBS', 2_000, 0);
 const bodyRounds = knob('CRAWLFLEET_BENCH_BODY_ROUNDS', 2);
+const proxyJobs = knob('CRAWLFLEET_BENCH_PROXY_JOBS', 2_000, 0);
+const proxyRounds = knob('CRAWLFLEET_BENCH_PROXY_ROUNDS', 3);
 
 const verdict = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
 const started = Date.now();
@@ -213,6 +218,17 @@ if (bodyJobs > 0) {
   }
 }
 
+let proxied: Awaited<ReturnType<typeof benchProxied>> | undefined;
+if (proxyJobs > 0) {
+  process.stderr.write(
+    `\nthrough a forward proxy on loopback (proxy-chain): bare worker and crawlfleet (100 new sessions bound to it), ${proxyJobs} jobs, ${proxyRounds} round(s)...\n`,
+  );
+  proxied = await benchProxied({ jobs: proxyJobs, warmupJobs: 500, rounds: proxyRounds, concurrency: 50, progress });
+  process.stdout.write(
+    `\nthrough one forward proxy, ${proxied.jobs} jobs per run at concurrency ${proxied.concurrency}, ${proxied.rounds} round(s): bare worker ${proxied.baselineJobsPerSecond} jobs/s, crawlfleet (${proxied.sessions} new sessions) ${proxied.crawlfleetJobsPerSecond} jobs/s, ratio ${proxied.ratio} (rounds ${proxied.roundRatios.join(', ')}); the proxy forwarded ${proxied.forwarded} of ${proxied.expected} pages${proxied.failed > 0 ? `, ${proxied.failed} jobs FAILED` : ''}\n`,
+  );
+}
+
 process.stderr.write(`the bench took ${elapsed()}\n`);
 process.stdout.write(
   `${JSON.stringify({
@@ -259,6 +275,22 @@ process.stdout.write(
     matrix_concurrency: matrix.concurrency,
     matrix_monitor_jobs: matrix.monitorJobs,
     matrix_pass: matrix.workloads.every((w) => w.pass) && (crawlee?.pass ?? true),
+    ...(proxied === undefined
+      ? {}
+      : {
+          proxied: {
+            jobs: proxied.jobs,
+            rounds: proxied.rounds,
+            sessions: proxied.sessions,
+            baseline_jobs_per_s: proxied.baselineJobsPerSecond,
+            crawlfleet_jobs_per_s: proxied.crawlfleetJobsPerSecond,
+            ratio: proxied.ratio,
+            round_ratios: proxied.roundRatios,
+            forwarded: proxied.forwarded,
+            expected: proxied.expected,
+            failed_jobs: proxied.failed,
+          },
+        }),
     ...(bodies === undefined
       ? {}
       : {
