@@ -218,4 +218,65 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
       expect(proxies[0]?.forwarded).toEqual([]);
     });
   });
+
+  it('moves the sessions of a proxy that dies mid-crawl to another, each with a fresh jar, and fetches every page once', async () => {
+    // Credentials are not the point here: the second proxy asks for none in this test.
+    await proxies[1]?.stop();
+    proxies[1] = await startForwardProxy();
+    const cfg = testConfig({
+      jobs: { retries: 5, backoffBaseMs: 50, backoffMaxMs: 200 },
+      tenants: {
+        default: {
+          allowHosts: ['127.0.0.1'],
+          robots: 'ignore',
+          proxy: { urls: proxies.map((proxy) => `http://127.0.0.1:${proxy.port}`) },
+        },
+      },
+    });
+    const sessions = 6;
+    const pages = 40;
+    for (let s = 0; s < sessions; s++) {
+      const targets = Array.from({ length: pages }, (_, i) => ({ url: site.url(`/cookies/set?seen=1&k=s${s}-p${i}`) }));
+      await submit(redis, keys, cfg, targets, 'default', `r${s}`);
+    }
+    const sessionOf = (url: string) => /k=(s\d+)-p\d+/.exec(url)?.[1];
+    workers = [
+      await startTestWorker(keys, cfg, { concurrency: 3 }),
+      await startTestWorker(keys, cfg, { concurrency: 3 }),
+    ];
+    await waitFor(async () => (await redis.xlen(keys.results)) >= 60, {
+      timeoutMs: 30_000,
+      what: 'the crawl under way',
+    });
+
+    // The proxy that carries the most sessions dies.
+    const carried = proxies.map((proxy) => new Set(proxy.forwarded.map(sessionOf).filter(Boolean)));
+    const victim = carried.reduce((best, set, i) => (set.size > (carried[best]?.size ?? 0) ? i : best), 0);
+    const moved = carried[victim] as Set<string>;
+    expect(moved.size).toBeGreaterThan(0);
+    const killed = proxies[victim] as ForwardProxy;
+    await killed.stop();
+    const before = new Set(killed.forwarded);
+
+    const total = sessions * pages;
+    await waitFor(async () => (await redis.xlen(keys.results)) >= total, { timeoutMs: 60_000, what: 'every page' });
+    const results = (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    expect(results).toHaveLength(total);
+    expect(new Set(results.map((r) => r.idempotencyKey)).size).toBe(total);
+    expect(killed.forwarded.length).toBe(before.size);
+
+    const audit = new AuditLog(redis, keys, 1_000);
+    expect(await audit.query({ kind: 'proxy_down' })).toHaveLength(1);
+    expect(await audit.query({ kind: 'proxy_rotated' })).toHaveLength(moved.size);
+    for (const session of moved) {
+      // From the kill on, the session went through one other proxy only...
+      const after = proxies.filter(
+        (proxy, i) => i !== victim && proxy.forwarded.some((url) => sessionOf(url) === session),
+      );
+      expect(after, `${session} after the kill`).toHaveLength(1);
+      // ...and started there with a fresh jar: its first requests carried none of the old cookies.
+      const through = [...(after[0] as ForwardProxy).headers].filter(([url]) => sessionOf(url) === session);
+      expect(through.some(([, headers]) => !String(headers.cookie ?? '').includes('seen=1'))).toBe(true);
+    }
+  });
 });

@@ -9,6 +9,8 @@ export const AUDIT_KINDS = [
   'breaker_closed',
   'replay',
   'purge',
+  'proxy_down',
+  'proxy_rotated',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

@@ -21,6 +21,10 @@ export interface KeyLayout {
   readonly resultsSizes: string;
   /** Results written in one 10 s span (`span` = ms since the epoch / 10,000), kept 3 minutes. */
   resultsRate(span: number): string;
+  /** A proxy's recent failures (`scheme://host:port`), counted fleet-wide in a short window. */
+  proxyFailures(proxy: string): string;
+  /** Set while a proxy is down for the whole fleet: its sessions move to another. */
+  proxyDown(proxy: string): string;
   /** A live sink consumer's heartbeat (`<group>/<consumer>`), expiring when it dies. */
   sinkConsumer(group: string, consumer: string): string;
   /** The audit stream: retries, DLQ moves, quarantines, breaker transitions. */
@@ -149,6 +153,8 @@ export function keyLayout(prefix: string): KeyLayout {
     results: `${tag}:results`,
     resultsBytes: `${tag}:results:bytes`,
     resultsSizes: `${tag}:results:sizes`,
+    proxyFailures: (proxy) => `${tag}:proxy:${proxy}:failures`,
+    proxyDown: (proxy) => `${tag}:proxy:${proxy}:down`,
     resultsRate: (span) => `${tag}:results:rate:${span}`,
     sinkConsumer: (group, consumer) => `${tag}:sink:${group}:${consumer}`,
     audit: `${tag}:audit`,

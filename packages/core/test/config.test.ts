@@ -272,6 +272,7 @@ describe('loadConfig', () => {
       robots: 'respect',
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
+      identity: { profile: 'crawler', locales: ['en-US'] },
       userAgent: 'acme-bot/1',
     });
   });
@@ -296,6 +297,7 @@ describe('tenantConfig', () => {
       robots: 'respect',
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
+      identity: { profile: 'crawler', locales: ['en-US'] },
     });
   });
 
@@ -307,6 +309,7 @@ describe('tenantConfig', () => {
       robots: 'respect',
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
+      identity: { profile: 'crawler', locales: ['en-US'] },
     });
     expect(tenantConfig(parseConfig({}), 'default')).toEqual({
       allowHosts: [],
@@ -315,6 +318,7 @@ describe('tenantConfig', () => {
       robots: 'respect',
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
+      identity: { profile: 'crawler', locales: ['en-US'] },
     });
   });
 

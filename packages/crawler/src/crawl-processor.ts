@@ -27,10 +27,14 @@ import { HeaderProfiles } from './header-profiles.js';
 import { type JobOutcome, RetryLaterError } from './job-errors.js';
 import { PolitenessGate } from './politeness-gate.js';
 import { isProxyFailure, proxyFailure } from './proxy-failures.js';
+import type { ProxyHealth } from './proxy-health.js';
 import { ProxyPlans } from './proxy-plan.js';
 import { responseSummary, SNIPPET_BYTES } from './response-summary.js';
 import { Settle, type Settled } from './settle.js';
 import type { Failure, JobVerdict } from './verdicts.js';
+
+/** How long a session's jobs wait while it moves to another proxy. */
+const ROTATION_WAIT_MS = 200;
 
 export interface CrawlProcessorDeps {
   config: CrawlfleetConfig;
@@ -49,6 +53,8 @@ export interface CrawlProcessorDeps {
   /** Where the crawl path reports what it does (metrics); optional. */
   observer?: CrawlObserver | undefined;
   logger: Logger;
+  /** Which proxies are down for the fleet; without it, none ever is. */
+  proxyHealth?: ProxyHealth | undefined;
 }
 
 /**
@@ -168,6 +174,8 @@ export class CrawlProcessor {
     if (probe?.verdict.kind === 'hold') return probe.verdict;
     const probing = probe?.probing ?? false;
 
+    const rotation = await this.rotateIfProxyDown(job, data, tenant, session);
+    if (rotation !== undefined) return rotation;
     let proxy: ProxyEndpoint | undefined;
     let page: FetchedPage;
     try {
@@ -194,6 +202,8 @@ export class CrawlProcessor {
             }
           : classifyError(error);
       const classification = proxyFailure(found, proxy !== undefined) ?? found;
+      if (proxy !== undefined && isProxyFailure(classification.reason))
+        await this.deps.proxyHealth?.recordFailure(proxy.id, classification.reason);
       // A redirect target's robots.txt (refusing, or down), a refused login and a failing proxy
       // say nothing about the session's health: they must not count towards its breaker (a
       // refused login has its own cool-down). A probe left undecided expires.
@@ -212,8 +222,9 @@ export class CrawlProcessor {
 
     this.deps.observer?.fetched?.(page.status, page.durationMs);
     const failure = await this.judge(job, data, tenant, target, page, session, proxy !== undefined);
-    if (failure === undefined || !isProxyFailure(failure.classification.reason))
-      await this.breakerGate.recordHealth(job, data, session, probing, failure?.classification);
+    if (failure !== undefined && proxy !== undefined && isProxyFailure(failure.classification.reason))
+      await this.deps.proxyHealth?.recordFailure(proxy.id, failure.classification.reason);
+    else await this.breakerGate.recordHealth(job, data, session, probing, failure?.classification);
     const conflict = await this.commitSession(session, job);
     if (conflict !== undefined) return { kind: 'failed', data, failure: conflict };
     if (failure !== undefined) return { kind: 'failed', data, failure };
@@ -365,8 +376,47 @@ export class CrawlProcessor {
     const plan = this.proxies.of(data.tenant, tenant.proxy);
     if (plan === undefined) return undefined;
     const host = new URL(data.url).hostname;
-    if (session === undefined || data.sessionId === undefined) return plan.forRequest(host);
-    return plan.forSession(host, data.tenant, data.sessionId, session.profile?.proxy);
+    const isDown = this.isProxyDown;
+    if (session === undefined || data.sessionId === undefined) return plan.forRequest(host, isDown);
+    return plan.forSession(host, data.tenant, data.sessionId, session.profile?.proxy, isDown);
+  }
+
+  private readonly isProxyDown = (proxy: string): boolean => this.deps.proxyHealth?.isDown(proxy) ?? false;
+
+  /**
+   * A session whose proxy is down for the fleet moves to another, as a new identity: its cookies,
+   * login and profile are burnt (by the first of its jobs to get here; `JobSession.rebind`) and
+   * its jobs wait a moment, no attempt spent, then start fresh on the proxy its name now picks. Its
+   * jobs in flight through the old proxy fail as proxy_unreachable and are retried on the new one.
+   */
+  private async rotateIfProxyDown(
+    job: Job,
+    data: FetchJob,
+    tenant: TenantConfig,
+    session: JobSession | undefined,
+  ): Promise<JobVerdict | undefined> {
+    const bound = session?.profile?.proxy;
+    if (session === undefined || bound === undefined || !this.isProxyDown(bound)) return undefined;
+    let next: ProxyEndpoint | undefined;
+    try {
+      next = this.proxyFor(data, tenant, session);
+    } catch {
+      return undefined; // A missing secret fails the job on its way to the fetch.
+    }
+    if (next === undefined || next.id === bound) return undefined;
+    if (await session.rebind()) {
+      this.deps.logger.info(
+        { job_id: job.id, tenant: data.tenant, session_id: session.hashedId, from: bound, to: next.id },
+        'session moved to another proxy with a fresh identity',
+      );
+      await this.deps.audit.append({
+        kind: 'proxy_rotated',
+        ...auditSubject(job, data, this.deps.sessions.hasher),
+        reason: 'proxy_down',
+        detail: { from: bound, to: next.id },
+      });
+    }
+    return { kind: 'hold', waitMs: ROTATION_WAIT_MS, reason: 'proxy_rotation' };
   }
 
   /**

@@ -19,6 +19,7 @@ import { type Job, Queue, Worker } from 'bullmq';
 import { CrawlProcessor } from './crawl-processor.js';
 import { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
 import { OutboxBackpressure } from './outbox-backpressure.js';
+import { ProxyHealth } from './proxy-health.js';
 
 export interface CrawlWorkerOptions {
   /** A connection opened with role `worker` (it rides out Redis restarts). */
@@ -79,6 +80,7 @@ export class CrawlWorker {
   private running = 0;
   readonly sessions: SessionManager;
   readonly backpressure: OutboxBackpressure;
+  private readonly proxyHealth: ProxyHealth;
 
   constructor(options: CrawlWorkerOptions) {
     const { connection, keys, config, logger } = options;
@@ -100,14 +102,17 @@ export class CrawlWorker {
       { pause: () => this.worker.pause(true), resume: () => this.worker.resume() },
       logger,
     );
+    const audit = new AuditLog(connection, keys, config.retention.auditMaxLen, (error) =>
+      logger.warn({ err: error.message }, 'could not append to the audit stream'),
+    );
+    this.proxyHealth = new ProxyHealth(connection, keys, audit, logger);
     this.processor = new CrawlProcessor({
       sessions: this.sessions,
       observer: options.observer,
       robots: new RobotsCache(connection, keys, { leaseMs: config.fetch.timeoutMs + 5_000 }),
       pacer: new HostPacer(connection, keys),
-      audit: new AuditLog(connection, keys, config.retention.auditMaxLen, (error) =>
-        logger.warn({ err: error.message }, 'could not append to the audit stream'),
-      ),
+      audit,
+      proxyHealth: this.proxyHealth,
       config,
       keys,
       fetcher: this.fetcher,
@@ -209,6 +214,7 @@ export class CrawlWorker {
     let timer: NodeJS.Timeout | undefined;
     this.processor.shutdown();
     this.backpressure.close();
+    this.proxyHealth.close();
     const closed = this.worker.close().then(() => true);
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), graceMs);

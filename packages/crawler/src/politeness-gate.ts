@@ -8,6 +8,7 @@ import {
   RobotsUnavailableError,
   type RobotsVerdict,
 } from '@crawlfleet/politeness';
+import type { ProxyHealth } from './proxy-health.js';
 import type { ProxyPlans } from './proxy-plan.js';
 import { type Failure, type GateVerdict, GO } from './verdicts.js';
 
@@ -18,6 +19,8 @@ export interface PolitenessGateDeps {
   pacer: HostPacer;
   /** robots.txt is fetched through the tenant's proxies too: nothing of a proxied tenant goes direct. */
   proxies: ProxyPlans;
+  /** Which proxies are down for the fleet. */
+  proxyHealth?: ProxyHealth | undefined;
 }
 
 /** robots.txt and per-host pace, applied for the whole fleet before any fetch. */
@@ -80,7 +83,8 @@ export class PolitenessGate {
     const userAgent = tenant.userAgent ?? this.deps.config.fetch.userAgent;
     return this.deps.robots.check(url, userAgent, async (robotsUrl) => {
       try {
-        const proxy = this.deps.proxies.of(tenantName, tenant.proxy)?.forRequest(new URL(robotsUrl).hostname);
+        const isDown = (id: string) => this.deps.proxyHealth?.isDown(id) ?? false;
+        const proxy = this.deps.proxies.of(tenantName, tenant.proxy)?.forRequest(new URL(robotsUrl).hostname, isDown);
         const page = await this.deps.fetcher.fetch({ url: robotsUrl, method: 'GET' }, { ...tenantRef, proxy });
         return { status: page.status, body: page.body.toString('utf8') };
       } catch (error) {

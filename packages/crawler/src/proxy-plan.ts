@@ -32,6 +32,12 @@ function hostMatches(pattern: string, host: string): boolean {
   return host === pattern;
 }
 
+/** The pool's proxies that are up, in order; all of them when none is. */
+function usable(pool: Pool, isDown: (proxy: string) => boolean): ConfiguredProxy[] {
+  const up = pool.proxies.filter((proxy) => !isDown(proxy.id));
+  return up.length > 0 ? up : pool.proxies;
+}
+
 /** A number from a session's name, the same on every worker. */
 function spread(tenant: string, sessionId: string): number {
   return createHash('sha256').update(`${tenant}/${sessionId}`).digest().readUInt32BE(0);
@@ -69,21 +75,30 @@ export class ProxyPlan {
 
   /**
    * The proxy a session's request to `host` goes through; `bound` is the proxy its profile names.
-   * Undefined when no pool covers the host (the request goes directly).
+   * A proxy that `isDown` is passed over (all of them down: the pool as it is). Undefined when no
+   * pool covers the host (the request goes directly).
    */
-  forSession(host: string, tenant: string, sessionId: string, bound?: string): ProxyEndpoint | undefined {
+  forSession(
+    host: string,
+    tenant: string,
+    sessionId: string,
+    bound: string | undefined,
+    isDown: (proxy: string) => boolean = () => false,
+  ): ProxyEndpoint | undefined {
     const pool = this.poolFor(host);
     if (pool === undefined) return undefined;
-    const kept = bound === undefined ? undefined : pool.proxies.find((proxy) => proxy.id === bound);
-    return this.endpoint(kept ?? (pool.proxies[spread(tenant, sessionId) % pool.proxies.length] as ConfiguredProxy));
+    const up = usable(pool, isDown);
+    const kept = bound === undefined ? undefined : up.find((proxy) => proxy.id === bound);
+    return this.endpoint(kept ?? (up[spread(tenant, sessionId) % up.length] as ConfiguredProxy));
   }
 
-  /** The proxy a request without a session to `host` goes through: the pool's, in turn. */
-  forRequest(host: string): ProxyEndpoint | undefined {
+  /** The proxy a request without a session to `host` goes through: the pool's proxies that are up, in turn. */
+  forRequest(host: string, isDown: (proxy: string) => boolean = () => false): ProxyEndpoint | undefined {
     const pool = this.poolFor(host);
     if (pool === undefined) return undefined;
-    const proxy = pool.proxies[pool.next % pool.proxies.length] as ConfiguredProxy;
-    pool.next = (pool.next + 1) % pool.proxies.length;
+    const up = usable(pool, isDown);
+    const proxy = up[pool.next % up.length] as ConfiguredProxy;
+    pool.next = (pool.next + 1) % up.length;
     return this.endpoint(proxy);
   }
 

@@ -3,7 +3,7 @@ import type { Classification, ResponseSummary } from '@crawlfleet/failures';
 import type { FetchedPage } from '@crawlfleet/fetcher';
 
 /** Why a job waits without spending an attempt. */
-export type HoldReason = 'host_paced' | 'breaker_open' | 'breaker_half_open' | 'auth_cooldown';
+export type HoldReason = 'host_paced' | 'breaker_open' | 'breaker_half_open' | 'auth_cooldown' | 'proxy_rotation';
 
 /** A job that may not be fetched, or failed: its classification and what a person reads. */
 export interface Failure {

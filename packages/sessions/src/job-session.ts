@@ -140,6 +140,20 @@ export class JobSession {
       await store.flags.quarantine(this.keys, config.quarantineSeconds * 1000);
   }
 
+  /**
+   * Burns the session's identity after its proxy failed: cookies, login and profile go (unless
+   * another job of the session did it first), so its next job starts fresh on its new proxy.
+   * Nothing this job changed is committed. True when this job did it.
+   */
+  async rebind(): Promise<boolean> {
+    const { store } = this.context;
+    this.discardChanges = true;
+    this.context.backlog.drop(this.keys);
+    if (store === undefined || this.ephemeral) return false;
+    this.context.observer?.sessionInvalidated?.('proxy_rotated');
+    return store.flags.rebind(this.keys, this.version('profile'));
+  }
+
   /** Counts a 429 against this session; true once it passed the configured threshold. */
   async rateLimitedTooOften(): Promise<boolean> {
     const { store, config } = this.context;

@@ -4,10 +4,12 @@ import { FIXED_SLATES } from './slate-rules.js';
 
 const RELEASE_LEASE = luaSource('release-lease.lua');
 const CLEAR_SESSION = luaSource('clear-session.lua');
+const REBIND_SESSION = luaSource('rebind-session.lua');
 
 type WithScripts = RedisClient & {
   cfReleaseLease(key: string, token: string): Promise<number>;
   cfClearSession(numKeys: number, ...args: Array<string | number>): Promise<number>;
+  cfRebindSession(numKeys: number, ...args: Array<string | number>): Promise<number>;
 };
 
 /** Defines the session-clearing script on a connection (the flags and the admin share it). */
@@ -48,6 +50,7 @@ export class SessionFlags {
     private readonly written: (session: SessionKeys) => void = () => undefined,
   ) {
     if (!('cfReleaseLease' in redis)) redis.defineCommand('cfReleaseLease', { numberOfKeys: 1, lua: RELEASE_LEASE });
+    if (!('cfRebindSession' in redis)) redis.defineCommand('cfRebindSession', { lua: REBIND_SESSION });
     this.redis = withClearSession(redis) as WithScripts;
   }
 
@@ -60,6 +63,20 @@ export class SessionFlags {
     await clearSession(this.redis, session, ms);
     // Again: a hydrate of this worker may have been answered meanwhile.
     this.written(session);
+  }
+
+  /**
+   * Burns a session's identity after its proxy failed (`rebind-session.lua`): its slates and login
+   * lease go, unless its profile is no longer at `profileVersion` (another job did it). True when
+   * this call did.
+   */
+  async rebind(session: SessionKeys, profileVersion: number): Promise<boolean> {
+    const known = FIXED_SLATES.map((name) => session.slate(name)).filter((key) => key !== session.slate('profile'));
+    const keys = [session.index, session.slate('profile'), ...known, session.authLease];
+    this.written(session);
+    const burnt = await this.redis.cfRebindSession(keys.length, ...keys, session.base, profileVersion);
+    this.written(session);
+    return burnt === 1;
   }
 
   /** Counts a 429 for the session within a sliding window; returns the count so far. */
