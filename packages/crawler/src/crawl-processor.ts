@@ -320,7 +320,10 @@ export class CrawlProcessor {
     const browser = tenant.identity.profile === 'browser';
     if (browser && session !== undefined && session.profile === undefined) await this.headerProfiles.ready(tenant);
     const profile = session?.ensureProfile(() => {
-      const generated = browser ? this.headerProfiles.create(tenant, `${data.tenant}/${data.sessionId}`) : undefined;
+      // Seeded by the session and its proxy: the same on every worker, and a new identity when the
+      // session moves to another proxy.
+      const seed = `${data.tenant}/${data.sessionId}/${proxy?.id ?? ''}`;
+      const generated = browser ? this.headerProfiles.create(tenant, seed) : undefined;
       return {
         userAgent: generated?.['user-agent'] ?? tenant.userAgent ?? this.deps.config.fetch.userAgent,
         createdAt: new Date().toISOString(),

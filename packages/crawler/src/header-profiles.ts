@@ -32,9 +32,9 @@ function seeded(seed: string): () => number {
  * Apify's `header-generator` (a Bayesian network of real browsers' headers, as Crawlee uses): a
  * user agent with the Accept, Accept-Language, Accept-Encoding and `sec-ch-ua*` headers that
  * browser sends, in its order. The generator loads on the first such tenant's first job, so
- * other workers never carry it. A session's profile is drawn with randomness seeded by its name:
- * the first jobs of a new session, on any worker, all send the same headers before any of them
- * has stored the profile (as a session's proxy is picked by its name).
+ * other workers never carry it. A session's profile is drawn with randomness seeded by its name
+ * (and its proxy's): the first jobs of a new session, on any worker, all send the same headers
+ * before any of them has stored the profile (as a session's proxy is picked by its name).
  */
 export class HeaderProfiles {
   private readonly generators = new Map<string, HeaderGenerator>();
