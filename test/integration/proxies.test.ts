@@ -1,6 +1,7 @@
 import { AuditLog } from '@crawlfleet/audit';
-import type { KeyLayout } from '@crawlfleet/core';
+import { CRAWL_QUEUE, type KeyLayout } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
@@ -126,6 +127,22 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
     expect(site.hitsByPrefix('/ok/')).toBe(total);
     expect(proxies[1]?.refused).toBe(0);
 
+    // Each result, and each job's return value (what the board shows), names its session's proxy.
+    const results = (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    for (const result of results) {
+      const session = /\/ok\/(s\d+)-p\d+$/.exec(result.url)?.[1] as string;
+      expect(result.proxy).toBe(`http://127.0.0.1:${proxies[[...(bySession.get(session) ?? [])][0] ?? -1]?.port}`);
+    }
+    const queue = new Queue(CRAWL_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+    try {
+      const [done] = await queue.getCompleted(0, 0);
+      expect(done?.returnvalue).toMatchObject({
+        outcome: 'stored',
+        proxy: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/),
+      });
+    } finally {
+      await queue.close();
+    }
     // The proxy's password is in no Redis value: results, jobs, ledger, sessions.
     expect(await dumpPrefix(redis, prefix)).not.toContain(PASSWORD);
 

@@ -228,7 +228,7 @@ export class CrawlProcessor {
     const conflict = await this.commitSession(session, job);
     if (conflict !== undefined) return { kind: 'failed', data, failure: conflict };
     if (failure !== undefined) return { kind: 'failed', data, failure };
-    return { kind: 'fetched', data, tenant, page };
+    return { kind: 'fetched', data, tenant, page, proxy: proxy?.id };
   }
 
   /**

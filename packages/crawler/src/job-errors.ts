@@ -7,6 +7,8 @@ export interface JobOutcome {
   outcome: 'stored' | 'duplicate';
   status?: number;
   entryId?: string;
+  /** The proxy the page came through (`scheme://host:port`): what the board shows of the job. */
+  proxy?: string;
 }
 
 /** Thrown for a recoverable failure with attempts left; carries the delay it chose. */

@@ -59,7 +59,7 @@ export class Settle {
 
   /** Writes the result and its ledger mark (one script; a key finished before writes nothing). */
   private async store(job: Job, verdict: Extract<JobVerdict, { kind: 'fetched' }>, attempt: number) {
-    const { data, tenant, page } = verdict;
+    const { data, tenant, page, proxy } = verdict;
     const contentType = page.headers['content-type'];
     const body = encodeBody(page.body, contentType, this.deps.config.fetch.resultBodyBytes);
     // Binary bodies are kept as they are: the patterns are for text.
@@ -87,6 +87,7 @@ export class Settle {
       redirects: page.redirects,
       durationMs: Math.round(page.durationMs),
       fetchedAt: new Date().toISOString(),
+      ...(proxy === undefined ? {} : { proxy }),
     };
     const { written, entryId } = await inSpan('result.write', {}, () => this.deps.results.write(result));
     this.deps.observer?.jobFinished?.(written ? 'stored' : 'duplicate', undefined, undefined);
@@ -102,7 +103,12 @@ export class Settle {
       'page stored',
     );
     if (attempt > 1) this.deps.observer?.retryEnded?.(true);
-    const outcome: JobOutcome = { outcome: written ? 'stored' : 'duplicate', status: page.status, entryId };
+    const outcome: JobOutcome = {
+      outcome: written ? 'stored' : 'duplicate',
+      status: page.status,
+      entryId,
+      ...(proxy === undefined ? {} : { proxy }),
+    };
     return outcome;
   }
 

@@ -27,7 +27,7 @@ export const GO: GateVerdict = { kind: 'go' };
  */
 export type JobVerdict =
   /** The page is fetched and judged fine: its result is written. */
-  | { kind: 'fetched'; data: FetchJob; tenant: TenantConfig; page: FetchedPage }
+  | { kind: 'fetched'; data: FetchJob; tenant: TenantConfig; page: FetchedPage; proxy?: string | undefined }
   /** The job's key finished before (a retry, a replay, a re-run after a crash): nothing to do. */
   | { kind: 'duplicate' }
   | { kind: 'hold'; waitMs: number; reason: HoldReason }

@@ -29,6 +29,8 @@ export interface StoredResult {
   redirects: number;
   durationMs: number;
   fetchedAt: string;
+  /** The proxy it came through (`scheme://host:port`, never credentials), when its tenant has proxies. */
+  proxy?: string;
 }
 
 /**
