@@ -3,10 +3,9 @@ import { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
 import type { FetchConfig, HttpMethod, TenantConfig } from '@crawlfleet/core';
 import { type Got, got, type OptionsInit } from 'got';
-import { HttpProxyAgent } from 'http-proxy-agent';
-import { HttpsProxyAgent } from 'https-proxy-agent';
 import { AddressPolicy } from './address-policy.js';
 import { guardedLookup } from './guarded-lookup.js';
+import { proxyAgents } from './proxy-agents.js';
 
 export interface FetchRequest {
   url: string;
@@ -120,10 +119,11 @@ export class Fetcher implements PageFetcher {
     if (pool === undefined) {
       const policy = new AddressPolicy(tenant.config.allowHosts);
       const agentOptions = { keepAlive: true, maxSockets: this.config.maxSocketsPerHost, scheduling: 'lifo' as const };
-      const proxy = tenant.proxy?.url;
       // The proxy resolves target names; IP literals are still checked here (beforeRequest).
-      const http = proxy === undefined ? new HttpAgent(agentOptions) : new HttpProxyAgent(proxy, agentOptions);
-      const https = proxy === undefined ? new HttpsAgent(agentOptions) : new HttpsProxyAgent(proxy, agentOptions);
+      const { http, https } =
+        tenant.proxy === undefined
+          ? { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) }
+          : proxyAgents(tenant.proxy.url, agentOptions);
       pool = { policy, http, https, client: got.extend(this.clientOptions(tenant, policy, http, https)) };
       this.pools.set(key, pool);
     }
