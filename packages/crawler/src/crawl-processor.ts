@@ -174,13 +174,13 @@ export class CrawlProcessor {
     if (probe?.verdict.kind === 'hold') return probe.verdict;
     const probing = probe?.probing ?? false;
 
-    const rotation = await this.rotateIfProxyDown(job, data, tenant, session);
+    const rotation = await this.rotateIfProxyDown(job, data, tenant, session, target.hostname);
     if (rotation !== undefined) return rotation;
     let proxy: ProxyEndpoint | undefined;
     let page: FetchedPage;
     try {
       // Inside: a proxy whose secret is missing fails the job as proxy_secret_missing.
-      const chosen = this.proxyFor(data, tenant, session);
+      const chosen = this.proxyFor(data, tenant, session, target.hostname);
       proxy = chosen;
       page = await inSpan(
         'http.fetch',
@@ -375,10 +375,14 @@ export class CrawlProcessor {
    * The proxy of this job's request: the session's (the one its profile names, else the one its
    * name picks, the same on every worker), or the pool's next for a job without a session.
    */
-  private proxyFor(data: FetchJob, tenant: TenantConfig, session: JobSession | undefined): ProxyEndpoint | undefined {
+  private proxyFor(
+    data: FetchJob,
+    tenant: TenantConfig,
+    session: JobSession | undefined,
+    host: string,
+  ): ProxyEndpoint | undefined {
     const plan = this.proxies.of(data.tenant, tenant.proxy);
     if (plan === undefined) return undefined;
-    const host = new URL(data.url).hostname;
     const isDown = this.isProxyDown;
     if (session === undefined || data.sessionId === undefined) return plan.forRequest(host, isDown);
     return plan.forSession(host, data.tenant, data.sessionId, session.profile?.proxy, isDown);
@@ -397,12 +401,13 @@ export class CrawlProcessor {
     data: FetchJob,
     tenant: TenantConfig,
     session: JobSession | undefined,
+    host: string,
   ): Promise<JobVerdict | undefined> {
     const bound = session?.profile?.proxy;
     if (session === undefined || bound === undefined || !this.isProxyDown(bound)) return undefined;
     let next: ProxyEndpoint | undefined;
     try {
-      next = this.proxyFor(data, tenant, session);
+      next = this.proxyFor(data, tenant, session, host);
     } catch {
       return undefined; // A missing secret fails the job on its way to the fetch.
     }

@@ -93,9 +93,9 @@ export class Outbox {
    * other sink needs. False when there was no such sink.
    */
   async remove(name: string): Promise<boolean> {
-    const sinks = await this.sinks();
-    if (!sinks.some((sink) => sink.name === name)) return false;
-    await this.redis.xgroup('DESTROY', this.keys.results, name);
+    if ((await this.redis.exists(this.keys.results)) === 0) return false;
+    // DESTROY answers 1 when the group was there.
+    if (Number(await this.redis.xgroup('DESTROY', this.keys.results, name)) !== 1) return false;
     await this.trim();
     return true;
   }

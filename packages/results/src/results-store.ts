@@ -121,10 +121,19 @@ export class ResultsStore implements ResultSink {
    * a Redis older than 7, which does not keep that count.
    */
   async written(): Promise<number | undefined> {
-    if ((await this.redis.exists(this.keys.results)) === 0) return 0;
+    const info = await this.streamInfo();
+    if (info === undefined) return 0;
+    const added = info.get('entries-added');
+    return added === undefined ? undefined : Number(added);
+  }
+
+  /** The stream's `XINFO STREAM` fields; undefined when it does not exist. */
+  private async streamInfo(): Promise<Map<string, unknown> | undefined> {
+    if ((await this.redis.exists(this.keys.results)) === 0) return undefined;
     const info = (await this.redis.xinfo('STREAM', this.keys.results)) as unknown[];
-    const at = info.indexOf('entries-added');
-    return at === -1 ? undefined : Number(info[at + 1]);
+    const fields = new Map<string, unknown>();
+    for (let i = 0; i + 1 < info.length; i += 2) fields.set(String(info[i]), info[i + 1]);
+    return fields;
   }
 
   /**
@@ -179,13 +188,12 @@ export class ResultsStore implements ResultSink {
    * older than 7, which does not count.
    */
   private async trimmedSince(sinceMs: number): Promise<boolean> {
-    if ((await this.redis.exists(this.keys.results)) === 0) return false;
-    const info = (await this.redis.xinfo('STREAM', this.keys.results)) as unknown[];
-    const field = (name: string) => (info.indexOf(name) === -1 ? undefined : info[info.indexOf(name) + 1]);
-    const added = field('entries-added');
-    if (added === undefined || Number(added) === Number(field('length'))) return false;
-    if (Number(field('length')) === 0) return true;
-    return Number.parseInt(String(field('recorded-first-entry-id')), 10) >= sinceMs;
+    const info = await this.streamInfo();
+    const added = info?.get('entries-added');
+    const length = Number(info?.get('length'));
+    if (added === undefined || Number(added) === length) return false;
+    if (length === 0) return true;
+    return Number.parseInt(String(info?.get('recorded-first-entry-id')), 10) >= sinceMs;
   }
 
   /** The Redis server's clock, in ms since the epoch: what dates the results' entries. */

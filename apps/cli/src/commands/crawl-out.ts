@@ -79,12 +79,16 @@ export class CrawlOut {
 
   /** The crawl's own results, each once: the entry its key's ledger mark names. */
   private async select(entries: readonly OutboxEntry[]): Promise<boolean[]> {
+    // Only the crawl's own keys are looked up: other jobs' results are never its.
+    const own = entries.filter(({ result }) => this.keys.has(result.idempotencyKey));
+    if (own.length === 0) return entries.map(() => false);
     const pipeline = this.context.redis.pipeline();
-    for (const { result } of entries) pipeline.get(this.context.keys.ledger(result.idempotencyKey));
-    const marks = (await pipeline.exec()) ?? [];
-    return entries.map(({ entryId, result }, i) => {
+    for (const { result } of own) pipeline.get(this.context.keys.ledger(result.idempotencyKey));
+    const answers = (await pipeline.exec()) ?? [];
+    const marks = new Map(own.map(({ result }, i) => [result.idempotencyKey, answers[i]?.[1]]));
+    return entries.map(({ entryId, result }) => {
       const key = result.idempotencyKey;
-      if (!this.keys.has(key) || this.written.has(key) || marks[i]?.[1] !== entryId) return false;
+      if (marks.get(key) !== entryId || this.written.has(key)) return false;
       this.written.add(key);
       return true;
     });

@@ -1,4 +1,4 @@
-import { CRAWL_QUEUE, type RedisClient, type RetentionConfig } from '@crawlfleet/core';
+import { CRAWL_QUEUE, type RetentionConfig } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { isFull, Outbox, ResultsStore, type SinkState } from '@crawlfleet/results';
 import { Queue } from 'bullmq';
@@ -51,12 +51,6 @@ export interface OutboxStatus {
   sinks: SinkState[];
 }
 
-/** Now by the Redis server's clock, which dates stream entries. */
-async function redisNow(redis: RedisClient): Promise<number> {
-  const [seconds, micros] = await redis.time();
-  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-}
-
 /**
  * Job counts of the crawl queue, the DLQ size, the stored results, and what the last minute
  * stored and dead-lettered.
@@ -69,7 +63,7 @@ export async function readStatus(context: CommandContext): Promise<Status> {
   const outbox = new Outbox(context.redis, context.keys);
   const limits = context.config.results;
   try {
-    const now = await redisNow(context.redis);
+    const now = await results.serverNow();
     const [counts, dlqCount, fill, sinks, written, recent, deadLettered] = await Promise.all([
       queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'),
       dlq.count(),
