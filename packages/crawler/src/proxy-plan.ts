@@ -27,6 +27,28 @@ export function proxyId(template: string): string {
   return `${url.protocol}//${url.hostname}:${port}`;
 }
 
+/**
+ * The ids of a tenant's proxies: `scheme://host:port`, and where one gateway is listed with
+ * several users (providers pick the exit by user name), `scheme://host:port#` and 8 hex digits
+ * of the URL as written, so each is its own identity, breaker and socket pool. The URL as written
+ * names secrets as `${NAME}`, so the digits reveal no credential.
+ */
+function proxyIds(templates: readonly string[]): Map<string, string> {
+  const byGateway = new Map<string, Set<string>>();
+  for (const template of templates) {
+    const gateway = proxyId(template);
+    byGateway.set(gateway, (byGateway.get(gateway) ?? new Set()).add(template));
+  }
+  const ids = new Map<string, string>();
+  for (const [gateway, users] of byGateway)
+    for (const template of users)
+      ids.set(
+        template,
+        users.size === 1 ? gateway : `${gateway}#${createHash('sha256').update(template).digest('hex').slice(0, 8)}`,
+      );
+  return ids;
+}
+
 function hostMatches(pattern: string, host: string): boolean {
   if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) || host === pattern.slice(2);
   return host === pattern;
@@ -58,8 +80,9 @@ export class ProxyPlan {
   private readonly secrets: SecretResolver;
 
   constructor(config: ProxyConfig, env: NodeJS.ProcessEnv = process.env) {
+    const ids = proxyIds([...config.urls, ...config.routes.flatMap((route) => route.urls)]);
     const pool = (urls: readonly string[]): Pool => ({
-      proxies: urls.map((template) => ({ id: proxyId(template), template })),
+      proxies: urls.map((template) => ({ id: ids.get(template) as string, template })),
       next: 0,
     });
     this.routes = config.routes.map((route) => ({ hosts: route.hosts, pool: pool(route.urls) }));
