@@ -15,7 +15,21 @@ export interface ForwardProxy {
   stop(): Promise<void>;
 }
 
-export async function startForwardProxy(credentials?: { username: string; password: string }): Promise<ForwardProxy> {
+export interface ForwardProxyOptions {
+  /** Credentials it asks of every client (HTTP 407 without them); none by default. */
+  username?: string;
+  password?: string;
+  /**
+   * The loopback address (`127.0.0.2`) it connects to sites from: its exit address, the one a site
+   * sees and may block. Default: the system's choice.
+   */
+  exitAddress?: string;
+}
+
+export async function startForwardProxy(options: ForwardProxyOptions = {}): Promise<ForwardProxy> {
+  const { exitAddress } = options;
+  const credentials =
+    options.username === undefined ? undefined : { username: options.username, password: options.password ?? '' };
   const forwarded: string[] = [];
   const headers = new Map<string, Record<string, string | string[] | undefined>>();
   const proxy: { refused: number } = { refused: 0 };
@@ -29,7 +43,7 @@ export async function startForwardProxy(credentials?: { username: string; passwo
       }
       forwarded.push(isHttp ? String(request.url) : `${hostname}:${port}`);
       if (isHttp) headers.set(String(request.url), { ...request.headers });
-      return {};
+      return exitAddress === undefined ? {} : { localAddress: exitAddress };
     },
   });
   await server.listen();

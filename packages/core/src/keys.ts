@@ -23,6 +23,8 @@ export interface KeyLayout {
   resultsRate(span: number): string;
   /** A proxy's recent failures (`scheme://host:port`), counted fleet-wide in a short window. */
   proxyFailures(proxy: string): string;
+  /** The blocked answers (403, 429) the sites sent through a proxy, counted fleet-wide in a short window. */
+  proxyBlocks(proxy: string): string;
   /** Set while a proxy is down for the whole fleet: its sessions move to another. */
   proxyDown(proxy: string): string;
   /** A live sink consumer's heartbeat (`<group>/<consumer>`), expiring when it dies. */
@@ -154,6 +156,7 @@ export function keyLayout(prefix: string): KeyLayout {
     resultsBytes: `${tag}:results:bytes`,
     resultsSizes: `${tag}:results:sizes`,
     proxyFailures: (proxy) => `${tag}:proxy:${proxy}:failures`,
+    proxyBlocks: (proxy) => `${tag}:proxy:${proxy}:blocks`,
     proxyDown: (proxy) => `${tag}:proxy:${proxy}:down`,
     resultsRate: (span) => `${tag}:results:rate:${span}`,
     sinkConsumer: (group, consumer) => `${tag}:sink:${group}:${consumer}`,
