@@ -5,8 +5,10 @@
 export interface CrawlObserver {
   /** A job ended: `stored`, `duplicate`, `retrying`, `dead_lettered`, `held_back`. */
   jobFinished?(outcome: string, errorClass: string | undefined, reason: string | undefined): void;
-  /** A response arrived (any status) after `durationMs`. */
-  fetched?(status: number, durationMs: number): void;
+  /** A response arrived (any status) after `durationMs`, over TLS when `tls` is given. */
+  fetched?(status: number, durationMs: number, tls?: { version: string; cipher: string }): void;
+  /** A session's request went out as its profile says (true), or not: a job's own user agent, another proxy. */
+  identityUsed?(consistent: boolean): void;
   /** A retry was scheduled after `backoffMs`. */
   retryScheduled?(backoffMs: number): void;
   /** A job succeeded after at least one retry (true) or was dead-lettered after retrying (false). */

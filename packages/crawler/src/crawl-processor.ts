@@ -14,7 +14,7 @@ import {
 } from '@crawlfleet/core';
 import type { DeadLetterQueue } from '@crawlfleet/dlq';
 import { type Classification, CrawlFailure, classifyError, classifyResponse } from '@crawlfleet/failures';
-import type { FetchedPage, PageFetcher, ProxyEndpoint } from '@crawlfleet/fetcher';
+import type { FetchedPage, FetchRequest, FetchTenant, PageFetcher, ProxyEndpoint } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import type { HostPacer, RobotsCache } from '@crawlfleet/politeness';
 import type { ResultSink } from '@crawlfleet/results';
@@ -23,13 +23,13 @@ import { contextOf, inSpan, SpanKind, type TraceCarrier } from '@crawlfleet/trac
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { auditSubject } from './audit-subject.js';
 import { BreakerGate } from './breaker-gate.js';
-import { HeaderProfiles } from './header-profiles.js';
 import { type JobOutcome, RetryLaterError } from './job-errors.js';
 import { PolitenessGate } from './politeness-gate.js';
 import { isProxyFailure, proxyFailure } from './proxy-failures.js';
-import type { ProxyHealth } from './proxy-health.js';
+import { isBlockedAnswer, type ProxyHealth } from './proxy-health.js';
 import { ProxyPlans } from './proxy-plan.js';
 import { responseSummary, SNIPPET_BYTES } from './response-summary.js';
+import { SessionIdentities } from './session-identity.js';
 import { Settle, type Settled } from './settle.js';
 import type { Failure, JobVerdict } from './verdicts.js';
 
@@ -73,8 +73,7 @@ export class CrawlProcessor {
 
   /** The tenants' proxies: which one each session's (and each other job's) requests go through. */
   private readonly proxies = new ProxyPlans();
-  /** Browser-like header profiles for new sessions of `identity.profile: browser` tenants. */
-  private readonly headerProfiles = new HeaderProfiles();
+  private readonly identities: SessionIdentities;
 
   constructor(private readonly deps: CrawlProcessorDeps) {
     this.breakerGate = new BreakerGate(deps);
@@ -88,6 +87,7 @@ export class CrawlProcessor {
       observer: deps.observer,
     });
     this.settler = new Settle({ ...deps, hasher: deps.sessions.hasher });
+    this.identities = new SessionIdentities(deps.config.fetch.userAgent);
   }
 
   /** Stops this worker's breaker timers (on drain). */
@@ -180,7 +180,7 @@ export class CrawlProcessor {
     let page: FetchedPage;
     try {
       // Inside: a proxy whose secret is missing fails the job as proxy_secret_missing.
-      const chosen = this.proxyFor(data, tenant, session, target.hostname);
+      const chosen = await this.proxyOf(data, tenant, session, target.hostname);
       proxy = chosen;
       page = await inSpan(
         'http.fetch',
@@ -220,7 +220,7 @@ export class CrawlProcessor {
       return { kind: 'failed', data, failure: { classification, message: (error as Error).message, response } };
     }
 
-    this.deps.observer?.fetched?.(page.status, page.durationMs);
+    this.deps.observer?.fetched?.(page.status, page.durationMs, page.tls);
     const failure = await this.judge(job, data, tenant, target, page, session, proxy !== undefined);
     if (failure !== undefined && proxy !== undefined && isProxyFailure(failure.classification.reason))
       await this.deps.proxyHealth?.recordFailure(proxy.id, failure.classification.reason);
@@ -313,28 +313,12 @@ export class CrawlProcessor {
     session: JobSession | undefined,
     proxy: ProxyEndpoint | undefined,
   ): Promise<FetchedPage> {
-    // Logins and redirects go with the request: through the same proxy.
-    const tenantRef = { name: data.tenant, config: tenant, proxy };
-    // A session keeps one user agent, header set and proxy for life, so a site never sees its
-    // identity change.
-    const browser = tenant.identity.profile === 'browser';
-    if (browser && session !== undefined && session.profile === undefined) await this.headerProfiles.ready(tenant);
-    const profile = session?.ensureProfile(() => {
-      // Seeded by the session and its proxy: the same on every worker, and a new identity when the
-      // session moves to another proxy.
-      const seed = `${data.tenant}/${data.sessionId}/${proxy?.id ?? ''}`;
-      const generated = browser ? this.headerProfiles.create(tenant, seed) : undefined;
-      return {
-        userAgent: generated?.['user-agent'] ?? tenant.userAgent ?? this.deps.config.fetch.userAgent,
-        createdAt: new Date().toISOString(),
-        ...(generated === undefined ? {} : { headers: generated }),
-        ...(proxy === undefined ? {} : { proxy: proxy.id }),
-      };
-    });
-    const headers =
-      profile === undefined
-        ? data.headers
-        : { ...(profile.headers ?? { 'user-agent': profile.userAgent }), ...data.headers };
+    // A session keeps one user agent, header set, TLS handshake and proxy for life, so a site
+    // never sees its identity change.
+    const { headers, tls, consistent } = await this.identities.of(data, tenant, session, proxy);
+    if (consistent !== undefined) this.deps.observer?.identityUsed?.(consistent);
+    // Logins and redirects go with the request: through the same proxy, as the same identity.
+    const tenantRef = { name: data.tenant, config: tenant, proxy, tls };
     const request = {
       url: data.url,
       method: data.method,
@@ -345,7 +329,7 @@ export class CrawlProcessor {
       beforeHop: this.politeness.hopCheck(data.tenant, tenant),
     };
     const auth = tenant.auth;
-    if (auth === undefined) return this.deps.fetcher.fetch(request, tenantRef);
+    if (auth === undefined) return this.send(request, tenantRef);
     // Read when sent: a login may have replaced the session's jar and token.
     const asSession = async () =>
       session === undefined
@@ -358,17 +342,29 @@ export class CrawlProcessor {
     if (session !== undefined) await this.authenticator.beforeFetch(session, tenantRef, auth);
     // The login this request is sent with: a newer one, written by any worker, settles a renewal.
     const seen = session?.auth?.changedAt;
-    const page = await this.deps.fetcher.fetch(await asSession(), tenantRef);
+    const page = await this.send(await asSession(), tenantRef);
     const sign = this.authenticator.loggedOut(page, auth, data.url);
     if (sign === undefined) return page;
     if (session === undefined) throw stillLoggedOut(page, tenant, 'the page needs a login, and the job has no session');
     const renewal = await this.authenticator.renewAfter(session, tenantRef, auth, sign, seen);
     if (renewal === 'logged_in_just_now')
       throw stillLoggedOut(page, tenant, 'the session logged in moments ago and the page still says it is logged out');
-    const again = await this.deps.fetcher.fetch(await asSession(), tenantRef);
+    const again = await this.send(await asSession(), tenantRef);
     if (this.authenticator.loggedOut(again, auth, data.url) !== undefined)
       throw stillLoggedOut(again, tenant, 'the session is still logged out after logging in');
     return again;
+  }
+
+  /**
+   * One request of the job. A 403 or 429 that came through a proxy, whatever the job then does
+   * with it (logs in again, backs off, quarantines the session), also counts towards the proxy's
+   * health: a proxy the site blocks is marked down for the fleet.
+   */
+  private async send(request: FetchRequest, tenantRef: FetchTenant): Promise<FetchedPage> {
+    const page = await this.deps.fetcher.fetch(request, tenantRef);
+    if (tenantRef.proxy !== undefined && isBlockedAnswer(page.status))
+      await this.deps.proxyHealth?.recordBlocked(tenantRef.proxy.id);
+    return page;
   }
 
   /**
@@ -389,6 +385,27 @@ export class CrawlProcessor {
   }
 
   private readonly isProxyDown = (proxy: string): boolean => this.deps.proxyHealth?.isDown(proxy) ?? false;
+
+  /**
+   * The proxy of this job's request. A session that goes through proxies and has no profile yet
+   * (a new one, or one just moved off a proxy that went down) first stores a profile naming the
+   * proxy it picks, with this worker's view of which proxies are down read afresh: of its jobs
+   * that get here at once, on any worker, the first's profile stands, and every request of the
+   * session goes through the proxy it names.
+   */
+  private async proxyOf(
+    data: FetchJob,
+    tenant: TenantConfig,
+    session: JobSession | undefined,
+    host: string,
+  ): Promise<ProxyEndpoint | undefined> {
+    const picked = this.proxyFor(data, tenant, session, host);
+    if (picked === undefined || session === undefined || session.profile !== undefined) return picked;
+    // Unread, the view is at most a second old; a session is bound once, so read it now.
+    await this.deps.proxyHealth?.refresh().catch(() => undefined);
+    await this.identities.claim(data, tenant, session, this.proxyFor(data, tenant, session, host));
+    return this.proxyFor(data, tenant, session, host);
+  }
 
   /**
    * A session whose proxy is down for the fleet moves to another, as a new identity: its cookies,

@@ -89,8 +89,12 @@ export class ProgressSummary implements Required<CrawlObserver> {
     this.since = now;
   }
 
-  fetched(status: number, durationMs: number): void {
-    this.options.next?.fetched?.(status, durationMs);
+  fetched(status: number, durationMs: number, tls?: { version: string; cipher: string }): void {
+    this.options.next?.fetched?.(status, durationMs, tls);
+  }
+
+  identityUsed(consistent: boolean): void {
+    this.options.next?.identityUsed?.(consistent);
   }
 
   retryScheduled(backoffMs: number): void {

@@ -84,14 +84,20 @@ const NON_RECOVERABLE_CODES: Record<string, string> = {
   ERR_TLS_CERT_ALTNAME_INVALID: 'tls_certificate',
 };
 
+/** OpenSSL's words for a handshake with no TLS version both sides speak. */
+const TLS_VERSION_REFUSED = /alert protocol version|unsupported protocol/i;
+
 /**
  * Classifies an error thrown before or while reading a response: timeouts, resets, refused
  * connections, DNS, redirect loops, body over the cap, refused addresses, malformed HTTP.
  * Unknown errors are recoverable: a retry is cheap, losing a page is not.
  */
 export function classifyError(error: unknown): Classification {
-  const { code, name } = (error ?? {}) as { code?: unknown; name?: unknown };
+  const { code, name, message } = (error ?? {}) as { code?: unknown; name?: unknown; message?: unknown };
   const codeText = typeof code === 'string' ? code : '';
+  // OpenSSL says it in the message only (EPROTO): the site speaks no TLS version offered (1.2 and up).
+  if (codeText === 'EPROTO' && typeof message === 'string' && TLS_VERSION_REFUSED.test(message))
+    return { failureClass: 'non_recoverable', reason: 'tls_version' };
   const nonRecoverable = NON_RECOVERABLE_CODES[codeText];
   if (nonRecoverable !== undefined) return { failureClass: 'non_recoverable', reason: nonRecoverable };
   const recoverable = RECOVERABLE_CODES[codeText];

@@ -1,11 +1,13 @@
 import { type ClientRequest, Agent as HttpAgent, type IncomingHttpHeaders } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { isIP } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { FetchConfig, HttpMethod, TenantConfig } from '@crawlfleet/core';
 import { type Got, got, type OptionsInit } from 'got';
 import { AddressPolicy } from './address-policy.js';
 import { guardedLookup } from './guarded-lookup.js';
 import { proxyAgents } from './proxy-agents.js';
+import { type TlsFamily, tlsOptions } from './tls-profiles.js';
 
 export interface FetchRequest {
   url: string;
@@ -39,6 +41,8 @@ export interface FetchTenant {
   config: TenantConfig;
   /** Sent through this proxy (CONNECT for https targets); none: directly. */
   proxy?: ProxyEndpoint | undefined;
+  /** The TLS handshake https requests offer (`tls-profiles.ts`); none: Node's own. TLS 1.2 at least, always. */
+  tls?: TlsFamily | undefined;
 }
 
 /**
@@ -60,6 +64,23 @@ export interface FetchedPage {
   bodyBytes: number;
   redirects: number;
   durationMs: number;
+  /** What the last hop's TLS handshake agreed on; none for plain http. */
+  tls?: NegotiatedTls | undefined;
+}
+
+/** A TLS connection's version (`TLSv1.3`) and cipher suite (its IANA name). */
+export interface NegotiatedTls {
+  version: string;
+  cipher: string;
+}
+
+/** What the socket under a response agreed on, when it is TLS. */
+function negotiated(socket: unknown): NegotiatedTls | undefined {
+  const tls = socket as Partial<TLSSocket> | null | undefined;
+  if (typeof tls?.getProtocol !== 'function' || typeof tls.getCipher !== 'function') return undefined;
+  const version = tls.getProtocol();
+  const cipher = tls.getCipher();
+  return version === null ? undefined : { version, cipher: cipher.standardName ?? cipher.name };
 }
 
 /** Thrown when a redirect to another origin would carry the request body there. */
@@ -188,6 +209,7 @@ export class Fetcher implements PageFetcher {
       // got's stream waits for the caller to end a request that may carry a body; give it one.
       body: request.body ?? (request.method === 'GET' || request.method === 'HEAD' ? undefined : ''),
       cookieJar: request.cookieJar,
+      https: tlsOptions(tenant.tls ?? 'node'),
       ...(request.beforeHop === undefined ? {} : { context: { beforeHop: request.beforeHop } }),
     };
     return new Promise<FetchedPage>((resolve, reject) => {
@@ -196,6 +218,7 @@ export class Fetcher implements PageFetcher {
       let size = 0;
       let tooLarge: BodyTooLargeError | undefined;
       let response: { statusCode: number; headers: IncomingHttpHeaders; url: string; redirectUrls: URL[] } | undefined;
+      let tls: NegotiatedTls | undefined;
       const refuse = (bytes: number) => {
         tooLarge = new BodyTooLargeError(`response body exceeds ${maxBodyBytes} bytes (got at least ${bytes})`);
         stream.destroy(tooLarge);
@@ -215,6 +238,8 @@ export class Fetcher implements PageFetcher {
 
       stream.on('response', (res) => {
         response = res;
+        // Read now: a kept-alive socket goes back to the pool once the body ends.
+        tls = negotiated(res.socket);
         const declared = Number(res.headers['content-length']);
         if (declared > maxBodyBytes) refuse(declared);
       });
@@ -239,6 +264,7 @@ export class Fetcher implements PageFetcher {
           bodyBytes: size,
           redirects: response.redirectUrls.length,
           durationMs: performance.now() - started,
+          tls,
         });
       });
     });

@@ -6,8 +6,10 @@ export {
   type FetchRequest,
   type FetchTenant,
   FetchTimeoutError,
+  type NegotiatedTls,
   type PageFetcher,
   type ProxyEndpoint,
   UnsafeRedirectError,
 } from './fetcher.js';
 export { guardedLookup } from './guarded-lookup.js';
+export { TLS_FAMILIES, type TlsFamily, type TlsOptions, tlsFamilyOf, tlsOptions } from './tls-profiles.js';

@@ -34,6 +34,10 @@ export class FleetMetrics implements CrawlObserver {
   private readonly cookiesEvictedTotal: Counter;
   private readonly responsesTotal: Counter;
   private readonly responses429Total: Counter;
+  private readonly tlsVersions: Counter<'version'>;
+  private readonly cipherSuites: Counter<'cipher'>;
+  private identityRequests = 0;
+  private identityConsistent = 0;
   private responses = 0;
   private responses429 = 0;
   private retriedSucceeded = 0;
@@ -118,8 +122,29 @@ export class FleetMetrics implements CrawlObserver {
       help: 'Cookies dropped (oldest first) to keep session jars within browser-like limits',
       registers,
     });
+    this.tlsVersions = new Counter({
+      name: 'tls_version_distribution',
+      help: 'https responses by the TLS version their connection agreed on (never below TLSv1.2)',
+      labelNames: ['version'],
+      registers,
+    });
+    this.cipherSuites = new Counter({
+      name: 'cipher_suite_usage',
+      help: 'https responses by the cipher suite their connection agreed on (IANA name)',
+      labelNames: ['cipher'],
+      registers,
+    });
     // Ratios and depths are computed when Prometheus scrapes, not on every job.
     const metrics = this;
+    new Gauge({
+      name: 'fingerprint_consistency_score',
+      help: "Share of sessions' requests sent exactly as their profile says (user agent, TLS family, proxy); 1 is the goal",
+      registers,
+      collect() {
+        // No session request yet: nothing was inconsistent.
+        this.set(metrics.identityRequests === 0 ? 1 : metrics.identityConsistent / metrics.identityRequests);
+      },
+    });
     new Gauge({
       name: 'http_429_ratio',
       help: 'Share of responses that were 429',
@@ -187,14 +212,23 @@ export class FleetMetrics implements CrawlObserver {
     this.jobs.inc({ outcome, error_class: errorClass ?? 'none', reason: reason?.split(':')[0] ?? 'none' });
   }
 
-  fetched(status: number, durationMs: number): void {
+  fetched(status: number, durationMs: number, tls?: { version: string; cipher: string }): void {
     this.responses++;
+    if (tls !== undefined) {
+      this.tlsVersions.inc({ version: tls.version });
+      this.cipherSuites.inc({ cipher: tls.cipher });
+    }
     this.responsesTotal.inc();
     if (status === 429) {
       this.responses429++;
       this.responses429Total.inc();
     }
     this.fetchDuration.observe({ status_class: `${Math.floor(status / 100)}xx` }, durationMs);
+  }
+
+  identityUsed(consistent: boolean): void {
+    this.identityRequests++;
+    if (consistent) this.identityConsistent++;
   }
 
   retryScheduled(backoffMs: number): void {

@@ -16,6 +16,8 @@ export interface SessionProfile {
   proxy?: string;
   /** A browser-like header set, in its order, sent with every request (`identity.profile: browser`). */
   headers?: Record<string, string>;
+  /** The TLS handshake's family (`chrome`, `firefox`, `safari`, `node`), the user agent's; older profiles derive it. */
+  tls?: string;
 }
 
 export interface SessionContext {
@@ -124,6 +126,27 @@ export class JobSession {
     if (existing !== undefined) return existing;
     this.createdProfile = fallback();
     return this.createdProfile;
+  }
+
+  /**
+   * Stores a new session's profile before its first request, for sessions whose identity must
+   * not differ between workers even for a moment (bound to a proxy): of the jobs that claim one,
+   * on any worker, the first's stands and each takes the one that stands. One write, on a
+   * session's first jobs only. An unreadable stored profile is left to the commit to replace.
+   */
+  async claimProfile(profile: SessionProfile): Promise<SessionProfile> {
+    const { store, config } = this.context;
+    const existing = this.profile;
+    if (existing !== undefined) return existing;
+    if (store === undefined || this.ephemeral || this.discarded.has('profile'))
+      return this.ensureProfile(() => profile);
+    const result = await store.commit(this.keys, [
+      { rule: 'create', name: 'profile', value: profile, ttlMs: config.profileTtlSeconds * 1000 },
+    ]);
+    const stands = result.ok ? result.slates.get('profile') : undefined;
+    if (stands === undefined) return this.ensureProfile(() => profile);
+    this.reads.set('profile', stands);
+    return stands.value as SessionProfile;
   }
 
   /**
