@@ -76,6 +76,13 @@ type WithScripts = RedisClient & {
   cfHydrateSession(numKeys: number, ...keysAndArgs: string[]): Promise<ScriptAnswer>;
 };
 
+type PipelineWithScripts = ReturnType<RedisClient['pipeline']> & {
+  cfHydrateSession(numKeys: number, ...keysAndArgs: string[]): PipelineWithScripts;
+};
+
+/** Sessions whose slate `readEach` reads per pipeline. */
+const READ_EACH_BATCH = 500;
+
 /** A short, non-reversible fingerprint of a stored payload, for logs. */
 export function payloadHash(payload: string): string {
   return createHash('sha256').update(payload).digest('hex').slice(0, 16);
@@ -198,6 +205,31 @@ export class SlateStore {
   }
 
   /**
+   * One slate of each of many sessions (what an admin command looks through), in pipelined
+   * batches of `READ_EACH_BATCH`: a round trip per batch, never one per session. Each read is
+   * the hydrate script's, decoded as `read` decodes it (a value that fails to open is reported,
+   * not used); nothing read is kept. The answers are in the order of `sessions`.
+   */
+  async readEach(sessions: readonly SessionKeys[], name: SlateName): Promise<SlateRead[]> {
+    const shape = shapeCode(ruleOf(name).shape);
+    const reads: SlateRead[] = [];
+    for (let start = 0; start < sessions.length; start += READ_EACH_BATCH) {
+      const batch = sessions.slice(start, start + READ_EACH_BATCH);
+      const pipeline = this.redis.pipeline() as PipelineWithScripts;
+      for (const session of batch)
+        pipeline.cfHydrateSession(3, session.slate(name), session.quarantine, session.breaker, shape, '');
+      const answers = (await pipeline.exec()) ?? [];
+      batch.forEach((session, i) => {
+        const [error, answer] = answers[i] ?? [new Error('no answer to a pipelined read'), null];
+        if (error) throw error;
+        const [version, stored] = answer as ScriptAnswer;
+        reads.push(this.decodeStored(session.slate(name), name, Number(version ?? 0), stored));
+      });
+    }
+    return reads;
+  }
+
+  /**
    * Reads slates, whether the session is quarantined and until when its breaker is open: one
    * script, so one command on the hot path, and none while tracking says nothing changed.
    */
@@ -293,12 +325,7 @@ export class SlateStore {
       const pairs = Array.isArray(stored) ? (stored as string[]) : null;
       // A fields slate's incarnation: set when it is created, new when it is deleted and written again.
       const incarnation = rule.shape === 'fields' ? fieldValue(pairs, 'i') : undefined;
-      const read =
-        rule.shape === 'sealed'
-          ? this.decode(key, name, version, typeof stored === 'string' ? stored : null)
-          : rule.shape === 'fields'
-            ? this.decodeFields(key, name, version, pairs)
-            : decodeCounters(name, version, pairs);
+      const read = this.decodeStored(key, name, version, stored);
       if (rule.reused && version > 0 && read.discarded === undefined && read.legacy !== true) {
         if (rule.shape === 'sealed' && typeof stored === 'string')
           this.opened.set(key, { version, digest: envelopeDigest(stored), value: read.value });
@@ -319,6 +346,14 @@ export class SlateStore {
       quarantined: answer[names.length * 2] === 1,
       breakerOpenUntil: typeof breaker === 'string' ? Number(breaker) : undefined,
     };
+  }
+
+  /** A slate as the hydrate script answered it (its version, then what it holds), decoded by its shape. */
+  private decodeStored(key: string, name: SlateName, version: number, stored: unknown): SlateRead {
+    const shape = ruleOf(name).shape;
+    const pairs = Array.isArray(stored) ? (stored as string[]) : null;
+    if (shape === 'sealed') return this.decode(key, name, version, typeof stored === 'string' ? stored : null);
+    return shape === 'fields' ? this.decodeFields(key, name, version, pairs) : decodeCounters(name, version, pairs);
   }
 
   private decode(key: string, name: SlateName, version: number, envelope: string | null): SlateRead {

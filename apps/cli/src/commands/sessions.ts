@@ -1,5 +1,6 @@
 import { AuditLog } from '@crawlfleet/audit';
 import { checkName, DEFAULT_TENANT, InputError, type SessionKeys } from '@crawlfleet/core';
+import { tlsFamilyOf } from '@crawlfleet/fetcher';
 import {
   loadSessionHasher,
   normalizeAuth,
@@ -10,7 +11,8 @@ import {
 import { requireKeyRing, SessionAdmin, SlateStore } from '@crawlfleet/slates';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings, openSessionContext } from '../context.js';
-import { printJson, say, table } from '../output.js';
+import { plural, printJson, say, table } from '../output.js';
+import { parseProxyId, sessionsThrough } from '../session-proxies.js';
 
 export function registerSessions(program: Command): void {
   const sessions = program.command('sessions').description('inspect and purge session state (cookies, auth, meta)');
@@ -19,19 +21,45 @@ export function registerSessions(program: Command): void {
     .command('list')
     .description('list sessions that have state, with their slates')
     .option('-t, --tenant <name>', 'only this tenant')
-    .option('--json', 'print a JSON array of {tenant,sessionId,slates}')
-    .action(async (options: { tenant?: string; json?: boolean }, command: Command) => {
+    .option(
+      '--proxy <id>',
+      'only sessions whose profile names this proxy, scheme://host:port as sessions show names it (reads every profile, so it needs the session keys; profiles they cannot open are skipped and counted)',
+    )
+    .option('--json', 'print a JSON array of {tenant,sessionId,slates}, with proxy under --proxy')
+    .action(async (options: { tenant?: string; proxy?: string; json?: boolean }, command: Command) => {
+      const tenant = options.tenant === undefined ? undefined : checkName('--tenant', options.tenant);
+      // Bad input and missing keys fail before any connection.
+      const byProxy =
+        options.proxy === undefined ? undefined : { proxy: parseProxyId(options.proxy), ring: requireKeyRing() };
       const context = await openSessionContext(command.optsWithGlobals<GlobalOptions>());
       try {
-        const tenant = options.tenant === undefined ? undefined : checkName('--tenant', options.tenant);
-        const found = await new SessionAdmin(context.redis, context.keys).list(tenant);
+        const listed = await new SessionAdmin(context.redis, context.keys).list(tenant);
+        if (byProxy === undefined) {
+          if (options.json) printJson(listed);
+          else if (listed.length === 0) process.stdout.write('no sessions have state\n');
+          else
+            process.stdout.write(
+              `${table(
+                ['tenant', 'session', 'slates'],
+                listed.map((s) => [s.tenant, s.sessionId, s.slates.sort().join(',')]),
+              )}\n`,
+            );
+          return;
+        }
+        const { proxy, ring } = byProxy;
+        const store = new SlateStore(context.redis, context.keys, ring, { openedSlates: 0 });
+        const { sessions: found, unreadable } = await sessionsThrough(store, listed, proxy);
+        if (unreadable > 0)
+          say(
+            `crawlfleet: skipped ${plural(unreadable, 'session')} whose profile could not be opened (sealed with a key these keys lack, or damaged)`,
+          );
         if (options.json) printJson(found);
-        else if (found.length === 0) process.stdout.write('no sessions have state\n');
+        else if (found.length === 0) process.stdout.write(`no sessions go through ${proxy}\n`);
         else
           process.stdout.write(
             `${table(
-              ['tenant', 'session', 'slates'],
-              found.map((s) => [s.tenant, s.sessionId, s.slates.sort().join(',')]),
+              ['tenant', 'session', 'proxy', 'slates'],
+              found.map((s) => [s.tenant, s.sessionId, s.proxy, s.slates.join(',')]),
             )}\n`,
           );
       } finally {
@@ -99,6 +127,8 @@ export function registerSessions(program: Command): void {
               ? null
               : {
                   userAgent: profile.userAgent,
+                  // The TLS handshake's browser family (profiles older than it: the user agent's).
+                  tls: profile.tls ?? tlsFamilyOf(profile.userAgent),
                   createdAt: profile.createdAt,
                   browserHeaders: profile.headers !== undefined,
                 },
@@ -132,7 +162,7 @@ export function registerSessions(program: Command): void {
           );
         if (view.profile)
           lines.push(
-            `  identity: ${view.profile.userAgent}${view.profile.browserHeaders ? ' (browser headers)' : ''}${view.proxy === null ? '' : `, through ${view.proxy}`}`,
+            `  identity: ${view.profile.userAgent}${view.profile.browserHeaders ? ' (browser headers)' : ''}, TLS as ${view.profile.tls}${view.proxy === null ? '' : `, through ${view.proxy}`}`,
           );
         lines.push(`  auth: ${describeAuth(view.auth)}`);
         lines.push(`  cookies (${view.cookies.length}):`);
