@@ -3,7 +3,7 @@ import { Server } from 'proxy-chain';
 
 /** A forward proxy on loopback (proxy-chain, a maintained proxy server), counting what it forwarded. */
 export interface ForwardProxy {
-  /** `http://127.0.0.1:<port>`, with `user:password@` when it asks for credentials. */
+  /** `http://127.0.0.1:<port>` (its listen address), with `user:password@` when it asks for credentials. */
   readonly url: string;
   readonly port: number;
   /** The target URLs it forwarded (plain HTTP) or tunnelled to (`host:port` for CONNECT), in order. */
@@ -24,17 +24,19 @@ export interface ForwardProxyOptions {
    * sees and may block. Default: the system's choice.
    */
   exitAddress?: string;
+  /** The loopback address it listens on (`127.0.0.2`, an address a tenant may not list). Default 127.0.0.1. */
+  listenAddress?: string;
 }
 
 export async function startForwardProxy(options: ForwardProxyOptions = {}): Promise<ForwardProxy> {
-  const { exitAddress } = options;
+  const { exitAddress, listenAddress = '127.0.0.1' } = options;
   const credentials =
     options.username === undefined ? undefined : { username: options.username, password: options.password ?? '' };
   const forwarded: string[] = [];
   const headers = new Map<string, Record<string, string | string[] | undefined>>();
   const proxy: { refused: number } = { refused: 0 };
   const server = new Server({
-    host: '127.0.0.1',
+    host: listenAddress,
     port: 0,
     prepareRequestFunction: ({ request, username, password, hostname, port, isHttp }) => {
       if (credentials !== undefined && (username !== credentials.username || password !== credentials.password)) {
@@ -50,7 +52,7 @@ export async function startForwardProxy(options: ForwardProxyOptions = {}): Prom
   const port = (server.server.address() as AddressInfo).port;
   const auth = credentials === undefined ? '' : `${credentials.username}:${credentials.password}@`;
   return Object.assign(proxy, {
-    url: `http://${auth}127.0.0.1:${port}`,
+    url: `http://${auth}${listenAddress}:${port}`,
     port,
     forwarded,
     headers,

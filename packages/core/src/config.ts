@@ -218,6 +218,12 @@ const proxyUrl = z
 /** A tenant's proxies: a default pool, and pools for some target hosts (first match wins). */
 export const proxyConfigSchema = z.strictObject({
   urls: z.array(proxyUrl).max(10_000).default([]),
+  /**
+   * Resolve target names here too, and refuse private and special addresses before the request
+   * (the proxy resolves them otherwise, and only address literals are checked): one DNS lookup
+   * per request and redirect, for proxies that can reach a private network.
+   */
+  resolveLocally: z.boolean().default(false),
   routes: z
     .array(
       z.strictObject({

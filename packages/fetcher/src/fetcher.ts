@@ -4,7 +4,7 @@ import { isIP } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { FetchConfig, HttpMethod, TenantConfig } from '@crawlfleet/core';
 import { type Got, got, type OptionsInit } from 'got';
-import { AddressPolicy } from './address-policy.js';
+import { AddressNotAllowedError, AddressPolicy } from './address-policy.js';
 import { guardedLookup } from './guarded-lookup.js';
 import { proxyAgents } from './proxy-agents.js';
 import { type TlsFamily, tlsOptions } from './tls-profiles.js';
@@ -83,6 +83,25 @@ function negotiated(socket: unknown): NegotiatedTls | undefined {
   return version === null ? undefined : { version, cipher: cipher.standardName ?? cipher.name };
 }
 
+/** Refuses a proxy at an address the tenant may not reach (a literal; names are checked when they resolve). */
+function checkProxyAddress(policy: AddressPolicy, proxyId: string): void {
+  const host = new URL(proxyId).hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host) === 0 || policy.isHostListed(host)) return;
+  const why = policy.refusal(host);
+  if (why !== undefined)
+    throw new AddressNotAllowedError(
+      `refused to use the proxy ${proxyId} at ${host} (${why}): list it in the tenant's allowHosts to allow it`,
+    );
+}
+
+/** Resolves a target's name here and refuses it as a direct request would (`guardedLookup`). */
+function checkName(policy: AddressPolicy, host: string): Promise<void> {
+  const lookup = guardedLookup(policy);
+  return new Promise((resolve, reject) =>
+    lookup(host, { all: true }, (error: NodeJS.ErrnoException | null) => (error ? reject(error) : resolve())),
+  );
+}
+
 /** Thrown when a redirect to another origin would carry the request body there. */
 export class UnsafeRedirectError extends Error {
   override readonly name = 'UnsafeRedirectError';
@@ -140,11 +159,13 @@ export class Fetcher implements PageFetcher {
     if (pool === undefined) {
       const policy = new AddressPolicy(tenant.config.allowHosts);
       const agentOptions = { keepAlive: true, maxSockets: this.config.maxSocketsPerHost, scheduling: 'lifo' as const };
-      // The proxy resolves target names; IP literals are still checked here (beforeRequest).
+      // The proxy resolves target names; IP literals are still checked here (beforeRequest). The
+      // proxy itself is a host like any other: a private one must be listed in allowHosts.
+      if (tenant.proxy !== undefined) checkProxyAddress(policy, tenant.proxy.id);
       const { http, https } =
         tenant.proxy === undefined
           ? { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) }
-          : proxyAgents(tenant.proxy.url, agentOptions);
+          : proxyAgents(tenant.proxy.url, { ...agentOptions, lookup: guardedLookup(policy) });
       pool = { policy, http, https, client: got.extend(this.clientOptions(tenant, policy, http, https)) };
       this.pools.set(key, pool);
     }
@@ -153,6 +174,7 @@ export class Fetcher implements PageFetcher {
 
   /** What every request of a tenant shares: merged into got's defaults once, not per request. */
   private clientOptions(tenant: FetchTenant, policy: AddressPolicy, http: HttpAgent, https: HttpAgent): OptionsInit {
+    const resolveLocally = tenant.proxy !== undefined && tenant.config.proxy?.resolveLocally === true;
     return {
       headers: { 'user-agent': tenant.config.userAgent ?? this.config.userAgent, ...tenant.config.headers },
       // The whole-fetch deadline is ours (below): it starts when a socket is assigned.
@@ -169,11 +191,13 @@ export class Fetcher implements PageFetcher {
       agent: { http, https: https as HttpsAgent },
       dnsLookup: guardedLookup(policy),
       hooks: {
-        // IP literals never reach the DNS lookup, so they are checked here, on every hop.
+        // IP literals never reach the DNS lookup, so they are checked here, on every hop; through
+        // a proxy that resolves names itself, names too when the tenant asks for it.
         beforeRequest: [
-          (options) => {
+          async (options) => {
             const host = (options.url as URL).hostname.replace(/^\[|\]$/g, '');
             if (isIP(host) !== 0) policy.check(host, host);
+            else if (resolveLocally) await checkName(policy, host);
           },
         ],
         // got strips only host, cookie and authorization, and ignores the scheme: a redirect to
