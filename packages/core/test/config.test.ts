@@ -74,7 +74,10 @@ describe('loadConfig', () => {
       urls: ['http://127.0.0.1:8080', 'http://crawler:${PROXY_PASSWORD}@proxy.internal:3128'],
       routes: [{ hosts: ['*.example.com'], urls: ['https://eu.proxy.example:443'] }],
     };
-    expect(parseConfig({ tenants: { default: { proxy } } }).tenants.default?.proxy).toEqual({ ...proxy, resolveLocally: false });
+    expect(parseConfig({ tenants: { default: { proxy } } }).tenants.default?.proxy).toEqual({
+      ...proxy,
+      resolveLocally: false,
+    });
     expect(() => parseConfig({ tenants: { default: { proxy: { urls: ['socks5://127.0.0.1:1080'] } } } })).toThrow(
       /must be http:\/\/\[user:password@\]host:port/,
     );
