@@ -11,8 +11,8 @@ import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
 import { startTlsSite, type TlsHit, type TlsSite } from '../src/tls-site.js';
 
 const SESSIONS = 12;
-/** The last sessions belong to a tenant that pins a Firefox user agent. */
-const PINNED = 2;
+/** The last sessions: two of a tenant that pins a Firefox user agent, two of one that draws Firefox only. */
+const PINNED = 4;
 const FIREFOX = 'Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0';
 const PAGES = 3;
 
@@ -83,6 +83,11 @@ describe('a session is one TLS handshake: its browser family, TLS 1.2 at least',
   const tenants = {
     default: { allowHosts: ['127.0.0.1'], robots: 'ignore', identity: { profile: 'browser', locales: ['en-US'] } },
     pinned: { allowHosts: ['127.0.0.1'], robots: 'ignore', userAgent: FIREFOX },
+    firefoxes: {
+      allowHosts: ['127.0.0.1'],
+      robots: 'ignore',
+      identity: { profile: 'browser', browsers: ['firefox'] },
+    },
   };
 
   beforeAll(async () => {
@@ -119,7 +124,7 @@ describe('a session is one TLS handshake: its browser family, TLS 1.2 at least',
         keys,
         config,
         Array.from({ length: PAGES }, (_, p) => ({ url: `${site.url}/s${s}/page-${p}` })),
-        s < SESSIONS - PINNED ? 'default' : 'pinned',
+        s < SESSIONS - PINNED ? 'default' : s < SESSIONS - PINNED / 2 ? 'pinned' : 'firefoxes',
         `s${s}`,
       );
     worker = startWorkerProcess(env, ['--concurrency', '6', '--metrics-port', String(metricsPort)]);
@@ -139,6 +144,8 @@ describe('a session is one TLS handshake: its browser family, TLS 1.2 at least',
       expect(userAgents.size).toBe(1);
       const family = familyOf(String(hits[0]?.userAgent));
       families.add(family);
+      // A tenant that pins the user agent, or draws from Firefox only, gets Firefox's handshake.
+      if (s >= SESSIONS - PINNED) expect(family, `session s${s}`).toBe('firefox');
       // One handshake for the session's life, and the one of its browser.
       expect(new Set(hits.map((hit) => hit.ja3)).size).toBe(1);
       if (family === 'chrome' || family === 'firefox') {

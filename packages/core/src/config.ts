@@ -291,6 +291,12 @@ export const tenantConfigSchema = z.strictObject({
         .min(1)
         .max(10)
         .default(['en-US']),
+      /** The browsers a browser profile is drawn from (and so its TLS family): pin one to pin the family. */
+      browsers: z
+        .array(z.enum(['chrome', 'firefox', 'safari', 'edge']))
+        .min(1)
+        .max(4)
+        .default(['chrome', 'firefox', 'safari', 'edge']),
     })
     .prefault({}),
   /**

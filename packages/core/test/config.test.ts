@@ -275,7 +275,7 @@ describe('loadConfig', () => {
       robots: 'respect',
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
-      identity: { profile: 'crawler', locales: ['en-US'] },
+      identity: { profile: 'crawler', locales: ['en-US'], browsers: ['chrome', 'firefox', 'safari', 'edge'] },
       userAgent: 'acme-bot/1',
     });
   });
@@ -300,7 +300,7 @@ describe('tenantConfig', () => {
       robots: 'respect',
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
-      identity: { profile: 'crawler', locales: ['en-US'] },
+      identity: { profile: 'crawler', locales: ['en-US'], browsers: ['chrome', 'firefox', 'safari', 'edge'] },
     });
   });
 
@@ -312,7 +312,7 @@ describe('tenantConfig', () => {
       robots: 'respect',
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
-      identity: { profile: 'crawler', locales: ['en-US'] },
+      identity: { profile: 'crawler', locales: ['en-US'], browsers: ['chrome', 'firefox', 'safari', 'edge'] },
     });
     expect(tenantConfig(parseConfig({}), 'default')).toEqual({
       allowHosts: [],
@@ -321,7 +321,7 @@ describe('tenantConfig', () => {
       robots: 'respect',
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
-      identity: { profile: 'crawler', locales: ['en-US'] },
+      identity: { profile: 'crawler', locales: ['en-US'], browsers: ['chrome', 'firefox', 'safari', 'edge'] },
     });
   });
 

@@ -15,6 +15,11 @@ function decodable(acceptEncoding: string): string {
     .join(', ');
 }
 
+/** One generator per set of locales and browsers. */
+function generatorKey(tenant: TenantConfig): string {
+  return `${tenant.identity.locales.join(',')}/${tenant.identity.browsers.join(',')}`;
+}
+
 /** mulberry32: a small seeded generator of numbers in [0, 1), as Math.random gives. */
 function seeded(seed: string): () => number {
   let state = createHash('sha256').update(seed).digest().readUInt32BE(0);
@@ -40,9 +45,9 @@ export class HeaderProfiles {
   private readonly generators = new Map<string, HeaderGenerator>();
   private loading: Promise<typeof import('header-generator')> | undefined;
 
-  /** Loads the generator for this tenant's locales; resolves at once once loaded. */
+  /** Loads the generator for this tenant's locales and browsers; resolves at once once loaded. */
   async ready(tenant: TenantConfig): Promise<void> {
-    const key = tenant.identity.locales.join(',');
+    const key = generatorKey(tenant);
     if (this.generators.has(key)) return;
     this.loading ??= import('header-generator');
     const { HeaderGenerator } = await this.loading;
@@ -50,7 +55,7 @@ export class HeaderProfiles {
       this.generators.set(
         key,
         new HeaderGenerator({
-          browsers: ['chrome', 'firefox', 'safari', 'edge'],
+          browsers: [...tenant.identity.browsers],
           devices: ['desktop'],
           operatingSystems: ['windows', 'macos', 'linux'],
           locales: [...tenant.identity.locales],
@@ -60,7 +65,7 @@ export class HeaderProfiles {
 
   /** The headers of a new session's profile (after `ready`), the tenant's pinned user agent kept. */
   create(tenant: TenantConfig, session: string): Record<string, string> {
-    const generator = this.generators.get(tenant.identity.locales.join(','));
+    const generator = this.generators.get(generatorKey(tenant));
     if (generator === undefined) throw new Error('HeaderProfiles.create before ready');
     // The generator draws with Math.random only; for this synchronous call it draws from the seed.
     const random = Math.random;
