@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'proxy-chain';
 
@@ -26,6 +27,8 @@ export interface ForwardProxyOptions {
   exitAddress?: string;
   /** The loopback address it listens on (`127.0.0.2`, an address a tenant may not list). Default 127.0.0.1. */
   listenAddress?: string;
+  /** Speak TLS to clients (an `https://` proxy) with this key and certificate (PEM files). */
+  tls?: { keyFile: string; certFile: string };
 }
 
 export async function startForwardProxy(options: ForwardProxyOptions = {}): Promise<ForwardProxy> {
@@ -38,6 +41,12 @@ export async function startForwardProxy(options: ForwardProxyOptions = {}): Prom
   const server = new Server({
     host: listenAddress,
     port: 0,
+    ...(options.tls === undefined
+      ? {}
+      : {
+          serverType: 'https' as const,
+          httpsOptions: { key: readFileSync(options.tls.keyFile), cert: readFileSync(options.tls.certFile) },
+        }),
     prepareRequestFunction: ({ request, username, password, hostname, port, isHttp }) => {
       if (credentials !== undefined && (username !== credentials.username || password !== credentials.password)) {
         proxy.refused++;
@@ -52,7 +61,7 @@ export async function startForwardProxy(options: ForwardProxyOptions = {}): Prom
   const port = (server.server.address() as AddressInfo).port;
   const auth = credentials === undefined ? '' : `${credentials.username}:${credentials.password}@`;
   return Object.assign(proxy, {
-    url: `http://${auth}${listenAddress}:${port}`,
+    url: `${options.tls === undefined ? 'http' : 'https'}://${auth}${listenAddress}:${port}`,
     port,
     forwarded,
     headers,

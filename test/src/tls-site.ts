@@ -24,8 +24,9 @@ export interface TlsHit {
 export interface TlsSite {
   /** `https://127.0.0.1:PORT` */
   url: string;
-  /** The certificate a client must trust (NODE_EXTRA_CA_CERTS). */
+  /** The certificate a client must trust (NODE_EXTRA_CA_CERTS), for 127.0.0.1, and its key. */
   caFile: string;
+  keyFile: string;
   hits: TlsHit[];
   close(): Promise<void>;
 }
@@ -93,6 +94,7 @@ export async function startTlsSite(
   return {
     url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
     caFile: join(dir, 'cert.pem'),
+    keyFile: join(dir, 'key.pem'),
     hits,
     async close() {
       server.closeAllConnections();
