@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { Server } from 'proxy-chain';
+import { type PrepareRequestFunctionOpts, Server } from 'proxy-chain';
 
 /** A forward proxy on loopback (proxy-chain, a maintained proxy server), counting what it forwarded. */
 export interface ForwardProxy {
@@ -38,16 +38,10 @@ export async function startForwardProxy(options: ForwardProxyOptions = {}): Prom
   const forwarded: string[] = [];
   const headers = new Map<string, Record<string, string | string[] | undefined>>();
   const proxy: { refused: number } = { refused: 0 };
-  const server = new Server({
+  const common = {
     host: listenAddress,
     port: 0,
-    ...(options.tls === undefined
-      ? {}
-      : {
-          serverType: 'https' as const,
-          httpsOptions: { key: readFileSync(options.tls.keyFile), cert: readFileSync(options.tls.certFile) },
-        }),
-    prepareRequestFunction: ({ request, username, password, hostname, port, isHttp }) => {
+    prepareRequestFunction: ({ request, username, password, hostname, port, isHttp }: PrepareRequestFunctionOpts) => {
       if (credentials !== undefined && (username !== credentials.username || password !== credentials.password)) {
         proxy.refused++;
         return { requestAuthentication: true };
@@ -56,7 +50,16 @@ export async function startForwardProxy(options: ForwardProxyOptions = {}): Prom
       if (isHttp) headers.set(String(request.url), { ...request.headers });
       return exitAddress === undefined ? {} : { localAddress: exitAddress };
     },
-  });
+  };
+  const { tls } = options;
+  const server =
+    tls === undefined
+      ? new Server(common)
+      : new Server({
+          ...common,
+          serverType: 'https',
+          httpsOptions: { key: readFileSync(tls.keyFile), cert: readFileSync(tls.certFile) },
+        });
   await server.listen();
   const port = (server.server.address() as AddressInfo).port;
   const auth = credentials === undefined ? '' : `${credentials.username}:${credentials.password}@`;
