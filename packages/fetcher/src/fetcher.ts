@@ -180,6 +180,7 @@ export class Fetcher implements PageFetcher {
       // The whole-fetch deadline is ours (below): it starts when a socket is assigned.
       // got's whole-request timeout stays as an outer bound, so no fetch can wait forever.
       timeout: { connect: this.config.connectTimeoutMs, request: 3 * this.config.timeoutMs },
+      https: tlsOptions('node'),
       followRedirect: true,
       maxRedirects: this.config.maxRedirects,
       // 301/302 after a POST continue as GET without the body, as browsers do.
@@ -233,7 +234,8 @@ export class Fetcher implements PageFetcher {
       // got's stream waits for the caller to end a request that may carry a body; give it one.
       body: request.body ?? (request.method === 'GET' || request.method === 'HEAD' ? undefined : ''),
       cookieJar: request.cookieJar,
-      https: tlsOptions(tenant.tls ?? 'node'),
+      // Node's own handshake (TLS 1.2 and up) is the client's default: nothing to merge per request.
+      ...(tenant.tls === undefined || tenant.tls === 'node' ? {} : { https: tlsOptions(tenant.tls) }),
       ...(request.beforeHop === undefined ? {} : { context: { beforeHop: request.beforeHop } }),
     };
     return new Promise<FetchedPage>((resolve, reject) => {
