@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerAudit } from './commands/audit.js';
 import { registerBoard } from './commands/board.js';
 import { registerCrawl } from './commands/crawl.js';
+import { registerCrawls } from './commands/crawls.js';
 import { registerDlq } from './commands/dlq.js';
 import { registerKeys } from './commands/keys.js';
 import { registerPurge } from './commands/purge.js';
@@ -46,6 +47,7 @@ Exit codes: 0 success, 1 runtime failure (e.g. Redis unreachable), 2 bad usage o
   registerDlq(program);
   registerResults(program);
   registerSink(program);
+  registerCrawls(program);
   registerSessions(program);
   registerKeys(program);
   registerAudit(program);

@@ -24,6 +24,12 @@ export {
   tenantConfig,
 } from './config.js';
 export {
+  type CrawlDefinition,
+  crawlDefinitionSchema,
+  FOLLOW_STRATEGIES,
+  parseCrawlDefinition,
+} from './crawl.js';
+export {
   DEFAULT_PREFIX,
   DEFAULT_REDIS_URL,
   type Environment,
@@ -41,6 +47,8 @@ export {
   fetchJobSchema,
   HTTP_METHODS,
   type HttpMethod,
+  type JobCrawl,
+  jobCrawlSchema,
   NAME_PATTERN,
   parseFetchJob,
 } from './job.js';

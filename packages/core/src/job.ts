@@ -33,6 +33,19 @@ const MAX_BODY_LENGTH = 1024 * 1024;
 const HEADER_NAME = /^[\^_`a-zA-Z\-0-9!#$%&'*+.|~]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
+/** What a job of a named crawl carries: its crawl, how deep it is, its label and the page that linked to it. */
+export const jobCrawlSchema = z.object({
+  name: z.string().regex(NAME_PATTERN),
+  /** Seeds are 0; a page's links are one deeper. */
+  depth: z.number().int().min(0).max(1000),
+  /** A handler's route for the page; none: the default route. */
+  label: z.string().min(1).max(64).optional(),
+  /** The idempotency key of the page this link was found on; none for a seed. */
+  parent: z.string().min(1).max(200).optional(),
+});
+
+export type JobCrawl = z.infer<typeof jobCrawlSchema>;
+
 /**
  * One fetch job as it sits in the `crawl` queue. Version 1. The worker parses every job it
  * takes with this schema (a payload that does not fit goes to the DLQ), and the producer checks
@@ -60,6 +73,8 @@ export const fetchJobSchema = z.object({
   /** Set on a job put back by a DLQ replay: its key may have succeeded meanwhile. */
   replayedAt: z.string().datetime().optional(),
   trace: traceContextSchema.optional(),
+  /** Set on a job of a named crawl (`submit --crawl`, or a link one of its pages yielded). */
+  crawl: jobCrawlSchema.optional(),
 });
 
 export type FetchJob = z.infer<typeof fetchJobSchema>;

@@ -46,6 +46,14 @@ export interface KeyLayout {
   ledger(idempotencyKey: string): string;
   /** BullMQ's hash for a job of the crawl queue (`<bullPrefix>:crawl:<id>`). */
   crawlJob(jobId: string): string;
+  /** Every named crawl, scored by when it started. */
+  readonly crawls: string;
+  /** A named crawl: its definition, state and counts (a hash). */
+  crawl(name: string): string;
+  /** The idempotency keys a named crawl has admitted to its frontier (seeds and links), once each. */
+  crawlSeen(name: string): string;
+  /** Links admitted by result writes, waiting to be enqueued (a stream; workers move them, consumer group `movers`). */
+  readonly frontier: string;
   /** The keys of one session's slates (see `SessionKeys`). */
   session(tenant: string, sessionId: string): SessionKeys;
   /**
@@ -167,6 +175,11 @@ export function keyLayout(prefix: string): KeyLayout {
     robots: (origin) => `${tag}:robots:${origin}`,
     ledger: (idempotencyKey) => `${tag}:ledger:${idempotencyKey}`,
     crawlJob: (jobId) => `${tag}:${CRAWL_QUEUE}:${jobId}`,
+    // `crawls`, not `crawl`: BullMQ's keys of the crawl queue are `{prefix}:crawl:*`.
+    crawls: `${tag}:crawls`,
+    crawl: (name) => `${tag}:crawls:${name}`,
+    crawlSeen: (name) => `${tag}:crawls:${name}:seen`,
+    frontier: `${tag}:frontier`,
     session: (tenant, sessionId) => {
       const id = `${tenant}/${sessionId}`;
       let keys = sessions.get(id);

@@ -12,6 +12,7 @@ import {
   type TenantConfig,
   tenantConfig,
 } from '@crawlfleet/core';
+import type { CrawlStore } from '@crawlfleet/crawls';
 import type { DeadLetterQueue } from '@crawlfleet/dlq';
 import { type Classification, CrawlFailure, classifyError, classifyResponse } from '@crawlfleet/failures';
 import type { FetchedPage, FetchRequest, FetchTenant, PageFetcher, ProxyEndpoint } from '@crawlfleet/fetcher';
@@ -23,6 +24,7 @@ import { contextOf, inSpan, SpanKind, type TraceCarrier } from '@crawlfleet/trac
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { auditSubject } from './audit-subject.js';
 import { BreakerGate } from './breaker-gate.js';
+import type { CrawlLinks } from './crawl-links.js';
 import { type JobOutcome, RetryLaterError } from './job-errors.js';
 import { PolitenessGate } from './politeness-gate.js';
 import { isProxyFailure, proxyFailure } from './proxy-failures.js';
@@ -55,6 +57,12 @@ export interface CrawlProcessorDeps {
   logger: Logger;
   /** Which proxies are down for the fleet; without it, none ever is. */
   proxyHealth?: ProxyHealth | undefined;
+  /** The links stage of named crawls' jobs; without it, no link is followed. */
+  crawlLinks?: CrawlLinks | undefined;
+  /** Told when a result write admitted links to the frontier. */
+  frontier?: { nudge(): void } | undefined;
+  /** Named crawls' counts (dead-lettered pages). */
+  crawls?: CrawlStore | undefined;
 }
 
 /**
@@ -228,7 +236,8 @@ export class CrawlProcessor {
     const conflict = await this.commitSession(session, job);
     if (conflict !== undefined) return { kind: 'failed', data, failure: conflict };
     if (failure !== undefined) return { kind: 'failed', data, failure };
-    return { kind: 'fetched', data, tenant, page, proxy: proxy?.id };
+    const frontier = await this.deps.crawlLinks?.of(data, page);
+    return { kind: 'fetched', data, tenant, page, proxy: proxy?.id, frontier };
   }
 
   /**

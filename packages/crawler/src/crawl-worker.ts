@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import { AuditLog } from '@crawlfleet/audit';
 import { type BodyStore, lazyBodyStore } from '@crawlfleet/bodies';
 import {
@@ -7,16 +9,20 @@ import {
   type KeyLayout,
   type RedisClient,
 } from '@crawlfleet/core';
+import { CrawlStore } from '@crawlfleet/crawls';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { fullJitterDelay } from '@crawlfleet/failures';
 import { Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import { HostPacer, RobotsCache } from '@crawlfleet/politeness';
+import { queueEntry } from '@crawlfleet/producer';
 import { Outbox, type OutboxFill, ResultsStore } from '@crawlfleet/results';
 import { type SessionCounters, type SessionHasher, SessionManager } from '@crawlfleet/sessions';
 import type { SlateStore } from '@crawlfleet/slates';
 import { type Job, Queue, Worker } from 'bullmq';
+import { CrawlLinks } from './crawl-links.js';
 import { CrawlProcessor } from './crawl-processor.js';
+import { FrontierMover } from './frontier-mover.js';
 import { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
 import { OutboxBackpressure } from './outbox-backpressure.js';
 import { ProxyHealth } from './proxy-health.js';
@@ -81,6 +87,7 @@ export class CrawlWorker {
   readonly sessions: SessionManager;
   readonly backpressure: OutboxBackpressure;
   private readonly proxyHealth: ProxyHealth;
+  private readonly frontier: FrontierMover;
 
   constructor(options: CrawlWorkerOptions) {
     const { connection, keys, config, logger } = options;
@@ -106,7 +113,21 @@ export class CrawlWorker {
       logger.warn({ err: error.message }, 'could not append to the audit stream'),
     );
     this.proxyHealth = new ProxyHealth(connection, keys, audit, logger);
+    const crawls = new CrawlStore(connection, keys);
+    // The links named crawls' pages admit, moved onto the queue by every worker (its own consumer).
+    this.frontier = new FrontierMover(
+      connection,
+      keys,
+      `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
+      async (jobs) => {
+        await this.queue.addBulk(jobs.map((job) => queueEntry(job, config)));
+      },
+      logger,
+    );
     this.processor = new CrawlProcessor({
+      crawls,
+      crawlLinks: new CrawlLinks(crawls),
+      frontier: this.frontier,
       sessions: this.sessions,
       observer: options.observer,
       robots: new RobotsCache(connection, keys, { leaseMs: config.fetch.timeoutMs + 5_000 }),
@@ -154,6 +175,7 @@ export class CrawlWorker {
     });
     // Connection errors are retried by ioredis; say so once per error, do not crash.
     this.worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
+    this.frontier.start();
     this.backpressure
       .check()
       .catch((error: Error) => logger.warn({ err: error.message }, 'could not read the results outbox at start'));
@@ -221,6 +243,8 @@ export class CrawlWorker {
     });
     const finished = await Promise.race([closed, timedOut]);
     clearTimeout(timer);
+    // Links the last pages admitted go onto the queue before the connection closes.
+    await this.frontier.close();
     // The meta counts written behind go out before the session connection closes.
     await this.sessions.close();
     this.fetcher.close();

@@ -1,6 +1,7 @@
 import type { AuditLog } from '@crawlfleet/audit';
 import type { BodyStore } from '@crawlfleet/bodies';
 import { type CrawlfleetConfig, type CrawlObserver, type FetchJob, redactPii, redactPiiDeep } from '@crawlfleet/core';
+import type { CrawlStore } from '@crawlfleet/crawls';
 import type { AttemptRecord, DeadLetter, DeadLetterQueue } from '@crawlfleet/dlq';
 import type { Classification } from '@crawlfleet/failures';
 import type { Logger } from '@crawlfleet/log';
@@ -26,6 +27,10 @@ export interface SettleDeps {
   hasher: SessionHasher;
   observer?: CrawlObserver | undefined;
   logger: Logger;
+  /** Told when a result write admitted links to the frontier (the mover enqueues them). */
+  frontier?: { nudge(): void } | undefined;
+  /** Named crawls' counts (dead-lettered pages). */
+  crawls?: CrawlStore | undefined;
 }
 
 /**
@@ -59,7 +64,7 @@ export class Settle {
 
   /** Writes the result and its ledger mark (one script; a key finished before writes nothing). */
   private async store(job: Job, verdict: Extract<JobVerdict, { kind: 'fetched' }>, attempt: number) {
-    const { data, tenant, page, proxy } = verdict;
+    const { data, tenant, page, proxy, frontier } = verdict;
     const contentType = page.headers['content-type'];
     const body = encodeBody(page.body, contentType, this.deps.config.fetch.resultBodyBytes);
     // Binary bodies are kept as they are: the patterns are for text.
@@ -88,8 +93,12 @@ export class Settle {
       durationMs: Math.round(page.durationMs),
       fetchedAt: new Date().toISOString(),
       ...(proxy === undefined ? {} : { proxy }),
+      ...(data.crawl === undefined ? {} : { crawl: data.crawl.name, depth: data.crawl.depth }),
     };
-    const { written, entryId } = await inSpan('result.write', {}, () => this.deps.results.write(result));
+    const { written, entryId, admitted } = await inSpan('result.write', {}, () =>
+      this.deps.results.write(result, frontier),
+    );
+    if (admitted > 0) this.deps.frontier?.nudge();
     this.deps.observer?.jobFinished?.(written ? 'stored' : 'duplicate', undefined, undefined);
     this.deps.logger.debug(
       {
@@ -198,6 +207,7 @@ export class Settle {
     await inSpan('dlq.route', { attributes: { 'crawlfleet.reason': letter.reason } }, () =>
       this.deps.dlq.route(letter),
     );
+    if (data?.crawl !== undefined) await this.deps.crawls?.countDeadLettered(data.crawl.name);
     this.deps.observer?.jobFinished?.('dead_lettered', letter.class, letter.reason);
     if (attempt > 1) this.deps.observer?.retryEnded?.(false);
     const subject = auditSubject(job, data, this.deps.hasher);

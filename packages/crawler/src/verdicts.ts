@@ -1,6 +1,7 @@
 import type { FetchJob, TenantConfig } from '@crawlfleet/core';
 import type { Classification, ResponseSummary } from '@crawlfleet/failures';
 import type { FetchedPage } from '@crawlfleet/fetcher';
+import type { FrontierWrite } from '@crawlfleet/results';
 
 /** Why a job waits without spending an attempt. */
 export type HoldReason = 'host_paced' | 'breaker_open' | 'breaker_half_open' | 'auth_cooldown' | 'proxy_rotation';
@@ -27,7 +28,15 @@ export const GO: GateVerdict = { kind: 'go' };
  */
 export type JobVerdict =
   /** The page is fetched and judged fine: its result is written. */
-  | { kind: 'fetched'; data: FetchJob; tenant: TenantConfig; page: FetchedPage; proxy?: string | undefined }
+  | {
+      kind: 'fetched';
+      data: FetchJob;
+      tenant: TenantConfig;
+      page: FetchedPage;
+      proxy?: string | undefined;
+      /** A crawl's page: the links it follows, admitted with its result. */
+      frontier?: FrontierWrite | undefined;
+    }
   /** The job's key finished before (a retry, a replay, a re-run after a crash): nothing to do. */
   | { kind: 'duplicate' }
   | { kind: 'hold'; waitMs: number; reason: HoldReason }

@@ -1,4 +1,11 @@
-import { type CrawlfleetConfig, checkName, type FetchJob, InputError, tenantConfig } from '@crawlfleet/core';
+import {
+  type CrawlfleetConfig,
+  checkName,
+  type FetchJob,
+  InputError,
+  type JobCrawl,
+  tenantConfig,
+} from '@crawlfleet/core';
 import { InvalidTargetsError, type TargetProblem } from './errors.js';
 import type { TargetList } from './target-lines.js';
 import { buildFetchJob, describeSource, type SubmitTarget } from './targets.js';
@@ -6,6 +13,8 @@ import { buildFetchJob, describeSource, type SubmitTarget } from './targets.js';
 export interface PrepareOptions {
   tenant: string;
   sessionId?: string | undefined;
+  /** The named crawl the targets seed (depth 0). */
+  crawl?: JobCrawl | undefined;
 }
 
 /**
@@ -22,7 +31,12 @@ export function prepareJobs(
   const { targets, problems: unreadLines } = 'targets' in input ? input : { targets: input, problems: [] };
   tenantConfig(config, options.tenant);
   if (options.sessionId !== undefined) checkName('--session', options.sessionId);
-  const context = { tenant: options.tenant, sessionId: options.sessionId, submittedAt: new Date().toISOString() };
+  const context = {
+    tenant: options.tenant,
+    sessionId: options.sessionId,
+    submittedAt: new Date().toISOString(),
+    crawl: options.crawl,
+  };
   const jobs: FetchJob[] = [];
   const problems: TargetProblem[] = [];
   for (const [index, target] of targets.entries()) {

@@ -18,6 +18,25 @@ export interface SubmitOptions {
 }
 
 /**
+ * A job as the crawl queue takes it: its idempotency key is its id (adding a key the queue holds
+ * adds nothing), its attempts and retention as configured.
+ */
+export function queueEntry(job: FetchJob, config: CrawlfleetConfig) {
+  const { jobs, retention } = config;
+  return {
+    name: job.url,
+    data: job,
+    opts: {
+      jobId: job.idempotencyKey,
+      attempts: jobs.retries + 1,
+      backoff: { type: BACKOFF_TYPE },
+      removeOnComplete: { count: retention.completedJobs },
+      removeOnFail: { count: retention.failedJobs },
+    },
+  };
+}
+
+/**
  * Enqueues fetch jobs on `crawl`, keyed by idempotency key (the BullMQ job id). A key whose
  * result is in the ledger, or whose job is still known to the queue, is a duplicate and is not
  * enqueued again unless forced. Every target is validated before anything is enqueued.
@@ -143,18 +162,7 @@ export class Producer {
   }
 
   private bulkEntry(job: FetchJob) {
-    const { jobs, retention } = this.config;
-    return {
-      name: job.url,
-      data: job,
-      opts: {
-        jobId: job.idempotencyKey,
-        attempts: jobs.retries + 1,
-        backoff: { type: BACKOFF_TYPE },
-        removeOnComplete: { count: retention.completedJobs },
-        removeOnFail: { count: retention.failedJobs },
-      },
-    };
+    return queueEntry(job, this.config);
   }
 
   close(): Promise<void> {

@@ -5,6 +5,7 @@ import {
   type FetchJob,
   HTTP_METHODS,
   InputError,
+  type JobCrawl,
   parseFetchJob,
   parseTargetUrl,
 } from '@crawlfleet/core';
@@ -38,6 +39,8 @@ export interface JobContext {
   tenant: string;
   sessionId?: string | undefined;
   submittedAt: string;
+  /** The named crawl the job belongs to: its depth, label and the page that linked to it. */
+  crawl?: JobCrawl | undefined;
 }
 
 /**
@@ -79,6 +82,7 @@ export function buildFetchJob(target: SubmitTarget, context: JobContext): FetchJ
     ...(context.sessionId === undefined ? {} : { sessionId: context.sessionId }),
     idempotencyKey,
     submittedAt: context.submittedAt,
+    ...(context.crawl === undefined ? {} : { crawl: context.crawl }),
   });
   if (!checked.ok) throw new InputError('invalid_job', checked.reason);
   return checked.job;

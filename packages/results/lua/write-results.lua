@@ -3,6 +3,9 @@
   step, so a job that is retried, replayed, or picked up again after its worker died never writes
   twice. The results of the jobs a worker finishes in one turn of its event loop come in one
   call; each is written, or refused, on its own, in order (a key given twice is written once).
+  A page of a named crawl also counts for its crawl and admits the links it follows to the
+  frontier in the same step: each key once per crawl (its seen set), no more than the crawl's
+  page limit, none for a cancelled crawl, and none at all when the result was written before.
   Nothing is trimmed here: the outbox gives up an entry only when every sink has acknowledged it
   (trim-outbox.lua), and workers hold back while it is full.
 
@@ -11,15 +14,21 @@
       KEYS[2]          the outbox's byte count  ({prefix}:results:bytes)
       KEYS[3]          each entry's size, under the entry's id  ({prefix}:results:sizes)
       KEYS[4]          the results written in this 10 s  ({prefix}:results:rate:<10 s since the epoch>)
-      KEYS[5..n+4]     each result's ledger key  ({prefix}:ledger:<idempotencyKey>)
+      KEYS[5]          the frontier: links waiting to be enqueued  ({prefix}:frontier)
+      then, for each result i (from 0), at KEYS[6 + 3i], KEYS[7 + 3i], KEYS[8 + 3i]:
+                       its ledger key  ({prefix}:ledger:<idempotencyKey>)
+                       its crawl's hash  ({prefix}:crawls:<name>; the ledger key again for no crawl)
+                       its crawl's seen set  ({prefix}:crawls:<name>:seen; the ledger key again)
 
       ARGV[1]          ledger TTL, seconds
-      ARGV[2..n+1]     each result, JSON
+      then, for each result i, at ARGV[2 + 2i] and ARGV[3 + 2i]:
+                       the result, JSON
+                       its crawl part, JSON {max, links: [[key, job JSON], ...]}; "" for no crawl
 
     Output:
-      {w1, id1, ..., wn, idn, entries, bytes}, for each result in order:
-        1, entryId    written; entryId is the new stream entry
-        0, entryId    the key was already finished: nothing written; entryId is the earlier entry
+      {w1, id1, a1, ..., wn, idn, an, entries, bytes}, for each result in order:
+        1, entryId, admitted    written; entryId is the new stream entry; admitted links
+        0, entryId, 0           the key was already finished: nothing written; entryId is the earlier entry
       then the outbox's entries and bytes after the call.
 ]]
 local rcall = redis.call
@@ -28,22 +37,46 @@ local ttl = ARGV[1]
 local answer = {}
 local added = 0
 local count = 0
-for i = 5, #KEYS do
-  local ledger = KEYS[i]
+
+-- Admits a page's links to its crawl's frontier; answers how many.
+local function admit(crawl, seen, part)
+  rcall('HINCRBY', crawl, 'stored', 1)
+  local spec = cjson.decode(part)
+  if #spec.links == 0 or rcall('HGET', crawl, 'state') == 'cancelled' then return 0 end
+  local discovered = tonumber(rcall('HGET', crawl, 'discovered') or '0')
+  local admitted = 0
+  for _, link in ipairs(spec.links) do
+    if spec.max > 0 and discovered >= spec.max then break end
+    if rcall('SADD', seen, link[1]) == 1 then
+      rcall('XADD', KEYS[5], '*', 'j', link[2])
+      discovered = discovered + 1
+      admitted = admitted + 1
+    end
+  end
+  if admitted > 0 then rcall('HINCRBY', crawl, 'discovered', admitted) end
+  return admitted
+end
+
+local results = (#KEYS - 5) / 3
+for i = 0, results - 1 do
+  local ledger = KEYS[6 + 3 * i]
   local earlier = rcall('GET', ledger)
   if earlier then
     answer[#answer + 1] = 0
     answer[#answer + 1] = earlier
+    answer[#answer + 1] = 0
   else
-    local json = ARGV[i - 3]
+    local json = ARGV[2 + 2 * i]
     local entryId = rcall('XADD', stream, '*', 'r', json)
     -- Its size, beside it: trimming counts what it gives up without reading the results.
     rcall('XADD', KEYS[3], entryId, 'n', #json)
     rcall('SET', ledger, entryId, 'EX', ttl)
     added = added + #json
     count = count + 1
+    local part = ARGV[3 + 2 * i]
     answer[#answer + 1] = 1
     answer[#answer + 1] = entryId
+    answer[#answer + 1] = part == '' and 0 or admit(KEYS[7 + 3 * i], KEYS[8 + 3 * i], part)
   end
 end
 -- The pace of writing, kept apart from the outbox, which sinks empty (status's last minute).

@@ -8,6 +8,7 @@ export {
 } from './outbox.js';
 export {
   type CountRecentOptions,
+  type FrontierWrite,
   type RecentCount,
   type ResultEntry,
   type ResultSink,

@@ -2,6 +2,10 @@
 export interface PendingResult {
   ledgerKey: string;
   json: string;
+  /** A crawl's page: its crawl's hash and seen set, and its links (JSON, `{max, links}`). */
+  crawlKey?: string;
+  seenKey?: string;
+  links?: string;
 }
 
 /** Results per script call at most, and bytes of JSON: a call holds Redis while it runs. */
@@ -16,14 +20,15 @@ export function resultCalls(results: readonly PendingResult[]): number[] {
   const sizes: number[] = [];
   let count = 0;
   let bytes = 0;
-  for (const { json } of results) {
-    if (count > 0 && (count === MAX_RESULTS || bytes + json.length > MAX_BYTES)) {
+  for (const { json, links } of results) {
+    const size = json.length + (links?.length ?? 0);
+    if (count > 0 && (count === MAX_RESULTS || bytes + size > MAX_BYTES)) {
       sizes.push(count);
       count = 0;
       bytes = 0;
     }
     count++;
-    bytes += json.length;
+    bytes += size;
   }
   if (count > 0) sizes.push(count);
   return sizes;

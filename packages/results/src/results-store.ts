@@ -17,14 +17,29 @@ type WithResultScripts = RedisClient & {
  * writes nothing and answers the first entry), with the key's ledger mark in the same step.
  */
 export interface ResultSink {
-  write(result: StoredResult): Promise<WriteOutcome>;
+  /** With `frontier`, a crawl's page: the crawl is counted and its links admitted in the same step. */
+  write(result: StoredResult, frontier?: FrontierWrite): Promise<WriteOutcome>;
   /** Whether the key's result was written already (a retried or replayed job). */
   isFinished(idempotencyKey: string): Promise<boolean>;
+}
+
+/**
+ * What a crawl's page adds to its crawl with its result: the crawl counts it as stored and admits
+ * the links it follows to its frontier, each key once per crawl and no more than `maxPages` in
+ * all (0: no limit). Nothing of it happens when the result was written before.
+ */
+export interface FrontierWrite {
+  crawl: string;
+  maxPages: number;
+  /** Each link's idempotency key and its job (JSON). */
+  links: Array<{ key: string; job: string }>;
 }
 
 export interface WriteOutcome {
   /** False when the key was already finished and nothing was written. */
   written: boolean;
+  /** Links this write admitted to the frontier (for the mover to enqueue). */
+  admitted: number;
   /** The stream entry of this result, or of the earlier one. */
   entryId: string;
 }
@@ -88,23 +103,44 @@ export class ResultsStore implements ResultSink {
    * Writes the result unless its idempotency key is already finished. One command, shared with
    * the other results written in the same turn of the event loop.
    */
-  write(result: StoredResult): Promise<WriteOutcome> {
-    return this.batches.add({ ledgerKey: this.keys.ledger(result.idempotencyKey), json: JSON.stringify(result) });
+  write(result: StoredResult, frontier?: FrontierWrite): Promise<WriteOutcome> {
+    return this.batches.add({
+      ledgerKey: this.keys.ledger(result.idempotencyKey),
+      json: JSON.stringify(result),
+      ...(frontier === undefined
+        ? {}
+        : {
+            crawlKey: this.keys.crawl(frontier.crawl),
+            seenKey: this.keys.crawlSeen(frontier.crawl),
+            links: JSON.stringify({ max: frontier.maxPages, links: frontier.links.map(({ key, job }) => [key, job]) }),
+          }),
+    });
   }
 
   private async writeAll(batch: readonly PendingResult[]): Promise<WriteOutcome[]> {
+    // A result of no crawl names its ledger key in the crawl's places; its crawl part is empty.
     const answer = await this.redis.cfWriteResults(
-      batch.length + 4,
+      batch.length * 3 + 5,
       this.keys.results,
       this.keys.resultsBytes,
       this.keys.resultsSizes,
       this.keys.resultsRate(Math.floor(Date.now() / RATE_SPAN_MS)),
-      ...batch.map((pending) => pending.ledgerKey),
+      this.keys.frontier,
+      ...batch.flatMap((pending) => [
+        pending.ledgerKey,
+        pending.crawlKey ?? pending.ledgerKey,
+        pending.seenKey ?? pending.ledgerKey,
+      ]),
       this.options.ledgerTtlSeconds,
-      ...batch.map((pending) => pending.json),
+      ...batch.flatMap((pending) => [pending.json, pending.links ?? '']),
     );
-    this.options.onFill?.({ entries: Number(answer[batch.length * 2]), bytes: Number(answer[batch.length * 2 + 1]) });
-    return batch.map((_, i) => ({ written: answer[i * 2] === 1, entryId: String(answer[i * 2 + 1]) }));
+    const n = batch.length;
+    this.options.onFill?.({ entries: Number(answer[n * 3]), bytes: Number(answer[n * 3 + 1]) });
+    return batch.map((_, i) => ({
+      written: answer[i * 3] === 1,
+      entryId: String(answer[i * 3 + 1]),
+      admitted: Number(answer[i * 3 + 2]),
+    }));
   }
 
   async isFinished(idempotencyKey: string): Promise<boolean> {

@@ -31,6 +31,9 @@ export interface StoredResult {
   fetchedAt: string;
   /** The proxy it came through (`scheme://host:port`, never credentials), when its tenant has proxies. */
   proxy?: string;
+  /** The named crawl it is a page of, and how deep (seeds are 0). */
+  crawl?: string;
+  depth?: number;
 }
 
 /**

@@ -1,8 +1,10 @@
-import { DEFAULT_TENANT, type FetchJob } from '@crawlfleet/core';
+import { DEFAULT_TENANT, type FetchJob, InputError, type JobCrawl } from '@crawlfleet/core';
+import { CrawlStore, describeScope } from '@crawlfleet/crawls';
 import { InvalidTargetsError, Producer, prepareJobs, type SubmitReport } from '@crawlfleet/producer';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings, type Settings } from '../context.js';
+import { type CrawlOptions, crawlOf, withCrawlOptions } from '../crawl-options.js';
 import { readTargets } from '../input.js';
 import { plural, printJson, say, sayBadTargets } from '../output.js';
 
@@ -37,10 +39,15 @@ export function withTargetOptions(command: Command): Command {
  * Reads and validates every target into jobs; nothing touches Redis yet. When targets are bad,
  * lists them (the error that follows counts them) and throws.
  */
-export async function prepareTargets(settings: Settings, urls: string[], options: TargetOptions): Promise<FetchJob[]> {
+export async function prepareTargets(
+  settings: Settings,
+  urls: string[],
+  options: TargetOptions,
+  crawl?: JobCrawl,
+): Promise<FetchJob[]> {
   const targets = await readTargets({ urls, file: options.file, key: options.key, method: options.method });
   try {
-    return prepareJobs(settings.config, targets, { tenant: options.tenant, sessionId: options.session });
+    return prepareJobs(settings.config, targets, { tenant: options.tenant, sessionId: options.session, crawl });
   } catch (error) {
     if (error instanceof InvalidTargetsError) sayBadTargets(error.problems);
     throw error;
@@ -66,8 +73,34 @@ export async function enqueueJobs(context: CommandContext, jobs: FetchJob[], for
   }
 }
 
+/**
+ * Starts the crawl the seeds belong to, or extends it (`CrawlStore.start`): its scope is stored
+ * once, and the seeds count as discovered. Says what happened, unless `quiet`.
+ */
+export async function startCrawl(
+  context: CommandContext,
+  crawl: NonNullable<ReturnType<typeof crawlOf>>,
+  jobs: readonly FetchJob[],
+  quiet: boolean,
+): Promise<void> {
+  const store = new CrawlStore(context.redis, context.keys);
+  const { name, tenant, sessionId } = crawl.definition;
+  const standing = await store.definition(name);
+  if (standing !== undefined && (standing.tenant !== tenant || standing.sessionId !== sessionId))
+    throw new InputError(
+      'crawl_scope_differs',
+      `crawl ${name} belongs to tenant ${standing.tenant}${standing.sessionId === undefined ? '' : ` and session ${standing.sessionId}`}: name a new crawl, or give the same --tenant and --session`,
+    );
+  const started = await store.start(
+    crawl.definition,
+    jobs.map((job) => job.idempotencyKey),
+    crawl.scoped,
+  );
+  if (!quiet) say(`${started.started ? 'started' : 'extended'} crawl ${name} (${describeScope(started.definition)})`);
+}
+
 export function registerSubmit(program: Command): void {
-  withTargetOptions(program.command('submit'))
+  withCrawlOptions(withTargetOptions(program.command('submit')))
     .description('enqueue fetch jobs on the crawl queue; known keys count as duplicates')
     .option('--json', 'print {"enqueued":N,"duplicates":M}')
     .addHelpText(
@@ -76,13 +109,22 @@ export function registerSubmit(program: Command): void {
 Examples:
   $ crawlfleet submit https://example.com/ https://example.com/about
   $ crawlfleet submit --file urls.txt --tenant shop --session account-1
-  $ cat urls.txt | crawlfleet submit --file - --json`,
+  $ cat urls.txt | crawlfleet submit --file - --json
+  $ crawlfleet submit --crawl docs --follow same-hostname --max-depth 3 https://example.com/docs/
+  $ crawlfleet submit --crawl docs https://example.com/docs/more   # extends crawl docs, same scope`,
     )
-    .action(async (urls: string[], options: TargetOptions & { json?: boolean }, command: Command) => {
+    .action(async (urls: string[], options: TargetOptions & CrawlOptions & { json?: boolean }, command: Command) => {
       const settings = loadSettings(command.optsWithGlobals<GlobalOptions>());
-      const jobs = await prepareTargets(settings, urls, options);
+      const crawl = crawlOf(options, options.tenant, options.session);
+      const jobs = await prepareTargets(
+        settings,
+        urls,
+        options,
+        crawl === undefined ? undefined : { name: crawl.definition.name, depth: 0 },
+      );
       const context = await connect(settings);
       try {
+        if (crawl !== undefined) await startCrawl(context, crawl, jobs, options.json === true);
         const report = await enqueueJobs(context, jobs, options.force);
         if (options.json) printJson({ enqueued: report.enqueued, duplicates: report.duplicates });
         else

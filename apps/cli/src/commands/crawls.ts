@@ -1,0 +1,94 @@
+import { InputError } from '@crawlfleet/core';
+import { type CrawlStatus, CrawlStore, checkCrawlName, describeScope } from '@crawlfleet/crawls';
+import type { Command } from 'commander';
+import { type GlobalOptions, openContext } from '../context.js';
+import { printJson, say, table } from '../output.js';
+
+/** A crawl's status as `crawls show --json` and `crawls list --json` print it. */
+function view(status: CrawlStatus) {
+  const { definition, state, discovered, stored, deadLettered } = status;
+  return {
+    name: definition.name,
+    tenant: definition.tenant,
+    ...(definition.sessionId === undefined ? {} : { sessionId: definition.sessionId }),
+    state,
+    scope: {
+      follow: definition.follow,
+      include: definition.include,
+      exclude: definition.exclude,
+      maxDepth: definition.maxDepth ?? null,
+      maxPages: definition.maxPages ?? null,
+    },
+    discovered,
+    stored,
+    deadLettered,
+    // Admitted and not yet stored or dead-lettered: queued, in flight, or retrying.
+    pending: Math.max(0, discovered - stored - deadLettered),
+    createdAt: definition.createdAt,
+  };
+}
+
+export function registerCrawls(program: Command): void {
+  const crawls = program
+    .command('crawls')
+    .description('named crawls (submit --crawl NAME): their scope and how far they got');
+
+  crawls
+    .command('list')
+    .description('every crawl, oldest first, with its counts')
+    .option('--json', 'print a JSON array')
+    .action(async (options: { json?: boolean }, command: Command) => {
+      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      try {
+        const store = new CrawlStore(context.redis, context.keys);
+        const found: Array<ReturnType<typeof view>> = [];
+        for (const name of await store.names()) {
+          const status = await store.status(name);
+          if (status !== undefined) found.push(view(status));
+        }
+        if (options.json) printJson(found);
+        else if (found.length === 0)
+          say('no crawls (start one with crawlfleet submit --crawl NAME --follow same-hostname URL)');
+        else
+          process.stdout.write(
+            `${table(
+              ['crawl', 'tenant', 'state', 'discovered', 'stored', 'dead', 'pending'],
+              found.map((c) =>
+                [c.name, c.tenant, c.state, c.discovered, c.stored, c.deadLettered, c.pending].map(String),
+              ),
+            )}\n`,
+          );
+      } finally {
+        await context.close();
+      }
+    });
+
+  crawls
+    .command('show')
+    .description('a crawl: its scope, state and counts (discovered, stored, dead-lettered, pending)')
+    .argument('<name>', 'the crawl')
+    .option('--json', 'print JSON')
+    .action(async (name: string, options: { json?: boolean }, command: Command) => {
+      checkCrawlName(name);
+      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+      try {
+        const status = await new CrawlStore(context.redis, context.keys).status(name);
+        if (status === undefined)
+          throw new InputError('unknown_crawl', `no crawl named ${name} (see crawlfleet crawls list)`);
+        const shown = view(status);
+        if (options.json) printJson(shown);
+        else
+          process.stdout.write(
+            [
+              `crawl ${shown.name} (tenant ${shown.tenant}${shown.sessionId === undefined ? '' : `, session ${shown.sessionId}`}): ${shown.state}`,
+              `  scope: ${describeScope(status.definition)}`,
+              `  discovered ${shown.discovered}, stored ${shown.stored}, dead-lettered ${shown.deadLettered}, pending ${shown.pending}`,
+              `  started ${shown.createdAt}`,
+              '',
+            ].join('\n'),
+          );
+      } finally {
+        await context.close();
+      }
+    });
+}

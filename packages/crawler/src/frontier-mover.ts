@@ -1,0 +1,136 @@
+import { type FetchJob, type KeyLayout, parseFetchJob, type RedisClient } from '@crawlfleet/core';
+import type { Logger } from '@crawlfleet/log';
+
+/** The consumer group of the frontier: every worker is one consumer of it. */
+const GROUP = 'movers';
+/** Links moved per round trip. */
+const BATCH = 500;
+/** A link a mover took and did not acknowledge for this long is its no more: another takes it. */
+const CLAIM_IDLE_MS = 30_000;
+/** How often a worker looks for links a dead mover left. */
+const RECLAIM_EVERY_MS = 10_000;
+
+type StreamEntries = Array<[string, string[]]>;
+
+/**
+ * Moves the links result writes admitted to the frontier (`{prefix}:frontier`, a stream) onto the
+ * crawl queue. Every worker is a consumer of the stream's group: it takes a batch, enqueues it
+ * (the idempotency key is the job id, so enqueueing one twice adds nothing) and only then
+ * acknowledges and deletes it. A worker that dies holding links leaves them pending; another
+ * claims them after 30 s. So a link a result write admitted is enqueued, and once.
+ */
+export class FrontierMover {
+  private moving: Promise<void> | undefined;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private grouped: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: KeyLayout,
+    private readonly consumer: string,
+    private readonly enqueue: (jobs: FetchJob[]) => Promise<void>,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Starts looking for links dead movers left, now and every few seconds. */
+  start(): void {
+    this.timer = setInterval(() => this.nudge(), RECLAIM_EVERY_MS);
+    this.timer.unref();
+    this.nudge();
+  }
+
+  /** A write admitted links: move them (one mover run at a time; one more after it when asked meanwhile). */
+  nudge(): void {
+    if (this.closed) return;
+    if (this.moving !== undefined) {
+      this.again = true;
+      return;
+    }
+    this.moving = this.run()
+      .catch((error: Error) =>
+        this.logger.warn({ err: error.message }, 'could not move links to the crawl queue; will try again'),
+      )
+      .finally(() => {
+        this.moving = undefined;
+        if (this.again && !this.closed) {
+          this.again = false;
+          this.nudge();
+        }
+      });
+  }
+
+  /** Waits for the move under way (a draining worker's last links go out before it stops). */
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.moving;
+    this.closed = true;
+  }
+
+  private async run(): Promise<void> {
+    // No crawl ever admitted a link: nothing to create, nothing to move.
+    if (this.grouped === undefined && (await this.redis.exists(this.keys.frontier)) === 0) return;
+    await this.group();
+    // Links a dead mover took, then new ones, until none is left.
+    for (;;) {
+      const claimed = (await this.redis.xautoclaim(
+        this.keys.frontier,
+        GROUP,
+        this.consumer,
+        CLAIM_IDLE_MS,
+        '0-0',
+        'COUNT',
+        BATCH,
+      )) as [string, StreamEntries];
+      const entries = claimed[1].filter((entry) => entry[1] !== null);
+      if (entries.length === 0) break;
+      await this.move(entries);
+    }
+    for (;;) {
+      const read = (await this.redis.xreadgroup(
+        'GROUP',
+        GROUP,
+        this.consumer,
+        'COUNT',
+        BATCH,
+        'STREAMS',
+        this.keys.frontier,
+        '>',
+      )) as Array<[string, StreamEntries]> | null;
+      const entries = read?.[0]?.[1] ?? [];
+      if (entries.length === 0) break;
+      await this.move(entries);
+    }
+  }
+
+  private async move(entries: StreamEntries): Promise<void> {
+    const jobs: FetchJob[] = [];
+    for (const [, fields] of entries) {
+      const parsed = parseFetchJob(JSON.parse(fields[1] ?? 'null'));
+      if (parsed.ok) jobs.push(parsed.job);
+      else this.logger.warn({ reason: parsed.reason }, 'dropped a frontier link that is not a job');
+    }
+    if (jobs.length > 0) await this.enqueue(jobs);
+    const ids = entries.map(([id]) => id);
+    await this.redis
+      .multi()
+      .xack(this.keys.frontier, GROUP, ...ids)
+      .xdel(this.keys.frontier, ...ids)
+      .exec();
+  }
+
+  /** Creates the consumer group once (from the stream's start: links written before it are moved too). */
+  private group(): Promise<void> {
+    this.grouped ??= this.redis.xgroup('CREATE', this.keys.frontier, GROUP, '0', 'MKSTREAM').then(
+      () => undefined,
+      (error: Error) => {
+        if (!/BUSYGROUP/.test(error.message)) {
+          this.grouped = undefined;
+          throw error;
+        }
+      },
+    );
+    return this.grouped;
+  }
+}

@@ -1,0 +1,140 @@
+import { readFileSync } from 'node:fs';
+import {
+  type CrawlDefinition,
+  InputError,
+  type KeyLayout,
+  NAME_PATTERN,
+  parseCrawlDefinition,
+  type RedisClient,
+} from '@crawlfleet/core';
+
+const START_CRAWL = readFileSync(new URL('../lua/start-crawl.lua', import.meta.url), 'utf8');
+
+type WithCrawlScripts = RedisClient & {
+  cfStartCrawl(numKeys: number, ...args: Array<string | number>): Promise<[number, string, number]>;
+};
+
+/** Whether a crawl fetches: `running`, `paused` (its jobs wait), `cancelled` (its jobs end). */
+export type CrawlState = 'running' | 'paused' | 'cancelled';
+
+/** A crawl as stored: its definition, state and fleet-wide counts. */
+export interface CrawlStatus {
+  definition: CrawlDefinition;
+  state: CrawlState;
+  /** URLs admitted to its frontier (seeds and followed links), each once. */
+  discovered: number;
+  /** Pages whose result was written. */
+  stored: number;
+  /** Pages that went to the dead-letter queue. */
+  deadLettered: number;
+}
+
+/** What must match for a submit to extend a crawl: its scope. */
+function scopeOf(definition: CrawlDefinition): string {
+  const { follow, include, exclude, maxDepth, maxPages, tenant, sessionId } = definition;
+  return JSON.stringify({ tenant, sessionId, follow, include, exclude, maxDepth, maxPages });
+}
+
+/** Checks a crawl name given on the command line. */
+export function checkCrawlName(name: string): string {
+  if (!NAME_PATTERN.test(name))
+    throw new InputError('invalid_crawl', `--crawl must be 1-64 of A-Z a-z 0-9 . _ -, got ${JSON.stringify(name)}`);
+  return name;
+}
+
+/**
+ * Named crawls in Redis (`{prefix}:crawls:<name>`, a hash): the definition the first submit
+ * stored, the state people steer, and the counts the result write (stored, links discovered) and
+ * the DLQ move (dead-lettered) keep. A crawl's seen set holds each idempotency key it admitted
+ * once, so a URL found by many pages, on many workers, enters its frontier once.
+ */
+export class CrawlStore {
+  private readonly redis: WithCrawlScripts;
+
+  constructor(
+    redis: RedisClient,
+    private readonly keys: KeyLayout,
+  ) {
+    if (!('cfStartCrawl' in redis)) redis.defineCommand('cfStartCrawl', { lua: START_CRAWL });
+    this.redis = redis as WithCrawlScripts;
+  }
+
+  /**
+   * Starts a crawl, or extends the one of that name, with these seeds (their idempotency keys).
+   * `scoped`: the caller gave scope options, which must then be the stored crawl's. Returns the
+   * definition that stands; a different scope or a cancelled crawl is refused (`InputError`).
+   */
+  async start(
+    definition: CrawlDefinition,
+    seedKeys: readonly string[],
+    scoped: boolean,
+  ): Promise<{ started: boolean; definition: CrawlDefinition; newSeeds: number }> {
+    const [status, stored, newSeeds] = await this.redis.cfStartCrawl(
+      3,
+      this.keys.crawls,
+      this.keys.crawl(definition.name),
+      this.keys.crawlSeen(definition.name),
+      definition.name,
+      JSON.stringify(definition),
+      scopeOf(definition),
+      scoped ? '1' : '0',
+      Date.now(),
+      ...seedKeys,
+    );
+    const standing = parseCrawlDefinition(JSON.parse(stored));
+    if (status === -1)
+      throw new InputError(
+        'crawl_scope_differs',
+        `crawl ${definition.name} exists with another scope (${describeScope(standing)}): leave out the scope options to extend it, or name a new crawl`,
+      );
+    if (status === -2)
+      throw new InputError('crawl_cancelled', `crawl ${definition.name} was cancelled: name a new crawl`);
+    return { started: status === 1, definition: standing, newSeeds };
+  }
+
+  /** The crawl's definition, or undefined when there is no crawl of that name. */
+  async definition(name: string): Promise<CrawlDefinition | undefined> {
+    const stored = await this.redis.hget(this.keys.crawl(name), 'definition');
+    return stored === null ? undefined : parseCrawlDefinition(JSON.parse(stored));
+  }
+
+  /** The crawl's definition, state and counts; undefined when there is none. */
+  async status(name: string): Promise<CrawlStatus | undefined> {
+    const [definition, state, discovered, stored, dead] = await this.redis.hmget(
+      this.keys.crawl(name),
+      'definition',
+      'state',
+      'discovered',
+      'stored',
+      'dead',
+    );
+    if (definition === null || definition === undefined) return undefined;
+    return {
+      definition: parseCrawlDefinition(JSON.parse(definition)),
+      state: (state ?? 'running') as CrawlState,
+      discovered: Number(discovered ?? 0),
+      stored: Number(stored ?? 0),
+      deadLettered: Number(dead ?? 0),
+    };
+  }
+
+  /** The names of every crawl, oldest first. */
+  names(): Promise<string[]> {
+    return this.redis.zrange(this.keys.crawls, 0, -1);
+  }
+
+  /** Counts a page of the crawl that went to the dead-letter queue. */
+  async countDeadLettered(name: string): Promise<void> {
+    await this.redis.hincrby(this.keys.crawl(name), 'dead', 1);
+  }
+}
+
+/** `follow same-hostname, depth 3, 50 pages`: a scope in a few words. */
+export function describeScope(definition: CrawlDefinition): string {
+  const parts = [`follow ${definition.follow}`];
+  if (definition.maxDepth !== undefined) parts.push(`depth ${definition.maxDepth}`);
+  if (definition.maxPages !== undefined) parts.push(`${definition.maxPages} pages`);
+  if (definition.include.length > 0) parts.push(`include ${definition.include.join(' ')}`);
+  if (definition.exclude.length > 0) parts.push(`exclude ${definition.exclude.join(' ')}`);
+  return parts.join(', ');
+}

@@ -1,0 +1,7 @@
+export {
+  type CrawlState,
+  type CrawlStatus,
+  CrawlStore,
+  checkCrawlName,
+  describeScope,
+} from './crawl-store.js';
