@@ -58,7 +58,7 @@ describe('ResultsStore.write', () => {
 
     const second = await store.write(result('ik-twice', { body: 'second' }));
 
-    expect(second).toEqual({ written: false, entryId: first.entryId });
+    expect(second).toEqual({ written: false, entryId: first.entryId, admitted: 0 });
     expect(await redis.xlen(keys.results)).toBe(1);
     const [only] = await storedEntries();
     expect(only?.result.body).toBe('first');
@@ -100,7 +100,7 @@ describe('ResultsStore.write', () => {
       ]);
       expect(outcomes.slice(0, 68).every((outcome) => outcome.written)).toBe(true);
       expect(outcomes[68]?.written).toBe(false);
-      expect(outcomes[69]).toEqual({ written: false, entryId: outcomes[0]?.entryId });
+      expect(outcomes[69]).toEqual({ written: false, entryId: outcomes[0]?.entryId, admitted: 0 });
       expect(new Set(outcomes.slice(0, 68).map((outcome) => outcome.entryId)).size).toBe(68);
       const entries = await storedEntries();
       expect(entries.map((entry) => entry.result.idempotencyKey)).toEqual([
