@@ -9,7 +9,11 @@ import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, type TestWorker } from '../src/fleet.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 
-const TENANTS = { default: { allowHosts: ['127.0.0.1'], robots: 'ignore' } };
+const TENANTS = {
+  default: { allowHosts: ['127.0.0.1'], robots: 'ignore' },
+  // 50 pages a second at most: a crawl long enough to steer.
+  paced: { allowHosts: ['127.0.0.1'], robots: 'ignore', hostDelayMs: 20 },
+};
 
 describe('a named crawl follows links within its scope, each page once, across the fleet', () => {
   let site: FixtureSite;
@@ -113,6 +117,37 @@ describe('a named crawl follows links within its scope, each page once, across t
     expect(await redis.xlen(keys.results)).toBe(50);
     expect(site.hitsByPrefix('/graph')).toBe(50);
     expect(await crawlShown(env, 'capped')).toMatchObject({ discovered: 50, stored: 50, pending: 0 });
+  });
+
+  it('pauses across the fleet within a second, resumes, and cancels for good', async () => {
+    site.resetHits();
+    const { env } = await fleet(3);
+    const crawl = ['--crawl', 'steered', '--tenant', 'paced', '--follow', 'same-hostname'];
+    expect((await runCli(['submit', ...crawl, site.url('/graph/')], { env })).code).toBe(0);
+    const hits = () => site.hitsByPrefix('/graph');
+    await waitFor(() => hits() >= 20, { timeoutMs: 20_000, what: '20 pages fetched' });
+
+    expect((await runCli(['crawls', 'pause', 'steered'], { env })).stderr).toContain('crawl steered paused');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const paused = hits();
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(hits(), 'pages fetched while paused').toBe(paused);
+    expect((await crawlShown(env, 'steered')).state).toBe('paused');
+
+    expect((await runCli(['crawls', 'resume', 'steered'], { env })).stderr).toContain('crawl steered resumed');
+    await waitFor(() => hits() >= paused + 20, { timeoutMs: 20_000, what: 'the crawl to go on' });
+
+    expect((await runCli(['crawls', 'cancel', 'steered'], { env })).stderr).toContain('crawl steered cancelled');
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const cancelled = hits();
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(hits(), 'pages fetched after the cancel').toBe(cancelled);
+    expect(cancelled).toBeLessThan(graphPagesWithin(6).size);
+    const resumed = await runCli(['crawls', 'resume', 'steered'], { env });
+    expect(resumed.code).toBe(2);
+    expect(resumed.stderr).toContain('crawl steered was cancelled');
+    const extended = await runCli(['submit', '--crawl', 'steered', '--tenant', 'paced', site.url('/graph/n/3')], { env });
+    expect(extended.code).toBe(2);
   });
 
   it('extends a crawl with more seeds, refuses another scope for it, and refuses scope options without a crawl', async () => {

@@ -24,6 +24,7 @@ import { contextOf, inSpan, SpanKind, type TraceCarrier } from '@crawlfleet/trac
 import { DelayedError, type Job, type Queue } from 'bullmq';
 import { auditSubject } from './audit-subject.js';
 import { BreakerGate } from './breaker-gate.js';
+import { CrawlGate, PAUSED_WAIT_MS } from './crawl-gate.js';
 import type { CrawlLinks } from './crawl-links.js';
 import { type JobOutcome, RetryLaterError } from './job-errors.js';
 import { PolitenessGate } from './politeness-gate.js';
@@ -82,6 +83,8 @@ export class CrawlProcessor {
   /** The tenants' proxies: which one each session's (and each other job's) requests go through. */
   private readonly proxies = new ProxyPlans();
   private readonly identities: SessionIdentities;
+  /** Named crawls' states: a paused crawl's jobs wait, a cancelled one's end. */
+  private readonly crawlGate: CrawlGate | undefined;
 
   constructor(private readonly deps: CrawlProcessorDeps) {
     this.breakerGate = new BreakerGate(deps);
@@ -96,11 +99,13 @@ export class CrawlProcessor {
     });
     this.settler = new Settle({ ...deps, hasher: deps.sessions.hasher });
     this.identities = new SessionIdentities(deps.config.fetch.userAgent);
+    this.crawlGate = deps.crawls === undefined ? undefined : new CrawlGate(deps.crawls);
   }
 
   /** Stops this worker's breaker timers (on drain). */
   shutdown(): void {
     this.breakerGate.shutdown();
+    this.crawlGate?.close();
   }
 
   /** `token` is the worker's lock token: with it, a job that is too early moves to delayed. */
@@ -151,6 +156,9 @@ export class CrawlProcessor {
     const admitted = await this.admit(job);
     if ('kind' in admitted) return admitted;
     const { data, tenant } = admitted;
+    const crawlState = await this.crawlGate?.stateOf(data);
+    if (crawlState === 'paused') return { kind: 'hold', waitMs: PAUSED_WAIT_MS, reason: 'crawl_paused' };
+    if (crawlState === 'cancelled') return { kind: 'cancelled' };
     const session =
       data.sessionId === undefined
         ? undefined

@@ -64,7 +64,7 @@ export interface CrawlWorkerOptions {
 
 /** The outcome of one job as the worker saw it: for progress displays and counters. */
 export type JobEvent =
-  | { kind: 'stored' | 'duplicate'; job: Job; outcome: JobOutcome }
+  | { kind: 'stored' | 'duplicate' | 'cancelled'; job: Job; outcome: JobOutcome }
   | { kind: 'retrying'; job: Job; error: RetryLaterError }
   | { kind: 'dead_lettered'; job: Job; error: DeadLetteredError }
   | { kind: 'failed'; job: Job | undefined; error: Error };

@@ -4,7 +4,7 @@ import { UnrecoverableError } from 'bullmq';
 
 /** What a finished job returns (BullMQ keeps it as the job's return value). */
 export interface JobOutcome {
-  outcome: 'stored' | 'duplicate';
+  outcome: 'stored' | 'duplicate' | 'cancelled';
   status?: number;
   entryId?: string;
   /** The proxy the page came through (`scheme://host:port`): what the board shows of the job. */

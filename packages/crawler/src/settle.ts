@@ -55,6 +55,9 @@ export class Settle {
       case 'duplicate':
         this.deps.observer?.jobFinished?.('duplicate', undefined, undefined);
         return { outcome: { outcome: 'duplicate' } };
+      case 'cancelled':
+        this.deps.observer?.jobFinished?.('cancelled', undefined, undefined);
+        return { outcome: { outcome: 'cancelled' } };
       case 'hold':
         return { signal: await this.hold(job, token, verdict.waitMs, verdict.reason) };
       case 'failed':

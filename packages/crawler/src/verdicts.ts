@@ -4,7 +4,13 @@ import type { FetchedPage } from '@crawlfleet/fetcher';
 import type { FrontierWrite } from '@crawlfleet/results';
 
 /** Why a job waits without spending an attempt. */
-export type HoldReason = 'host_paced' | 'breaker_open' | 'breaker_half_open' | 'auth_cooldown' | 'proxy_rotation';
+export type HoldReason =
+  | 'host_paced'
+  | 'breaker_open'
+  | 'breaker_half_open'
+  | 'auth_cooldown'
+  | 'proxy_rotation'
+  | 'crawl_paused';
 
 /** A job that may not be fetched, or failed: its classification and what a person reads. */
 export interface Failure {
@@ -39,6 +45,8 @@ export type JobVerdict =
     }
   /** The job's key finished before (a retry, a replay, a re-run after a crash): nothing to do. */
   | { kind: 'duplicate' }
+  /** The job's crawl was cancelled: it ends with nothing fetched, stored or dead-lettered. */
+  | { kind: 'cancelled' }
   | { kind: 'hold'; waitMs: number; reason: HoldReason }
   /** The job failed or was refused; `decide` says whether it retries or goes to the DLQ. */
   | { kind: 'failed'; data: FetchJob | undefined; failure: Failure };

@@ -123,6 +123,39 @@ export class CrawlStore {
     return this.redis.zrange(this.keys.crawls, 0, -1);
   }
 
+  /** A crawl's state; a crawl that is not there (purged) counts as cancelled. */
+  async state(name: string): Promise<CrawlState> {
+    return (await this.states([name]))[0] ?? 'cancelled';
+  }
+
+  /** The states of several crawls, in one round trip; a crawl that is not there counts as cancelled. */
+  async states(names: readonly string[]): Promise<CrawlState[]> {
+    if (names.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const name of names) pipeline.hget(this.keys.crawl(name), 'state');
+    const answers = (await pipeline.exec()) ?? [];
+    return names.map((_, i) => {
+      const [error, state] = answers[i] ?? [];
+      if (error) throw error;
+      return (state ?? 'cancelled') as CrawlState;
+    });
+  }
+
+  /**
+   * Pauses, resumes or cancels a crawl; answers the state it was in. Cancelling is final: a
+   * cancelled crawl is not resumed (its frontier took no more links). Unknown crawls are refused.
+   */
+  async steer(name: string, to: CrawlState): Promise<CrawlState> {
+    const [definition, state] = await this.redis.hmget(this.keys.crawl(name), 'definition', 'state');
+    if (definition === null || definition === undefined)
+      throw new InputError('unknown_crawl', `no crawl named ${name} (see crawlfleet crawls list)`);
+    const from = (state ?? 'running') as CrawlState;
+    if (from === 'cancelled' && to !== 'cancelled')
+      throw new InputError('crawl_cancelled', `crawl ${name} was cancelled and cannot run again: name a new crawl`);
+    await this.redis.hset(this.keys.crawl(name), 'state', to);
+    return from;
+  }
+
   /** Counts a page of the crawl that went to the dead-letter queue. */
   async countDeadLettered(name: string): Promise<void> {
     await this.redis.hincrby(this.keys.crawl(name), 'dead', 1);

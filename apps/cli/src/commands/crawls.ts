@@ -1,5 +1,5 @@
 import { InputError } from '@crawlfleet/core';
-import { type CrawlStatus, CrawlStore, checkCrawlName, describeScope } from '@crawlfleet/crawls';
+import { type CrawlState, type CrawlStatus, CrawlStore, checkCrawlName, describeScope } from '@crawlfleet/crawls';
 import type { Command } from 'commander';
 import { type GlobalOptions, openContext } from '../context.js';
 import { printJson, say, table } from '../output.js';
@@ -62,6 +62,35 @@ export function registerCrawls(program: Command): void {
         await context.close();
       }
     });
+
+  const steer = (verb: 'pause' | 'resume' | 'cancel', to: CrawlState, description: string, done: string) =>
+    crawls
+      .command(verb)
+      .description(description)
+      .argument('<name>', 'the crawl')
+      .action(async (name: string, _options: unknown, command: Command) => {
+        checkCrawlName(name);
+        const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+        try {
+          const from = await new CrawlStore(context.redis, context.keys).steer(name, to);
+          say(from === to ? `crawl ${name} was already ${to}` : `crawl ${name} ${done}`);
+        } finally {
+          await context.close();
+        }
+      });
+  steer(
+    'pause',
+    'paused',
+    "stop fetching a crawl's pages, fleet-wide within a second; its jobs wait in the queue, no attempt spent",
+    'paused: workers stop fetching its pages within a second (crawlfleet crawls resume to go on)',
+  );
+  steer('resume', 'running', "fetch a paused crawl's pages again", 'resumed');
+  steer(
+    'cancel',
+    'cancelled',
+    'end a crawl for good: its queued jobs end unfetched, and its pages admit no more links',
+    'cancelled: its queued jobs end without being fetched',
+  );
 
   crawls
     .command('show')
