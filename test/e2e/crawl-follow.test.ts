@@ -146,7 +146,9 @@ describe('a named crawl follows links within its scope, each page once, across t
     const resumed = await runCli(['crawls', 'resume', 'steered'], { env });
     expect(resumed.code).toBe(2);
     expect(resumed.stderr).toContain('crawl steered was cancelled');
-    const extended = await runCli(['submit', '--crawl', 'steered', '--tenant', 'paced', site.url('/graph/n/3')], { env });
+    const extended = await runCli(['submit', '--crawl', 'steered', '--tenant', 'paced', site.url('/graph/n/3')], {
+      env,
+    });
     expect(extended.code).toBe(2);
   });
 

@@ -1,0 +1,95 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { keyLayout } from '@crawlfleet/core';
+import { type RedisServer, startRedisServer } from '@crawlfleet/local-redis';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { graphPagesWithin } from '../src/fixture/link-graph.js';
+import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
+import { runCli, waitFor } from '../src/harness.js';
+import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+
+describe('a worker killed with SIGKILL in the middle of a crawl that follows links', () => {
+  let server: RedisServer;
+  let redis: Redis;
+  let site: FixtureSite;
+  let dir: string;
+  let workers: WorkerProcess[] = [];
+
+  beforeAll(async () => {
+    server = await startRedisServer();
+    redis = new Redis(server.url);
+    site = await startFixtureSite();
+    dir = mkdtempSync(join(tmpdir(), 'crawlfleet-crawl-chaos-'));
+  });
+  afterAll(async () => {
+    await Promise.all(workers.map((w) => w.stop('SIGKILL')));
+    redis.disconnect();
+    await server.stop();
+    await site.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('stores every page of the graph exactly once and admits every link once', async () => {
+    const config = join(dir, 'crawlfleet.config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        // About 150 pages a second: the kill lands mid-crawl.
+        tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore', hostDelayMs: 6 } },
+        jobs: { retries: 2, backoffBaseMs: 20 },
+      }),
+    );
+    const env = {
+      REDIS_URL: server.url,
+      CRAWLFLEET_CONFIG: config,
+      CRAWLFLEET_PREFIX: 'crawl-chaos',
+      CRAWLFLEET_LOG_LEVEL: 'warn',
+    };
+    const submitted = await runCli(['submit', '--crawl', 'all', '--follow', 'same-hostname', site.url('/graph/')], {
+      env,
+    });
+    expect(submitted.code, submitted.stderr).toBe(0);
+
+    // Short locks, so the killed worker's jobs come back within seconds (30 s in production).
+    const flags = ['--concurrency', '8', '--lock-duration-ms', '2000', '--stalled-interval-ms', '1000'];
+    workers = [0, 1, 2].map(() => startWorkerProcess(env, flags));
+    const keys = keyLayout('crawl-chaos');
+    const expected = graphPagesWithin(100);
+    await waitFor(async () => (await redis.xlen(keys.results)) >= 100, {
+      timeoutMs: 30_000,
+      what: 'the crawl to be under way',
+    });
+    expect(await (workers[0] as WorkerProcess).stop('SIGKILL')).toBeNull();
+    expect(await redis.xlen(keys.results)).toBeLessThan(expected.size);
+
+    const shown = async () => JSON.parse((await runCli(['crawls', 'show', 'all', '--json'], { env })).stdout);
+    await waitFor(
+      async () => {
+        const crawl = await shown();
+        return crawl.stored >= expected.size && crawl.pending === 0 ? crawl : undefined;
+      },
+      { timeoutMs: 60_000, what: 'every page of the graph' },
+    ).catch(async (error: Error) => {
+      throw new Error(`${error.message}: ${JSON.stringify(await shown())}`);
+    });
+    // Let a job the victim held finish its second run before counting.
+    await waitFor(async () => (await redis.llen(`${keys.bullPrefix}:crawl:active`)) === 0, { timeoutMs: 20_000 });
+
+    const results = (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    expect(results).toHaveLength(expected.size);
+    expect(new Set(results.map((r) => r.idempotencyKey)).size).toBe(expected.size);
+    for (const result of results) {
+      const url = new URL(result.url);
+      expect(result.depth, result.url).toBe(expected.get(`${url.pathname}${url.search}`));
+    }
+    // Each link admitted once, and every admitted link moved onto the queue.
+    expect(await shown()).toMatchObject({ discovered: expected.size, stored: expected.size, deadLettered: 0 });
+    expect(await redis.scard(keys.crawlSeen('all'))).toBe(expected.size);
+    expect(await redis.xlen(keys.frontier)).toBe(0);
+
+    const codes = await Promise.all(workers.slice(1).map((w) => w.stop('SIGTERM')));
+    expect(codes).toEqual([0, 0]);
+  });
+});
