@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '@crawlfleet/core';
@@ -150,6 +150,30 @@ describe('a named crawl follows links within its scope, each page once, across t
       env,
     });
     expect(extended.code).toBe(2);
+  });
+
+  it('runs on one machine: crawl URL --follow --max-depth --out writes every page of the crawl once', async () => {
+    site.resetHits();
+    const { env } = await fleet(0);
+    const out = join(dir, 'graph.jsonl');
+    const crawled = await runCli(
+      ['crawl', '--json', '--follow', 'same-hostname', '--max-depth', '2', '--out', out, site.url('/graph/')],
+      { env },
+    );
+    expect(crawled.code, crawled.stderr).toBe(0);
+    const expected = graphPagesWithin(2);
+    const summary = JSON.parse(crawled.stdout);
+    expect(summary).toMatchObject({ enqueued: 1, fetched: expected.size, dlq: 0, left: 0, discovered: expected.size });
+    expect(summary.crawl).toMatch(/^crawl-\d{8}T\d{6}$/);
+    const lines = readFileSync(out, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+    expect(lines).toHaveLength(expected.size);
+    expect(new Set(lines.map((line) => new URL(line.url).pathname + new URL(line.url).search))).toEqual(
+      new Set(expected.keys()),
+    );
+    expect(site.hitsByPrefix('/graph')).toBe(expected.size);
   });
 
   it('extends a crawl with more seeds, refuses another scope for it, and refuses scope options without a crawl', async () => {

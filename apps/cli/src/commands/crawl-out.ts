@@ -43,6 +43,8 @@ export class CrawlOut {
     private readonly out: string,
     private readonly name: string,
     private readonly file: JsonlFile,
+    /** The named crawl whose pages (links it followed included) are the crawl's own. */
+    private readonly crawl: string | undefined,
   ) {}
 
   private static aside(out: string, pid: number): string {
@@ -50,7 +52,7 @@ export class CrawlOut {
   }
 
   /** Registers the crawl's sink (removing those of crawls on this host that died) and opens its file. */
-  static async start(context: CommandContext, out: string): Promise<CrawlOut> {
+  static async start(context: CommandContext, out: string, crawl?: string): Promise<CrawlOut> {
     const outbox = new Outbox(context.redis, context.keys);
     for (const sink of await outbox.sinks()) {
       const match = /^crawl-(.+)-(\d+)$/.exec(sink.name);
@@ -59,7 +61,7 @@ export class CrawlOut {
     const file = await JsonlFile.create(CrawlOut.aside(out, process.pid));
     const name = `crawl-${HOST}-${process.pid}`;
     await outbox.register(name);
-    return new CrawlOut(context, out, name, file);
+    return new CrawlOut(context, out, name, file, crawl);
   }
 
   /** Starts writing the results of these keys as workers store them. */
@@ -80,7 +82,9 @@ export class CrawlOut {
   /** The crawl's own results, each once: the entry its key's ledger mark names. */
   private async select(entries: readonly OutboxEntry[]): Promise<boolean[]> {
     // Only the crawl's own keys are looked up: other jobs' results are never its.
-    const own = entries.filter(({ result }) => this.keys.has(result.idempotencyKey));
+    const own = entries.filter(
+      ({ result }) => this.keys.has(result.idempotencyKey) || (this.crawl !== undefined && result.crawl === this.crawl),
+    );
     if (own.length === 0) return entries.map(() => false);
     const pipeline = this.context.redis.pipeline();
     for (const { result } of own) pipeline.get(this.context.keys.ledger(result.idempotencyKey));
@@ -88,7 +92,7 @@ export class CrawlOut {
     const marks = new Map(own.map(({ result }, i) => [result.idempotencyKey, answers[i]?.[1]]));
     return entries.map(({ entryId, result }) => {
       const key = result.idempotencyKey;
-      if (marks.get(key) !== entryId || this.written.has(key)) return false;
+      if (!marks.has(key) || marks.get(key) !== entryId || this.written.has(key)) return false;
       this.written.add(key);
       return true;
     });
@@ -108,6 +112,9 @@ export class CrawlOut {
       await new Outbox(this.context.redis, this.context.keys).remove(this.name);
       await this.bodies.close();
     }
+    // A following crawl's keys are every one it admitted, links included.
+    if (this.crawl !== undefined)
+      for (const key of await this.context.redis.smembers(this.context.keys.crawlSeen(this.crawl))) this.keys.add(key);
     const expected = await this.storedKeys();
     const earlier = this.earlierFiles();
     for (const path of earlier) await this.keepLines(path, expected);

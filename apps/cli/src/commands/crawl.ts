@@ -1,6 +1,7 @@
 import { constants } from 'node:os';
 import { CRAWL_QUEUE, DEFAULT_PREFIX, type FetchJob } from '@crawlfleet/core';
 import { DEFAULT_CONCURRENCY, openWorker } from '@crawlfleet/crawler';
+import { CrawlStore } from '@crawlfleet/crawls';
 import { DeadLetterQueue, type DeadLetterSummary, summarize } from '@crawlfleet/dlq';
 import { ensureRedis } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
@@ -9,12 +10,13 @@ import { type KeyRing, localKeyRing } from '@crawlfleet/slates';
 import { type Job, type JobState, Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings } from '../context.js';
+import { crawlOf, type CrawlOptions as ScopeOptions, withCrawlOptions } from '../crawl-options.js';
 import { positiveInt } from '../options.js';
 import { ProgressLine, plural, printJson, say } from '../output.js';
 import { CrawlOut } from './crawl-out.js';
-import { enqueueJobs, prepareTargets, type TargetOptions, withTargetOptions } from './submit.js';
+import { enqueueJobs, prepareTargets, startCrawl, type TargetOptions, withTargetOptions } from './submit.js';
 
-interface CrawlOptions extends TargetOptions {
+interface CrawlOptions extends TargetOptions, ScopeOptions {
   concurrency: number;
   out?: string;
   json?: boolean;
@@ -55,6 +57,12 @@ interface Tally {
   retries: number;
 }
 
+/** A crawl that follows links: its name, and what its store says when the run ends. */
+interface Following {
+  name: string;
+  store: CrawlStore;
+}
+
 interface CrawlSummary {
   enqueued: number;
   resumed: number;
@@ -67,6 +75,9 @@ interface CrawlSummary {
   seconds: number;
   interrupted?: boolean;
   out?: string;
+  /** A crawl that followed links: its name and the pages it found (seeds included). */
+  crawl?: string;
+  discovered?: number;
 }
 
 function timestamp(): string {
@@ -74,7 +85,7 @@ function timestamp(): string {
 }
 
 export function registerCrawl(program: Command): void {
-  withTargetOptions(program.command('crawl'))
+  withCrawlOptions(withTargetOptions(program.command('crawl')))
     .description('the one-machine quick path: submit, run workers in this process until the crawl drains, summarize')
     .option('-c, --concurrency <n>', 'jobs fetched at once', positiveInt, DEFAULT_CONCURRENCY)
     .option('-o, --out <file>', "write this crawl's results as JSON lines to a file")
@@ -88,12 +99,27 @@ Session keys: CRAWLFLEET_KEYS when set, else the local key file (created on firs
 Ctrl-C drains (running pages finish, what is done is written); Ctrl-C again stops at once. The same
 command again resumes what is left and writes every result of the crawl.
   $ crawlfleet crawl https://example.com/ https://example.com/about
-  $ crawlfleet crawl --file urls.txt --concurrency 32 --out results.jsonl`,
+  $ crawlfleet crawl --file urls.txt --concurrency 32 --out results.jsonl
+  $ crawlfleet crawl https://example.com/ --follow same-hostname --max-depth 2 --out site.jsonl
+
+With --follow (or --crawl NAME) the URLs seed a named crawl (crawl-<time> unless named): its pages'
+links within the scope are fetched too, and the run ends when the crawl has nothing pending.`,
     )
     .action(async (urls: string[], options: CrawlOptions, command: Command) => {
       const started = Date.now();
       const settings = loadSettings(command.optsWithGlobals<GlobalOptions>());
-      const jobs = await prepareTargets(settings, urls, options);
+      // Following links makes it a named crawl: scope options without --crawl name one.
+      const named =
+        options.crawl === undefined && options.follow !== undefined && options.follow !== 'none'
+          ? { ...options, crawl: `crawl-${timestamp().replace(/[^0-9A-Za-z]/g, '')}` }
+          : options;
+      const crawl = crawlOf(named, options.tenant, options.session);
+      const jobs = await prepareTargets(
+        settings,
+        urls,
+        options,
+        crawl === undefined ? undefined : { name: crawl.definition.name, depth: 0 },
+      );
       const keys = localKeyRing();
       if (keys.created)
         say(
@@ -112,21 +138,29 @@ command again resumes what is left and writes every result of the crawl.
         const context = await connect(settings, local.url);
         const queue = new Queue(CRAWL_QUEUE, { connection: context.redis, prefix: context.keys.bullPrefix });
         // The crawl's own sink is registered before its first job can be stored.
-        let crawlOut = out !== undefined ? await CrawlOut.start(context, out) : undefined;
+        let crawlOut = out !== undefined ? await CrawlOut.start(context, out, crawl?.definition.name) : undefined;
         try {
+          if (crawl !== undefined) await startCrawl(context, crawl, jobs, options.json === true);
+          const following =
+            crawl === undefined
+              ? undefined
+              : { name: crawl.definition.name, store: new CrawlStore(context.redis, context.keys) };
           const plan = await planCrawl(queue, jobs, await enqueueJobs(context, jobs, options.force));
           crawlOut?.run(plan.keys);
           const crawled = [...plan.enqueued, ...plan.resumed];
           await sayOtherJobs(queue, crawled.length, settings.env.prefix);
           const tally: Tally = { retries: 0 };
-          if (crawled.length > 0 && !interruption.requested) {
+          const unfinished =
+            following === undefined ? 0 : ((await following.store.status(following.name))?.discovered ?? 0);
+          if ((crawled.length > 0 || unfinished > 0) && !interruption.requested) {
             await runUntilDone(
-              { context, queue, interruption, concurrency: options.concurrency, tally },
+              { context, queue, interruption, concurrency: options.concurrency, tally, following },
               { redisUrl: local.url, sessionRedisUrl, ring: keys.ring },
               crawled,
             );
           }
           const settled = await settle(context, crawled);
+          const status = following === undefined ? undefined : await following.store.status(following.name);
           const letters = await deadLetterSummaries(context, settled.deadLettered.slice(0, 10));
           const results = await crawlOut?.finish();
           crawlOut = undefined;
@@ -135,10 +169,14 @@ command again resumes what is left and writes every result of the crawl.
             enqueued: plan.enqueued.length,
             resumed: plan.resumed.length,
             duplicates: plan.duplicates,
-            fetched: settled.stored,
-            dlq: settled.deadLettered.length,
+            fetched: status?.stored ?? settled.stored,
+            dlq: status?.deadLettered ?? settled.deadLettered.length,
+            ...(status === undefined ? {} : { crawl: status.definition.name, discovered: status.discovered }),
             retries: tally.retries,
-            left: crawled.length - settled.stored - settled.deadLettered.length,
+            left:
+              status === undefined
+                ? crawled.length - settled.stored - settled.deadLettered.length
+                : Math.max(0, status.discovered - status.stored - status.deadLettered),
             seconds: Number(((Date.now() - started) / 1000).toFixed(2)),
             ...(interruption.requested ? { interrupted: true } : {}),
             ...(out !== undefined ? { out } : {}),
@@ -263,6 +301,10 @@ function printSummary(
   const lines = [
     `${head}: ${summary.fetched} fetched, ${summary.dlq} to the DLQ, ${plural(summary.retries, 'retry')}, ${plural(summary.duplicates, 'duplicate')} skipped`,
   ];
+  if (summary.crawl !== undefined)
+    lines.push(
+      `crawl ${summary.crawl} followed links to ${plural(summary.discovered ?? 0, 'page')} (crawlfleet crawls show ${summary.crawl})`,
+    );
   for (const letter of letters) lines.push(`  DLQ ${letter.reason.padEnd(14)} ${letter.url ?? letter.id}`);
   if (summary.dlq > letters.length) lines.push(`  ... and ${summary.dlq - letters.length} more`);
   if (summary.left > 0 && summary.interrupted)
@@ -341,6 +383,8 @@ interface CrawlRun {
   interruption: Interruption;
   concurrency: number;
   tally: Tally;
+  /** A crawl that follows links: the run also waits until it has nothing pending. */
+  following?: Following | undefined;
 }
 
 /**
@@ -352,7 +396,7 @@ async function runUntilDone(
   connections: { redisUrl: string; sessionRedisUrl: string; ring: KeyRing },
   keys: string[],
 ): Promise<void> {
-  const { context, queue, interruption, tally } = run;
+  const { context, queue, interruption, tally, following } = run;
   const pending = new Set(keys);
   const logger = createLogger({ name: 'crawl', level: process.env.CRAWLFLEET_LOG_LEVEL ?? 'silent' });
   const opened = await openWorker({
@@ -365,8 +409,13 @@ async function runUntilDone(
   if (!opened.sessionStoreReady) say('session Redis unreachable: jobs run on ephemeral sessions until it answers');
   let fetched = 0;
   let deadLettered = 0;
+  let followed = { stored: 0, discovered: 0, pending: following === undefined ? 0 : 1 };
   opened.worker.onJob((event) => {
     const id = String(event.job?.id);
+    if (following !== undefined && (event.job?.data as FetchJob | undefined)?.crawl?.name === following.name) {
+      if (event.kind === 'retrying') tally.retries++;
+      return;
+    }
     if (!pending.has(id)) return;
     if (event.kind === 'retrying') tally.retries++;
     else {
@@ -394,19 +443,33 @@ async function runUntilDone(
       const waiting = holding
         ? `; the results outbox is full (${entries} results): waiting for a sink to take them (crawlfleet sink run, or crawl with --out)`
         : '';
-      progress.update(
-        `crawling: ${keys.length - pending.size}/${keys.length} done (${fetched} fetched, ${deadLettered} to the DLQ, ${plural(tally.retries, 'retry')})${waiting}`,
-      );
-      if (pending.size === 0 || interruption.requested) break;
+      if (following !== undefined) {
+        const status = await following.store.status(following.name);
+        if (status !== undefined)
+          followed = {
+            stored: status.stored,
+            discovered: status.discovered,
+            pending: Math.max(0, status.discovered - status.stored - status.deadLettered),
+          };
+        progress.update(
+          `crawling ${following.name}: ${followed.stored} stored of ${followed.discovered} found, ${followed.pending} pending (${plural(tally.retries, 'retry')})${waiting}`,
+        );
+      } else
+        progress.update(
+          `crawling: ${keys.length - pending.size}/${keys.length} done (${fetched} fetched, ${deadLettered} to the DLQ, ${plural(tally.retries, 'retry')})${waiting}`,
+        );
+      if ((pending.size === 0 && followed.pending === 0) || interruption.requested) break;
       // Other workers of the fleet may run some of the crawl's jobs: look every second, but only
       // while this worker finished none of them (a crawl of a million URLs is not swept 4 times a
       // second while its own worker makes progress).
       if (tick % 4 === 3) {
         const idle = pending.size === lastPending;
         lastPending = pending.size;
-        if (idle && (await settleFromRedis(context, pending)) === 0) break;
+        if (idle && following === undefined && (await settleFromRedis(context, pending)) === 0) break;
         const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'waiting-children');
-        if (Object.values(counts).every((n) => n === 0)) break;
+        // A following crawl may have links on their way to the queue: idle only once none is left.
+        const moving = following === undefined ? 0 : await context.redis.xlen(context.keys.frontier);
+        if (Object.values(counts).every((n) => n === 0) && moving === 0) break;
       }
       await Promise.race([new Promise((resolve) => setTimeout(resolve, 250)), interruption.whenRequested()]);
     }
