@@ -117,7 +117,8 @@ describe('OutboxConsumer', () => {
     const outbox = new Outbox(redis, keys);
     const taken = await runOnce('crawl', {
       keepRejected: true,
-      select: async (entries) => entries.map(({ result: r }) => !r.idempotencyKey.startsWith('ik-theirs')),
+      select: async (entries) =>
+        entries.map((entry) => 'result' in entry && !entry.result.idempotencyKey.startsWith('ik-theirs')),
     });
 
     expect(taken.written).toBe(60);

@@ -1,4 +1,5 @@
 import { type CrawlDefinition, FOLLOW_STRATEGIES, InputError, parseCrawlDefinition } from '@crawlfleet/core';
+import { type CrawlHandler, loadHandler } from '@crawlfleet/crawler';
 import { checkCrawlName } from '@crawlfleet/crawls';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { positiveInt } from './options.js';
@@ -78,4 +79,33 @@ export function crawlOf(
     createdAt: new Date().toISOString(),
   });
   return { definition, scoped };
+}
+
+/** The handler options of `worker` and `crawl`, as commander gives them. */
+export interface HandlerOptions {
+  handler?: string;
+  handlerTimeoutMs: number;
+}
+
+/** Adds `--handler FILE` and its time limit to a command. */
+export function withHandlerOptions(command: Command): Command {
+  return command
+    .option(
+      '--handler <file>',
+      "an ES module (or TypeScript) whose router named crawls' pages run through: export default a function, or { default, <label>: ... }",
+    )
+    .option(
+      '--handler-timeout-ms <ms>',
+      'how long a handler may run on one page before the job fails (handler_timeout)',
+      positiveInt,
+      30_000,
+    );
+}
+
+/** Loads the handler the options name (one line and exit code 2 when it does not load); none without `--handler`. */
+export async function handlerOf(
+  options: HandlerOptions,
+): Promise<{ handler: CrawlHandler; timeoutMs: number } | undefined> {
+  if (options.handler === undefined) return undefined;
+  return { handler: await loadHandler(options.handler), timeoutMs: options.handlerTimeoutMs };
 }

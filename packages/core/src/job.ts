@@ -42,6 +42,11 @@ export const jobCrawlSchema = z.object({
   label: z.string().min(1).max(64).optional(),
   /** The idempotency key of the page this link was found on; none for a seed. */
   parent: z.string().min(1).max(200).optional(),
+  /** What a handler passed along with the URL it enqueued (JSON, 16 KiB at most). */
+  userData: z
+    .record(z.string(), z.unknown())
+    .refine((data) => JSON.stringify(data).length <= 16_384, 'userData is larger than 16 KiB as JSON')
+    .optional(),
 });
 
 export type JobCrawl = z.infer<typeof jobCrawlSchema>;

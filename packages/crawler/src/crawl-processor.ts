@@ -25,7 +25,7 @@ import { DelayedError, type Job, type Queue } from 'bullmq';
 import { auditSubject } from './audit-subject.js';
 import { BreakerGate } from './breaker-gate.js';
 import { CrawlGate, PAUSED_WAIT_MS } from './crawl-gate.js';
-import type { CrawlLinks } from './crawl-links.js';
+import type { CrawlPages } from './crawl-pages.js';
 import { type JobOutcome, RetryLaterError } from './job-errors.js';
 import { PolitenessGate } from './politeness-gate.js';
 import { isProxyFailure, proxyFailure } from './proxy-failures.js';
@@ -58,8 +58,8 @@ export interface CrawlProcessorDeps {
   logger: Logger;
   /** Which proxies are down for the fleet; without it, none ever is. */
   proxyHealth?: ProxyHealth | undefined;
-  /** The links stage of named crawls' jobs; without it, no link is followed. */
-  crawlLinks?: CrawlLinks | undefined;
+  /** The page stage of named crawls' jobs (links, the handler); without it, no link is followed. */
+  crawlPages?: CrawlPages | undefined;
   /** Told when a result write admitted links to the frontier. */
   frontier?: { nudge(): void } | undefined;
   /** Named crawls' counts (dead-lettered pages). */
@@ -241,11 +241,14 @@ export class CrawlProcessor {
     if (failure !== undefined && proxy !== undefined && isProxyFailure(failure.classification.reason))
       await this.deps.proxyHealth?.recordFailure(proxy.id, failure.classification.reason);
     else await this.breakerGate.recordHealth(job, data, session, probing, failure?.classification);
+    // A crawl's page: its links and its handler, before the session's commit (the handler may
+    // move a workflow on).
+    const crawled = failure === undefined ? await this.deps.crawlPages?.of(data, page, session) : undefined;
     const conflict = await this.commitSession(session, job);
     if (conflict !== undefined) return { kind: 'failed', data, failure: conflict };
     if (failure !== undefined) return { kind: 'failed', data, failure };
-    const frontier = await this.deps.crawlLinks?.of(data, page);
-    return { kind: 'fetched', data, tenant, page, proxy: proxy?.id, frontier };
+    if (crawled !== undefined && 'failure' in crawled) return { kind: 'failed', data, failure: crawled.failure };
+    return { kind: 'fetched', data, tenant, page, proxy: proxy?.id, frontier: crawled?.frontier };
   }
 
   /**

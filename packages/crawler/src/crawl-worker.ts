@@ -20,7 +20,8 @@ import { Outbox, type OutboxFill, ResultsStore } from '@crawlfleet/results';
 import { type SessionCounters, type SessionHasher, SessionManager } from '@crawlfleet/sessions';
 import type { SlateStore } from '@crawlfleet/slates';
 import { type Job, Queue, Worker } from 'bullmq';
-import { CrawlLinks } from './crawl-links.js';
+import type { CrawlHandler } from './crawl-handler.js';
+import { CrawlPages } from './crawl-pages.js';
 import { CrawlProcessor } from './crawl-processor.js';
 import { FrontierMover } from './frontier-mover.js';
 import { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
@@ -60,6 +61,8 @@ export interface CrawlWorkerOptions {
   maxStalledCount?: number | undefined;
   /** Start taking jobs at once (default) or wait for `run()`. */
   autorun?: boolean | undefined;
+  /** The handler named crawls' pages run through (`loadHandler`), and its time limit per page. */
+  handler?: { handler: CrawlHandler; timeoutMs: number } | undefined;
 }
 
 /** The outcome of one job as the worker saw it: for progress displays and counters. */
@@ -126,7 +129,7 @@ export class CrawlWorker {
     );
     this.processor = new CrawlProcessor({
       crawls,
-      crawlLinks: new CrawlLinks(crawls),
+      crawlPages: new CrawlPages(crawls, logger, options.handler),
       frontier: this.frontier,
       sessions: this.sessions,
       observer: options.observer,

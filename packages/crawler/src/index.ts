@@ -1,4 +1,11 @@
 export { BreakerGate } from './breaker-gate.js';
+export {
+  type CrawlHandler,
+  type EnqueueRequest,
+  type Handler,
+  type HandlerContext,
+  loadHandler,
+} from './crawl-handler.js';
 export { CrawlProcessor, type CrawlProcessorDeps } from './crawl-processor.js';
 export { CrawlWorker, type CrawlWorkerOptions, DEFAULT_CONCURRENCY, type JobEvent } from './crawl-worker.js';
 export { type DecideOptions, type Decision, decide } from './decide.js';

@@ -18,7 +18,7 @@ import { DEFAULT_PROGRESS_MS, ProgressSummary } from './progress-summary.js';
 export interface OpenWorkerOptions
   extends Pick<
     CrawlWorkerOptions,
-    'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount' | 'observer'
+    'concurrency' | 'lockDurationMs' | 'stalledIntervalMs' | 'maxStalledCount' | 'observer' | 'handler'
   > {
   redisUrl: string;
   /** Where session slates live (`CRAWLFLEET_SESSION_REDIS_URL`, default `redisUrl`). */

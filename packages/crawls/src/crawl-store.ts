@@ -27,6 +27,8 @@ export interface CrawlStatus {
   stored: number;
   /** Pages that went to the dead-letter queue. */
   deadLettered: number;
+  /** Records its handler pushed, written with their pages. */
+  records: number;
 }
 
 /** What must match for a submit to extend a crawl: its scope. */
@@ -100,13 +102,14 @@ export class CrawlStore {
 
   /** The crawl's definition, state and counts; undefined when there is none. */
   async status(name: string): Promise<CrawlStatus | undefined> {
-    const [definition, state, discovered, stored, dead] = await this.redis.hmget(
+    const [definition, state, discovered, stored, dead, records] = await this.redis.hmget(
       this.keys.crawl(name),
       'definition',
       'state',
       'discovered',
       'stored',
       'dead',
+      'records',
     );
     if (definition === null || definition === undefined) return undefined;
     return {
@@ -115,6 +118,7 @@ export class CrawlStore {
       discovered: Number(discovered ?? 0),
       stored: Number(stored ?? 0),
       deadLettered: Number(dead ?? 0),
+      records: Number(records ?? 0),
     };
   }
 

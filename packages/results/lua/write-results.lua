@@ -3,9 +3,10 @@
   step, so a job that is retried, replayed, or picked up again after its worker died never writes
   twice. The results of the jobs a worker finishes in one turn of its event loop come in one
   call; each is written, or refused, on its own, in order (a key given twice is written once).
-  A page of a named crawl also counts for its crawl and admits the links it follows to the
-  frontier in the same step: each key once per crawl (its seen set), no more than the crawl's
-  page limit, none for a cancelled crawl, and none at all when the result was written before.
+  A page of a named crawl also counts for its crawl, writes the records its handler pushed to the
+  outbox (field `d`; a result's is `r`), and admits the links it follows to the frontier in the
+  same step: each key once per crawl (its seen set), no more than the crawl's page limit, none for
+  a cancelled crawl; and none of it at all when the result was written before.
   Nothing is trimmed here: the outbox gives up an entry only when every sink has acknowledged it
   (trim-outbox.lua), and workers hold back while it is full.
 
@@ -23,7 +24,8 @@
       ARGV[1]          ledger TTL, seconds
       then, for each result i, at ARGV[2 + 2i] and ARGV[3 + 2i]:
                        the result, JSON
-                       its crawl part, JSON {max, links: [[key, job JSON], ...]}; "" for no crawl
+                       its crawl part, JSON {max, links: [[key, job JSON], ...], records: [record JSON, ...]};
+                       "" for no crawl
 
     Output:
       {w1, id1, a1, ..., wn, idn, an, entries, bytes}, for each result in order:
@@ -38,10 +40,17 @@ local answer = {}
 local added = 0
 local count = 0
 
--- Admits a page's links to its crawl's frontier; answers how many.
+-- Writes a page's records and admits its links to its crawl's frontier; answers how many links.
 local function admit(crawl, seen, part)
   rcall('HINCRBY', crawl, 'stored', 1)
   local spec = cjson.decode(part)
+  local records = spec.records or {}
+  for _, record in ipairs(records) do
+    local recordId = rcall('XADD', stream, '*', 'd', record)
+    rcall('XADD', KEYS[3], recordId, 'n', #record)
+    added = added + #record
+  end
+  if #records > 0 then rcall('HINCRBY', crawl, 'records', #records) end
   if #spec.links == 0 or rcall('HGET', crawl, 'state') == 'cancelled' then return 0 end
   local discovered = tonumber(rcall('HGET', crawl, 'discovered') or '0')
   local admitted = 0

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { type KeyLayout, type RedisClient, TurnBatch } from '@crawlfleet/core';
 import type { OutboxFill } from './outbox.js';
 import { type PendingResult, resultCalls } from './result-batches.js';
+import type { StoredRecord } from './stored-record.js';
 import type { StoredResult } from './stored-result.js';
 
 const WRITE_RESULTS = readFileSync(new URL('../lua/write-results.lua', import.meta.url), 'utf8');
@@ -33,6 +34,8 @@ export interface FrontierWrite {
   maxPages: number;
   /** Each link's idempotency key and its job (JSON). */
   links: Array<{ key: string; job: string }>;
+  /** Records the page's handler pushed (`StoredRecord`, JSON), written beside its result. */
+  records?: string[] | undefined;
 }
 
 export interface WriteOutcome {
@@ -44,9 +47,28 @@ export interface WriteOutcome {
   entryId: string;
 }
 
+/** A page's result as the outbox holds it. */
 export interface ResultEntry {
   entryId: string;
   result: StoredResult;
+}
+
+/** A record a crawl's handler pushed, as the outbox holds it. */
+export interface RecordEntry {
+  entryId: string;
+  record: StoredRecord;
+}
+
+/** What the outbox holds: pages' results and handlers' records. */
+export type OutboxItem = ResultEntry | RecordEntry;
+
+/** An entry of the outbox stream as XRANGE gives it, read by its field: `r` a result, `d` a record. */
+export function outboxEntry(entryId: string, fields: readonly string[]): OutboxItem | undefined {
+  const [field, json] = fields;
+  if (json === undefined) return undefined;
+  return field === 'd'
+    ? { entryId, record: JSON.parse(json) as StoredRecord }
+    : { entryId, result: JSON.parse(json) as StoredResult };
 }
 
 export interface CountRecentOptions {
@@ -112,7 +134,11 @@ export class ResultsStore implements ResultSink {
         : {
             crawlKey: this.keys.crawl(frontier.crawl),
             seenKey: this.keys.crawlSeen(frontier.crawl),
-            links: JSON.stringify({ max: frontier.maxPages, links: frontier.links.map(({ key, job }) => [key, job]) }),
+            links: JSON.stringify({
+              max: frontier.maxPages,
+              links: frontier.links.map(({ key, job }) => [key, job]),
+              records: frontier.records ?? [],
+            }),
           }),
     });
   }
@@ -243,14 +269,18 @@ export class ResultsStore implements ResultSink {
    * `sinceMs` (ms since the epoch, on the Redis server's clock, which dates the entries), those
    * written from then on.
    */
-  async *entries(options: { sinceMs?: number | undefined; pageSize?: number } = {}): AsyncGenerator<ResultEntry> {
+  entries(options?: { sinceMs?: number | undefined; pageSize?: number }): AsyncGenerator<ResultEntry>;
+  entries(options: { sinceMs?: number | undefined; pageSize?: number; records: true }): AsyncGenerator<OutboxItem>;
+  async *entries(
+    options: { sinceMs?: number | undefined; pageSize?: number; records?: boolean } = {},
+  ): AsyncGenerator<OutboxItem> {
     const pageSize = options.pageSize ?? 500;
     let start = options.sinceMs === undefined ? '-' : `${Math.max(0, Math.floor(options.sinceMs))}-0`;
     for (;;) {
       const page = await this.redis.xrange(this.keys.results, start, '+', 'COUNT', pageSize);
       for (const [entryId, fields] of page) {
-        const json = fields[1];
-        if (json !== undefined) yield { entryId, result: JSON.parse(json) as StoredResult };
+        const entry = outboxEntry(entryId, fields);
+        if (entry !== undefined && (options.records === true || 'result' in entry)) yield entry;
       }
       if (page.length < pageSize) return;
       start = `(${page[page.length - 1]?.[0]}`;

@@ -9,4 +9,4 @@ export {
   type SinkProgress,
 } from './outbox-consumer.js';
 export { resolveEntry } from './resolve-entry.js';
-export type { SinkEntry, SinkTarget } from './sink-target.js';
+export { lineOf, type RecordEntry, type SinkEntry, type SinkItem, type SinkTarget } from './sink-target.js';

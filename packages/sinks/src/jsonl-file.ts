@@ -1,6 +1,6 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { InputError } from '@crawlfleet/core';
-import type { SinkEntry, SinkTarget } from './sink-target.js';
+import { lineOf, type SinkItem, type SinkTarget } from './sink-target.js';
 
 /**
  * One JSON Lines file, appended batch by batch, each fsynced before `write` resolves: what a
@@ -25,9 +25,9 @@ export class JsonlFile implements SinkTarget {
     }
   }
 
-  async write(entries: readonly SinkEntry[]): Promise<void> {
+  async write(entries: readonly SinkItem[]): Promise<void> {
     let text = '';
-    for (const { result } of entries) text += `${JSON.stringify(result)}\n`;
+    for (const entry of entries) text += lineOf(entry);
     await this.file.write(text);
     await this.file.sync();
   }

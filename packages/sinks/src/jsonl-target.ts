@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { gunzipSync, gzipSync, constants as zlibConstants } from 'node:zlib';
 import { InputError } from '@crawlfleet/core';
 import { isLocalProcessAlive } from './local-process.js';
-import type { SinkEntry, SinkTarget } from './sink-target.js';
+import { lineOf, type SinkItem, type SinkTarget } from './sink-target.js';
 
 export interface JsonlTargetOptions {
   /** Names the files: `<sinkName>-<time>-<host>-<pid>-<n>.jsonl[.gz]`. */
@@ -54,9 +54,9 @@ export class JsonlTarget implements SinkTarget {
     return new JsonlTarget(root, options);
   }
 
-  async write(entries: readonly SinkEntry[]): Promise<void> {
+  async write(entries: readonly SinkItem[]): Promise<void> {
     let text = '';
-    for (const { result } of entries) text += `${JSON.stringify(result)}\n`;
+    for (const entry of entries) text += lineOf(entry);
     const bytes = this.gzip ? gzipSync(text) : Buffer.from(text);
     const file = await this.current();
     await file.write(bytes);

@@ -1,10 +1,10 @@
 import { hostname } from 'node:os';
 import type { BodyReader } from '@crawlfleet/bodies';
 import type { KeyLayout, RedisClient } from '@crawlfleet/core';
-import { Outbox, type OutboxFill, type StoredResult } from '@crawlfleet/results';
+import { Outbox, type OutboxFill, type OutboxItem, outboxEntry } from '@crawlfleet/results';
 import { isLocalProcessAlive } from './local-process.js';
 import { resolveEntry } from './resolve-entry.js';
-import type { SinkEntry, SinkTarget } from './sink-target.js';
+import type { SinkItem, SinkTarget } from './sink-target.js';
 
 export interface OutboxConsumerOptions {
   /** Commands, acknowledgements and heartbeats. */
@@ -57,11 +57,8 @@ const MAX_RETRY_DELAY_MS = 30_000;
 
 type StreamEntry = [id: string, fields: string[] | null];
 
-/** A result as the outbox holds it. */
-export interface OutboxEntry {
-  entryId: string;
-  result: StoredResult;
-}
+/** A result, or a handler's record, as the outbox holds it. */
+export type OutboxEntry = OutboxItem;
 
 /** Whether stream id `a` comes after `b` (`<ms>-<seq>`). */
 function isAfter(a: string, b: string): boolean {
@@ -233,16 +230,17 @@ export class OutboxConsumer {
     const read: OutboxEntry[] = [];
     const gone: string[] = [];
     for (const [entryId, fields] of batch) {
-      const json = fields?.[1];
+      const entry = fields === null ? undefined : outboxEntry(entryId, fields);
       // Deleted from the stream by hand: nothing to write, nothing to keep.
-      if (json === undefined) gone.push(entryId);
-      else read.push({ entryId, result: JSON.parse(json) as StoredResult });
+      if (entry === undefined) gone.push(entryId);
+      else read.push(entry);
     }
     const chosen = select === undefined ? read.map(() => true) : await select(read);
-    const entries: SinkEntry[] = [];
+    const entries: SinkItem[] = [];
     const done = [...gone];
-    for (const [i, { entryId, result }] of read.entries()) {
-      if (chosen[i]) entries.push(await resolveEntry(entryId, result, bodies));
+    for (const [i, entry] of read.entries()) {
+      const { entryId } = entry;
+      if (chosen[i]) entries.push('record' in entry ? entry : await resolveEntry(entryId, entry.result, bodies));
       if (chosen[i] || !this.options.keepRejected) done.push(entryId);
     }
     if (entries.length > 0) await this.writeWithRetries(entries);
@@ -254,7 +252,7 @@ export class OutboxConsumer {
     this.options.onBatch?.(this.progress);
   }
 
-  private async writeWithRetries(entries: SinkEntry[]): Promise<void> {
+  private async writeWithRetries(entries: SinkItem[]): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         await this.options.target.write(entries);

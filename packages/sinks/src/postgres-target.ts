@@ -1,8 +1,21 @@
 import { InputError } from '@crawlfleet/core';
 import pg from 'pg';
-import type { SinkEntry, SinkTarget } from './sink-target.js';
+import type { SinkItem, SinkTarget } from './sink-target.js';
 
 export const DEFAULT_TABLE = 'crawlfleet_results';
+export const DEFAULT_RECORDS_TABLE = 'crawlfleet_records';
+
+/** The records table's columns, as the results table's. */
+const RECORD_COLUMNS: ReadonlyArray<readonly [name: string, type: string]> = [
+  ['id', 'text'],
+  ['crawl', 'text'],
+  ['url', 'text'],
+  ['idempotency_key', 'text'],
+  ['tenant', 'text'],
+  ['data', 'jsonb'],
+  ['pushed_at', 'timestamptz'],
+  ['outbox_entry', 'text'],
+];
 
 /** `name` or `schema.name`, each a plain identifier (quoted when used). */
 const TABLE_PATTERN = /^([A-Za-z_][A-Za-z0-9_]{0,62}\.)?[A-Za-z_][A-Za-z0-9_]{0,62}$/;
@@ -47,13 +60,19 @@ function quoted(table: string): string {
 export class PostgresTarget implements SinkTarget {
   readonly description: string;
   private readonly insert: string;
+  private readonly insertRecords: string;
 
   private constructor(
     private readonly pool: pg.Pool,
     private readonly table: string,
+    private readonly recordsTable: string,
     description: string,
   ) {
     this.description = description;
+    // A record never changes: written again (a batch delivered twice), it is already there.
+    const recordNames = RECORD_COLUMNS.map(([name]) => name).join(', ');
+    const recordArrays = RECORD_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
+    this.insertRecords = `INSERT INTO ${quoted(recordsTable)} (${recordNames}) SELECT * FROM unnest(${recordArrays}) ON CONFLICT (id) DO NOTHING`;
     const names = COLUMNS.map(([name]) => name).join(', ');
     const arrays = COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
     // A batch written again changes nothing (same fetched_at); a key crawled again on purpose
@@ -64,7 +83,10 @@ export class PostgresTarget implements SinkTarget {
     this.insert = `INSERT INTO ${quoted(table)} AS t (${names}) SELECT * FROM unnest(${arrays}) ON CONFLICT (idempotency_key) DO UPDATE SET ${updates}, stored_at = now() WHERE EXCLUDED.fetched_at > t.fetched_at`;
   }
 
-  /** `postgres://user@host:port/db?table=name`; the table is `crawlfleet_results` by default. */
+  /**
+   * `postgres://user@host:port/db?table=name&records=name`; the tables are `crawlfleet_results`
+   * and `crawlfleet_records` (what crawls' handlers push) by default.
+   */
   static async open(uri: string): Promise<PostgresTarget> {
     let url: URL;
     try {
@@ -73,12 +95,19 @@ export class PostgresTarget implements SinkTarget {
       throw new InputError('invalid_sink', `--to ${redact(uri)}: not a postgres:// URI`);
     }
     const table = url.searchParams.get('table') ?? DEFAULT_TABLE;
-    if (!TABLE_PATTERN.test(table))
-      throw new InputError(
-        'invalid_sink',
-        `--to: table must be a name or schema.name of A-Z a-z 0-9 _, got ${JSON.stringify(table)}`,
-      );
+    const recordsTable = url.searchParams.get('records') ?? DEFAULT_RECORDS_TABLE;
+    const tables: Array<[option: string, name: string]> = [
+      ['table', table],
+      ['records', recordsTable],
+    ];
+    for (const [name, value] of tables)
+      if (!TABLE_PATTERN.test(value))
+        throw new InputError(
+          'invalid_sink',
+          `--to: ${name} must be a name or schema.name of A-Z a-z 0-9 _, got ${JSON.stringify(value)}`,
+        );
     url.searchParams.delete('table');
+    url.searchParams.delete('records');
     const description = redact(uri);
     const pool = new pg.Pool({ connectionString: url.href, max: 2 });
     // An idle client that loses its server is replaced at the next query; say nothing here.
@@ -108,23 +137,51 @@ export class PostgresTarget implements SinkTarget {
           stored_at timestamptz NOT NULL DEFAULT now()
         )`,
       );
+      await pool.query(
+        `CREATE TABLE IF NOT EXISTS ${quoted(recordsTable)} (
+          id text PRIMARY KEY,
+          crawl text NOT NULL,
+          url text NOT NULL,
+          idempotency_key text NOT NULL,
+          tenant text NOT NULL,
+          data jsonb NOT NULL,
+          pushed_at timestamptz NOT NULL,
+          outbox_entry text NOT NULL,
+          stored_at timestamptz NOT NULL DEFAULT now()
+        )`,
+      );
     } catch (error) {
       const code = (error as { code?: string }).code;
       // Two sink processes starting together both create the table; one of them loses that race
       // (a duplicate type or table), and the table is there for it too.
-      if (code === '23505' || code === '42P07') return new PostgresTarget(pool, table, description);
+      if (code === '23505' || code === '42P07') return new PostgresTarget(pool, table, recordsTable, description);
       await pool.end().catch(() => undefined);
       // Refusals of the URI (no such database or role, bad password) are the user's to fix.
       if (code === '3D000' || code === '28000' || code === '28P01' || code === '42501')
         throw new InputError('invalid_sink', `${description}: ${(error as Error).message}`);
       throw new Error(`${description}: ${(error as Error).message}`);
     }
-    return new PostgresTarget(pool, table, description);
+    return new PostgresTarget(pool, table, recordsTable, description);
   }
 
-  async write(entries: readonly SinkEntry[]): Promise<void> {
+  async write(entries: readonly SinkItem[]): Promise<void> {
     const columns: unknown[][] = COLUMNS.map(() => []);
-    for (const { entryId, result } of entries) {
+    const recordColumns: unknown[][] = RECORD_COLUMNS.map(() => []);
+    for (const { entryId, result, record } of entries) {
+      if (record !== undefined) {
+        const row = [
+          record.id,
+          record.crawl,
+          record.url,
+          record.idempotencyKey,
+          record.tenant,
+          JSON.stringify(record.data),
+          record.pushedAt,
+          entryId,
+        ];
+        for (const [i, value] of row.entries()) recordColumns[i]?.push(value);
+        continue;
+      }
       // PostgreSQL text cannot hold NUL: such a body is kept as base64, and says so.
       const nul = result.bodyEncoding === 'utf8' && result.body.includes('\u0000');
       const row = [
@@ -150,8 +207,31 @@ export class PostgresTarget implements SinkTarget {
       ];
       for (const [i, value] of row.entries()) columns[i]?.push(value);
     }
+    const records = (recordColumns[0]?.length ?? 0) > 0;
     // One statement is one transaction: the batch is in the table whole, or not at all.
-    await this.pool.query(this.insert, columns);
+    if (!records) {
+      await this.pool.query(this.insert, columns);
+      return;
+    }
+    // Results and records of one batch: one transaction.
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      if ((columns[0]?.length ?? 0) > 0) await client.query(this.insert, columns);
+      await client.query(this.insertRecords, recordColumns);
+      await client.query('COMMIT');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Rows in the records table. */
+  async countRecords(): Promise<number> {
+    const answer = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoted(this.recordsTable)}`);
+    return Number(answer.rows[0]?.n ?? 0);
   }
 
   /** Rows in the table (for tests and `--once` summaries). */

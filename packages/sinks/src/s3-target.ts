@@ -4,7 +4,7 @@ import { HeadBucketCommand, PutObjectCommand, type S3Client } from '@aws-sdk/cli
 import { openS3Client, parseS3Uri, type S3Location, s3Key, s3RequestError } from '@crawlfleet/bodies';
 import { InputError, oneLine } from '@crawlfleet/core';
 import { checkSinkName } from '@crawlfleet/results';
-import type { SinkEntry, SinkTarget } from './sink-target.js';
+import { lineOf, type SinkItem, type SinkTarget } from './sink-target.js';
 
 const gzip = promisify(gzipCallback);
 
@@ -66,13 +66,13 @@ export class S3Target implements SinkTarget {
     return new S3Target(uri, client, bucket, s3Key(prefix, sinkName));
   }
 
-  async write(entries: readonly SinkEntry[]): Promise<void> {
+  async write(entries: readonly SinkItem[]): Promise<void> {
     const first = entries[0];
     const last = entries[entries.length - 1];
     if (first === undefined || last === undefined) return;
     const key = `${this.root}/${datePath(first.entryId)}/${first.entryId}_${last.entryId}.jsonl.gz`;
     let lines = '';
-    for (const entry of entries) lines += `${JSON.stringify(entry.result)}\n`;
+    for (const entry of entries) lines += lineOf(entry);
     const body = await gzip(lines);
     try {
       await this.client.send(

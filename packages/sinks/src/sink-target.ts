@@ -1,4 +1,4 @@
-import type { StoredResult } from '@crawlfleet/results';
+import type { StoredRecord, StoredResult } from '@crawlfleet/results';
 
 /** One result as a sink writes it. */
 export interface SinkEntry {
@@ -11,6 +11,22 @@ export interface SinkEntry {
    * from `result.body` (text is UTF-8 here, whatever charset the page declared).
    */
   body: Buffer;
+  record?: undefined;
+}
+
+/** A record a crawl's handler pushed, as a sink writes it. */
+export interface RecordEntry {
+  entryId: string;
+  record: StoredRecord;
+  result?: undefined;
+}
+
+/** What sinks write: pages' results, and the records crawls' handlers pushed. */
+export type SinkItem = SinkEntry | RecordEntry;
+
+/** The JSON line of an entry: the result, or the record (`"kind":"record"`). */
+export function lineOf(entry: SinkItem): string {
+  return `${JSON.stringify(entry.record ?? entry.result)}\n`;
 }
 
 /**
@@ -22,7 +38,7 @@ export interface SinkEntry {
 export interface SinkTarget {
   /** The target as given (`jsonl:/data/out`), with no secrets, for messages. */
   readonly description: string;
-  write(entries: readonly SinkEntry[]): Promise<void>;
+  write(entries: readonly SinkItem[]): Promise<void>;
   /** Finishes open files or uploads and releases connections. */
   close(): Promise<void>;
 }

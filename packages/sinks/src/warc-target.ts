@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { InputError, oneLine } from '@crawlfleet/core';
 import { checkSinkName } from '@crawlfleet/results';
 import { WARC_1_1, WARCRecord, WARCSerializer } from 'warcio';
-import type { SinkEntry, SinkTarget } from './sink-target.js';
+import type { SinkItem, SinkTarget } from './sink-target.js';
 import { recordId, resultRecords } from './warc-records.js';
 import { finishLeftovers, PART, syncDirectory } from './warc-repair.js';
 
@@ -80,11 +80,13 @@ export class WarcTarget implements SinkTarget {
     return new WarcTarget(dir, sinkName, maxFileBytes);
   }
 
-  async write(entries: readonly SinkEntry[]): Promise<void> {
+  async write(entries: readonly SinkItem[]): Promise<void> {
     if (entries.length === 0) return;
     let namesChanged = false;
     try {
       for (const entry of entries) {
+        // WARC holds what went over the wire: a handler's records have no place in it.
+        if (entry.record !== undefined) continue;
         if (this.file === undefined) {
           this.file = await this.begin();
           namesChanged = true;

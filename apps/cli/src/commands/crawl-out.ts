@@ -33,6 +33,8 @@ const HOST = hostname()
  */
 export class CrawlOut {
   private readonly written = new Set<string>();
+  /** Records written, by id. */
+  private readonly records = new Set<string>();
   private readonly keys = new Set<string>();
   private consumer: OutboxConsumer | undefined;
   private running: Promise<unknown> | undefined;
@@ -79,20 +81,31 @@ export class CrawlOut {
     this.running = this.consumer.run();
   }
 
-  /** The crawl's own results, each once: the entry its key's ledger mark names. */
+  /**
+   * The crawl's own results, each once: the entry its key's ledger mark names; and, for a named
+   * crawl, the records its handler pushed, each once (by id).
+   */
   private async select(entries: readonly OutboxEntry[]): Promise<boolean[]> {
     // Only the crawl's own keys are looked up: other jobs' results are never its.
-    const own = entries.filter(
-      ({ result }) => this.keys.has(result.idempotencyKey) || (this.crawl !== undefined && result.crawl === this.crawl),
+    const own = entries.flatMap((entry) =>
+      'result' in entry &&
+      (this.keys.has(entry.result.idempotencyKey) || (this.crawl !== undefined && entry.result.crawl === this.crawl))
+        ? [entry.result]
+        : [],
     );
-    if (own.length === 0) return entries.map(() => false);
     const pipeline = this.context.redis.pipeline();
-    for (const { result } of own) pipeline.get(this.context.keys.ledger(result.idempotencyKey));
-    const answers = (await pipeline.exec()) ?? [];
-    const marks = new Map(own.map(({ result }, i) => [result.idempotencyKey, answers[i]?.[1]]));
-    return entries.map(({ entryId, result }) => {
-      const key = result.idempotencyKey;
-      if (!marks.has(key) || marks.get(key) !== entryId || this.written.has(key)) return false;
+    for (const result of own) pipeline.get(this.context.keys.ledger(result.idempotencyKey));
+    const answers = own.length === 0 ? [] : ((await pipeline.exec()) ?? []);
+    const marks = new Map(own.map((result, i) => [result.idempotencyKey, answers[i]?.[1]]));
+    return entries.map((entry) => {
+      if ('record' in entry) {
+        const { record } = entry;
+        if (this.crawl === undefined || record.crawl !== this.crawl || this.records.has(record.id)) return false;
+        this.records.add(record.id);
+        return true;
+      }
+      const key = entry.result.idempotencyKey;
+      if (!marks.has(key) || marks.get(key) !== entry.entryId || this.written.has(key)) return false;
       this.written.add(key);
       return true;
     });

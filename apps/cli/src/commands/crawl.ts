@@ -10,13 +10,20 @@ import { type KeyRing, localKeyRing } from '@crawlfleet/slates';
 import { type Job, type JobState, Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings } from '../context.js';
-import { crawlOf, type CrawlOptions as ScopeOptions, withCrawlOptions } from '../crawl-options.js';
+import {
+  crawlOf,
+  type HandlerOptions,
+  handlerOf,
+  type CrawlOptions as ScopeOptions,
+  withCrawlOptions,
+  withHandlerOptions,
+} from '../crawl-options.js';
 import { positiveInt } from '../options.js';
 import { ProgressLine, plural, printJson, say } from '../output.js';
 import { CrawlOut } from './crawl-out.js';
 import { enqueueJobs, prepareTargets, startCrawl, type TargetOptions, withTargetOptions } from './submit.js';
 
-interface CrawlOptions extends TargetOptions, ScopeOptions {
+interface CrawlOptions extends TargetOptions, ScopeOptions, HandlerOptions {
   concurrency: number;
   out?: string;
   json?: boolean;
@@ -85,7 +92,7 @@ function timestamp(): string {
 }
 
 export function registerCrawl(program: Command): void {
-  withCrawlOptions(withTargetOptions(program.command('crawl')))
+  withHandlerOptions(withCrawlOptions(withTargetOptions(program.command('crawl'))))
     .description('the one-machine quick path: submit, run workers in this process until the crawl drains, summarize')
     .option('-c, --concurrency <n>', 'jobs fetched at once', positiveInt, DEFAULT_CONCURRENCY)
     .option('-o, --out <file>', "write this crawl's results as JSON lines to a file")
@@ -102,18 +109,22 @@ command again resumes what is left and writes every result of the crawl.
   $ crawlfleet crawl --file urls.txt --concurrency 32 --out results.jsonl
   $ crawlfleet crawl https://example.com/ --follow same-hostname --max-depth 2 --out site.jsonl
 
-With --follow (or --crawl NAME) the URLs seed a named crawl (crawl-<time> unless named): its pages'
-links within the scope are fetched too, and the run ends when the crawl has nothing pending.`,
+With --follow, --handler or --crawl NAME the URLs seed a named crawl (crawl-<time> unless named):
+its pages' links within the scope are fetched too, its pages run through the handler (whose
+enqueue() and push() add pages and records), and the run ends when the crawl has nothing pending.
+  $ crawlfleet crawl https://shop.example/ --follow same-hostname --handler ./shop.mjs --out items.jsonl`,
     )
     .action(async (urls: string[], options: CrawlOptions, command: Command) => {
       const started = Date.now();
       const settings = loadSettings(command.optsWithGlobals<GlobalOptions>());
-      // Following links makes it a named crawl: scope options without --crawl name one.
+      // Following links, or a handler, makes it a named crawl: without --crawl, one is named.
       const named =
-        options.crawl === undefined && options.follow !== undefined && options.follow !== 'none'
+        options.crawl === undefined &&
+        ((options.follow !== undefined && options.follow !== 'none') || options.handler !== undefined)
           ? { ...options, crawl: `crawl-${timestamp().replace(/[^0-9A-Za-z]/g, '')}` }
           : options;
       const crawl = crawlOf(named, options.tenant, options.session);
+      const handler = await handlerOf(options);
       const jobs = await prepareTargets(
         settings,
         urls,
@@ -154,7 +165,7 @@ links within the scope are fetched too, and the run ends when the crawl has noth
             following === undefined ? 0 : ((await following.store.status(following.name))?.discovered ?? 0);
           if ((crawled.length > 0 || unfinished > 0) && !interruption.requested) {
             await runUntilDone(
-              { context, queue, interruption, concurrency: options.concurrency, tally, following },
+              { context, queue, interruption, concurrency: options.concurrency, tally, following, handler },
               { redisUrl: local.url, sessionRedisUrl, ring: keys.ring },
               crawled,
             );
@@ -385,6 +396,8 @@ interface CrawlRun {
   tally: Tally;
   /** A crawl that follows links: the run also waits until it has nothing pending. */
   following?: Following | undefined;
+  /** The handler its pages run through. */
+  handler?: Awaited<ReturnType<typeof handlerOf>>;
 }
 
 /**
@@ -405,6 +418,7 @@ async function runUntilDone(
     config: context.config,
     concurrency: run.concurrency,
     logger,
+    handler: run.handler,
   });
   if (!opened.sessionStoreReady) say('session Redis unreachable: jobs run on ephemeral sessions until it answers');
   let fetched = 0;

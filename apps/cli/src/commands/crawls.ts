@@ -6,7 +6,7 @@ import { printJson, say, table } from '../output.js';
 
 /** A crawl's status as `crawls show --json` and `crawls list --json` print it. */
 function view(status: CrawlStatus) {
-  const { definition, state, discovered, stored, deadLettered } = status;
+  const { definition, state, discovered, stored, deadLettered, records } = status;
   return {
     name: definition.name,
     tenant: definition.tenant,
@@ -22,6 +22,7 @@ function view(status: CrawlStatus) {
     discovered,
     stored,
     deadLettered,
+    records,
     // Admitted and not yet stored or dead-lettered: queued, in flight, or retrying.
     pending: Math.max(0, discovered - stored - deadLettered),
     createdAt: definition.createdAt,
@@ -111,7 +112,7 @@ export function registerCrawls(program: Command): void {
             [
               `crawl ${shown.name} (tenant ${shown.tenant}${shown.sessionId === undefined ? '' : `, session ${shown.sessionId}`}): ${shown.state}`,
               `  scope: ${describeScope(status.definition)}`,
-              `  discovered ${shown.discovered}, stored ${shown.stored}, dead-lettered ${shown.deadLettered}, pending ${shown.pending}`,
+              `  discovered ${shown.discovered}, stored ${shown.stored}, dead-lettered ${shown.deadLettered}, pending ${shown.pending}, records ${shown.records}`,
               `  started ${shown.createdAt}`,
               '',
             ].join('\n'),

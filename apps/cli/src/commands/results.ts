@@ -2,6 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { finished } from 'node:stream/promises';
 import { BodyReader } from '@crawlfleet/bodies';
 import { InputError, parseDuration } from '@crawlfleet/core';
+import { checkCrawlName } from '@crawlfleet/crawls';
 import { ResultsStore } from '@crawlfleet/results';
 import { resolveEntry } from '@crawlfleet/sinks';
 import type { Command } from 'commander';
@@ -14,6 +15,8 @@ interface ExportFilter {
   sinceMs?: number | undefined;
   /** Only this tenant's, or all. */
   tenant?: string | undefined;
+  /** Only this named crawl's pages and records, or all. */
+  crawl?: string | undefined;
 }
 
 /** Streams the stored results the filter lets through as JSON lines to `out` (a file path) or stdout. */
@@ -29,9 +32,14 @@ async function exportResults(store: ResultsStore, filter: ExportFilter, out?: st
   // A body the worker put in the body store is read back, so every line is whole.
   const bodies = new BodyReader();
   try {
-    for await (const { entryId, result } of store.entries({ sinceMs: filter.sinceMs })) {
-      if (filter.tenant !== undefined && result.tenant !== filter.tenant) continue;
-      const resolved = result.bodyRef === undefined ? result : (await resolveEntry(entryId, result, bodies)).result;
+    for await (const entry of store.entries({ sinceMs: filter.sinceMs, records: true })) {
+      const item = 'record' in entry ? entry.record : entry.result;
+      if (filter.tenant !== undefined && item.tenant !== filter.tenant) continue;
+      if (filter.crawl !== undefined && item.crawl !== filter.crawl) continue;
+      const resolved =
+        'record' in entry || entry.result.bodyRef === undefined
+          ? item
+          : (await resolveEntry(entry.entryId, entry.result, bodies)).result;
       await writeLine(stream, JSON.stringify(resolved));
       count++;
     }
@@ -69,7 +77,7 @@ export function registerResults(program: Command): void {
   results
     .command('export')
     .description(
-      'stream the results the outbox holds as JSON lines (url, finalUrl, status, headers, body, bodyBytes, ...), oldest first; results a sink took are in that sink',
+      'stream the results the outbox holds as JSON lines (url, finalUrl, status, headers, body, bodyBytes, ...), and the records crawls\' handlers pushed ("kind":"record"), oldest first; what a sink took is in that sink',
     )
     .option('--format <format>', 'output format (jsonl)', 'jsonl')
     .option('-o, --out <file>', 'write to a file instead of stdout')
@@ -78,24 +86,31 @@ export function registerResults(program: Command): void {
       'only results stored since then: a duration back from now (30m, 12h, 7d) or a date (2026-11-30T08:00:00Z)',
     )
     .option('--tenant <name>', "only this tenant's results")
-    .action(async (options: { format: string; out?: string; since?: string; tenant?: string }, command: Command) => {
-      if (options.format !== 'jsonl')
-        throw new InputError('invalid_format', `--format must be jsonl, got ${JSON.stringify(options.format)}`);
-      if (options.tenant !== undefined && options.tenant.trim() === '')
-        throw new InputError('invalid_tenant', '--tenant needs a tenant name');
-      const since = options.since === undefined ? undefined : parseSince(options.since);
-      const context = await openContext(command.optsWithGlobals<GlobalOptions>());
-      try {
-        const store = new ResultsStore(context.redis, context.keys, context.config.retention);
-        const filter = {
-          sinceMs:
-            since === undefined ? undefined : 'atMs' in since ? since.atMs : (await store.serverNow()) - since.backMs,
-          tenant: options.tenant,
-        };
-        const count = await exportResults(store, filter, options.out);
-        if (options.out !== undefined) say(`exported ${plural(count, 'result')} to ${options.out}`);
-      } finally {
-        await context.close();
-      }
-    });
+    .option('--crawl <name>', "only this named crawl's pages and records")
+    .action(
+      async (
+        options: { format: string; out?: string; since?: string; tenant?: string; crawl?: string },
+        command: Command,
+      ) => {
+        if (options.format !== 'jsonl')
+          throw new InputError('invalid_format', `--format must be jsonl, got ${JSON.stringify(options.format)}`);
+        if (options.tenant !== undefined && options.tenant.trim() === '')
+          throw new InputError('invalid_tenant', '--tenant needs a tenant name');
+        const since = options.since === undefined ? undefined : parseSince(options.since);
+        const context = await openContext(command.optsWithGlobals<GlobalOptions>());
+        try {
+          const store = new ResultsStore(context.redis, context.keys, context.config.retention);
+          const filter = {
+            sinceMs:
+              since === undefined ? undefined : 'atMs' in since ? since.atMs : (await store.serverNow()) - since.backMs,
+            tenant: options.tenant,
+            crawl: options.crawl === undefined ? undefined : checkCrawlName(options.crawl),
+          };
+          const count = await exportResults(store, filter, options.out);
+          if (options.out !== undefined) say(`exported ${plural(count, 'line')} to ${options.out}`);
+        } finally {
+          await context.close();
+        }
+      },
+    );
 }

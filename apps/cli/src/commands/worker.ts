@@ -10,6 +10,7 @@ import { createLogger } from '@crawlfleet/log';
 import { requireKeyRing } from '@crawlfleet/slates';
 import { type Command, InvalidArgumentError } from 'commander';
 import { type GlobalOptions, loadSettings } from '../context.js';
+import { type HandlerOptions, handlerOf, withHandlerOptions } from '../crawl-options.js';
 import { positiveInt } from '../options.js';
 
 /** A positive integer from the environment (`CRAWLFLEET_CONCURRENCY`, `CRAWLFLEET_METRICS_PORT`). */
@@ -28,8 +29,7 @@ function progressEvery(value: string): number {
 }
 
 export function registerWorker(program: Command): void {
-  program
-    .command('worker')
+  withHandlerOptions(program.command('worker'))
     .description('run a worker: take jobs from the crawl queue until SIGTERM/SIGINT, then drain')
     .option(
       '-c, --concurrency <n>',
@@ -61,7 +61,9 @@ export function registerWorker(program: Command): void {
       'after',
       `
 Run one per machine (or many); they share work through Redis. Logs are JSON lines on stdout.
-  $ REDIS_URL=redis://queue.internal:6379 crawlfleet worker --concurrency 32`,
+Every worker of a fleet that runs named crawls with a handler loads the same handler module.
+  $ REDIS_URL=redis://queue.internal:6379 crawlfleet worker --concurrency 32
+  $ crawlfleet worker --handler ./handlers/shop.mjs`,
     )
     .action(
       async (
@@ -72,11 +74,13 @@ Run one per machine (or many); they share work through Redis. Logs are JSON line
           lockDurationMs?: number;
           stalledIntervalMs?: number;
           progressEvery?: number;
-        },
+        } & HandlerOptions,
         command: Command,
       ) => {
         const { env, config } = loadSettings(command.optsWithGlobals<GlobalOptions>());
         const ring = requireKeyRing();
+        // A handler that does not load stops the worker before it takes a job.
+        const handler = await handlerOf(options);
         await runWorkerProcess({
           redisUrl: env.redisUrl,
           sessionRedisUrl: env.sessionRedisUrl,
@@ -90,6 +94,7 @@ Run one per machine (or many); they share work through Redis. Logs are JSON line
           stalledIntervalMs: options.stalledIntervalMs,
           progressEveryMs: options.progressEvery ?? progressEveryFromEnv(process.env.CRAWLFLEET_PROGRESS_MS),
           metricsPort: options.metricsPort ?? intSetting('CRAWLFLEET_METRICS_PORT'),
+          handler,
         });
       },
     );
