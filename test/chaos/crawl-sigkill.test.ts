@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { keyLayout } from '@crawlfleet/core';
 import { type RedisServer, startRedisServer } from '@crawlfleet/local-redis';
 import { Redis } from 'ioredis';
@@ -31,7 +32,7 @@ describe('a worker killed with SIGKILL in the middle of a crawl that follows lin
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('stores every page of the graph exactly once and admits every link once', async () => {
+  it("stores every page of the graph and its handler's record exactly once, and admits every link once", async () => {
     const config = join(dir, 'crawlfleet.config.json');
     writeFileSync(
       config,
@@ -53,7 +54,11 @@ describe('a worker killed with SIGKILL in the middle of a crawl that follows lin
     expect(submitted.code, submitted.stderr).toBe(0);
 
     // Short locks, so the killed worker's jobs come back within seconds (30 s in production).
-    const flags = ['--concurrency', '8', '--lock-duration-ms', '2000', '--stalled-interval-ms', '1000'];
+    const handler = fileURLToPath(new URL('../src/fixture/handlers/titles.mjs', import.meta.url));
+    const flags = [
+      ...['--concurrency', '8', '--lock-duration-ms', '2000', '--stalled-interval-ms', '1000'],
+      ...['--handler', handler],
+    ];
     workers = [0, 1, 2].map(() => startWorkerProcess(env, flags));
     const keys = keyLayout('crawl-chaos');
     const expected = graphPagesWithin(100);
@@ -77,17 +82,33 @@ describe('a worker killed with SIGKILL in the middle of a crawl that follows lin
     // Let a job the victim held finish its second run before counting.
     await waitFor(async () => (await redis.llen(`${keys.bullPrefix}:crawl:active`)) === 0, { timeoutMs: 20_000 });
 
-    const results = (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    const entries = await redis.xrange(keys.results, '-', '+');
+    const results = entries.filter(([, f]) => f[0] === 'r').map(([, f]) => JSON.parse(String(f[1])));
+    const records = entries.filter(([, f]) => f[0] === 'd').map(([, f]) => JSON.parse(String(f[1])));
     expect(results).toHaveLength(expected.size);
+    // One record per page, pushed by the handler: {url, title}.
+    expect(records).toHaveLength(expected.size);
+    expect(new Set(records.map((record) => record.id)).size).toBe(expected.size);
+    expect(new Set(records.map((record) => record.data.url))).toEqual(new Set(results.map((result) => result.url)));
+    expect(records.every((record) => record.data.title.length > 0)).toBe(true);
     expect(new Set(results.map((r) => r.idempotencyKey)).size).toBe(expected.size);
     for (const result of results) {
       const url = new URL(result.url);
       expect(result.depth, result.url).toBe(expected.get(`${url.pathname}${url.search}`));
     }
     // Each link admitted once, and every admitted link moved onto the queue.
-    expect(await shown()).toMatchObject({ discovered: expected.size, stored: expected.size, deadLettered: 0 });
+    expect(await shown()).toMatchObject({
+      discovered: expected.size,
+      stored: expected.size,
+      deadLettered: 0,
+      records: expected.size,
+    });
     expect(await redis.scard(keys.crawlSeen('all'))).toBe(expected.size);
-    expect(await redis.xlen(keys.frontier)).toBe(0);
+    // What the frontier still holds was taken by the killed worker (enqueued, not yet acknowledged):
+    // another worker claims it after 30 s, and enqueueing it again adds nothing. None waits unread.
+    const left = await redis.xlen(keys.frontier);
+    const [taken] = (await redis.xpending(keys.frontier, 'movers')) as [number];
+    expect(left).toBe(Number(taken));
 
     const codes = await Promise.all(workers.slice(1).map((w) => w.stop('SIGTERM')));
     expect(codes).toEqual([0, 0]);
