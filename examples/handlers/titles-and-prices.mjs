@@ -26,7 +26,10 @@ export default {
 
   /** A product page: its title and price. */
   product({ $, request, push }) {
-    const price = $('.price').first().text().replace(/[^0-9.]/g, '');
+    const price = $('.price')
+      .first()
+      .text()
+      .replace(/[^0-9.]/g, '');
     push({
       kind: 'product',
       url: request.url,

@@ -350,7 +350,14 @@ async function enqueueCrawlfleet(
   }
 }
 
-function startWorker(bench: Bench, side: FleetSideName, workload: Workload, keys: KeyLayout): WorkerChild {
+export function startWorker(
+  bench: Bench,
+  side: FleetSideName,
+  workload: Workload,
+  keys: KeyLayout,
+  /** More arguments of `crawlfleet worker` (`--handler FILE`). */
+  extraArgs: readonly string[] = [],
+): WorkerChild {
   const common = {
     REDIS_URL: bench.serverUrl,
     CRAWLFLEET_SESSION_REDIS_URL: undefined,
@@ -387,6 +394,7 @@ function startWorker(bench: Bench, side: FleetSideName, workload: Workload, keys
       String(workload.concurrency),
       '--grace-ms',
       '5000',
+      ...extraArgs,
     ],
     {
       ...common,

@@ -24,11 +24,14 @@
  *   CRAWLFLEET_BENCH_BODY_ROUNDS: its rounds (2).
  * - CRAWLFLEET_BENCH_PROXY_JOBS: jobs per run through a local forward proxy (2000; 0 skips it);
  *   CRAWLFLEET_BENCH_PROXY_ROUNDS: its rounds (3).
+ * - CRAWLFLEET_BENCH_FOLLOW_PAGES: pages per run of the link-following part (3000; 0 skips it);
+ *   CRAWLFLEET_BENCH_FOLLOW_ROUNDS: its rounds (2, after a warm-up round).
  * - CRAWLFLEET_BENCH_PROFILE, CRAWLFLEET_BENCH_NODE_FLAGS: see fleet.ts.
  */
 import { wholeNumberSetting } from '@crawlfleet/core';
 import { benchBodies } from './bodies.js';
 import { benchFleet } from './fleet.js';
+import { benchFollowing } from './following.js';
 import { benchMatrix } from './matrix.js';
 import { benchObservability } from './observability.js';
 import { benchProxied } from './proxied.js';
@@ -53,6 +56,8 @@ const bodyJobs = knob('CRAWLFLEET_BENCH_BODY_JOBS', 2_000, 0);
 const bodyRounds = knob('CRAWLFLEET_BENCH_BODY_ROUNDS', 2);
 const proxyJobs = knob('CRAWLFLEET_BENCH_PROXY_JOBS', 2_000, 0);
 const proxyRounds = knob('CRAWLFLEET_BENCH_PROXY_ROUNDS', 3);
+const followPages = knob('CRAWLFLEET_BENCH_FOLLOW_PAGES', 3_000, 0);
+const followRounds = knob('CRAWLFLEET_BENCH_FOLLOW_ROUNDS', 2);
 
 const verdict = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
 const started = Date.now();
@@ -229,6 +234,17 @@ if (proxyJobs > 0) {
   );
 }
 
+let following: Awaited<ReturnType<typeof benchFollowing>> | undefined;
+if (followPages > 0) {
+  process.stderr.write(
+    `\nlink following: a crawl of ${followPages} pages whose handler parses each page, enqueues its links and pushes a record, against crawlfleet fetching the same pages as submitted URLs; ${followRounds} round(s) after a warm-up...\n`,
+  );
+  following = await benchFollowing({ pages: followPages, rounds: followRounds, concurrency: 50, progress });
+  process.stdout.write(
+    `\nlink following (handler: cheerio, enqueue, push), ${following.pages} pages at concurrency ${following.concurrency}, ${following.rounds} round(s): plain fetch ${following.plainPagesPerSecond} pages/s, following ${following.followingPagesPerSecond} pages/s, ratio ${following.ratio} (rounds ${following.roundRatios.join(', ')}); ${following.records} records for ${following.stored} pages\n`,
+  );
+}
+
 process.stderr.write(`the bench took ${elapsed()}\n`);
 process.stdout.write(
   `${JSON.stringify({
@@ -275,6 +291,20 @@ process.stdout.write(
     matrix_concurrency: matrix.concurrency,
     matrix_monitor_jobs: matrix.monitorJobs,
     matrix_pass: matrix.workloads.every((w) => w.pass) && (crawlee?.pass ?? true),
+    ...(following === undefined
+      ? {}
+      : {
+          following: {
+            pages: following.pages,
+            rounds: following.rounds,
+            plain_pages_per_s: following.plainPagesPerSecond,
+            following_pages_per_s: following.followingPagesPerSecond,
+            ratio: following.ratio,
+            round_ratios: following.roundRatios,
+            records: following.records,
+            stored: following.stored,
+          },
+        }),
     ...(proxied === undefined
       ? {}
       : {
