@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,6 +48,10 @@ describe("a named crawl's handler", () => {
   it('routes pages by label, gives them request, userData, $, enqueue, push and workflows, and fails them on a throw or a timeout', async () => {
     const to = `${POSTGRES}?table=${tables.results}&records=${tables.records}`;
     expect((await runCli(['sink', 'add', '--to', to, '--name', 'pg'], { env })).code).toBe(0);
+    const onlySteps = `jsonl:${join(dir, 'only-steps')}`;
+    expect((await runCli(['sink', 'add', '--to', onlySteps, '--name', 'only-steps'], { env })).code).toBe(0);
+    // A page of no crawl, beside the crawl's: the crawl filters leave it out.
+    expect((await runCli(['crawl', '--json', site.url('/ok/plain')], { env })).code).toBe(0);
     const out = join(dir, 'steps.jsonl');
     const crawled = await runCli(
       [
@@ -123,7 +127,27 @@ describe("a named crawl's handler", () => {
     const rows = await db.query(`SELECT crawl, data FROM ${tables.records} ORDER BY id`);
     expect(rows.rows).toHaveLength(2);
     expect(rows.rows.map((row) => row.crawl)).toEqual(['steps', 'steps']);
-    expect((await db.query(`SELECT count(*)::int AS n FROM ${tables.results}`)).rows[0].n).toBe(2);
+    expect((await db.query(`SELECT count(*)::int AS n FROM ${tables.results}`)).rows[0].n).toBe(3);
+
+    // A sink of one crawl writes its pages and records only.
+    const filtered = await runCli(
+      ['sink', 'run', '--to', onlySteps, '--name', 'only-steps', '--crawl', 'steps', '--once'],
+      {
+        env,
+      },
+    );
+    expect(filtered.code, filtered.stderr).toBe(0);
+    const written = readdirSync(join(dir, 'only-steps'))
+      .flatMap((file) => readFileSync(join(dir, 'only-steps', file), 'utf8').split('\n'))
+      .filter(Boolean)
+      .map((line) => JSON.parse(line));
+    expect(written).toHaveLength(4);
+    expect(written.every((line) => line.crawl === 'steps')).toBe(true);
+
+    // dlq list names the crawl of each page, and keeps one crawl's.
+    const stepsLetters = JSON.parse((await runCli(['dlq', 'list', '--crawl', 'steps', '--json'], { env })).stdout);
+    expect(stepsLetters.map((letter: { crawl: string }) => letter.crawl)).toEqual(['steps', 'steps']);
+    expect(JSON.parse((await runCli(['dlq', 'list', '--crawl', 'other', '--json'], { env })).stdout)).toEqual([]);
     expect(JSON.parse((await runCli(['crawls', 'show', 'steps', '--json'], { env })).stdout)).toMatchObject({
       stored: 2,
       deadLettered: 2,

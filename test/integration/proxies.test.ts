@@ -1,6 +1,7 @@
 import { AuditLog } from '@crawlfleet/audit';
-import { CRAWL_QUEUE, type KeyLayout } from '@crawlfleet/core';
+import { CRAWL_QUEUE, type FetchJob, type KeyLayout } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
+import { Producer } from '@crawlfleet/producer';
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -252,9 +253,21 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
     });
     const sessions = 6;
     const pages = 40;
-    for (let s = 0; s < sessions; s++) {
-      const targets = Array.from({ length: pages }, (_, i) => ({ url: site.url(`/cookies/set?seen=1&k=s${s}-p${i}`) }));
-      await submit(redis, keys, cfg, targets, 'default', `r${s}`);
+    // Interleaved (page i of every session, then page i + 1), so every session still has pages
+    // queued when the proxy dies: a session that finished before would move nowhere.
+    const producer = new Producer(redis, keys, cfg);
+    try {
+      const perSession = Array.from({ length: sessions }, (_, s) =>
+        producer.prepare(
+          Array.from({ length: pages }, (_, i) => ({ url: site.url(`/cookies/set?seen=1&k=s${s}-p${i}`) })),
+          { tenant: 'default', sessionId: `r${s}` },
+        ),
+      );
+      await producer.submit(
+        Array.from({ length: pages }, (_, i) => perSession.map((jobs) => jobs[i] as FetchJob)).flat(),
+      );
+    } finally {
+      await producer.close();
     }
     const sessionOf = (url: string) => /k=(s\d+)-p\d+/.exec(url)?.[1];
     workers = [

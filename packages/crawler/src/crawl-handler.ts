@@ -18,7 +18,10 @@ export interface HandlerContext {
   };
   /** The page parsed (cheerio), built the first time it is read. */
   readonly $: CheerioAPI;
-  /** Adds URLs to the crawl, one level deeper (its max depth and max pages apply; its follow strategy does not). */
+  /**
+   * Adds URLs to the crawl, one level deeper (its max depth and max pages apply; its follow strategy
+   * does not); relative ones resolve against the page. Answers how many were new to the page.
+   */
   enqueue(
     requests: string | EnqueueRequest | ReadonlyArray<string | EnqueueRequest>,
     options?: { label?: string; userData?: Record<string, unknown> },

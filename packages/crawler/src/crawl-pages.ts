@@ -108,7 +108,9 @@ export class CrawlPages {
         let added = 0;
         for (const item of list as Array<string | EnqueueRequest>) {
           const request = typeof item === 'string' ? { url: item } : item;
-          if (links.add({ label: options.label, userData: options.userData, ...request }, true)) added++;
+          // Relative to where the page ended up, as its own links are.
+          const url = URL.canParse(request.url, page.finalUrl) ? new URL(request.url, page.finalUrl).href : request.url;
+          if (links.add({ label: options.label, userData: options.userData, ...request, url }, true)) added++;
         }
         return added;
       },

@@ -24,6 +24,8 @@ type PipelineWithDeadLetters = ReturnType<RedisClient['pipeline']> & {
 
 export interface ListOptions {
   failureClass?: FailureClass | undefined;
+  /** Only the pages of this named crawl. */
+  crawl?: string | undefined;
   /** At most this many entries, newest first. */
   limit?: number | undefined;
 }
@@ -152,7 +154,9 @@ export class DeadLetterQueue {
       for (const job of jobs) {
         if (job === undefined || job.data === undefined) continue;
         if (options.failureClass !== undefined && job.data.class !== options.failureClass) continue;
-        found.push(summarize(job.data));
+        const summary = summarize(job.data);
+        if (options.crawl !== undefined && summary.crawl !== options.crawl) continue;
+        found.push(summary);
         if (found.length >= limit) break;
       }
       if (jobs.length < pageSize) break;

@@ -30,13 +30,20 @@ export interface DeadLetter {
   lastResponse: ResponseSummary | null;
 }
 
-/** The one-line view of `dlq list`. */
+/** The one-line view of `dlq list`: with the named crawl the job was a page of, when it was. */
 export type DeadLetterSummary = Pick<
   DeadLetter,
   'id' | 'url' | 'class' | 'reason' | 'attempts' | 'failedAt' | 'tenant'
->;
+> & { crawl?: string };
+
+/** The named crawl a dead letter's job belonged to. */
+export function crawlOfLetter(letter: DeadLetter): string | undefined {
+  const crawl = (letter.job as { crawl?: { name?: unknown } } | null | undefined)?.crawl?.name;
+  return typeof crawl === 'string' ? crawl : undefined;
+}
 
 export function summarize(letter: DeadLetter): DeadLetterSummary {
   const { id, url, reason, attempts, failedAt, tenant } = letter;
-  return { id, url, class: letter.class, reason, attempts, failedAt, tenant };
+  const crawl = crawlOfLetter(letter);
+  return { id, url, class: letter.class, reason, attempts, failedAt, tenant, ...(crawl === undefined ? {} : { crawl }) };
 }

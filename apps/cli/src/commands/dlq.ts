@@ -1,5 +1,6 @@
 import { AuditLog } from '@crawlfleet/audit';
 import { InputError, parseDuration } from '@crawlfleet/core';
+import { checkCrawlName } from '@crawlfleet/crawls';
 import { type DeadLetter, DeadLetterQueue, replayDeadLetters } from '@crawlfleet/dlq';
 import { FAILURE_CLASSES, type FailureClass } from '@crawlfleet/failures';
 import { Producer } from '@crawlfleet/producer';
@@ -31,16 +32,18 @@ export function registerDlq(program: Command): void {
   dlq
     .command('list')
     .description('list dead letters, newest first')
-    .option('--json', 'print a JSON array of {id,url,class,reason,attempts,failedAt,tenant}')
+    .option('--json', 'print a JSON array of {id,url,class,reason,attempts,failedAt,tenant,crawl?}')
     .option('--class <class>', `only this failure class (${FAILURE_CLASSES.join(', ')})`)
+    .option('--crawl <name>', "only this named crawl's pages")
     .option('--limit <n>', 'at most n entries')
-    .action(async (options: { json?: boolean; class?: string; limit?: string }, command: Command) => {
+    .action(async (options: { json?: boolean; class?: string; crawl?: string; limit?: string }, command: Command) => {
       const failureClass = parseClass(options.class);
+      const crawl = options.crawl === undefined ? undefined : checkCrawlName(options.crawl);
       const limit = parseLimit(options.limit);
       const context = await openContext(command.optsWithGlobals<GlobalOptions>());
       const queue = new DeadLetterQueue(context.redis, context.keys);
       try {
-        const entries = await queue.list({ failureClass, limit });
+        const entries = await queue.list({ failureClass, crawl, limit });
         if (options.json) {
           printJson(entries);
           return;

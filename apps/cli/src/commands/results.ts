@@ -20,7 +20,11 @@ interface ExportFilter {
 }
 
 /** Streams the stored results the filter lets through as JSON lines to `out` (a file path) or stdout. */
-async function exportResults(store: ResultsStore, filter: ExportFilter, out?: string): Promise<number> {
+async function exportResults(
+  store: ResultsStore,
+  filter: ExportFilter,
+  out?: string,
+): Promise<{ results: number; records: number }> {
   const stream = out === undefined ? process.stdout : createWriteStream(out, { flags: 'w' });
   if (out !== undefined) {
     await new Promise<void>((resolve, reject) => {
@@ -28,7 +32,7 @@ async function exportResults(store: ResultsStore, filter: ExportFilter, out?: st
       stream.once('error', (error) => reject(new InputError('invalid_out', `--out ${out}: ${error.message}`)));
     });
   }
-  let count = 0;
+  const count = { results: 0, records: 0 };
   // A body the worker put in the body store is read back, so every line is whole.
   const bodies = new BodyReader();
   try {
@@ -41,7 +45,8 @@ async function exportResults(store: ResultsStore, filter: ExportFilter, out?: st
           ? item
           : (await resolveEntry(entry.entryId, entry.result, bodies)).result;
       await writeLine(stream, JSON.stringify(resolved));
-      count++;
+      if ('record' in entry) count.records++;
+      else count.results++;
     }
   } finally {
     await bodies.close();
@@ -107,7 +112,10 @@ export function registerResults(program: Command): void {
             crawl: options.crawl === undefined ? undefined : checkCrawlName(options.crawl),
           };
           const count = await exportResults(store, filter, options.out);
-          if (options.out !== undefined) say(`exported ${plural(count, 'line')} to ${options.out}`);
+          if (options.out !== undefined)
+            say(
+              `exported ${plural(count.results, 'result')}${count.records > 0 ? ` and ${plural(count.records, 'record')}` : ''} to ${options.out}`,
+            );
         } finally {
           await context.close();
         }

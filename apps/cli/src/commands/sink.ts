@@ -1,8 +1,9 @@
 import { createHash } from 'node:crypto';
 import { BodyReader } from '@crawlfleet/bodies';
 import { InputError } from '@crawlfleet/core';
+import { checkCrawlName } from '@crawlfleet/crawls';
 import { checkSinkName, Outbox } from '@crawlfleet/results';
-import { OutboxConsumer, openTarget, type SinkProgress, sinkKind } from '@crawlfleet/sinks';
+import { OutboxConsumer, type OutboxEntry, openTarget, type SinkProgress, sinkKind } from '@crawlfleet/sinks';
 import type { Command } from 'commander';
 import { type GlobalOptions, openContext } from '../context.js';
 import { positiveInt } from '../options.js';
@@ -13,6 +14,7 @@ interface RunOptions {
   name?: string;
   once?: boolean;
   batch: number;
+  crawl?: string;
 }
 
 /**
@@ -34,6 +36,7 @@ function progressText(name: string, progress: SinkProgress, startedMs: number): 
 async function runSink(options: RunOptions, globals: GlobalOptions): Promise<void> {
   const kind = sinkKind(options.to);
   const name = checkSinkName(options.name ?? defaultName(options.to));
+  const crawl = options.crawl === undefined ? undefined : checkCrawlName(options.crawl);
   const context = await openContext(globals);
   const bodies = new BodyReader();
   const line = new ProgressLine();
@@ -48,6 +51,13 @@ async function runSink(options: RunOptions, globals: GlobalOptions): Promise<voi
       bodies,
       batchSize: options.batch,
       once: options.once,
+      // A sink of one crawl writes its pages and records and passes over (acknowledges) the rest.
+      ...(crawl === undefined
+        ? {}
+        : {
+            select: async (entries: readonly OutboxEntry[]) =>
+              entries.map((entry) => ('record' in entry ? entry.record.crawl : entry.result.crawl) === crawl),
+          }),
       onBatch: (progress) => line.update(progressText(name, progress, started)),
       onRetry: (error, attempt, delayMs) =>
         say(
@@ -94,6 +104,7 @@ export function registerSink(program: Command): void {
     )
     .option('--once', 'drain what the outbox holds for this sink, then exit')
     .option('--batch <n>', 'results per batch (one write, one acknowledgement)', positiveInt, 500)
+    .option('--crawl <name>', "write only this named crawl's pages and records; the sink passes over the rest for good")
     .addHelpText(
       'after',
       `
