@@ -116,7 +116,14 @@ describe('a named crawl follows links within its scope, each page once, across t
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect(await redis.xlen(keys.results)).toBe(50);
     expect(site.hitsByPrefix('/graph')).toBe(50);
-    expect(await crawlShown(env, 'capped')).toMatchObject({ discovered: 50, stored: 50, pending: 0 });
+    // Every page was stored within the last minute; done, it has no ETA.
+    expect(await crawlShown(env, 'capped')).toMatchObject({
+      discovered: 50,
+      stored: 50,
+      pending: 0,
+      lastMinute: 50,
+      etaSeconds: null,
+    });
   });
 
   it('pauses across the fleet within a second, resumes, and cancels for good', async () => {

@@ -29,7 +29,14 @@ export interface CrawlStatus {
   deadLettered: number;
   /** Records its handler pushed, written with their pages. */
   records: number;
+  /** Pages stored in the last minute, across the fleet. */
+  lastMinute: number;
 }
+
+/** The ring of per-10 s page counts the result write keeps in a crawl's hash (`r<slot>`, `t<slot>`). */
+const RATE_SLOTS = 18;
+const RATE_SPAN_MS = 10_000;
+const RATE_FIELDS = Array.from({ length: RATE_SLOTS }, (_, i) => [`r${i}`, `t${i}`]).flat();
 
 /** What must match for a submit to extend a crawl: its scope. */
 function scopeOf(definition: CrawlDefinition): string {
@@ -102,7 +109,7 @@ export class CrawlStore {
 
   /** The crawl's definition, state and counts; undefined when there is none. */
   async status(name: string): Promise<CrawlStatus | undefined> {
-    const [definition, state, discovered, stored, dead, records] = await this.redis.hmget(
+    const [definition, state, discovered, stored, dead, records, ...ring] = await this.redis.hmget(
       this.keys.crawl(name),
       'definition',
       'state',
@@ -110,7 +117,15 @@ export class CrawlStore {
       'stored',
       'dead',
       'records',
+      ...RATE_FIELDS,
     );
+    // The six newest spans: the one under way and the five before it.
+    const now = Math.floor(Date.now() / RATE_SPAN_MS);
+    let lastMinute = 0;
+    for (let slot = 0; slot < RATE_SLOTS; slot++) {
+      const span = Number(ring[slot * 2 + 1] ?? Number.NaN);
+      if (span > now - 6 && span <= now) lastMinute += Number(ring[slot * 2] ?? 0);
+    }
     if (definition === null || definition === undefined) return undefined;
     return {
       definition: parseCrawlDefinition(JSON.parse(definition)),
@@ -119,6 +134,7 @@ export class CrawlStore {
       stored: Number(stored ?? 0),
       deadLettered: Number(dead ?? 0),
       records: Number(records ?? 0),
+      lastMinute,
     };
   }
 

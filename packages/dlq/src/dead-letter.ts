@@ -45,5 +45,14 @@ export function crawlOfLetter(letter: DeadLetter): string | undefined {
 export function summarize(letter: DeadLetter): DeadLetterSummary {
   const { id, url, reason, attempts, failedAt, tenant } = letter;
   const crawl = crawlOfLetter(letter);
-  return { id, url, class: letter.class, reason, attempts, failedAt, tenant, ...(crawl === undefined ? {} : { crawl }) };
+  return {
+    id,
+    url,
+    class: letter.class,
+    reason,
+    attempts,
+    failedAt,
+    tenant,
+    ...(crawl === undefined ? {} : { crawl }),
+  };
 }

@@ -24,8 +24,8 @@
       ARGV[1]          ledger TTL, seconds
       then, for each result i, at ARGV[2 + 2i] and ARGV[3 + 2i]:
                        the result, JSON
-                       its crawl part, JSON {max, links: [[key, job JSON], ...], records: [record JSON, ...]};
-                       "" for no crawl
+                       its crawl part, JSON {max, span, links: [[key, job JSON], ...], records: [record JSON, ...]}
+                       (span: the 10 s since the epoch it is written in); "" for no crawl
 
     Output:
       {w1, id1, a1, ..., wn, idn, an, entries, bytes}, for each result in order:
@@ -44,6 +44,13 @@ local count = 0
 local function admit(crawl, seen, part)
   rcall('HINCRBY', crawl, 'stored', 1)
   local spec = cjson.decode(part)
+  -- Pages stored per 10 s, in a ring of 18 slots (3 minutes): `crawls show`'s last minute.
+  if spec.span then
+    local slot = spec.span % 18
+    local span = string.format('%d', spec.span)
+    if rcall('HGET', crawl, 't' .. slot) ~= span then rcall('HSET', crawl, 't' .. slot, span, 'r' .. slot, 0) end
+    rcall('HINCRBY', crawl, 'r' .. slot, 1)
+  end
   local records = spec.records or {}
   for _, record in ipairs(records) do
     local recordId = rcall('XADD', stream, '*', 'd', record)

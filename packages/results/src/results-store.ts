@@ -136,6 +136,7 @@ export class ResultsStore implements ResultSink {
             seenKey: this.keys.crawlSeen(frontier.crawl),
             links: JSON.stringify({
               max: frontier.maxPages,
+              span: Math.floor(Date.now() / RATE_SPAN_MS),
               links: frontier.links.map(({ key, job }) => [key, job]),
               records: frontier.records ?? [],
             }),

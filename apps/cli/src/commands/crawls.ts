@@ -4,9 +4,25 @@ import type { Command } from 'commander';
 import { type GlobalOptions, openContext } from '../context.js';
 import { printJson, say, table } from '../output.js';
 
+/** `45 s`, `12 min`, `3 h 20 min`. */
+function formatSeconds(seconds: number): string {
+  if (seconds < 90) return `${seconds} s`;
+  const minutes = Math.round(seconds / 60);
+  if (minutes < 90) return `${minutes} min`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
 /** A crawl's status as `crawls show --json` and `crawls list --json` print it. */
 function view(status: CrawlStatus) {
-  const { definition, state, discovered, stored, deadLettered, records } = status;
+  const { definition, state, discovered, stored, deadLettered, records, lastMinute } = status;
+  const pending = Math.max(0, discovered - stored - deadLettered);
+  // With a page limit the crawl's end is known: what is left of it at the last minute's pace.
+  const left = definition.maxPages === undefined ? undefined : Math.max(0, definition.maxPages - stored - deadLettered);
+  // (It may end sooner: when its scope holds fewer pages than the limit.)
+  const etaSeconds =
+    left === undefined || state !== 'running' || pending === 0 || lastMinute === 0
+      ? null
+      : Math.round((left / lastMinute) * 60);
   return {
     name: definition.name,
     tenant: definition.tenant,
@@ -24,7 +40,11 @@ function view(status: CrawlStatus) {
     deadLettered,
     records,
     // Admitted and not yet stored or dead-lettered: queued, in flight, or retrying.
-    pending: Math.max(0, discovered - stored - deadLettered),
+    pending,
+    /** Pages stored in the last minute, fleet-wide. */
+    lastMinute,
+    /** Seconds to the crawl's page limit at the last minute's pace; null without a limit or a pace. */
+    etaSeconds,
     createdAt: definition.createdAt,
   };
 }
@@ -113,6 +133,7 @@ export function registerCrawls(program: Command): void {
               `crawl ${shown.name} (tenant ${shown.tenant}${shown.sessionId === undefined ? '' : `, session ${shown.sessionId}`}): ${shown.state}`,
               `  scope: ${describeScope(status.definition)}`,
               `  discovered ${shown.discovered}, stored ${shown.stored}, dead-lettered ${shown.deadLettered}, pending ${shown.pending}, records ${shown.records}`,
+              `  last minute: ${shown.lastMinute} pages stored${shown.etaSeconds === null ? '' : `; at that pace it reaches its ${status.definition.maxPages} pages in ${formatSeconds(shown.etaSeconds)} (sooner if its scope holds fewer)`}`,
               `  started ${shown.createdAt}`,
               '',
             ].join('\n'),
