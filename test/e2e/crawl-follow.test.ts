@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { parseConfig } from '@crawlfleet/core';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { graphPagesWithin } from '../src/fixture/link-graph.js';
+import { graphPagesWithin, SITEMAP_PAGES } from '../src/fixture/link-graph.js';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, type TestWorker } from '../src/fleet.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
@@ -181,6 +181,29 @@ describe('a named crawl follows links within its scope, each page once, across t
       new Set(expected.keys()),
     );
     expect(site.hitsByPrefix('/graph')).toBe(expected.size);
+  });
+
+  it("seeds a crawl with the pages its site's sitemaps list (robots.txt, an index, gzip), in scope, each once", async () => {
+    site.resetHits();
+    const { env } = await fleet(2);
+    const submitted = await runCli(['submit', '--crawl', 'mapped', '--sitemaps', '--json', site.url('/graph/n/1')], {
+      env,
+    });
+    expect(submitted.code, submitted.stderr).toBe(0);
+    // The index and its two files; the root, three deep pages (one spelled twice); not the other host's.
+    expect(submitted.stderr).toContain('read 3 sitemap files: 4 more pages seed crawl mapped');
+    expect(JSON.parse(submitted.stdout)).toEqual({ enqueued: 5, duplicates: 0 });
+    await waitFor(
+      async () => {
+        const shown = await crawlShown(env, 'mapped');
+        return shown.stored >= 5 && shown.pending === 0 ? shown : undefined;
+      },
+      { timeoutMs: 20_000, what: 'the sitemap pages' },
+    );
+    for (const path of ['/graph/n/1', '/graph/', ...SITEMAP_PAGES]) expect(site.hits(path), path).toBe(1);
+    expect(site.hits('/graph/outside')).toBe(0);
+    expect(site.hitsByPrefix('/graph')).toBe(5);
+    expect(await crawlShown(env, 'mapped')).toMatchObject({ discovered: 5, stored: 5 });
   });
 
   it('extends a crawl with more seeds, refuses another scope for it, and refuses scope options without a crawl', async () => {

@@ -6,6 +6,7 @@ import { SlateStore } from '@crawlfleet/slates';
 import type { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { graphPrice } from '../src/fixture/link-graph.js';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, testRing, uniquePrefix } from '../src/harness.js';
 
@@ -153,6 +154,48 @@ describe("a named crawl's handler", () => {
       deadLettered: 2,
       records: 2,
     });
+  });
+
+  it("runs the shipped example, which pushes the fixture's titles and prices", async () => {
+    const example = fileURLToPath(new URL('../../examples/handlers/titles-and-prices.mjs', import.meta.url));
+    const out = join(dir, 'example.jsonl');
+    const crawled = await runCli(
+      [
+        'crawl',
+        '--json',
+        '--crawl',
+        'example',
+        '--handler',
+        example,
+        '--max-depth',
+        '1',
+        '--out',
+        out,
+        site.url('/graph/'),
+      ],
+      { env },
+    );
+    expect(crawled.code, crawled.stderr).toBe(0);
+    const records = readFileSync(out, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line))
+      .filter((line) => line.kind === 'record')
+      .map((record) => record.data);
+    // The root lists three products, labelled by the handler; each gives its title and price.
+    expect(records).toEqual(
+      expect.arrayContaining([
+        { kind: 'listing', url: site.url('/graph/'), title: 'graph root', products: 3 },
+        ...[1, 2, 3].map((n) => ({
+          kind: 'product',
+          url: site.url(`/graph/n/${n}`),
+          title: `node ${n}`,
+          price: Number(graphPrice(String(n))),
+          listedOn: site.url('/graph/'),
+        })),
+      ]),
+    );
+    expect(records).toHaveLength(4);
   });
 
   it('keeps a worker from starting on a handler that does not load, with one line', async () => {

@@ -1,5 +1,5 @@
 import { gunzipSync } from 'node:zlib';
-import type { StoredResult } from '@crawlfleet/results';
+import type { StoredRecord, StoredResult } from '@crawlfleet/results';
 import type { SinkEntry } from '@crawlfleet/sinks';
 import { S3Target } from '@crawlfleet/sinks/s3';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -80,6 +80,26 @@ describe('S3Target', () => {
     const arrived = (await Promise.all(keys.map(readBatch))).flat().map((result) => result.idempotencyKey);
     expect(new Set(arrived)).toEqual(new Set(batches.flat().map((entry) => entry.result.idempotencyKey)));
     expect(arrived).toHaveLength(141);
+  });
+
+  it("writes a handler's records beside the results, as lines of their own kind", async () => {
+    const target = await open(`s3://${bucket}/records`);
+    const pages = entries('rec', 2, LATE);
+    const record: StoredRecord = {
+      kind: 'record',
+      id: 'ik-rec-0:0',
+      crawl: 'shop',
+      url: 'https://shop.example/p/1',
+      idempotencyKey: 'ik-rec-0',
+      tenant: 'default',
+      data: { title: 'a lamp', price: 19.99 },
+      pushedAt: new Date(LATE).toISOString(),
+    };
+    await target.write([...pages, { entryId: `${LATE}-9`, record }]);
+    const [key] = await server.listKeys(bucket);
+    const lines = await readBatch(key as string);
+    expect(lines).toHaveLength(3);
+    expect(lines.at(-1)).toEqual(record);
   });
 
   it('replaces the object when the same batch comes again', async () => {

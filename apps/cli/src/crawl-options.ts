@@ -12,6 +12,7 @@ export interface CrawlOptions {
   exclude?: string[];
   maxDepth?: number;
   maxPages?: number;
+  sitemaps?: boolean;
 }
 
 function collect(value: string, previous: string[] | undefined): string[] {
@@ -39,7 +40,11 @@ export function withCrawlOptions(command: Command): Command {
     )
     .option('--exclude <glob>', 'never follow links whose URL matches (repeatable)', collect)
     .option('--max-depth <d>', 'the deepest page a crawl fetches; its seeds are depth 0', depth)
-    .option('--max-pages <n>', 'the most pages a crawl admits, for the whole fleet', positiveInt);
+    .option('--max-pages <n>', 'the most pages a crawl admits, for the whole fleet', positiveInt)
+    .option(
+      '--sitemaps',
+      "seed the crawl with the pages its seeds' sitemaps list (robots.txt Sitemap: lines, else /sitemap.xml; indexes and gzip read)",
+    );
 }
 
 /**
@@ -59,10 +64,10 @@ export function crawlOf(
     options.maxDepth !== undefined ||
     options.maxPages !== undefined;
   if (options.crawl === undefined) {
-    if (scoped)
+    if (scoped || options.sitemaps === true)
       throw new InputError(
         'crawl_required',
-        '--follow, --include, --exclude, --max-depth and --max-pages need --crawl NAME',
+        '--follow, --include, --exclude, --max-depth, --max-pages and --sitemaps need --crawl NAME',
       );
     return undefined;
   }

@@ -7,18 +7,26 @@ export interface IdempotencyInput {
   /** Already canonical (see `canonicalizeUrl`). */
   canonicalUrl: string;
   body?: string | undefined;
+  /**
+   * The named crawl the fetch belongs to: a crawl fetches each of its URLs once, whatever another
+   * crawl (or a plain submit) of the same URL did. None for a plain submit (its key is unchanged).
+   */
+  crawl?: string | undefined;
 }
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /**
- * The key that makes a fetch happen once: tenant, method, canonical URL and a hash of the body.
+ * The key that makes a fetch happen once: tenant, method, canonical URL and a hash of the body
+ * (and the crawl, for a named crawl's pages).
  * It is the BullMQ job id, so it must never be all digits (BullMQ rejects integer ids) nor hold
  * a colon (it would split Redis key names): hex behind a fixed `ik-` prefix is neither.
  */
 export function deriveIdempotencyKey(input: IdempotencyInput): string {
   const bodyHash = input.body === undefined || input.body === '' ? '-' : sha256(input.body);
-  const digest = sha256([input.tenant, input.method.toUpperCase(), input.canonicalUrl, bodyHash].join('\n'));
+  const parts = [input.tenant, input.method.toUpperCase(), input.canonicalUrl, bodyHash];
+  if (input.crawl !== undefined) parts.push(`crawl:${input.crawl}`);
+  const digest = sha256(parts.join('\n'));
   return `ik-${digest.slice(0, 40)}`;
 }
 

@@ -9,6 +9,15 @@ const base: IdempotencyInput = {
 };
 
 describe('deriveIdempotencyKey', () => {
+  it("keys a named crawl's URL apart from the same URL in another crawl or a plain submit", () => {
+    const plain = deriveIdempotencyKey({ ...base });
+    const inShop = deriveIdempotencyKey({ ...base, crawl: 'shop' });
+    expect(inShop).not.toBe(plain);
+    expect(inShop).not.toBe(deriveIdempotencyKey({ ...base, crawl: 'shop-2' }));
+    expect(inShop).toBe(deriveIdempotencyKey({ ...base, crawl: 'shop' }));
+    expect(deriveIdempotencyKey({ ...base, crawl: undefined })).toBe(plain);
+  });
+
   it('gives the same key for equal inputs', () => {
     expect(deriveIdempotencyKey({ ...base })).toBe(deriveIdempotencyKey({ ...base }));
     expect(deriveIdempotencyKey({ ...base, method: 'POST', body: '{"a":1}' })).toBe(

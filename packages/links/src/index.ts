@@ -5,3 +5,4 @@ export {
   type ScopeVerdict,
 } from './crawl-scope.js';
 export { extractLinks, MAX_LINKS_PER_PAGE, type PageLinks } from './extract-links.js';
+export { MAX_SITEMAP_BYTES, readSitemap, robotsSitemaps, type SitemapDocument } from './sitemaps.js';

@@ -71,7 +71,13 @@ export function buildFetchJob(target: SubmitTarget, context: JobContext): FetchJ
   const idempotencyKey =
     target.key !== undefined
       ? checkCallerKey(target.key)
-      : deriveIdempotencyKey({ tenant: context.tenant, method, canonicalUrl: canonicalizeUrl(url), body: target.body });
+      : deriveIdempotencyKey({
+          tenant: context.tenant,
+          method,
+          canonicalUrl: canonicalizeUrl(url),
+          body: target.body,
+          crawl: context.crawl?.name,
+        });
   const checked = parseFetchJob({
     v: 1,
     url: url.href,

@@ -71,7 +71,7 @@ export async function benchFollowing(options: FollowingBenchOptions): Promise<Fo
       concurrency: options.concurrency,
       plainPagesPerSecond: Math.round(median(sides.plain)),
       followingPagesPerSecond: Math.round(median(sides.following)),
-      ratio: median(ratios),
+      ratio: round2(median(ratios)),
       roundRatios: ratios,
       records,
       stored,

@@ -21,7 +21,14 @@ import {
 import { positiveInt } from '../options.js';
 import { ProgressLine, plural, printJson, say } from '../output.js';
 import { CrawlOut } from './crawl-out.js';
-import { enqueueJobs, prepareTargets, startCrawl, type TargetOptions, withTargetOptions } from './submit.js';
+import {
+  enqueueJobs,
+  prepareTargets,
+  startCrawl,
+  type TargetOptions,
+  withSitemapSeeds,
+  withTargetOptions,
+} from './submit.js';
 
 interface CrawlOptions extends TargetOptions, ScopeOptions, HandlerOptions {
   concurrency: number;
@@ -130,7 +137,7 @@ enqueue() and push() add pages and records), and the run ends when the crawl has
         urls,
         options,
         crawl === undefined ? undefined : { name: crawl.definition.name, depth: 0 },
-      );
+      ).then((seeds) => (crawl === undefined ? seeds : withSitemapSeeds(settings, crawl, seeds, options)));
       const keys = localKeyRing();
       if (keys.created)
         say(

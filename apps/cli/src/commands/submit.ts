@@ -5,6 +5,11 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings, type Settings } from '../context.js';
 import { type CrawlOptions, crawlOf, withCrawlOptions } from '../crawl-options.js';
+import { sitemapSeeds } from '../sitemap-seeds.js';
+
+/** Pages the sitemaps of a crawl without --max-pages may seed at most. */
+const SITEMAP_URLS_AT_MOST = 100_000;
+
 import { readTargets } from '../input.js';
 import { plural, printJson, say, sayBadTargets } from '../output.js';
 
@@ -74,6 +79,39 @@ export async function enqueueJobs(context: CommandContext, jobs: FetchJob[], for
 }
 
 /**
+ * With `--sitemaps`, the seeds and the pages their sites' sitemaps list (`sitemapSeeds`), each key
+ * once, all at depth 0; says what it read on stderr. Without it, the seeds.
+ */
+export async function withSitemapSeeds(
+  settings: Settings,
+  crawl: NonNullable<ReturnType<typeof crawlOf>>,
+  jobs: FetchJob[],
+  options: CrawlOptions & TargetOptions,
+): Promise<FetchJob[]> {
+  if (options.sitemaps !== true) return jobs;
+  const { definition } = crawl;
+  const found = await sitemapSeeds(
+    settings.config,
+    definition,
+    jobs.map((job) => job.url),
+    definition.maxPages ?? SITEMAP_URLS_AT_MOST,
+  );
+  for (const problem of found.problems.slice(0, 5)) say(`sitemaps: ${problem}`);
+  if (found.problems.length > 5) say(`sitemaps: ... and ${found.problems.length - 5} more`);
+  const more = prepareJobs(
+    settings.config,
+    found.urls.map((url) => ({ url })),
+    { tenant: options.tenant, sessionId: options.session, crawl: { name: definition.name, depth: 0 } },
+  );
+  const keys = new Set(jobs.map((job) => job.idempotencyKey));
+  const added = more.filter((job) => !keys.has(job.idempotencyKey) && keys.add(job.idempotencyKey));
+  say(
+    `read ${plural(found.files, 'sitemap file')}: ${plural(added.length, 'more page')} seed crawl ${definition.name}`,
+  );
+  return [...jobs, ...added];
+}
+
+/**
  * Starts the crawl the seeds belong to, or extends it (`CrawlStore.start`): its scope is stored
  * once, and the seeds count as discovered. Says what happened, unless `quiet`.
  */
@@ -121,7 +159,7 @@ Examples:
         urls,
         options,
         crawl === undefined ? undefined : { name: crawl.definition.name, depth: 0 },
-      );
+      ).then((seeds) => (crawl === undefined ? seeds : withSitemapSeeds(settings, crawl, seeds, options)));
       const context = await connect(settings);
       try {
         if (crawl !== undefined) await startCrawl(context, crawl, jobs, options.json === true);
