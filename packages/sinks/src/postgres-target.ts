@@ -43,6 +43,34 @@ const COLUMNS: ReadonlyArray<readonly [name: string, type: string]> = [
   ['outbox_entry', 'text'],
 ];
 
+/** The records table (what crawls' handlers push), created with the first record a sink writes. */
+function recordsTableStatement(recordsTable: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${quoted(recordsTable)} (
+          id text PRIMARY KEY,
+          crawl text NOT NULL,
+          url text NOT NULL,
+          idempotency_key text NOT NULL,
+          tenant text NOT NULL,
+          data jsonb NOT NULL,
+          pushed_at timestamptz NOT NULL,
+          outbox_entry text NOT NULL,
+          stored_at timestamptz NOT NULL DEFAULT now()
+        )`;
+}
+
+/**
+ * Creates a table when missing. Sink processes starting together all try; those that lose the
+ * race (a duplicate type, table or object: 23505, 42P07, 42710) find the table there.
+ */
+async function createTable(pool: pg.Pool, statement: string): Promise<void> {
+  try {
+    await pool.query(statement);
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code !== '23505' && code !== '42P07' && code !== '42710') throw error;
+  }
+}
+
 function quoted(table: string): string {
   return table
     .split('.')
@@ -61,18 +89,19 @@ export class PostgresTarget implements SinkTarget {
   readonly description: string;
   private readonly insert: string;
   private readonly insertRecords: string;
+  private recordsReady: Promise<void> | undefined;
 
   private constructor(
     private readonly pool: pg.Pool,
     private readonly table: string,
-    private readonly recordsTable: string,
+    private readonly recordsTableName: string,
     description: string,
   ) {
     this.description = description;
     // A record never changes: written again (a batch delivered twice), it is already there.
     const recordNames = RECORD_COLUMNS.map(([name]) => name).join(', ');
     const recordArrays = RECORD_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
-    this.insertRecords = `INSERT INTO ${quoted(recordsTable)} (${recordNames}) SELECT * FROM unnest(${recordArrays}) ON CONFLICT (id) DO NOTHING`;
+    this.insertRecords = `INSERT INTO ${quoted(recordsTableName)} (${recordNames}) SELECT * FROM unnest(${recordArrays}) ON CONFLICT (id) DO NOTHING`;
     const names = COLUMNS.map(([name]) => name).join(', ');
     const arrays = COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ');
     // A batch written again changes nothing (same fetched_at); a key crawled again on purpose
@@ -113,7 +142,8 @@ export class PostgresTarget implements SinkTarget {
     // An idle client that loses its server is replaced at the next query; say nothing here.
     pool.on('error', () => undefined);
     try {
-      await pool.query(
+      await createTable(
+        pool,
         `CREATE TABLE IF NOT EXISTS ${quoted(table)} (
           idempotency_key text PRIMARY KEY,
           url text NOT NULL,
@@ -137,24 +167,8 @@ export class PostgresTarget implements SinkTarget {
           stored_at timestamptz NOT NULL DEFAULT now()
         )`,
       );
-      await pool.query(
-        `CREATE TABLE IF NOT EXISTS ${quoted(recordsTable)} (
-          id text PRIMARY KEY,
-          crawl text NOT NULL,
-          url text NOT NULL,
-          idempotency_key text NOT NULL,
-          tenant text NOT NULL,
-          data jsonb NOT NULL,
-          pushed_at timestamptz NOT NULL,
-          outbox_entry text NOT NULL,
-          stored_at timestamptz NOT NULL DEFAULT now()
-        )`,
-      );
     } catch (error) {
       const code = (error as { code?: string }).code;
-      // Two sink processes starting together both create the table; one of them loses that race
-      // (a duplicate type or table), and the table is there for it too.
-      if (code === '23505' || code === '42P07') return new PostgresTarget(pool, table, recordsTable, description);
       await pool.end().catch(() => undefined);
       // Refusals of the URI (no such database or role, bad password) are the user's to fix.
       if (code === '3D000' || code === '28000' || code === '28P01' || code === '42501')
@@ -162,6 +176,15 @@ export class PostgresTarget implements SinkTarget {
       throw new Error(`${description}: ${(error as Error).message}`);
     }
     return new PostgresTarget(pool, table, recordsTable, description);
+  }
+
+  /** Creates the records table once, when the first records come (a sink of no crawl never makes one). */
+  private recordsTable(): Promise<void> {
+    this.recordsReady ??= createTable(this.pool, recordsTableStatement(this.recordsTableName)).catch((error) => {
+      this.recordsReady = undefined;
+      throw error;
+    });
+    return this.recordsReady;
   }
 
   async write(entries: readonly SinkItem[]): Promise<void> {
@@ -213,6 +236,7 @@ export class PostgresTarget implements SinkTarget {
       await this.pool.query(this.insert, columns);
       return;
     }
+    await this.recordsTable();
     // Results and records of one batch: one transaction.
     const client = await this.pool.connect();
     try {
@@ -230,7 +254,7 @@ export class PostgresTarget implements SinkTarget {
 
   /** Rows in the records table. */
   async countRecords(): Promise<number> {
-    const answer = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoted(this.recordsTable)}`);
+    const answer = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${quoted(this.recordsTableName)}`);
     return Number(answer.rows[0]?.n ?? 0);
   }
 

@@ -11,7 +11,6 @@ import { type Job, type JobState, Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings } from '../context.js';
 import {
-  crawlOf,
   type HandlerOptions,
   handlerOf,
   type CrawlOptions as ScopeOptions,
@@ -21,14 +20,7 @@ import {
 import { positiveInt } from '../options.js';
 import { ProgressLine, plural, printJson, say } from '../output.js';
 import { CrawlOut } from './crawl-out.js';
-import {
-  enqueueJobs,
-  prepareTargets,
-  startCrawl,
-  type TargetOptions,
-  withSitemapSeeds,
-  withTargetOptions,
-} from './submit.js';
+import { enqueueJobs, prepareSeeds, startCrawl, type TargetOptions, withTargetOptions } from './submit.js';
 
 interface CrawlOptions extends TargetOptions, ScopeOptions, HandlerOptions {
   concurrency: number;
@@ -130,14 +122,8 @@ enqueue() and push() add pages and records), and the run ends when the crawl has
         ((options.follow !== undefined && options.follow !== 'none') || options.handler !== undefined)
           ? { ...options, crawl: `crawl-${timestamp().replace(/[^0-9A-Za-z]/g, '')}` }
           : options;
-      const crawl = crawlOf(named, options.tenant, options.session);
       const handler = await handlerOf(options);
-      const jobs = await prepareTargets(
-        settings,
-        urls,
-        options,
-        crawl === undefined ? undefined : { name: crawl.definition.name, depth: 0 },
-      ).then((seeds) => (crawl === undefined ? seeds : withSitemapSeeds(settings, crawl, seeds, options)));
+      const { crawl, jobs } = await prepareSeeds(settings, urls, named);
       const keys = localKeyRing();
       if (keys.created)
         say(

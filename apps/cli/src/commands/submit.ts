@@ -79,6 +79,21 @@ export async function enqueueJobs(context: CommandContext, jobs: FetchJob[], for
 }
 
 /**
+ * The targets' jobs and the crawl they seed (`--crawl`, scope options): each job at depth 0 of
+ * it, and with `--sitemaps` the pages the sites' sitemaps list. Nothing touches Redis yet.
+ */
+export async function prepareSeeds(
+  settings: Settings,
+  urls: string[],
+  options: TargetOptions & CrawlOptions,
+): Promise<{ crawl: ReturnType<typeof crawlOf>; jobs: FetchJob[] }> {
+  const crawl = crawlOf(options, options.tenant, options.session);
+  if (crawl === undefined) return { crawl, jobs: await prepareTargets(settings, urls, options) };
+  const seeds = await prepareTargets(settings, urls, options, { name: crawl.definition.name, depth: 0 });
+  return { crawl, jobs: await withSitemapSeeds(settings, crawl, seeds, options) };
+}
+
+/**
  * With `--sitemaps`, the seeds and the pages their sites' sitemaps list (`sitemapSeeds`), each key
  * once, all at depth 0; says what it read on stderr. Without it, the seeds.
  */
@@ -153,13 +168,7 @@ Examples:
     )
     .action(async (urls: string[], options: TargetOptions & CrawlOptions & { json?: boolean }, command: Command) => {
       const settings = loadSettings(command.optsWithGlobals<GlobalOptions>());
-      const crawl = crawlOf(options, options.tenant, options.session);
-      const jobs = await prepareTargets(
-        settings,
-        urls,
-        options,
-        crawl === undefined ? undefined : { name: crawl.definition.name, depth: 0 },
-      ).then((seeds) => (crawl === undefined ? seeds : withSitemapSeeds(settings, crawl, seeds, options)));
+      const { crawl, jobs } = await prepareSeeds(settings, urls, options);
       const context = await connect(settings);
       try {
         if (crawl !== undefined) await startCrawl(context, crawl, jobs, options.json === true);
