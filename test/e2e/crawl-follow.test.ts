@@ -121,6 +121,8 @@ describe('a named crawl follows links within its scope, each page once, across t
       discovered: 50,
       stored: 50,
       pending: 0,
+      queued: 0,
+      inFlight: 0,
       lastMinute: 50,
       etaSeconds: null,
     });
@@ -133,6 +135,11 @@ describe('a named crawl follows links within its scope, each page once, across t
     expect((await runCli(['submit', ...crawl, site.url('/graph/')], { env })).code).toBe(0);
     const hits = () => site.hitsByPrefix('/graph');
     await waitFor(() => hits() >= 20, { timeoutMs: 20_000, what: '20 pages fetched' });
+
+    // Under way: what is pending is queued or running, and the running ones are counted.
+    const running = await crawlShown(env, 'steered');
+    expect(running.queued + running.inFlight).toBe(running.pending);
+    expect(running.inFlight).toBeLessThanOrEqual(12);
 
     expect((await runCli(['crawls', 'pause', 'steered'], { env })).stderr).toContain('crawl steered paused');
     await new Promise((resolve) => setTimeout(resolve, 1_000));

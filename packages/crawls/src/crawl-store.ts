@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import {
+  CRAWL_QUEUE,
   type CrawlDefinition,
   InputError,
   type KeyLayout,
@@ -174,6 +175,27 @@ export class CrawlStore {
       throw new InputError('crawl_cancelled', `crawl ${name} was cancelled and cannot run again: name a new crawl`);
     await this.redis.hset(this.keys.crawl(name), 'state', to);
     return from;
+  }
+
+  /**
+   * The crawl's jobs running now, fleet-wide: the crawl queue's active jobs (bounded by the fleet's
+   * concurrency) read in one pipeline, counted by the crawl their data names.
+   */
+  async inFlight(name: string): Promise<number> {
+    const active = await this.redis.lrange(`${this.keys.bullPrefix}:${CRAWL_QUEUE}:active`, 0, 9_999);
+    if (active.length === 0) return 0;
+    const pipeline = this.redis.pipeline();
+    for (const id of active) pipeline.hget(this.keys.crawlJob(id), 'data');
+    let running = 0;
+    for (const [, data] of (await pipeline.exec()) ?? []) {
+      if (typeof data !== 'string') continue;
+      try {
+        if ((JSON.parse(data) as { crawl?: { name?: string } }).crawl?.name === name) running++;
+      } catch {
+        // Not a job this version wrote: not the crawl's.
+      }
+    }
+    return running;
   }
 
   /** Counts a page of the crawl that went to the dead-letter queue. */

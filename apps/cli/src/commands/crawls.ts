@@ -12,8 +12,8 @@ function formatSeconds(seconds: number): string {
   return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
 }
 
-/** A crawl's status as `crawls show --json` and `crawls list --json` print it. */
-function view(status: CrawlStatus) {
+/** A crawl's status as `crawls show --json` and `crawls list --json` print it; `inFlight` its running jobs. */
+function view(status: CrawlStatus, inFlight: number) {
   const { definition, state, discovered, stored, deadLettered, records, lastMinute } = status;
   const pending = Math.max(0, discovered - stored - deadLettered);
   // With a page limit the crawl's end is known: what is left of it at the last minute's pace.
@@ -39,8 +39,10 @@ function view(status: CrawlStatus) {
     stored,
     deadLettered,
     records,
-    // Admitted and not yet stored or dead-lettered: queued, in flight, or retrying.
+    // Admitted and not yet stored or dead-lettered: queued (or waiting to retry), or running now.
     pending,
+    queued: Math.max(0, pending - inFlight),
+    inFlight: Math.min(pending, inFlight),
     /** Pages stored in the last minute, fleet-wide. */
     lastMinute,
     /** Seconds to the crawl's page limit at the last minute's pace; null without a limit or a pace. */
@@ -65,7 +67,7 @@ export function registerCrawls(program: Command): void {
         const found: Array<ReturnType<typeof view>> = [];
         for (const name of await store.names()) {
           const status = await store.status(name);
-          if (status !== undefined) found.push(view(status));
+          if (status !== undefined) found.push(view(status, await store.inFlight(name)));
         }
         if (options.json) printJson(found);
         else if (found.length === 0)
@@ -122,17 +124,19 @@ export function registerCrawls(program: Command): void {
       checkCrawlName(name);
       const context = await openContext(command.optsWithGlobals<GlobalOptions>());
       try {
-        const status = await new CrawlStore(context.redis, context.keys).status(name);
+        const store = new CrawlStore(context.redis, context.keys);
+        const status = await store.status(name);
         if (status === undefined)
           throw new InputError('unknown_crawl', `no crawl named ${name} (see crawlfleet crawls list)`);
-        const shown = view(status);
+        const shown = view(status, await store.inFlight(name));
         if (options.json) printJson(shown);
         else
           process.stdout.write(
             [
               `crawl ${shown.name} (tenant ${shown.tenant}${shown.sessionId === undefined ? '' : `, session ${shown.sessionId}`}): ${shown.state}`,
               `  scope: ${describeScope(status.definition)}`,
-              `  discovered ${shown.discovered}, stored ${shown.stored}, dead-lettered ${shown.deadLettered}, pending ${shown.pending}, records ${shown.records}`,
+              `  discovered ${shown.discovered}, stored ${shown.stored}, dead-lettered ${shown.deadLettered}, records ${shown.records}`,
+              `  pending ${shown.pending}: ${shown.queued} queued, ${shown.inFlight} in flight`,
               `  last minute: ${shown.lastMinute} pages stored${shown.etaSeconds === null ? '' : `; at that pace it reaches its ${status.definition.maxPages} pages in ${formatSeconds(shown.etaSeconds)} (sooner if its scope holds fewer)`}`,
               `  started ${shown.createdAt}`,
               '',
