@@ -157,6 +157,17 @@ describe('a named crawl follows links within its scope, each page once, across t
     await new Promise((resolve) => setTimeout(resolve, 2_500));
     expect(hits(), 'pages fetched after the cancel').toBe(cancelled);
     expect(cancelled).toBeLessThan(graphPagesWithin(6).size);
+    // Its queued jobs end unfetched, counted as cancelled: nothing stays pending.
+    const ended = await waitFor(
+      async () => {
+        const shown = await crawlShown(env, 'steered');
+        return shown.pending === 0 ? shown : undefined;
+      },
+      { timeoutMs: 20_000, what: "the cancelled crawl's jobs to end" },
+    );
+    expect(ended.state).toBe('cancelled');
+    expect(ended.cancelled).toBeGreaterThan(0);
+    expect(ended.stored + ended.deadLettered + ended.cancelled).toBe(ended.discovered);
     const resumed = await runCli(['crawls', 'resume', 'steered'], { env });
     expect(resumed.code).toBe(2);
     expect(resumed.stderr).toContain('crawl steered was cancelled');

@@ -158,7 +158,7 @@ export class CrawlProcessor {
     const { data, tenant } = admitted;
     const crawlState = await this.crawlGate?.stateOf(data);
     if (crawlState === 'paused') return { kind: 'hold', waitMs: PAUSED_WAIT_MS, reason: 'crawl_paused' };
-    if (crawlState === 'cancelled') return { kind: 'cancelled' };
+    if (crawlState === 'cancelled') return { kind: 'cancelled', crawl: data.crawl?.name as string };
     const session =
       data.sessionId === undefined
         ? undefined

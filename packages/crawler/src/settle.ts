@@ -57,6 +57,7 @@ export class Settle {
         return { outcome: { outcome: 'duplicate' } };
       case 'cancelled':
         this.deps.observer?.jobFinished?.('cancelled', undefined, undefined);
+        await this.deps.crawls?.countCancelled(verdict.crawl);
         return { outcome: { outcome: 'cancelled' } };
       case 'hold':
         return { signal: await this.hold(job, token, verdict.waitMs, verdict.reason) };

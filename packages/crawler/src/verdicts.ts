@@ -46,7 +46,7 @@ export type JobVerdict =
   /** The job's key finished before (a retry, a replay, a re-run after a crash): nothing to do. */
   | { kind: 'duplicate' }
   /** The job's crawl was cancelled: it ends with nothing fetched, stored or dead-lettered. */
-  | { kind: 'cancelled' }
+  | { kind: 'cancelled'; crawl: string }
   | { kind: 'hold'; waitMs: number; reason: HoldReason }
   /** The job failed or was refused; `decide` says whether it retries or goes to the DLQ. */
   | { kind: 'failed'; data: FetchJob | undefined; failure: Failure };

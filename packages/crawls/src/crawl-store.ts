@@ -30,6 +30,8 @@ export interface CrawlStatus {
   deadLettered: number;
   /** Records its handler pushed, written with their pages. */
   records: number;
+  /** Jobs that ended unfetched because the crawl was cancelled. */
+  cancelled: number;
   /** Pages stored in the last minute, across the fleet. */
   lastMinute: number;
 }
@@ -43,6 +45,11 @@ const RATE_FIELDS = Array.from({ length: RATE_SLOTS }, (_, i) => [`r${i}`, `t${i
 function scopeOf(definition: CrawlDefinition): string {
   const { follow, include, exclude, maxDepth, maxPages, tenant, sessionId } = definition;
   return JSON.stringify({ tenant, sessionId, follow, include, exclude, maxDepth, maxPages });
+}
+
+/** A crawl's URLs admitted and not yet ended: stored, dead-lettered, or dropped by a cancel. */
+export function pendingOf(status: CrawlStatus): number {
+  return Math.max(0, status.discovered - status.stored - status.deadLettered - status.cancelled);
 }
 
 /** Checks a crawl name given on the command line. */
@@ -110,7 +117,7 @@ export class CrawlStore {
 
   /** The crawl's definition, state and counts; undefined when there is none. */
   async status(name: string): Promise<CrawlStatus | undefined> {
-    const [definition, state, discovered, stored, dead, records, ...ring] = await this.redis.hmget(
+    const [definition, state, discovered, stored, dead, records, cancelled, ...ring] = await this.redis.hmget(
       this.keys.crawl(name),
       'definition',
       'state',
@@ -118,6 +125,7 @@ export class CrawlStore {
       'stored',
       'dead',
       'records',
+      'cancelled',
       ...RATE_FIELDS,
     );
     // The six newest spans: the one under way and the five before it.
@@ -135,6 +143,7 @@ export class CrawlStore {
       stored: Number(stored ?? 0),
       deadLettered: Number(dead ?? 0),
       records: Number(records ?? 0),
+      cancelled: Number(cancelled ?? 0),
       lastMinute,
     };
   }
@@ -201,6 +210,11 @@ export class CrawlStore {
   /** Counts a page of the crawl that went to the dead-letter queue. */
   async countDeadLettered(name: string): Promise<void> {
     await this.redis.hincrby(this.keys.crawl(name), 'dead', 1);
+  }
+
+  /** Counts a job of the crawl that ended unfetched because the crawl was cancelled. */
+  async countCancelled(name: string): Promise<void> {
+    await this.redis.hincrby(this.keys.crawl(name), 'cancelled', 1);
   }
 }
 

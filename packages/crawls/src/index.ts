@@ -4,4 +4,5 @@ export {
   CrawlStore,
   checkCrawlName,
   describeScope,
+  pendingOf,
 } from './crawl-store.js';

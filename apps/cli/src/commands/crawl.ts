@@ -1,7 +1,7 @@
 import { constants } from 'node:os';
 import { CRAWL_QUEUE, DEFAULT_PREFIX, type FetchJob } from '@crawlfleet/core';
 import { DEFAULT_CONCURRENCY, openWorker } from '@crawlfleet/crawler';
-import { CrawlStore } from '@crawlfleet/crawls';
+import { CrawlStore, pendingOf } from '@crawlfleet/crawls';
 import { DeadLetterQueue, type DeadLetterSummary, summarize } from '@crawlfleet/dlq';
 import { ensureRedis } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
@@ -178,9 +178,7 @@ enqueue() and push() add pages and records), and the run ends when the crawl has
             ...(status === undefined ? {} : { crawl: status.definition.name, discovered: status.discovered }),
             retries: tally.retries,
             left:
-              status === undefined
-                ? crawled.length - settled.stored - settled.deadLettered.length
-                : Math.max(0, status.discovered - status.stored - status.deadLettered),
+              status === undefined ? crawled.length - settled.stored - settled.deadLettered.length : pendingOf(status),
             seconds: Number(((Date.now() - started) / 1000).toFixed(2)),
             ...(interruption.requested ? { interrupted: true } : {}),
             ...(out !== undefined ? { out } : {}),
@@ -456,7 +454,7 @@ async function runUntilDone(
           followed = {
             stored: status.stored,
             discovered: status.discovered,
-            pending: Math.max(0, status.discovered - status.stored - status.deadLettered),
+            pending: pendingOf(status),
           };
         progress.update(
           `crawling ${following.name}: ${followed.stored} stored of ${followed.discovered} found, ${followed.pending} pending (${plural(tally.retries, 'retry')})${waiting}`,

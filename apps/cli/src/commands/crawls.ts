@@ -1,5 +1,12 @@
 import { InputError } from '@crawlfleet/core';
-import { type CrawlState, type CrawlStatus, CrawlStore, checkCrawlName, describeScope } from '@crawlfleet/crawls';
+import {
+  type CrawlState,
+  type CrawlStatus,
+  CrawlStore,
+  checkCrawlName,
+  describeScope,
+  pendingOf,
+} from '@crawlfleet/crawls';
 import type { Command } from 'commander';
 import { type GlobalOptions, openContext } from '../context.js';
 import { printJson, say, table } from '../output.js';
@@ -14,8 +21,8 @@ function formatSeconds(seconds: number): string {
 
 /** A crawl's status as `crawls show --json` and `crawls list --json` print it; `inFlight` its running jobs. */
 function view(status: CrawlStatus, inFlight: number) {
-  const { definition, state, discovered, stored, deadLettered, records, lastMinute } = status;
-  const pending = Math.max(0, discovered - stored - deadLettered);
+  const { definition, state, discovered, stored, deadLettered, records, cancelled, lastMinute } = status;
+  const pending = pendingOf(status);
   // With a page limit the crawl's end is known: what is left of it at the last minute's pace.
   const left = definition.maxPages === undefined ? undefined : Math.max(0, definition.maxPages - stored - deadLettered);
   // (It may end sooner: when its scope holds fewer pages than the limit.)
@@ -39,6 +46,7 @@ function view(status: CrawlStatus, inFlight: number) {
     stored,
     deadLettered,
     records,
+    cancelled,
     // Admitted and not yet stored or dead-lettered: queued (or waiting to retry), or running now.
     pending,
     queued: Math.max(0, pending - inFlight),
