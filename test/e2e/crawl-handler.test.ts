@@ -129,6 +129,13 @@ describe("a named crawl's handler", () => {
     expect(rows.rows).toHaveLength(2);
     expect(rows.rows.map((row) => row.crawl)).toEqual(['steps', 'steps']);
     expect((await db.query(`SELECT count(*)::int AS n FROM ${tables.results}`)).rows[0].n).toBe(3);
+    // Results name their crawl and depth; the plain page names none.
+    const pages = await db.query(`SELECT url, crawl, depth FROM ${tables.results} ORDER BY url`);
+    expect(pages.rows.map((row) => [new URL(row.url).pathname, row.crawl, row.depth])).toEqual([
+      ['/graph/', 'steps', 0],
+      ['/graph/n/1', 'steps', 1],
+      ['/ok/plain', null, null],
+    ]);
 
     // A sink of one crawl writes its pages and records only.
     const filtered = await runCli(

@@ -41,6 +41,8 @@ const COLUMNS: ReadonlyArray<readonly [name: string, type: string]> = [
   ['redirects', 'int4'],
   ['duration_ms', 'int4'],
   ['outbox_entry', 'text'],
+  ['crawl', 'text'],
+  ['depth', 'int4'],
 ];
 
 /** The records table (what crawls' handlers push), created with the first record a sink writes. */
@@ -164,8 +166,14 @@ export class PostgresTarget implements SinkTarget {
           redirects integer NOT NULL,
           duration_ms integer NOT NULL,
           outbox_entry text NOT NULL,
-          stored_at timestamptz NOT NULL DEFAULT now()
+          stored_at timestamptz NOT NULL DEFAULT now(),
+          crawl text,
+          depth integer
         )`,
+      );
+      // A table an older version made gets the named crawl's columns (a no-op once there).
+      await pool.query(
+        `ALTER TABLE ${quoted(table)} ADD COLUMN IF NOT EXISTS crawl text, ADD COLUMN IF NOT EXISTS depth integer`,
       );
     } catch (error) {
       const code = (error as { code?: string }).code;
@@ -227,6 +235,8 @@ export class PostgresTarget implements SinkTarget {
         result.redirects,
         Math.round(result.durationMs),
         entryId,
+        result.crawl ?? null,
+        result.depth ?? null,
       ];
       for (const [i, value] of row.entries()) columns[i]?.push(value);
     }
