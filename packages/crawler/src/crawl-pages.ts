@@ -8,7 +8,7 @@ import { buildFetchJob } from '@crawlfleet/producer';
 import { type FrontierWrite, MAX_RECORD_BYTES, MAX_RECORDS_PER_PAGE, type StoredRecord } from '@crawlfleet/results';
 import type { JobSession } from '@crawlfleet/sessions';
 import type { CheerioAPI } from 'cheerio';
-import type { CrawlHandler, EnqueueRequest, HandlerContext } from './crawl-handler.js';
+import type { CrawlHandler, EnqueueRequest, Handler, HandlerContext } from './crawl-handler.js';
 import type { Failure } from './verdicts.js';
 
 /** Pages whose links a crawl follows: HTML, as the server says. */
@@ -64,7 +64,7 @@ export class CrawlPages {
         if (known.scope.judge(link, data.url, crawl.depth) === 'in') links.add({ url: link });
     const handler = ok ? this.setup?.handler.route(crawl.label) : undefined;
     if (handler !== undefined) {
-      const ran = await this.runHandler(data, crawl, page, session, links);
+      const ran = await this.runHandler(handler, data, crawl, page, session, links);
       if ('failure' in ran) return ran;
       write.records = ran.records;
     }
@@ -73,6 +73,7 @@ export class CrawlPages {
   }
 
   private async runHandler(
+    handler: Handler,
     data: FetchJob,
     crawl: JobCrawl,
     page: FetchedPage,
@@ -80,7 +81,6 @@ export class CrawlPages {
     links: Links,
   ): Promise<{ records: string[] } | { failure: Failure }> {
     const setup = this.setup as HandlerSetup;
-    const handler = setup.handler.route(crawl.label);
     const records: string[] = [];
     // Workflow moves reach the session only when the handler succeeds.
     const workflows = new Map<string, unknown>();
@@ -153,7 +153,7 @@ export class CrawlPages {
       timer = setTimeout(() => reject(new HandlerTimeout()), setup.timeoutMs);
     });
     try {
-      await Promise.race([Promise.resolve().then(() => handler?.(context)), timeout]);
+      await Promise.race([Promise.resolve().then(() => handler(context)), timeout]);
       for (const [name, state] of workflows) session?.setWorkflow(name, state);
       return { records };
     } catch (error) {

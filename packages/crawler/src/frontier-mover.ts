@@ -22,6 +22,8 @@ type StreamEntries = Array<[string, string[]]>;
 export class FrontierMover {
   private moving: Promise<void> | undefined;
   private again = false;
+  /** The next run also claims what dead movers left (the timer's runs; a write's nudge only reads new links). */
+  private reclaim = false;
   private timer: NodeJS.Timeout | undefined;
   private grouped: Promise<void> | undefined;
   private closed = false;
@@ -36,9 +38,13 @@ export class FrontierMover {
 
   /** Starts looking for links dead movers left, now and every few seconds. */
   start(): void {
-    this.timer = setInterval(() => this.nudge(), RECLAIM_EVERY_MS);
+    const tick = () => {
+      this.reclaim = true;
+      this.nudge();
+    };
+    this.timer = setInterval(tick, RECLAIM_EVERY_MS);
     this.timer.unref();
-    this.nudge();
+    tick();
   }
 
   /** A write admitted links: move them (one mover run at a time; one more after it when asked meanwhile). */
@@ -48,7 +54,9 @@ export class FrontierMover {
       this.again = true;
       return;
     }
-    this.moving = this.run()
+    const reclaim = this.reclaim;
+    this.reclaim = false;
+    this.moving = this.run(reclaim)
       .catch((error: Error) =>
         this.logger.warn({ err: error.message }, 'could not move links to the crawl queue; will try again'),
       )
@@ -68,12 +76,12 @@ export class FrontierMover {
     this.closed = true;
   }
 
-  private async run(): Promise<void> {
+  private async run(reclaim: boolean): Promise<void> {
     // No crawl ever admitted a link: nothing to create, nothing to move.
     if (this.grouped === undefined && (await this.redis.exists(this.keys.frontier)) === 0) return;
     await this.group();
-    // Links a dead mover took, then new ones, until none is left.
-    for (;;) {
+    // Links a dead mover took (on the timer's runs), then new ones, until none is left.
+    while (reclaim) {
       const claimed = (await this.redis.xautoclaim(
         this.keys.frontier,
         GROUP,
