@@ -123,8 +123,27 @@ export const loginConfigSchema = z
     headers: secretHeaders.default({}),
     token: loginTokenSchema.optional(),
     success: loginSuccessSchema.optional(),
+    /**
+     * Log in with a browser instead of HTTP requests (a site whose login runs in JavaScript): the
+     * login `page` is opened in Chromium as the session, each of `form`'s fields is filled (by its
+     * `name`, or a CSS selector given as the key), `submit` is clicked (default: the form's submit
+     * button), and the page it lands on is checked with `success`. The cookies it ends with are
+     * the session's, for HTTP and render jobs alike.
+     */
+    browser: z
+      .strictObject({
+        /** A CSS selector of what to click to log in; default: the first submit button of the form. */
+        submit: z.string().min(1).max(512).optional(),
+        /** A CSS selector that appears once the login went through (waited for, up to `render.timeoutMs`). */
+        waitFor: z.string().min(1).max(512).optional(),
+      })
+      .optional(),
   })
   .refine((login) => (login.page === undefined) !== (login.url === undefined), 'give page or url, not both')
+  .refine(
+    (login) => login.browser === undefined || (login.page !== undefined && login.form !== undefined),
+    'a browser login takes page (the login page) and form (the fields to fill)',
+  )
   .refine((login) => !(login.form && login.json), 'give form or json, not both')
   .refine((login) => login.page === undefined || login.json === undefined, 'a form login (page) takes form, not json')
   .refine((login) => login.page === undefined || login.token === undefined, 'a token login takes url, not page')
@@ -305,6 +324,38 @@ export const tenantConfigSchema = z.strictObject({
    * the pool's proxies in turn.
    */
   proxy: proxyConfigSchema.optional(),
+  /** How this tenant's render jobs (`--render`) load pages in the browser. */
+  render: z
+    .strictObject({
+      /**
+       * Resource types the browser does not load for this tenant's pages (they are aborted before
+       * any request): `image`, `media`, `font`, `stylesheet`. Default: none (the page as a browser sees it).
+       */
+      block: z.array(z.enum(['image', 'media', 'font', 'stylesheet'])).max(4).default([]),
+    })
+    .prefault({}),
+});
+
+/** How render jobs (`--render`) are rendered by browser workers (`crawlfleet worker --browsers N`). */
+export const renderConfigSchema = z.strictObject({
+  /** The whole render (navigation, waiting, the handler's work on the page) is bounded by this. */
+  timeoutMs: z.number().int().min(1_000).max(600_000).default(30_000),
+  /** When a page counts as loaded: `load` (default), `domcontentloaded`, `networkidle` or `commit`. */
+  waitUntil: z.enum(['load', 'domcontentloaded', 'networkidle', 'commit']).default('load'),
+  /**
+   * The memory one browser (Chromium and its renderers) may use, in MiB: above it the worker stops
+   * opening pages in it, lets open ones finish, and starts a fresh browser.
+   */
+  maxBrowserMemoryMb: z.number().int().min(128).max(65_536).default(2_048),
+  /** Store a full-page PNG screenshot of each rendered page in the body store (needs `results.bodyStore`). */
+  screenshot: z.boolean().default(false),
+  /** The localStorage kept per origin of a session, in bytes of JSON; larger origins are not kept. */
+  maxStorageBytesPerOrigin: z
+    .number()
+    .int()
+    .min(1024)
+    .max(16 * MiB)
+    .default(1 * MiB),
 });
 
 export const fetchConfigSchema = z.strictObject({
@@ -466,6 +517,7 @@ export const crawlfleetConfigSchema = z.strictObject({
   results: resultsConfigSchema.prefault({}),
   sessions: sessionsConfigSchema.prefault({}),
   breakers: breakersConfigSchema.prefault({}),
+  render: renderConfigSchema.prefault({}),
 });
 
 export type TenantConfig = z.infer<typeof tenantConfigSchema>;
@@ -475,6 +527,7 @@ export type RetentionConfig = z.infer<typeof retentionConfigSchema>;
 export type ProxyConfig = z.infer<typeof proxyConfigSchema>;
 export type ResultsConfig = z.infer<typeof resultsConfigSchema>;
 export type SessionsConfig = z.infer<typeof sessionsConfigSchema>;
+export type RenderConfig = z.infer<typeof renderConfigSchema>;
 export type LoginConfig = z.infer<typeof loginConfigSchema>;
 export type AuthConfig = z.infer<typeof authConfigSchema>;
 export type RefreshConfig = z.infer<typeof refreshConfigSchema>;
@@ -501,6 +554,10 @@ export function parseConfig(value: unknown, source?: string): CrawlfleetConfig {
   if (!result.success) {
     throw new ConfigError(`${source ?? 'config'}: ${describeZodError(result.error)}`);
   }
+  if (result.data.render.screenshot && result.data.results.bodyStore === undefined)
+    throw new ConfigError(
+      `${source ?? 'config'}: render.screenshot needs results.bodyStore (screenshots go to the body store, never into Redis)`,
+    );
   return { ...result.data, source };
 }
 

@@ -16,6 +16,7 @@ export {
   type ProxyConfig,
   parseConfig,
   type RefreshConfig,
+  type RenderConfig,
   type ResultsConfig,
   type RetentionConfig,
   type SessionsConfig,
@@ -60,6 +61,8 @@ export {
   type KeyLayout,
   keyLayout,
   parseSessionKey,
+  queueOf,
+  RENDER_QUEUE,
   type SessionKeys,
 } from './keys.js';
 export type { CrawlObserver } from './observer.js';

@@ -80,6 +80,12 @@ export const fetchJobSchema = z.object({
   trace: traceContextSchema.optional(),
   /** Set on a job of a named crawl (`submit --crawl`, or a link one of its pages yielded). */
   crawl: jobCrawlSchema.optional(),
+  /**
+   * Rendered in a browser (`--render`): the job goes to the render queue, taken only by browser
+   * workers (`crawlfleet worker --browsers N`). Its idempotency key is the page's, whether
+   * rendered or fetched: a page is stored once either way.
+   */
+  render: z.literal(true).optional(),
 });
 
 export type FetchJob = z.infer<typeof fetchJobSchema>;

@@ -1,6 +1,12 @@
-/** The two BullMQ queues of the design. */
+/** The BullMQ queues of the design: HTTP jobs, render jobs (browser workers only), dead letters. */
 export const CRAWL_QUEUE = 'crawl';
+export const RENDER_QUEUE = 'crawl-render';
 export const DLQ_QUEUE = 'crawl-dlq';
+
+/** The queue a job goes to: render jobs to the browser workers' own. */
+export function queueOf(job: { render?: true | undefined }): typeof CRAWL_QUEUE | typeof RENDER_QUEUE {
+  return job.render === true ? RENDER_QUEUE : CRAWL_QUEUE;
+}
 
 /**
  * Every Redis key crawlfleet owns, in one place. Fleet-wide keys (both queues, the results
@@ -46,6 +52,8 @@ export interface KeyLayout {
   ledger(idempotencyKey: string): string;
   /** BullMQ's hash for a job of the crawl queue (`<bullPrefix>:crawl:<id>`). */
   crawlJob(jobId: string): string;
+  /** BullMQ's hash for a job of the render queue (`<bullPrefix>:crawl-render:<id>`). */
+  renderJob(jobId: string): string;
   /** Every named crawl, scored by when it started. */
   readonly crawls: string;
   /** A named crawl: its definition, state and counts (a hash). */
@@ -175,6 +183,7 @@ export function keyLayout(prefix: string): KeyLayout {
     robots: (origin) => `${tag}:robots:${origin}`,
     ledger: (idempotencyKey) => `${tag}:ledger:${idempotencyKey}`,
     crawlJob: (jobId) => `${tag}:${CRAWL_QUEUE}:${jobId}`,
+    renderJob: (jobId) => `${tag}:${RENDER_QUEUE}:${jobId}`,
     // `crawls`, not `crawl`: BullMQ's keys of the crawl queue are `{prefix}:crawl:*`.
     crawls: `${tag}:crawls`,
     crawl: (name) => `${tag}:crawls:${name}`,

@@ -13,8 +13,21 @@ export interface CrawlObserver {
   retryScheduled?(backoffMs: number): void;
   /** A job succeeded after at least one retry (true) or was dead-lettered after retrying (false). */
   retryEnded?(succeeded: boolean): void;
-  /** Session state was read (`hydrate`) or written (`commit`) in `durationMs`. */
-  stateSynced?(phase: 'hydrate' | 'commit', durationMs: number): void;
+  /**
+   * Session state was read (`hydrate`) or written (`commit`) in `durationMs`, or moved into a
+   * browser context before a render (`browser_in`) and back out of it after (`browser_out`).
+   */
+  stateSynced?(phase: 'hydrate' | 'commit' | 'browser_in' | 'browser_out', durationMs: number): void;
+  /** A job changed this many of its session's cookies, over HTTP or in a browser page. */
+  cookiesMutated?(source: 'http' | 'browser', count: number): void;
+  /** A browser context opened for a render job (or a browser login) after `launchMs`. */
+  contextOpened?(launchMs: number): void;
+  /** A browser context closed. */
+  contextClosed?(): void;
+  /** A render job's page ended: `rendered`, `http_error`, `timeout`, `refused`, `failed`. */
+  pageRendered?(outcome: string): void;
+  /** Session cookies not put into a browser context: `expired`, `malformed`, `scope`, `samesite`. */
+  browserCookiesDropped?(reason: string, count: number): void;
   /** A session's jar was stored: its serialized size, and how many cookies this job changed. */
   jarStored?(bytes: number, mutations: number): void;
   /** A session started with no stored state. */

@@ -105,8 +105,28 @@ export class ProgressSummary implements Required<CrawlObserver> {
     this.options.next?.retryEnded?.(succeeded);
   }
 
-  stateSynced(phase: 'hydrate' | 'commit', durationMs: number): void {
+  stateSynced(phase: 'hydrate' | 'commit' | 'browser_in' | 'browser_out', durationMs: number): void {
     this.options.next?.stateSynced?.(phase, durationMs);
+  }
+
+  cookiesMutated(source: 'http' | 'browser', count: number): void {
+    this.options.next?.cookiesMutated?.(source, count);
+  }
+
+  contextOpened(launchMs: number): void {
+    this.options.next?.contextOpened?.(launchMs);
+  }
+
+  contextClosed(): void {
+    this.options.next?.contextClosed?.();
+  }
+
+  pageRendered(outcome: string): void {
+    this.options.next?.pageRendered?.(outcome);
+  }
+
+  browserCookiesDropped(reason: string, count: number): void {
+    this.options.next?.browserCookiesDropped?.(reason, count);
   }
 
   jarStored(bytes: number, mutations: number): void {

@@ -20,8 +20,47 @@ export interface FetchRequest {
     | undefined;
   /** Asked before each redirect is followed; what it throws ends the fetch (robots.txt, say). */
   beforeHop?: ((url: URL) => Promise<void>) | undefined;
+  /** What a browser page takes of the session besides the jar's Cookie header (render jobs). */
+  session?: PageSession | undefined;
 }
 
+/** A cookie as a session's jar holds it (tough-cookie's `Cookie`). */
+export interface SessionCookie {
+  key: string;
+  value: string;
+  domain: string | null;
+  path: string | null;
+  hostOnly: boolean | null;
+  secure: boolean;
+  httpOnly: boolean;
+  sameSite?: string | undefined;
+  /** When it expires, in ms since the epoch; undefined for a session cookie, Infinity for never. */
+  expiryTime(): number | undefined;
+}
+
+/** One origin's localStorage, as a browser lists it. */
+export type OriginStorage = ReadonlyArray<{ name: string; value: string }>;
+
+/**
+ * What a browser page takes of a session and gives back, beyond the Cookie header: every cookie
+ * of the jar (put into the browser before the page loads; what the page changed goes back
+ * through the jar's `setCookie`), and the localStorage the session keeps per origin.
+ */
+export interface PageSession {
+  cookies(): Promise<readonly SessionCookie[]>;
+  readonly storage: ReadonlyMap<string, OriginStorage>;
+  setStorage(origin: string, entries: OriginStorage | undefined): void;
+}
+
+/**
+ * A page a browser rendered, still open: a handler may work with it (`page` is Playwright's).
+ * `close` takes what the page changed since (cookies, storage) back into the session and closes
+ * its browser context; it must be called once the job is done with the page, whatever happened.
+ */
+export interface RenderedPage {
+  readonly page: unknown;
+  close(): Promise<void>;
+}
 /**
  * A forward proxy a request goes through. `url` may hold credentials and is never logged;
  * `id` (`scheme://host:port`) names it in logs, metrics and the session's profile.
@@ -66,6 +105,10 @@ export interface FetchedPage {
   durationMs: number;
   /** What the last hop's TLS handshake agreed on; none for plain http. */
   tls?: NegotiatedTls | undefined;
+  /** Set when a browser rendered the page (`body` is the rendered HTML): the page, still open. */
+  rendered?: RenderedPage | undefined;
+  /** A screenshot of the rendered page (PNG), when `render.screenshot` asks for one. */
+  screenshot?: Buffer | undefined;
 }
 
 /** A TLS connection's version (`TLSv1.3`) and cipher suite (its IANA name). */
@@ -84,7 +127,7 @@ function negotiated(socket: unknown): NegotiatedTls | undefined {
 }
 
 /** Refuses a proxy at an address the tenant may not reach (a literal; names are checked when they resolve). */
-function checkProxyAddress(policy: AddressPolicy, proxyId: string): void {
+export function checkProxyAddress(policy: AddressPolicy, proxyId: string): void {
   const host = new URL(proxyId).hostname.replace(/^\[|\]$/g, '');
   if (isIP(host) === 0 || policy.isHostListed(host)) return;
   const why = policy.refusal(host);
@@ -95,7 +138,7 @@ function checkProxyAddress(policy: AddressPolicy, proxyId: string): void {
 }
 
 /** Resolves a target's name here and refuses it as a direct request would (`guardedLookup`). */
-function checkName(policy: AddressPolicy, host: string): Promise<void> {
+export function checkName(policy: AddressPolicy, host: string): Promise<void> {
   const lookup = guardedLookup(policy);
   return new Promise((resolve, reject) =>
     lookup(host, { all: true }, (error: NodeJS.ErrnoException | null) => (error ? reject(error) : resolve())),

@@ -15,6 +15,8 @@ export interface PrepareOptions {
   sessionId?: string | undefined;
   /** The named crawl the targets seed (depth 0). */
   crawl?: JobCrawl | undefined;
+  /** Render every target in a browser (`--render`). */
+  render?: boolean | undefined;
 }
 
 /**
@@ -36,6 +38,7 @@ export function prepareJobs(
     sessionId: options.sessionId,
     submittedAt: new Date().toISOString(),
     crawl: options.crawl,
+    render: options.render,
   };
   const jobs: FetchJob[] = [];
   const problems: TargetProblem[] = [];

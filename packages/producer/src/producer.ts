@@ -1,13 +1,10 @@
-import { CRAWL_QUEUE, type CrawlfleetConfig, type FetchJob, type KeyLayout, type RedisClient } from '@crawlfleet/core';
+import type { CrawlfleetConfig, FetchJob, KeyLayout, RedisClient } from '@crawlfleet/core';
 import { injectTrace, inSpan, SpanKind } from '@crawlfleet/tracing';
-import { Queue } from 'bullmq';
+import { CrawlQueues } from './crawl-queues.js';
 import { PartialSubmitError, type SubmitReport } from './errors.js';
 import { type PrepareOptions, prepareJobs } from './prepare.js';
 import type { TargetList } from './target-lines.js';
 import type { SubmitTarget } from './targets.js';
-
-/** The backoff type the worker's custom strategy answers to. */
-export const BACKOFF_TYPE = 'crawlfleet';
 
 export interface SubmitOptions {
   /** Enqueue even when the key is finished or known; an active job is still left alone. */
@@ -18,31 +15,12 @@ export interface SubmitOptions {
 }
 
 /**
- * A job as the crawl queue takes it: its idempotency key is its id (adding a key the queue holds
- * adds nothing), its attempts and retention as configured.
- */
-export function queueEntry(job: FetchJob, config: CrawlfleetConfig) {
-  const { jobs, retention } = config;
-  return {
-    name: job.url,
-    data: job,
-    opts: {
-      jobId: job.idempotencyKey,
-      attempts: jobs.retries + 1,
-      backoff: { type: BACKOFF_TYPE },
-      removeOnComplete: { count: retention.completedJobs },
-      removeOnFail: { count: retention.failedJobs },
-    },
-  };
-}
-
-/**
- * Enqueues fetch jobs on `crawl`, keyed by idempotency key (the BullMQ job id). A key whose
+ * Enqueues fetch jobs on `crawl` (render jobs on `crawl-render`), keyed by idempotency key (the BullMQ job id). A key whose
  * result is in the ledger, or whose job is still known to the queue, is a duplicate and is not
  * enqueued again unless forced. Every target is validated before anything is enqueued.
  */
 export class Producer {
-  readonly queue: Queue<FetchJob>;
+  readonly queues: CrawlQueues;
 
   /**
    * The first error the connection reported since the current submit began: why a command then
@@ -55,10 +33,11 @@ export class Producer {
     private readonly keys: KeyLayout,
     private readonly config: CrawlfleetConfig,
   ) {
-    this.queue = new Queue<FetchJob>(CRAWL_QUEUE, { connection: redis, prefix: keys.bullPrefix });
-    this.queue.on('error', (error) => {
-      this.connectionError ??= error;
-    });
+    this.queues = new CrawlQueues(redis, keys, config);
+    for (const queue of this.queues.all)
+      queue.on('error', (error) => {
+        this.connectionError ??= error;
+      });
   }
 
   /** Validates every target and builds its job; see `prepareJobs`. */
@@ -101,7 +80,7 @@ export class Producer {
         const batch = unique.slice(start, start + batchSize);
         const fresh = await this.withoutKnown(batch, options.force === true);
         report.duplicates += batch.length - fresh.length;
-        if (fresh.length > 0) await this.queue.addBulk(fresh.map((job) => this.bulkEntry(job)));
+        if (fresh.length > 0) await this.queues.add(fresh);
         report.enqueued += fresh.length;
         report.keys.push(...fresh.map((job) => job.idempotencyKey));
         options.onProgress?.(jobs.length - unique.length + start + batch.length, jobs.length);
@@ -124,16 +103,16 @@ export class Producer {
     // Whatever must be recorded first (an audit event) happens before a worker can see the job.
     await beforeAdd?.(ready.map((job) => job.idempotencyKey));
     const replayedAt = new Date().toISOString();
-    if (ready.length > 0) await this.queue.addBulk(ready.map((job) => this.bulkEntry({ ...job, replayedAt })));
+    if (ready.length > 0) await this.queues.add(ready.map((job) => ({ ...job, replayedAt })));
     return ready.map((job) => job.idempotencyKey);
   }
 
   /** Removes the job of a key unless it is running; true when the key is free to enqueue. */
   private async clearFinishedJob(key: string): Promise<boolean> {
-    const state = await this.queue.getJobState(key);
+    const state = await this.queues.state(key);
     if (state === 'unknown') return true;
     if (state === 'active' || state === 'waiting' || state === 'delayed' || state === 'prioritized') return false;
-    return (await this.queue.remove(key)) === 1;
+    return (await this.queues.remove(key)) >= 1;
   }
 
   /** One round trip: which keys of the batch are already finished or queued. */
@@ -141,13 +120,13 @@ export class Producer {
     const pipeline = this.redis.pipeline();
     for (const job of batch) {
       pipeline.exists(this.keys.ledger(job.idempotencyKey));
-      pipeline.exists(this.keys.crawlJob(job.idempotencyKey));
+      this.queues.queueExists(pipeline, job.idempotencyKey);
     }
     const answers = (await pipeline.exec()) ?? [];
     const fresh: FetchJob[] = [];
     for (const [index, job] of batch.entries()) {
       const finished = answers[index * 2]?.[1] === 1;
-      const queued = answers[index * 2 + 1]?.[1] === 1;
+      const queued = Number(answers[index * 2 + 1]?.[1] ?? 0) > 0;
       if (!finished && !queued) fresh.push(job);
       else if (force && (await this.forget(job.idempotencyKey, queued))) fresh.push(job);
     }
@@ -156,16 +135,12 @@ export class Producer {
 
   /** Clears a key so it can run again; false when its job is running right now. */
   private async forget(key: string, queued: boolean): Promise<boolean> {
-    if (queued && (await this.queue.remove(key)) === 0) return false;
+    if (queued && (await this.queues.remove(key)) === 0) return false;
     await this.redis.del(this.keys.ledger(key));
     return true;
   }
 
-  private bulkEntry(job: FetchJob) {
-    return queueEntry(job, this.config);
-  }
-
   close(): Promise<void> {
-    return this.queue.close();
+    return this.queues.close();
   }
 }

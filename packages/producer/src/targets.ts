@@ -41,6 +41,8 @@ export interface JobContext {
   submittedAt: string;
   /** The named crawl the job belongs to: its depth, label and the page that linked to it. */
   crawl?: JobCrawl | undefined;
+  /** Rendered in a browser (`--render`): the job goes to the render queue. */
+  render?: boolean | undefined;
 }
 
 /**
@@ -89,6 +91,7 @@ export function buildFetchJob(target: SubmitTarget, context: JobContext): FetchJ
     idempotencyKey,
     submittedAt: context.submittedAt,
     ...(context.crawl === undefined ? {} : { crawl: context.crawl }),
+    ...(context.render === true ? { render: true } : {}),
   });
   if (!checked.ok) throw new InputError('invalid_job', checked.reason);
   return checked.job;

@@ -31,6 +31,9 @@ export interface SessionContext {
   backlog: MetaBacklog;
 }
 
+/** One origin's localStorage, as a browser's storage state lists it. */
+export type OriginStorage = ReadonlyArray<{ name: string; value: string }>;
+
 /** What a job's session starts from (`SessionManager.open`). */
 export interface JobSessionOptions {
   keys: SessionKeys;
@@ -77,6 +80,8 @@ export class JobSession {
   /** A profile this job created because the session had none; the first one written stands. */
   private createdProfile: SessionProfile | undefined;
   private readonly workflows = new Map<SlateName, unknown>();
+  /** Origins whose browser storage this job changed (undefined: cleared), to be written. */
+  private readonly storageChanges = new Map<string, OriginStorage | undefined>();
   private errorDelta = 0;
   /** Set by a quarantine: the session was flushed, so this job commits nothing. */
   private discardChanges = false;
@@ -194,6 +199,27 @@ export class JobSession {
   }
 
   /**
+   * The browser storage (localStorage) this session keeps, per origin (`https://host:port`), as
+   * hydrated with this job's own changes on top. Only jobs opened with `storage` read it.
+   */
+  get storage(): ReadonlyMap<string, OriginStorage> {
+    const stored = this.reads.get('storage')?.value as Record<string, OriginStorage> | undefined;
+    const origins = new Map<string, OriginStorage>(Object.entries(stored ?? {}));
+    for (const [origin, entries] of this.storageChanges)
+      if (entries === undefined) origins.delete(origin);
+      else origins.set(origin, entries);
+    return origins;
+  }
+
+  /**
+   * Keeps what a page left in an origin's storage (undefined: the origin's storage is gone),
+   * written at commit as that origin's field alone: the latest writer of an origin wins.
+   */
+  setStorage(origin: string, entries: OriginStorage | undefined): void {
+    this.storageChanges.set(origin, entries);
+  }
+
+  /**
    * Sets a workflow's state (undefined ends the flow and deletes its slate). If another job
    * moved the workflow on meanwhile, the commit fails the job as recoverable: it read stale state.
    */
@@ -246,6 +272,14 @@ export class JobSession {
     } else if (this.discarded.has('auth')) {
       // An unreadable login is no login: delete it, unless a valid one was written meanwhile.
       writes.push({ name: 'auth', expectedVersion: this.version('auth'), value: undefined, ttlMs: 1000 });
+    }
+    if (this.storageChanges.size > 0) {
+      const set: Array<[string, OriginStorage]> = [];
+      const unset: string[] = [];
+      for (const [origin, entries] of this.storageChanges)
+        if (entries === undefined) unset.push(origin);
+        else set.push([origin, entries]);
+      writes.push({ rule: 'fields', name: 'storage', set, unset, ttlMs: config.cookiesTtlSeconds * 1000 });
     }
     const profile = this.createdProfile;
     const profileTtlMs = config.profileTtlSeconds * 1000;
@@ -376,7 +410,7 @@ export class JobSession {
       counters.cookiesEvicted += evicted;
       observer?.cookiesEvicted?.(evicted);
     }
-    const cookies = writes.find((write) => write.rule === 'fields');
+    const cookies = writes.find((write) => write.rule === 'fields' && write.name === 'cookies');
     if (cookies?.rule === 'fields')
       observer?.jarStored?.(JSON.stringify(cookies.set).length, cookies.set.length + cookies.unset.length);
     for (const write of writes) {
@@ -389,6 +423,7 @@ export class JobSession {
     this.authChanged = false;
     this.createdProfile = undefined;
     this.workflows.clear();
+    this.storageChanges.clear();
     this.rewriteCookies = false;
     this.errorDelta = 0;
     this.jobCounted = true;

@@ -407,6 +407,16 @@ export class SessionCookieJar {
     return Math.abs(after - before) < (after - at) / 10 ? stored : undefined;
   }
 
+  /** Every cookie the jar holds that has not expired (what a browser context starts with). */
+  async liveCookies(now: number = Date.now()): Promise<Cookie[]> {
+    if (this.size === 0) return [];
+    const all = await this.current.store.getAllCookies();
+    return all.filter((cookie) => {
+      const expiry = cookie.expiryTime();
+      return expiry === undefined || expiry > now;
+    });
+  }
+
   /** Replays this job's cookie changes onto a newer jar (the same checks apply again). */
   async replayOnto(newer: SessionCookieJar): Promise<SessionCookieJar> {
     for (const change of this.changes) {

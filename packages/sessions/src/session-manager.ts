@@ -11,6 +11,9 @@ import { SessionCookieJar } from './session-jar.js';
 const HYDRATED: readonly SlateName[] = ['cookies', 'auth', 'profile', 'meta'];
 /** For a tenant without a login hook: nothing ever writes its sessions' auth slate. */
 const HYDRATED_WITHOUT_AUTH: readonly SlateName[] = ['cookies', 'profile', 'meta'];
+/** Render jobs also read the browser storage the session keeps. */
+const HYDRATED_FOR_BROWSER: readonly SlateName[] = ['cookies', 'auth', 'profile', 'storage', 'meta'];
+const HYDRATED_FOR_BROWSER_WITHOUT_AUTH: readonly SlateName[] = ['cookies', 'profile', 'storage', 'meta'];
 
 /** Sessions whose meta counts one flush writes at a time. */
 const FLUSH_BATCH = 100;
@@ -118,11 +121,11 @@ export class SessionManager {
   }
 
   /**
-   * Hydrates cookies, auth (unless `auth: false`: the tenant has no login hook), profile and meta
-   * in one round trip. A slate that fails to open or parse is discarded with a warning and starts
+   * Hydrates cookies, auth (unless `auth: false`: the tenant has no login hook), profile, meta and,
+   * with `storage` (a render job), the browser storage, in one round trip. A slate that fails to open or parse is discarded with a warning and starts
    * fresh; an unreachable store gives an ephemeral session.
    */
-  async open(keys: SessionKeys, options: { auth?: boolean } = {}): Promise<JobSession> {
+  async open(keys: SessionKeys, options: { auth?: boolean; storage?: boolean } = {}): Promise<JobSession> {
     const { store, logger, counters } = this.context;
     // Only warnings name the session: its keyed hash is not worth computing for every job.
     const hashed = () => this.context.hasher.hash(keys.tenant, keys.sessionId);
@@ -132,7 +135,14 @@ export class SessionManager {
     try {
       if (store === undefined) throw new Error('no session store configured');
       const started = performance.now();
-      const names = options.auth === false ? HYDRATED_WITHOUT_AUTH : HYDRATED;
+      const names =
+        options.storage === true
+          ? options.auth === false
+            ? HYDRATED_FOR_BROWSER_WITHOUT_AUTH
+            : HYDRATED_FOR_BROWSER
+          : options.auth === false
+            ? HYDRATED_WITHOUT_AUTH
+            : HYDRATED;
       ({ slates: reads, quarantined, breakerOpenUntil } = await store.hydrate(keys, names));
       this.context.observer?.stateSynced?.('hydrate', performance.now() - started);
     } catch (error) {

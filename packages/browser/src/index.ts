@@ -1,0 +1,7 @@
+export { type BrowserCookie, cookieChanges, type DroppedCookie, toBrowserCookies } from './browser-cookies.js';
+export { browserError } from './browser-errors.js';
+export { BrowserFetcher, type BrowserFetcherOptions, type FormFill } from './browser-fetcher.js';
+export { BrowserPool, type BrowserPoolOptions, chromiumMemoryMb } from './browser-pool.js';
+export { BrowserUnavailableError, checkChromium, chromiumPath, DEFAULT_CHROMIUM, launchChromium } from './chromium.js';
+export { EgressGuard, type EgressLease, type EgressRules } from './egress-guard.js';
+export { storageChanges, storageOrigins } from './origin-storage.js';
