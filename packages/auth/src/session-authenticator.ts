@@ -1,6 +1,6 @@
 import { type AuthConfig, type CrawlObserver, redactPii } from '@crawlfleet/core';
 import { RecoverableError } from '@crawlfleet/failures';
-import type { FetchedPage, FetchTenant, PageFetcher } from '@crawlfleet/fetcher';
+import type { FetchedPage, FetchRequest, FetchTenant, PageFetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import { type AuthState, type JobSession, type RefusedLogin, renewAuthOnce } from '@crawlfleet/sessions';
 import { Cookie } from 'tough-cookie';
@@ -12,9 +12,29 @@ import { SecretResolver } from './secrets.js';
 
 export type { PageFetcher } from '@crawlfleet/fetcher';
 
+/**
+ * What logs a session in through a browser (`login.browser`): the login page rendered as the
+ * session, the fields filled, the submit control clicked; the page it landed on comes back, with
+ * the cookies it ended with already in the session's jar.
+ */
+export interface BrowserLogin {
+  submitForm(
+    request: FetchRequest,
+    tenant: FetchTenant,
+    form: {
+      fields: Record<string, string>;
+      submit?: string | undefined;
+      waitFor?: string | undefined;
+      formSelector?: string | undefined;
+    },
+  ): Promise<FetchedPage>;
+}
+
 export interface SessionAuthenticatorOptions {
   /** What logs a session in: the worker's fetcher (its address policy and pools apply). */
   fetcher: PageFetcher;
+  /** What logs a session in through a browser; without it, a browser login fails as `browser_unavailable`. */
+  browser?: BrowserLogin | undefined;
   /** How long one worker may hold a session's login lease: longer than the slowest login. */
   leaseMs: number;
   logger: Logger;
@@ -234,6 +254,7 @@ export class SessionAuthenticator {
     const { login } = auth;
     const jar = session.jar;
     const mark = jar.changes.length;
+    if (login.browser !== undefined) return this.browserLogin(session, tenant, auth, secrets, mark);
     let request: LoginRequest;
     if (login.page !== undefined) {
       const page = await this.send(session, tenant, auth, {
@@ -299,6 +320,51 @@ export class SessionAuthenticator {
     const expiresAt = expiresIn !== undefined ? Date.now() + expiresIn * 1000 : this.cookieExpiry(session, mark, auth);
     this.options.observer?.sessionLogin?.('login', 'ok');
     return this.loggedIn(auth, { token, refreshToken, expiresAt });
+  }
+
+  /**
+   * A login in the browser: the login page rendered as the session, the fields filled from
+   * secrets read now, the submit clicked, the page it lands on checked as an HTTP login's answer
+   * is (with `waitFor`, the selector showing is the sign, whatever the URL).
+   */
+  private async browserLogin(
+    session: JobSession,
+    tenant: FetchTenant,
+    auth: AuthConfig,
+    secrets: SecretResolver,
+    mark: number,
+  ): Promise<AuthState> {
+    const { login } = auth;
+    const browser = this.options.browser;
+    const page = login.page as string;
+    if (browser === undefined)
+      throw Object.assign(
+        new Error(`the tenant logs in with a browser (login.browser), and this worker has none it can start`),
+        { code: 'ERR_BROWSER_UNAVAILABLE' },
+      );
+    const answer = await browser.submitForm(
+      { url: page, method: 'GET', headers: secrets.resolveRecord(login.headers), cookieJar: session.jar, session },
+      tenant,
+      {
+        fields: secrets.resolveRecord(login.form ?? {}),
+        submit: login.browser?.submit,
+        waitFor: login.browser?.waitFor,
+        formSelector: login.formSelector,
+      },
+    );
+    const down = unavailable(answer, 'the login');
+    if (down !== undefined) throw down;
+    const cookieNames = await this.cookieNames(session, page);
+    // With `waitFor`, a login that stays on its page (a script) is fine once the selector showed.
+    const checked = login.browser?.waitFor === undefined ? login : { ...login, page: undefined };
+    const failure = loginFailure(answer, checked, cookieNames);
+    if (failure !== undefined) return this.refused(session, tenant, auth, secrets, answer, failure);
+    this.options.observer?.sessionLogin?.('login', 'ok');
+    return this.loggedIn(auth, {
+      token: undefined,
+      refreshToken: undefined,
+      expiresAt: this.cookieExpiry(session, mark, auth),
+    });
   }
 
   /** A refreshed token, or undefined when the site refused the refresh (then: a full login). */

@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { ExpressAdapter } from '@bull-board/express';
-import { CRAWL_QUEUE, type CrawlfleetConfig, type KeyLayout, type RedisClient } from '@crawlfleet/core';
+import { CRAWL_QUEUE, type CrawlfleetConfig, type KeyLayout, RENDER_QUEUE, type RedisClient } from '@crawlfleet/core';
 import { createLogger, type Logger } from '@crawlfleet/log';
 import { Queue } from 'bullmq';
 import express from 'express';
@@ -49,12 +49,18 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
   });
   const readOnlyMode = options.readOnly ?? false;
   const crawl = new Queue(CRAWL_QUEUE, { connection, prefix: keys.bullPrefix });
+  const render = new Queue(RENDER_QUEUE, { connection, prefix: keys.bullPrefix });
   const replay = new BoardReplay(connection, keys, options.config);
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath('/');
   createBullBoard({
     queues: [
       crawlAdapter(crawl, replay, { readOnlyMode, displayName: 'crawl', description: 'fetch jobs, named by URL' }),
+      crawlAdapter(render, replay, {
+        readOnlyMode,
+        displayName: 'crawl-render',
+        description: 'render jobs (--render), taken by browser workers, named by URL',
+      }),
       deadLetterAdapter(replay, {
         readOnlyMode,
         displayName: 'crawl-dlq',
@@ -84,7 +90,7 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await Promise.all([crawl.close(), replay.close()]);
+      await Promise.all([crawl.close(), render.close(), replay.close()]);
     },
   };
 }

@@ -16,11 +16,17 @@ export interface BrowserCookie {
 /** Why a session cookie was not put into a browser. */
 export type DroppedCookie = 'expired' | 'malformed' | 'scope' | 'samesite';
 
-/** What Chromium refuses in a cookie's name or value (controls, and `;` which ends a pair). */
-const BAD_NAME = /[\x00-\x20\x7f;=,]/;
-const BAD_VALUE = /[\x00-\x1f\x7f;]/;
+/** Whether text holds what Chromium refuses in a cookie (control characters, DEL, and `others`). */
+function refused(text: string, others: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x20 || code === 0x7f || others.includes(text[i] as string)) return true;
+  }
+  return false;
+}
 /** A host name as a cookie domain holds it (no leading dot: tough-cookie keeps it canonical). */
-const HOST_NAME = /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/i;
+const HOST_NAME =
+  /^(?=.{1,253}$)[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?(?:\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?)*$/i;
 
 const SAME_SITE = { strict: 'Strict', lax: 'Lax', none: 'None' } as const;
 
@@ -48,8 +54,8 @@ export function toBrowserCookies(
     const path = cookie.path ?? '/';
     if (
       !cookie.key ||
-      BAD_NAME.test(cookie.key) ||
-      BAD_VALUE.test(cookie.value) ||
+      refused(cookie.key, ' ;=,') ||
+      refused(cookie.value, ';') ||
       !path.startsWith('/') ||
       (isIP(domain) === 0 && !HOST_NAME.test(domain))
     ) {

@@ -13,8 +13,8 @@ import {
 import type { Logger } from '@crawlfleet/log';
 import type { BrowserContext, Page, Response, Route } from 'playwright-core';
 import { type BrowserCookie, cookieChanges, toBrowserCookies } from './browser-cookies.js';
-import type { BrowserPool, PooledContext } from './browser-pool.js';
 import { browserError } from './browser-errors.js';
+import type { BrowserPool, PooledContext } from './browser-pool.js';
 import type { EgressGuard, EgressLease } from './egress-guard.js';
 import { storageChanges, storageOrigins } from './origin-storage.js';
 
@@ -212,7 +212,13 @@ class Render {
   async submit(page: Page, loaded: FetchedPage, form: FormFill): Promise<FetchedPage> {
     const started = performance.now();
     const { render } = this.options;
-    const scope = form.formSelector === undefined ? page.locator('form').filter({ has: page.locator('input') }).first() : page.locator(form.formSelector).first();
+    const scope =
+      form.formSelector === undefined
+        ? page
+            .locator('form')
+            .filter({ has: page.locator('input') })
+            .first()
+        : page.locator(form.formSelector).first();
     for (const [field, value] of Object.entries(form.fields))
       await scope.locator(fieldSelector(field)).first().fill(value, { timeout: render.timeoutMs });
     const submit = scope.locator(form.submit ?? 'button[type=submit], input[type=submit], button:not([type])').first();
@@ -223,12 +229,17 @@ class Render {
       await page.waitForSelector(form.waitFor, { timeout: render.timeoutMs });
     } else {
       const [response] = await Promise.all([
-        page.waitForResponse((answer) => answer.request().isNavigationRequest() && answer.frame() === page.mainFrame(), {
-          timeout: render.timeoutMs,
-        }),
+        page.waitForResponse(
+          (answer) => answer.request().isNavigationRequest() && answer.frame() === page.mainFrame(),
+          {
+            timeout: render.timeoutMs,
+          },
+        ),
         submit.click({ timeout: render.timeoutMs }),
       ]);
-      await page.waitForLoadState(render.waitUntil === 'commit' ? 'load' : render.waitUntil, { timeout: render.timeoutMs });
+      await page.waitForLoadState(render.waitUntil === 'commit' ? 'load' : render.waitUntil, {
+        timeout: render.timeoutMs,
+      });
       status = response.status();
       headers = toIncoming(await response.allHeaders());
     }
@@ -258,7 +269,9 @@ class Render {
       } catch {
         // One cookie Chromium refuses fails the batch: the rest go in one by one.
         for (const cookie of cookies)
-          await this.context.addCookies([cookie]).catch(() => this.options.observer?.browserCookiesDropped?.('malformed', 1));
+          await this.context
+            .addCookies([cookie])
+            .catch(() => this.options.observer?.browserCookiesDropped?.('malformed', 1));
       }
     }
     this.synced = (await this.context.cookies()) as BrowserCookie[];

@@ -46,9 +46,19 @@ export class BrowserPool {
     this.timer.unref();
   }
 
+  /** Contexts open at once, at most. */
+  get contexts(): number {
+    return this.options.contexts;
+  }
+
   /** Contexts open now. */
   get contextsOpen(): number {
     return this.open;
+  }
+
+  /** Starts the browser now (a worker checks it can before taking jobs); throws `BrowserUnavailableError`. */
+  async start(): Promise<string> {
+    return (await this.running()).version();
   }
 
   /** Opens a context once a slot is free (and the browser is not being replaced). */

@@ -27,6 +27,8 @@ const CHROMIUM_ARGS = [
 export class BrowserUnavailableError extends Error {
   override readonly name = 'BrowserUnavailableError';
   readonly code = 'ERR_BROWSER_UNAVAILABLE';
+  /** A worker asked for browsers it cannot have: bad usage of this machine, exit code 2. */
+  readonly exitCode = 2;
 }
 
 /** The Chromium binary this process uses: `CRAWLFLEET_CHROMIUM`, else `/usr/bin/chromium`. */

@@ -331,7 +331,10 @@ export const tenantConfigSchema = z.strictObject({
        * Resource types the browser does not load for this tenant's pages (they are aborted before
        * any request): `image`, `media`, `font`, `stylesheet`. Default: none (the page as a browser sees it).
        */
-      block: z.array(z.enum(['image', 'media', 'font', 'stylesheet'])).max(4).default([]),
+      block: z
+        .array(z.enum(['image', 'media', 'font', 'stylesheet']))
+        .max(4)
+        .default([]),
     })
     .prefault({}),
 });

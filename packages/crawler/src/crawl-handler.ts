@@ -19,12 +19,18 @@ export interface HandlerContext {
   /** The page parsed (cheerio), built the first time it is read. */
   readonly $: CheerioAPI;
   /**
+   * For a render job (`--render`): the page, still open in the browser (Playwright's `Page`), to
+   * click, fill or read what the HTML alone does not say. What it changes in the session's cookies
+   * and storage is kept when the handler is done. Undefined for HTTP jobs.
+   */
+  page: unknown;
+  /**
    * Adds URLs to the crawl, one level deeper (its max depth and max pages apply; its follow strategy
    * does not); relative ones resolve against the page. Answers how many were new to the page.
    */
   enqueue(
     requests: string | EnqueueRequest | ReadonlyArray<string | EnqueueRequest>,
-    options?: { label?: string; userData?: Record<string, unknown> },
+    options?: { label?: string; userData?: Record<string, unknown>; render?: boolean },
   ): number;
   /** Adds a record (JSON) to the page's result: written with it, once. */
   push(record: unknown): void;
@@ -40,6 +46,8 @@ export interface EnqueueRequest {
   url: string;
   label?: string;
   userData?: Record<string, unknown>;
+  /** Render it in a browser (true) or fetch it over HTTP (false); default: as the page was. */
+  render?: boolean;
 }
 
 export type Handler = (context: HandlerContext) => unknown;

@@ -102,6 +102,7 @@ export class CrawlPages {
         document ??= setup.handler.load(page.body.toString('utf8'));
         return document;
       },
+      page: page.rendered?.page,
       enqueue: (requests, options = {}) => {
         if (!open) throw new HandlerTimeout('the handler ran past its time');
         const list = Array.isArray(requests) ? requests : [requests];
@@ -110,7 +111,8 @@ export class CrawlPages {
           const request = typeof item === 'string' ? { url: item } : item;
           // Relative to where the page ended up, as its own links are.
           const url = URL.canParse(request.url, page.finalUrl) ? new URL(request.url, page.finalUrl).href : request.url;
-          if (links.add({ label: options.label, userData: options.userData, ...request, url }, true)) added++;
+          const given = { label: options.label, userData: options.userData, render: options.render };
+          if (links.add({ ...given, ...request, url }, true)) added++;
         }
         return added;
       },
@@ -212,6 +214,8 @@ class Links {
       submittedAt: new Date().toISOString(),
       depth: crawl.depth + 1,
       name: crawl.name,
+      // A rendered page's links are rendered too, unless a handler says otherwise.
+      render: data.render === true,
     };
   }
 
@@ -228,6 +232,7 @@ class Links {
         { url: request.url },
         {
           ...this.context,
+          render: request.render ?? this.context.render,
           crawl: {
             name: this.context.name,
             depth: this.context.depth,

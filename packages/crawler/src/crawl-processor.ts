@@ -1,5 +1,5 @@
 import type { AuditLog } from '@crawlfleet/audit';
-import { isLoginFailure, LoginCoolingDownError, SessionAuthenticator } from '@crawlfleet/auth';
+import { type BrowserLogin, isLoginFailure, LoginCoolingDownError, SessionAuthenticator } from '@crawlfleet/auth';
 import type { BodyStore } from '@crawlfleet/bodies';
 import {
   type CrawlfleetConfig,
@@ -42,7 +42,12 @@ const ROTATION_WAIT_MS = 200;
 export interface CrawlProcessorDeps {
   config: CrawlfleetConfig;
   keys: KeyLayout;
+  /** The HTTP fetcher: logins, robots.txt, and the job's page unless `pages` renders it. */
   fetcher: PageFetcher;
+  /** What fetches the job's own page when it is not `fetcher`: a browser worker's `BrowserFetcher`. */
+  pages?: PageFetcher | undefined;
+  /** Logs sessions in through a browser, for tenants whose login says `browser`. */
+  browserLogin?: BrowserLogin | undefined;
   results: ResultSink;
   /** Where bodies above `results.inlineBodyBytes` go; without one every body stays inline. */
   bodies?: BodyStore | undefined;
@@ -91,6 +96,7 @@ export class CrawlProcessor {
     this.politeness = new PolitenessGate({ ...deps, proxies: this.proxies });
     this.authenticator = new SessionAuthenticator({
       fetcher: deps.fetcher,
+      browser: deps.browserLogin,
       // The lease must outlive the slowest login (a refused refresh, the login page and its form
       // are three requests), or a second worker logs in alongside.
       leaseMs: Math.max(deps.config.sessions.reauthLeaseMs, 3 * deps.config.fetch.timeoutMs + 5_000),
@@ -165,6 +171,7 @@ export class CrawlProcessor {
         : await inSpan('session.hydrate', {}, () =>
             this.deps.sessions.open(this.deps.keys.session(data.tenant, data.sessionId as string), {
               auth: tenant.auth?.login !== undefined,
+              storage: data.render === true,
             }),
           );
     if (session?.quarantined)
@@ -237,13 +244,21 @@ export class CrawlProcessor {
     }
 
     this.deps.observer?.fetched?.(page.status, page.durationMs, page.tls);
-    const failure = await this.judge(job, data, tenant, target, page, session, proxy !== undefined);
-    if (failure !== undefined && proxy !== undefined && isProxyFailure(failure.classification.reason))
-      await this.deps.proxyHealth?.recordFailure(proxy.id, failure.classification.reason);
-    else await this.breakerGate.recordHealth(job, data, session, probing, failure?.classification);
-    // A crawl's page: its links and its handler, before the session's commit (the handler may
-    // move a workflow on).
-    const crawled = failure === undefined ? await this.deps.crawlPages?.of(data, page, session) : undefined;
+    let failure: Failure | undefined;
+    let crawled: Awaited<ReturnType<CrawlPages['of']>> | undefined;
+    try {
+      failure = await this.judge(job, data, tenant, target, page, session, proxy !== undefined);
+      if (failure !== undefined && proxy !== undefined && isProxyFailure(failure.classification.reason))
+        await this.deps.proxyHealth?.recordFailure(proxy.id, failure.classification.reason);
+      else await this.breakerGate.recordHealth(job, data, session, probing, failure?.classification);
+      // A crawl's page: its links and its handler, before the session's commit (the handler may
+      // move a workflow on).
+      crawled = failure === undefined ? await this.deps.crawlPages?.of(data, page, session) : undefined;
+    } finally {
+      // A rendered page gives what it changed since (a handler's clicks) back to the session, and
+      // its browser context closes, before the session's commit.
+      await page.rendered?.close();
+    }
     const conflict = await this.commitSession(session, job);
     if (conflict !== undefined) return { kind: 'failed', data, failure: conflict };
     if (failure !== undefined) return { kind: 'failed', data, failure };
@@ -347,6 +362,8 @@ export class CrawlProcessor {
       cookieJar: session?.jar,
       // robots.txt is asked about every redirect target too, not only the job's URL.
       beforeHop: this.politeness.hopCheck(data.tenant, tenant),
+      // A browser page takes all of the session (its cookies, its storage), not only a header.
+      session,
     };
     const auth = tenant.auth;
     if (auth === undefined) return this.send(request, tenantRef);
@@ -365,13 +382,17 @@ export class CrawlProcessor {
     const page = await this.send(await asSession(), tenantRef);
     const sign = this.authenticator.loggedOut(page, auth, data.url);
     if (sign === undefined) return page;
+    // A rendered page that said "log in" is done with (its cookies back in the jar) before the login.
+    await page.rendered?.close();
     if (session === undefined) throw stillLoggedOut(page, tenant, 'the page needs a login, and the job has no session');
     const renewal = await this.authenticator.renewAfter(session, tenantRef, auth, sign, seen);
     if (renewal === 'logged_in_just_now')
       throw stillLoggedOut(page, tenant, 'the session logged in moments ago and the page still says it is logged out');
     const again = await this.send(await asSession(), tenantRef);
-    if (this.authenticator.loggedOut(again, auth, data.url) !== undefined)
+    if (this.authenticator.loggedOut(again, auth, data.url) !== undefined) {
+      await again.rendered?.close();
       throw stillLoggedOut(again, tenant, 'the session is still logged out after logging in');
+    }
     return again;
   }
 
@@ -381,7 +402,7 @@ export class CrawlProcessor {
    * health: a proxy the site blocks is marked down for the fleet.
    */
   private async send(request: FetchRequest, tenantRef: FetchTenant): Promise<FetchedPage> {
-    const page = await this.deps.fetcher.fetch(request, tenantRef);
+    const page = await (this.deps.pages ?? this.deps.fetcher).fetch(request, tenantRef);
     if (tenantRef.proxy !== undefined && isBlockedAnswer(page.status))
       await this.deps.proxyHealth?.recordBlocked(tenantRef.proxy.id);
     return page;

@@ -2,11 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { AuditLog } from '@crawlfleet/audit';
 import { type BodyStore, lazyBodyStore } from '@crawlfleet/bodies';
+import { type BrowserRuntime, LazyBrowserLogin } from '@crawlfleet/browser';
 import {
   CRAWL_QUEUE,
   type CrawlfleetConfig,
   type CrawlObserver,
   type KeyLayout,
+  RENDER_QUEUE,
   type RedisClient,
 } from '@crawlfleet/core';
 import { CrawlStore } from '@crawlfleet/crawls';
@@ -15,7 +17,7 @@ import { fullJitterDelay } from '@crawlfleet/failures';
 import { Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import { HostPacer, RobotsCache } from '@crawlfleet/politeness';
-import { queueEntry } from '@crawlfleet/producer';
+import { CrawlQueues } from '@crawlfleet/producer';
 import { Outbox, type OutboxFill, ResultsStore } from '@crawlfleet/results';
 import { type SessionCounters, type SessionHasher, SessionManager } from '@crawlfleet/sessions';
 import type { SlateStore } from '@crawlfleet/slates';
@@ -63,6 +65,12 @@ export interface CrawlWorkerOptions {
   autorun?: boolean | undefined;
   /** The handler named crawls' pages run through (`loadHandler`), and its time limit per page. */
   handler?: { handler: CrawlHandler; timeoutMs: number } | undefined;
+  /**
+   * A browser worker: it takes render jobs (the `crawl-render` queue) instead of HTTP jobs, one
+   * per browser context (`concurrency` is ignored), and renders them with this runtime, which it
+   * closes as it drains.
+   */
+  browser?: BrowserRuntime | undefined;
 }
 
 /** The outcome of one job as the worker saw it: for progress displays and counters. */
@@ -75,7 +83,7 @@ export type JobEvent =
 export const DEFAULT_CONCURRENCY = 16;
 
 /**
- * A BullMQ worker on the `crawl` queue running `CrawlProcessor`. Stateless: everything it knows
+ * A BullMQ worker on the `crawl` queue (a browser worker: `crawl-render`) running `CrawlProcessor`. Stateless: everything it knows
  * lives in Redis, so any number of them can run on any number of machines.
  */
 export class CrawlWorker {
@@ -91,6 +99,9 @@ export class CrawlWorker {
   readonly backpressure: OutboxBackpressure;
   private readonly proxyHealth: ProxyHealth;
   private readonly frontier: FrontierMover;
+  private readonly queues: CrawlQueues;
+  private readonly browser: BrowserRuntime | undefined;
+  private readonly lazyLogin: LazyBrowserLogin | undefined;
 
   constructor(options: CrawlWorkerOptions) {
     const { connection, keys, config, logger } = options;
@@ -98,7 +109,16 @@ export class CrawlWorker {
     this.dlq = new DeadLetterQueue(connection, keys);
     const { bodyStore } = config.results;
     this.bodies = options.bodyStore ?? (bodyStore === undefined ? undefined : lazyBodyStore(bodyStore));
-    this.queue = new Queue(CRAWL_QUEUE, { connection, prefix: keys.bullPrefix });
+    this.browser = options.browser;
+    const queueName = this.browser === undefined ? CRAWL_QUEUE : RENDER_QUEUE;
+    this.queue = new Queue(queueName, { connection, prefix: keys.bullPrefix });
+    this.queues = new CrawlQueues(connection, keys, config);
+    // An HTTP worker logs in through a browser only for a tenant whose login asks for one.
+    const browserLogins = Object.values(config.tenants).some((tenant) => tenant.auth?.login.browser !== undefined);
+    this.lazyLogin =
+      this.browser === undefined && browserLogins
+        ? new LazyBrowserLogin({ render: config.render, fetch: config.fetch, logger, observer: options.observer })
+        : undefined;
     this.sessions = new SessionManager({
       store: options.sessionStore,
       config: config.sessions,
@@ -122,9 +142,7 @@ export class CrawlWorker {
       connection,
       keys,
       `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
-      async (jobs) => {
-        await this.queue.addBulk(jobs.map((job) => queueEntry(job, config)));
-      },
+      (jobs) => this.queues.add(jobs),
       logger,
     );
     this.processor = new CrawlProcessor({
@@ -140,6 +158,8 @@ export class CrawlWorker {
       config,
       keys,
       fetcher: this.fetcher,
+      pages: this.browser?.fetcher,
+      browserLogin: this.browser?.fetcher ?? this.lazyLogin,
       results: new ResultsStore(connection, keys, {
         ledgerTtlSeconds: config.retention.ledgerTtlSeconds,
         onFill: (fill) => this.backpressure.observe(fill),
@@ -150,10 +170,10 @@ export class CrawlWorker {
       logger,
     });
     const { backoffBaseMs, backoffMaxMs } = config.jobs;
-    this.worker = new Worker(CRAWL_QUEUE, (job, token) => this.runJob(job, token), {
+    this.worker = new Worker(queueName, (job, token) => this.runJob(job, token), {
       connection,
       prefix: keys.bullPrefix,
-      concurrency: options.concurrency ?? DEFAULT_CONCURRENCY,
+      concurrency: this.browser?.pool.contexts ?? options.concurrency ?? DEFAULT_CONCURRENCY,
       lockDuration: options.lockDurationMs ?? 30_000,
       stalledInterval: options.stalledIntervalMs ?? 30_000,
       maxStalledCount: options.maxStalledCount ?? 2,
@@ -198,7 +218,7 @@ export class CrawlWorker {
     return this.running;
   }
 
-  /** Job counts of the crawl queue by state, and the DLQ size: for metrics. */
+  /** Job counts of this worker's queue (`crawl`, or `crawl-render` for a browser worker) by state, and the DLQ size: for metrics. */
   async queueDepths(): Promise<Record<string, number>> {
     const [counts, dlq] = await Promise.all([
       this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'),
@@ -251,7 +271,8 @@ export class CrawlWorker {
     // The meta counts written behind go out before the session connection closes.
     await this.sessions.close();
     this.fetcher.close();
-    await Promise.all([this.dlq.close(), this.queue.close(), this.bodies?.close()]);
+    await Promise.all([this.browser?.close(), this.lazyLogin?.close()]);
+    await Promise.all([this.dlq.close(), this.queue.close(), this.queues.close(), this.bodies?.close()]);
     return finished;
   }
 }

@@ -80,6 +80,9 @@ export class Settle {
       bodies === undefined
         ? undefined
         : await inSpan('body.place', {}, () => placeBody(body, bodies, this.deps.config.results.inlineBodyBytes));
+    // A rendered page's screenshot goes to the body store, never into Redis (the config insists on one).
+    const screenshot =
+      page.screenshot === undefined || bodies === undefined ? undefined : await bodies.put(page.screenshot);
     const result: StoredResult = {
       url: data.url,
       finalUrl: page.finalUrl,
@@ -98,6 +101,8 @@ export class Settle {
       fetchedAt: new Date().toISOString(),
       ...(proxy === undefined ? {} : { proxy }),
       ...(data.crawl === undefined ? {} : { crawl: data.crawl.name, depth: data.crawl.depth }),
+      ...(page.rendered === undefined ? {} : { rendered: true }),
+      ...(screenshot === undefined ? {} : { screenshotRef: screenshot.ref }),
     };
     const { written, entryId, admitted } = await inSpan('result.write', {}, () =>
       this.deps.results.write(result, frontier),

@@ -1,3 +1,4 @@
+import { BrowserRuntime } from '@crawlfleet/browser';
 import {
   type CrawlfleetConfig,
   coalesceWrites,
@@ -28,6 +29,11 @@ export interface OpenWorkerOptions
   keys: KeyLayout;
   config: CrawlfleetConfig;
   logger: Logger;
+  /**
+   * A browser worker with this many Chromium contexts: it takes render jobs only. Chromium is
+   * started before anything else; without a usable one, `BrowserUnavailableError` (exit code 2).
+   */
+  browsers?: number | undefined;
 }
 
 /** A running worker and the connections it owns. */
@@ -45,6 +51,7 @@ export interface OpenedWorker {
  * worker. The one place worker wiring lives, for `crawlfleet worker` and `crawlfleet crawl` alike.
  */
 export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWorker> {
+  const browser = options.browsers === undefined ? undefined : await startBrowser(options, options.browsers);
   const connection = await connectRedis(options.redisUrl, { role: 'worker' });
   const sessionRedis = openSessionRedis(options.sessionRedisUrl);
   // The worker's two busy connections (not BullMQ's blocking one, which it duplicates itself).
@@ -74,8 +81,10 @@ export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWork
       connection,
       sessionHasher: await loadSessionHasher(connection, options.keys.sessionHashKey),
       sessionStore,
+      browser,
     });
   } catch (error) {
+    await browser?.close();
     tracked?.close();
     sessionRedis.disconnect();
     connection.disconnect();
@@ -95,6 +104,25 @@ export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWork
       return finished;
     },
   };
+}
+
+/** A browser worker's runtime, its Chromium started (so a worker without one stops before taking a job). */
+async function startBrowser(options: OpenWorkerOptions, contexts: number): Promise<BrowserRuntime> {
+  const runtime = await BrowserRuntime.start({
+    contexts,
+    render: options.config.render,
+    fetch: options.config.fetch,
+    logger: options.logger,
+    observer: options.observer,
+  });
+  try {
+    const version = await runtime.pool.start();
+    options.logger.info({ chromium: version, contexts }, 'browser started');
+    return runtime;
+  } catch (error) {
+    await runtime.close();
+    throw error;
+  }
 }
 
 /**
@@ -197,6 +225,7 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
       key_id: options.ring.current.kid,
       prefix: options.prefix,
       concurrency: opened.worker.worker.concurrency,
+      browsers: options.browsers,
       grace_ms: graceMs,
       metrics_port: options.metricsPort,
       progress_every_ms: progressEveryMs,

@@ -6,6 +6,7 @@ import {
   type KeyLayout,
   NAME_PATTERN,
   parseCrawlDefinition,
+  RENDER_QUEUE,
   type RedisClient,
 } from '@crawlfleet/core';
 
@@ -187,14 +188,18 @@ export class CrawlStore {
   }
 
   /**
-   * The crawl's jobs running now, fleet-wide: the crawl queue's active jobs (bounded by the fleet's
-   * concurrency) read in one pipeline, counted by the crawl their data names.
+   * The crawl's jobs running now, fleet-wide: the active jobs of the crawl and render queues
+   * (bounded by the fleet's concurrency) read in one pipeline, counted by the crawl their data names.
    */
   async inFlight(name: string): Promise<number> {
-    const active = await this.redis.lrange(`${this.keys.bullPrefix}:${CRAWL_QUEUE}:active`, 0, 9_999);
-    if (active.length === 0) return 0;
+    const [http, render] = await Promise.all([
+      this.redis.lrange(`${this.keys.bullPrefix}:${CRAWL_QUEUE}:active`, 0, 9_999),
+      this.redis.lrange(`${this.keys.bullPrefix}:${RENDER_QUEUE}:active`, 0, 9_999),
+    ]);
+    if (http.length + render.length === 0) return 0;
     const pipeline = this.redis.pipeline();
-    for (const id of active) pipeline.hget(this.keys.crawlJob(id), 'data');
+    for (const id of http) pipeline.hget(this.keys.crawlJob(id), 'data');
+    for (const id of render) pipeline.hget(this.keys.renderJob(id), 'data');
     let running = 0;
     for (const [, data] of (await pipeline.exec()) ?? []) {
       if (typeof data !== 'string') continue;

@@ -1,3 +1,4 @@
+export { BACKOFF_TYPE, CrawlQueues, queueEntry } from './crawl-queues.js';
 export {
   InvalidTargetsError,
   PartialSubmitError,
@@ -5,7 +6,6 @@ export {
   type TargetProblem,
 } from './errors.js';
 export { type PrepareOptions, prepareJobs } from './prepare.js';
-export { BACKOFF_TYPE, CrawlQueues, queueEntry } from './crawl-queues.js';
 export { Producer, type SubmitOptions } from './producer.js';
 export { parseTargetLines, readTargetLines, type TargetList } from './target-lines.js';
 export { buildFetchJob, describeSource, type JobContext, type SubmitTarget, type TargetSource } from './targets.js';

@@ -70,6 +70,11 @@ export function buildFetchJob(target: SubmitTarget, context: JobContext): FetchJ
   if (!(HTTP_METHODS as readonly string[]).includes(method)) {
     throw new InputError('invalid_method', `unsupported method ${JSON.stringify(target.method)} for ${url.href}`);
   }
+  if (context.render === true && method !== 'GET')
+    throw new InputError(
+      'invalid_method',
+      `a render job loads a page in a browser: GET only, not ${method} (${url.href})`,
+    );
   const idempotencyKey =
     target.key !== undefined
       ? checkCallerKey(target.key)

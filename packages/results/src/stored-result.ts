@@ -34,6 +34,10 @@ export interface StoredResult {
   /** The named crawl it is a page of, and how deep (seeds are 0). */
   crawl?: string;
   depth?: number;
+  /** Set when a browser rendered the page (`--render`): `body` is the rendered document. */
+  rendered?: true;
+  /** Where the rendered page's screenshot (PNG) is in the body store (`render.screenshot`). */
+  screenshotRef?: string;
 }
 
 /**

@@ -2,6 +2,7 @@ import type { CrawlObserver, SessionKeys, SessionsConfig } from '@crawlfleet/cor
 import { RecoverableError } from '@crawlfleet/failures';
 import type { Logger } from '@crawlfleet/log';
 import type { SlateName, SlateRead, SlateStore, SlateWrite } from '@crawlfleet/slates';
+import type { Cookie } from 'tough-cookie';
 import { type AuthState, normalizeAuth } from './auth-state.js';
 import { type MetaBacklog, type MetaDelta, type SessionMeta, sumDeltas } from './meta-backlog.js';
 import type { SessionCounters } from './session-counters.js';
@@ -196,6 +197,11 @@ export class JobSession {
       for (const [key, read] of await this.context.store.read(this.keys, [slate])) this.reads.set(key, read);
     }
     return this.workflows.has(slate) ? this.workflows.get(slate) : this.reads.get(slate)?.value;
+  }
+
+  /** The session's cookies as its jar holds them now (what a browser page starts with). */
+  cookies(): Promise<Cookie[]> {
+    return this.jar.liveCookies();
   }
 
   /**

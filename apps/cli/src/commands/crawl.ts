@@ -1,13 +1,13 @@
 import { constants } from 'node:os';
-import { CRAWL_QUEUE, DEFAULT_PREFIX, type FetchJob } from '@crawlfleet/core';
-import { DEFAULT_CONCURRENCY, openWorker } from '@crawlfleet/crawler';
+import { DEFAULT_PREFIX, type FetchJob } from '@crawlfleet/core';
+import { DEFAULT_CONCURRENCY, type JobEvent, openWorker } from '@crawlfleet/crawler';
 import { CrawlStore, pendingOf } from '@crawlfleet/crawls';
 import { DeadLetterQueue, type DeadLetterSummary, summarize } from '@crawlfleet/dlq';
 import { ensureRedis } from '@crawlfleet/local-redis';
 import { createLogger } from '@crawlfleet/log';
-import type { SubmitReport } from '@crawlfleet/producer';
+import { CrawlQueues, type SubmitReport } from '@crawlfleet/producer';
 import { type KeyRing, localKeyRing } from '@crawlfleet/slates';
-import { type Job, type JobState, Queue } from 'bullmq';
+import type { Job, JobState } from 'bullmq';
 import type { Command } from 'commander';
 import { type CommandContext, connect, type GlobalOptions, loadSettings } from '../context.js';
 import {
@@ -24,6 +24,7 @@ import { enqueueJobs, prepareSeeds, startCrawl, type TargetOptions, withTargetOp
 
 interface CrawlOptions extends TargetOptions, ScopeOptions, HandlerOptions {
   concurrency: number;
+  browsers: number;
   out?: string;
   json?: boolean;
 }
@@ -94,6 +95,7 @@ export function registerCrawl(program: Command): void {
   withHandlerOptions(withCrawlOptions(withTargetOptions(program.command('crawl'))))
     .description('the one-machine quick path: submit, run workers in this process until the crawl drains, summarize')
     .option('-c, --concurrency <n>', 'jobs fetched at once', positiveInt, DEFAULT_CONCURRENCY)
+    .option('--browsers <n>', 'with --render: Chromium contexts rendering at once', positiveInt, 2)
     .option('-o, --out <file>', "write this crawl's results as JSON lines to a file")
     .option('--json', 'print the summary as JSON')
     .addHelpText(
@@ -140,7 +142,7 @@ enqueue() and push() add pages and records), and the run ends when the crawl has
       const interruption = new Interruption();
       try {
         const context = await connect(settings, local.url);
-        const queue = new Queue(CRAWL_QUEUE, { connection: context.redis, prefix: context.keys.bullPrefix });
+        const queues = new CrawlQueues(context.redis, context.keys, context.config);
         // The crawl's own sink is registered before its first job can be stored.
         let crawlOut = out !== undefined ? await CrawlOut.start(context, out, crawl?.definition.name) : undefined;
         try {
@@ -149,16 +151,26 @@ enqueue() and push() add pages and records), and the run ends when the crawl has
             crawl === undefined
               ? undefined
               : { name: crawl.definition.name, store: new CrawlStore(context.redis, context.keys) };
-          const plan = await planCrawl(queue, jobs, await enqueueJobs(context, jobs, options.force));
+          const plan = await planCrawl(queues, jobs, await enqueueJobs(context, jobs, options.force));
           crawlOut?.run(plan.keys);
           const crawled = [...plan.enqueued, ...plan.resumed];
-          await sayOtherJobs(queue, crawled.length, settings.env.prefix);
+          await sayOtherJobs(queues, crawled.length, settings.env.prefix);
           const tally: Tally = { retries: 0 };
           const unfinished =
             following === undefined ? 0 : ((await following.store.status(following.name))?.discovered ?? 0);
           if ((crawled.length > 0 || unfinished > 0) && !interruption.requested) {
             await runUntilDone(
-              { context, queue, interruption, concurrency: options.concurrency, tally, following, handler },
+              {
+                context,
+                queues,
+                interruption,
+                concurrency: options.concurrency,
+                // Render jobs need a browser: this process runs one beside its HTTP worker.
+                browsers: options.render === true ? options.browsers : undefined,
+                tally,
+                following,
+                handler,
+              },
               { redisUrl: local.url, sessionRedisUrl, ring: keys.ring },
               crawled,
             );
@@ -195,7 +207,7 @@ enqueue() and push() add pages and records), and the run ends when the crawl has
           if (interruption.requested) process.exitCode = interruption.exitCode;
         } finally {
           await crawlOut?.abandon();
-          await queue.close();
+          await queues.close();
           await context.close();
         }
       } finally {
@@ -209,14 +221,14 @@ enqueue() and push() add pages and records), and the run ends when the crawl has
  * Sorts the crawl's keys after the submit: enqueued now, still queued from an earlier run (a
  * job of the key waiting, delayed or running), or finished before.
  */
-async function planCrawl(queue: Queue, jobs: readonly FetchJob[], report: SubmitReport): Promise<CrawlPlan> {
+async function planCrawl(queues: CrawlQueues, jobs: readonly FetchJob[], report: SubmitReport): Promise<CrawlPlan> {
   const keys = [...new Set(jobs.map((job) => job.idempotencyKey))];
   const enqueued = new Set(report.keys);
   const others = keys.filter((key) => !enqueued.has(key));
   const resumed: string[] = [];
   for (let start = 0; start < others.length; start += KEYS_PER_ROUND_TRIP) {
     const batch = others.slice(start, start + KEYS_PER_ROUND_TRIP);
-    const states = await Promise.all(batch.map((key) => queue.getJobState(key)));
+    const states = await Promise.all(batch.map((key) => queues.state(key)));
     batch.forEach((key, i) => {
       if (LIVE_STATES.has(states[i] ?? 'unknown')) resumed.push(key);
     });
@@ -225,9 +237,8 @@ async function planCrawl(queue: Queue, jobs: readonly FetchJob[], report: Submit
 }
 
 /** Says when the queue holds jobs of other commands: this process runs them too, but counts only its own. */
-async function sayOtherJobs(queue: Queue, own: number, prefix: string): Promise<void> {
-  const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'waiting-children');
-  const others = Object.values(counts).reduce((sum, n) => sum + n, 0) - own;
+async function sayOtherJobs(queues: CrawlQueues, own: number, prefix: string): Promise<void> {
+  const others = (await liveJobs(queues)) - own;
   if (others <= 0) return;
   say(
     `${plural(others, 'other job')} ${others === 1 ? 'is' : 'are'} queued under prefix ${prefix}: this crawl's worker takes them too while its own are queued, and counts and writes only its own`,
@@ -250,15 +261,18 @@ async function outcomes(
     for (const key of batch) {
       pipeline.exists(context.keys.ledger(key));
       pipeline.exists(context.keys.dlqJob(key));
-      // BullMQ's job hash: gone (trimmed by retention) or with finishedOn once it ended.
+      // BullMQ's job hash (in whichever queue has it): gone (trimmed by retention) or with finishedOn once it ended.
       pipeline.hmget(context.keys.crawlJob(key), 'timestamp', 'finishedOn');
+      pipeline.hmget(context.keys.renderJob(key), 'timestamp', 'finishedOn');
     }
     const answers = (await pipeline.exec()) ?? [];
     batch.forEach((_key, i) => {
-      const [added, finishedOn] = (answers[i * 3 + 2]?.[1] as Array<string | null> | undefined) ?? [];
+      const http = (answers[i * 4 + 2]?.[1] as Array<string | null> | undefined) ?? [];
+      const render = (answers[i * 4 + 3]?.[1] as Array<string | null> | undefined) ?? [];
+      const [added, finishedOn] = http[0] !== null && http[0] !== undefined ? http : render;
       const ended = added === null || added === undefined || finishedOn !== null;
-      if (answers[i * 3]?.[1] === 1) found.push('stored');
-      else if (answers[i * 3 + 1]?.[1] === 1 && ended) found.push('dead_lettered');
+      if (answers[i * 4]?.[1] === 1) found.push('stored');
+      else if (answers[i * 4 + 1]?.[1] === 1 && ended) found.push('dead_lettered');
       else found.push(undefined);
     });
   }
@@ -381,9 +395,11 @@ class Interruption {
 
 interface CrawlRun {
   context: CommandContext;
-  queue: Queue;
+  queues: CrawlQueues;
   interruption: Interruption;
   concurrency: number;
+  /** Browser contexts for render jobs (`--render`); none: no browser is started. */
+  browsers?: number | undefined;
   tally: Tally;
   /** A crawl that follows links: the run also waits until it has nothing pending. */
   following?: Following | undefined;
@@ -400,22 +416,25 @@ async function runUntilDone(
   connections: { redisUrl: string; sessionRedisUrl: string; ring: KeyRing },
   keys: string[],
 ): Promise<void> {
-  const { context, queue, interruption, tally, following } = run;
+  const { context, queues, interruption, tally, following } = run;
   const pending = new Set(keys);
   const logger = createLogger({ name: 'crawl', level: process.env.CRAWLFLEET_LOG_LEVEL ?? 'silent' });
-  const opened = await openWorker({
-    ...connections,
-    keys: context.keys,
-    config: context.config,
-    concurrency: run.concurrency,
-    logger,
-    handler: run.handler,
-  });
+  const options = { ...connections, keys: context.keys, config: context.config, logger, handler: run.handler };
+  // The browser first: without a usable Chromium the run stops before anything is taken.
+  const browser = run.browsers === undefined ? undefined : await openWorker({ ...options, browsers: run.browsers });
+  let opened: Awaited<ReturnType<typeof openWorker>>;
+  try {
+    opened = await openWorker({ ...options, concurrency: run.concurrency });
+  } catch (error) {
+    await browser?.close(DRAIN_GRACE_MS);
+    throw error;
+  }
+  const workers = browser === undefined ? [opened] : [opened, browser];
   if (!opened.sessionStoreReady) say('session Redis unreachable: jobs run on ephemeral sessions until it answers');
   let fetched = 0;
   let deadLettered = 0;
   let followed = { stored: 0, discovered: 0, pending: following === undefined ? 0 : 1 };
-  opened.worker.onJob((event) => {
+  const onJob = (event: JobEvent) => {
     const id = String(event.job?.id);
     if (following !== undefined && (event.job?.data as FetchJob | undefined)?.crawl?.name === following.name) {
       if (event.kind === 'retrying') tally.retries++;
@@ -428,13 +447,16 @@ async function runUntilDone(
       if (event.kind === 'dead_lettered') deadLettered++;
       else if (event.kind !== 'failed') fetched++;
     }
-  });
+  };
   // This process's running jobs, so a second Ctrl-C can give them back instead of stranding them.
   const running = new Map<string, Job>();
-  const bull = opened.worker.worker;
-  bull.on('active', (job) => running.set(String(job.id), job));
-  bull.on('completed', (job) => running.delete(String(job.id)));
-  bull.on('failed', (job) => running.delete(String(job?.id)));
+  for (const { worker } of workers) {
+    worker.onJob(onJob);
+    const bull = worker.worker;
+    bull.on('active', (job) => running.set(String(job.id), job));
+    bull.on('completed', (job) => running.delete(String(job.id)));
+    bull.on('failed', (job) => running.delete(String(job?.id)));
+  }
   interruption.handBack = async () => {
     const jobs = [...running.values()];
     await Promise.allSettled(jobs.map((job) => job.moveToWait(job.token)));
@@ -445,6 +467,7 @@ async function runUntilDone(
   try {
     for (let tick = 0; ; tick++) {
       const { holding, entries } = opened.worker.outbox;
+      const rendering = browser === undefined ? '' : `, ${browser.worker.inFlight} rendering`;
       const waiting = holding
         ? `; the results outbox is full (${entries} results): waiting for a sink to take them (crawlfleet sink run, or crawl with --out)`
         : '';
@@ -457,11 +480,11 @@ async function runUntilDone(
             pending: pendingOf(status),
           };
         progress.update(
-          `crawling ${following.name}: ${followed.stored} stored of ${followed.discovered} found, ${followed.pending} pending (${plural(tally.retries, 'retry')})${waiting}`,
+          `crawling ${following.name}: ${followed.stored} stored of ${followed.discovered} found, ${followed.pending} pending${rendering} (${plural(tally.retries, 'retry')})${waiting}`,
         );
       } else
         progress.update(
-          `crawling: ${keys.length - pending.size}/${keys.length} done (${fetched} fetched, ${deadLettered} to the DLQ, ${plural(tally.retries, 'retry')})${waiting}`,
+          `crawling: ${keys.length - pending.size}/${keys.length} done (${fetched} fetched, ${deadLettered} to the DLQ${rendering}, ${plural(tally.retries, 'retry')})${waiting}`,
         );
       if ((pending.size === 0 && followed.pending === 0) || interruption.requested) break;
       // Other workers of the fleet may run some of the crawl's jobs: look every second, but only
@@ -471,18 +494,27 @@ async function runUntilDone(
         const idle = pending.size === lastPending;
         lastPending = pending.size;
         if (idle && following === undefined && (await settleFromRedis(context, pending)) === 0) break;
-        const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'waiting-children');
         // A following crawl may have links on their way to the queue: idle only once none is left.
         const moving = following === undefined ? 0 : await context.redis.xlen(context.keys.frontier);
-        if (Object.values(counts).every((n) => n === 0) && moving === 0) break;
+        if ((await liveJobs(queues)) === 0 && moving === 0) break;
       }
       await Promise.race([new Promise((resolve) => setTimeout(resolve, 250)), interruption.whenRequested()]);
     }
   } finally {
     progress.done();
-    await opened.close(DRAIN_GRACE_MS);
+    await Promise.all(workers.map((worker) => worker.close(DRAIN_GRACE_MS)));
     interruption.handBack = async () => 0;
   }
+}
+
+/** Jobs of both queues that will still run (waiting, delayed, running). */
+async function liveJobs(queues: CrawlQueues): Promise<number> {
+  let live = 0;
+  for (const queue of queues.all) {
+    const counts = await queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'waiting-children');
+    live += Object.values(counts).reduce((sum, n) => sum + n, 0);
+  }
+  return live;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { CRAWL_QUEUE, type RetentionConfig } from '@crawlfleet/core';
+import { CRAWL_QUEUE, RENDER_QUEUE, type RetentionConfig } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { isFull, Outbox, ResultsStore, type SinkState } from '@crawlfleet/results';
 import { Queue } from 'bullmq';
@@ -21,7 +21,10 @@ export interface StatusCounts {
 }
 
 export interface Status {
+  /** The crawl queue (HTTP workers). */
   counts: StatusCounts;
+  /** The render queue (`--render` jobs, browser workers). */
+  render: { waiting: number; active: number; delayed: number; completed: number; failed: number };
   /** Results the outbox holds now: those some sink has not acknowledged (all of them with no sink). */
   results: number;
   /** Results ever written, those sinks took included; null on a Redis older than 7. */
@@ -58,14 +61,16 @@ export interface OutboxStatus {
 export async function readStatus(context: CommandContext): Promise<Status> {
   const { retention } = context.config;
   const queue = new Queue(CRAWL_QUEUE, { connection: context.redis, prefix: context.keys.bullPrefix });
+  const renderQueue = new Queue(RENDER_QUEUE, { connection: context.redis, prefix: context.keys.bullPrefix });
   const dlq = new DeadLetterQueue(context.redis, context.keys);
   const results = new ResultsStore(context.redis, context.keys, retention);
   const outbox = new Outbox(context.redis, context.keys);
   const limits = context.config.results;
   try {
     const now = await results.serverNow();
-    const [counts, dlqCount, fill, sinks, written, recent, deadLettered] = await Promise.all([
+    const [counts, rendering, dlqCount, fill, sinks, written, recent, deadLettered] = await Promise.all([
       queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'),
+      renderQueue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'),
       dlq.count(),
       outbox.fill(),
       outbox.sinks(),
@@ -84,6 +89,13 @@ export async function readStatus(context: CommandContext): Promise<Status> {
         completed,
         failed,
         dlq: dlqCount,
+      },
+      render: {
+        waiting: (rendering.waiting ?? 0) + (rendering.prioritized ?? 0),
+        active: rendering.active ?? 0,
+        delayed: rendering.delayed ?? 0,
+        completed: rendering.completed ?? 0,
+        failed: rendering.failed ?? 0,
       },
       results: fill.entries,
       resultsWritten: written ?? null,
@@ -104,7 +116,7 @@ export async function readStatus(context: CommandContext): Promise<Status> {
       },
     };
   } finally {
-    await Promise.all([queue.close(), dlq.close()]);
+    await Promise.all([queue.close(), renderQueue.close(), dlq.close()]);
   }
 }
 
@@ -154,6 +166,11 @@ function printStatus(status: Status): void {
     ['results in the outbox', status.results],
   ].map(([label, count]) => [String(label), String(count)]);
   const lines = [table(['state', 'jobs'], rows)];
+  const { render } = status;
+  if (render.waiting + render.active + render.delayed + render.completed + render.failed > 0)
+    lines.push(
+      `render queue (browser workers, crawlfleet worker --browsers N): ${render.waiting} waiting, ${render.active} active, ${render.delayed} delayed, ${render.completed} completed, ${render.failed} failed`,
+    );
   const about = lastMinute.estimated ? 'about ' : '';
   lines.push(
     `last minute: ${about}${lastMinute.stored} stored (${perSecond(lastMinute.storedPerSecond)}), ${lastMinute.deadLettered} dead-lettered`,
@@ -179,7 +196,7 @@ export function registerStatus(program: Command): void {
     .description('show job counts of the crawl queue, the DLQ, the results outbox and its sinks, and the last minute')
     .option(
       '--json',
-      'print {"counts":{...},"results","resultsWritten","retention","capped","outbox":{"entries","bytes","maxEntries","maxBytes","full","sinks":[...]},"lastMinute":{...}}',
+      'print {"counts":{...},"render":{...},"results","resultsWritten","retention","capped","outbox":{"entries","bytes","maxEntries","maxBytes","full","sinks":[...]},"lastMinute":{...}}',
     )
     .action(async (options: { json?: boolean }, command: Command) => {
       const context = await openContext(command.optsWithGlobals<GlobalOptions>());

@@ -20,6 +20,7 @@ export interface TargetOptions {
   key?: string;
   method?: string;
   force?: boolean;
+  render?: boolean;
 }
 
 /** The target options `submit` and `crawl` share. */
@@ -37,7 +38,11 @@ export function withTargetOptions(command: Command): Command {
       'idempotency key for a single target (derived from tenant, method, canonical URL and body by default)',
     )
     .option('-X, --method <method>', 'HTTP method for targets that do not name one (default GET)')
-    .option('--force', 'enqueue again keys that already finished or are known to the queue');
+    .option('--force', 'enqueue again keys that already finished or are known to the queue')
+    .option(
+      '--render',
+      "render the pages in a browser as the session (its cookies, storage, proxy and profile); they wait for browser workers (crawlfleet worker --browsers N), and a crawl's links are rendered too",
+    );
 }
 
 /**
@@ -52,7 +57,12 @@ export async function prepareTargets(
 ): Promise<FetchJob[]> {
   const targets = await readTargets({ urls, file: options.file, key: options.key, method: options.method });
   try {
-    return prepareJobs(settings.config, targets, { tenant: options.tenant, sessionId: options.session, crawl });
+    return prepareJobs(settings.config, targets, {
+      tenant: options.tenant,
+      sessionId: options.session,
+      crawl,
+      render: options.render,
+    });
   } catch (error) {
     if (error instanceof InvalidTargetsError) sayBadTargets(error.problems);
     throw error;
@@ -116,7 +126,12 @@ export async function withSitemapSeeds(
   const more = prepareJobs(
     settings.config,
     found.urls.map((url) => ({ url })),
-    { tenant: options.tenant, sessionId: options.session, crawl: { name: definition.name, depth: 0 } },
+    {
+      tenant: options.tenant,
+      sessionId: options.session,
+      crawl: { name: definition.name, depth: 0 },
+      render: options.render,
+    },
   );
   const keys = new Set(jobs.map((job) => job.idempotencyKey));
   const added = more.filter((job) => !keys.has(job.idempotencyKey) && keys.add(job.idempotencyKey));

@@ -37,6 +37,11 @@ export function registerWorker(program: Command): void {
       positiveInt,
     )
     .option(
+      '--browsers <n>',
+      'be a browser worker: take render jobs (--render) only, with at most n Chromium contexts at once (or CRAWLFLEET_BROWSERS); Chromium is /usr/bin/chromium or CRAWLFLEET_CHROMIUM',
+      positiveInt,
+    )
+    .option(
       '--metrics-port <port>',
       'serve /metrics and /healthz on this port (or CRAWLFLEET_METRICS_PORT)',
       positiveInt,
@@ -63,12 +68,15 @@ export function registerWorker(program: Command): void {
 Run one per machine (or many); they share work through Redis. Logs are JSON lines on stdout.
 Every worker of a fleet that runs named crawls with a handler loads the same handler module.
   $ REDIS_URL=redis://queue.internal:6379 crawlfleet worker --concurrency 32
-  $ crawlfleet worker --handler ./handlers/shop.mjs`,
+  $ crawlfleet worker --handler ./handlers/shop.mjs
+Render jobs (submit --render) wait for browser workers; run a few beside the HTTP ones:
+  $ crawlfleet worker --browsers 4`,
     )
     .action(
       async (
         options: {
           concurrency?: number;
+          browsers?: number;
           graceMs?: number;
           metricsPort?: number;
           lockDurationMs?: number;
@@ -95,6 +103,7 @@ Every worker of a fleet that runs named crawls with a handler loads the same han
           progressEveryMs: options.progressEvery ?? progressEveryFromEnv(process.env.CRAWLFLEET_PROGRESS_MS),
           metricsPort: options.metricsPort ?? intSetting('CRAWLFLEET_METRICS_PORT'),
           handler,
+          browsers: options.browsers ?? intSetting('CRAWLFLEET_BROWSERS'),
         });
       },
     );
