@@ -1,3 +1,4 @@
+import { BrowserRuntime } from '@crawlfleet/browser';
 import {
   type CrawlfleetConfig,
   connectRedis,
@@ -51,6 +52,41 @@ export async function startTestWorker(
       sessionRedis.disconnect();
     },
   };
+}
+
+/**
+ * A browser worker on a test prefix: render jobs only, `contexts` Chromium contexts at once
+ * (Debian's Chromium, or CRAWLFLEET_CHROMIUM). Its browser closes when it stops.
+ */
+export async function startBrowserWorker(
+  keys: KeyLayout,
+  config: CrawlfleetConfig,
+  contexts = 2,
+  options: Partial<CrawlWorkerOptions> = {},
+): Promise<TestWorker> {
+  const logger = options.logger ?? createLogger({ name: 'test-browser-worker', level: 'silent' });
+  const browser = await BrowserRuntime.start({ contexts, render: config.render, fetch: config.fetch, logger });
+  await browser.pool.start();
+  return startTestWorker(keys, config, { ...options, logger, browser });
+}
+
+/** Enqueues targets as `crawlfleet submit --render` would; returns the jobs. */
+export async function submitRender(
+  redis: Redis,
+  keys: KeyLayout,
+  config: CrawlfleetConfig,
+  targets: SubmitTarget[],
+  tenant = 'default',
+  sessionId?: string,
+): Promise<FetchJob[]> {
+  const producer = new Producer(redis, keys, config);
+  try {
+    const jobs = producer.prepare(targets, { tenant, sessionId, render: true });
+    await producer.submit(jobs);
+    return jobs;
+  } finally {
+    await producer.close();
+  }
 }
 
 /** Enqueues targets as `crawlfleet submit` would; returns the jobs. */

@@ -15,7 +15,7 @@ import type { BrowserContext, Page, Response, Route } from 'playwright-core';
 import { type BrowserCookie, cookieChanges, toBrowserCookies } from './browser-cookies.js';
 import { browserError } from './browser-errors.js';
 import type { BrowserPool, PooledContext } from './browser-pool.js';
-import type { EgressGuard, EgressLease } from './egress-guard.js';
+import { type EgressGuard, type EgressLease, REFUSED_HEADER } from './egress-guard.js';
 import { storageChanges, storageOrigins } from './origin-storage.js';
 
 /** What a browser login fills in and clicks. */
@@ -172,6 +172,9 @@ class Render {
     const response = await page.goto(this.request.url, { waitUntil: render.waitUntil, timeout: render.timeoutMs });
     if (response === null)
       throw Object.assign(new Error(`the browser gave no response for ${this.request.url}`), { code: 'ECONNRESET' });
+    // The guard refused the page itself (plain http: its refusal arrives as the answer).
+    if (response.headers()[REFUSED_HEADER] !== undefined)
+      throw this.lease.refused[0] ?? new Error('the egress guard refused the page');
     const redirects = await this.checkRedirects(response);
     const headers = toIncoming(await response.allHeaders());
     const html = /^\s*(text\/html|application\/xhtml\+xml)/i.test(String(headers['content-type'] ?? ''));

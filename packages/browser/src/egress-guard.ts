@@ -10,6 +10,9 @@ import {
 } from '@crawlfleet/fetcher';
 import { RequestError, Server } from 'proxy-chain';
 
+/** Marks the guard's own refusal, which a browser shows as the page's answer over plain http. */
+export const REFUSED_HEADER = 'x-crawlfleet-refused';
+
 /** What one browser context's traffic must obey, and where it goes on to. */
 export interface EgressRules {
   /** The tenant's `allowHosts`: every address a request of the context connects to is checked. */
@@ -101,7 +104,8 @@ export class EgressGuard {
         await checkUrl(new URL(request.request.url));
     } catch (error) {
       lease.refused.push(error as Error);
-      throw new RequestError((error as Error).message, 403);
+      // Over plain http the browser shows the guard's answer as the page: the header says whose it is.
+      throw new RequestError((error as Error).message, 403, { [REFUSED_HEADER]: '1' });
     }
     if (upstream !== undefined) return { upstreamProxyUrl: upstream.url };
     // Names are resolved here, each address checked before the connection is made.
