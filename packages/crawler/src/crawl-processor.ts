@@ -259,6 +259,9 @@ export class CrawlProcessor {
       // its browser context closes, before the session's commit.
       await page.rendered?.close();
     }
+    // A render job's browser reported its own changes; an HTTP job's are the jar's.
+    if (session !== undefined && page.rendered === undefined)
+      this.deps.observer?.cookiesMutated?.('http', session.jar.changed.size);
     const conflict = await this.commitSession(session, job);
     if (conflict !== undefined) return { kind: 'failed', data, failure: conflict };
     if (failure !== undefined) return { kind: 'failed', data, failure };

@@ -36,6 +36,11 @@ export class FleetMetrics implements CrawlObserver {
   private readonly responses429Total: Counter;
   private readonly tlsVersions: Counter<'version'>;
   private readonly cipherSuites: Counter<'cipher'>;
+  private readonly mutationFrequency: Histogram<'source'>;
+  private readonly contextLaunch: Histogram;
+  private readonly contextsOpen: Gauge;
+  private readonly pagesRendered: Counter<'outcome'>;
+  private readonly browserCookiesDroppedTotal: Counter<'reason'>;
   private identityRequests = 0;
   private identityConsistent = 0;
   private responses = 0;
@@ -68,7 +73,7 @@ export class FleetMetrics implements CrawlObserver {
     });
     this.stateSync = new Histogram({
       name: 'state_sync_duration_ms',
-      help: 'Session state hydrate and commit time, in ms',
+      help: 'Session state hydrate and commit time, and its moves into and out of browser contexts, in ms',
       labelNames: ['phase'],
       buckets: [0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250],
       registers,
@@ -132,6 +137,36 @@ export class FleetMetrics implements CrawlObserver {
       name: 'cipher_suite_usage',
       help: 'https responses by the cipher suite their connection agreed on (IANA name)',
       labelNames: ['cipher'],
+      registers,
+    });
+    this.mutationFrequency = new Histogram({
+      name: 'cookie_jar_mutation_frequency',
+      help: "Cookies one job changed in its session's jar, by where (http responses, browser pages)",
+      labelNames: ['source'],
+      buckets: [0, 1, 2, 5, 10, 25, 50, 100],
+      registers,
+    });
+    this.contextLaunch = new Histogram({
+      name: 'headless_context_launch_latency',
+      help: 'Time to open a browser context for a render job or a browser login (a new browser included), in ms',
+      buckets: [5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000],
+      registers,
+    });
+    this.contextsOpen = new Gauge({
+      name: 'browser_contexts_open',
+      help: 'Browser contexts open in this worker now',
+      registers,
+    });
+    this.pagesRendered = new Counter({
+      name: 'pages_rendered_total',
+      help: "Render jobs' pages by outcome: rendered, http_error, timeout, refused (address, robots, download), failed",
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.browserCookiesDroppedTotal = new Counter({
+      name: 'browser_cookies_dropped_total',
+      help: 'Session cookies not put into a browser context, by reason (expired, malformed, scope, samesite)',
+      labelNames: ['reason'],
       registers,
     });
     // Ratios and depths are computed when Prometheus scrapes, not on every job.
@@ -241,8 +276,29 @@ export class FleetMetrics implements CrawlObserver {
     else this.retriedFailed++;
   }
 
-  stateSynced(phase: 'hydrate' | 'commit', durationMs: number): void {
+  stateSynced(phase: 'hydrate' | 'commit' | 'browser_in' | 'browser_out', durationMs: number): void {
     this.stateSync.observe({ phase }, durationMs);
+  }
+
+  cookiesMutated(source: 'http' | 'browser', count: number): void {
+    this.mutationFrequency.observe({ source }, count);
+  }
+
+  contextOpened(launchMs: number): void {
+    this.contextLaunch.observe(launchMs);
+    this.contextsOpen.inc();
+  }
+
+  contextClosed(): void {
+    this.contextsOpen.dec();
+  }
+
+  pageRendered(outcome: string): void {
+    this.pagesRendered.inc({ outcome });
+  }
+
+  browserCookiesDropped(reason: string, count: number): void {
+    this.browserCookiesDroppedTotal.inc({ reason }, count);
   }
 
   jarStored(bytes: number, mutations: number): void {

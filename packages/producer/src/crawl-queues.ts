@@ -41,7 +41,7 @@ export class CrawlQueues {
   readonly render: Queue<FetchJob>;
 
   constructor(
-    private readonly redis: RedisClient,
+    redis: RedisClient,
     private readonly keys: KeyLayout,
     private readonly config: CrawlfleetConfig,
   ) {
