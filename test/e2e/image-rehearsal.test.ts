@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { DEFAULT_CHROMIUM } from '@crawlfleet/browser';
 import { freePort } from '@crawlfleet/local-redis';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -25,14 +26,18 @@ import {
  * copies from the build stage (this checkout, built), its RUN (the production install, from npm's
  * cache where it can), its ENV and its CMD. What it proves: the production dependencies are enough
  * for the worker, the CLI and the board, none of the development tools come along, and the CMD
- * runs a worker that crawls. What only a real build can prove (the base image, USER node, the
- * build stage's own install) it does not.
+ * runs a worker that crawls. The browser-worker stage is rehearsed on top of it with this
+ * machine's Debian Chromium standing in for its apt-get install: its ENV and CMD give a browser
+ * worker that renders. What only a real build can prove (the base image, USER node, the build
+ * stage's own install, the apt-get install) it does not.
  */
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const run = promisify(execFile);
 
-interface RuntimeStage {
+interface Stage {
+  /** What the stage starts from: an image, or an earlier stage's name. */
+  from: string;
   workdir: string;
   env: Record<string, string>;
   /** COPY --from=build: the sources (paths in the build stage) and the destination. */
@@ -41,20 +46,28 @@ interface RuntimeStage {
   cmd: string[];
 }
 
-/** The runtime stage of the Dockerfile: the instructions after `FROM ... AS runtime`. */
-function runtimeStage(dockerfile: string): RuntimeStage {
+/** A stage of the Dockerfile: the instructions from `FROM ... AS <name>` to the next FROM. */
+function stageOf(dockerfile: string, name: string): Stage {
   // Continuation lines joined, comments dropped.
   const lines = dockerfile
     .replace(/\\\n\s*/g, ' ')
     .split('\n')
     .map((line) => line.trim())
     .filter((line) => line !== '' && !line.startsWith('#'));
-  const start = lines.findIndex((line) => /^FROM \S+ AS runtime$/i.test(line));
-  if (start < 0) throw new Error('infra/Dockerfile has no runtime stage');
-  const stage: RuntimeStage = { workdir: '', env: {}, copies: [], runs: [], cmd: [] };
+  const start = lines.findIndex((line) => new RegExp(`^FROM \\S+ AS ${name}$`, 'i').test(line));
+  if (start < 0) throw new Error(`infra/Dockerfile has no ${name} stage`);
+  const stage: Stage = {
+    from: String(lines[start]?.split(' ')[1]),
+    workdir: '',
+    env: {},
+    copies: [],
+    runs: [],
+    cmd: [],
+  };
   for (const line of lines.slice(start + 1)) {
     const [instruction, ...rest] = line.split(' ');
     const args = rest.join(' ');
+    if (instruction === 'FROM') break;
     if (instruction === 'WORKDIR') stage.workdir = args;
     else if (instruction === 'ENV')
       for (const pair of args.split(/\s+/)) {
@@ -63,8 +76,7 @@ function runtimeStage(dockerfile: string): RuntimeStage {
       }
     else if (instruction === 'COPY') {
       const [flag, ...paths] = rest;
-      if (flag !== '--from=build' || paths.length < 2)
-        throw new Error(`a runtime COPY not from the build stage: ${line}`);
+      if (flag !== '--from=build' || paths.length < 2) throw new Error(`a COPY not from the build stage: ${line}`);
       stage.copies.push({ from: paths.slice(0, -1), to: paths.at(-1) as string });
     } else if (instruction === 'RUN') stage.runs.push(args);
     else if (instruction === 'CMD') stage.cmd = JSON.parse(args) as string[];
@@ -85,7 +97,9 @@ function startInImage(cwd: string, args: string[], env: Record<string, string>) 
 }
 
 describe("the image's runtime stage, rehearsed without a Docker engine", () => {
-  const stage = runtimeStage(readFileSync(join(root, 'infra/Dockerfile'), 'utf8'));
+  const dockerfile = readFileSync(join(root, 'infra/Dockerfile'), 'utf8');
+  const stage = stageOf(dockerfile, 'runtime');
+  const browserStage = stageOf(dockerfile, 'browser-worker');
   const prefix = uniquePrefix('image');
   let app: string;
   let dir: string;
@@ -93,6 +107,7 @@ describe("the image's runtime stage, rehearsed without a Docker engine", () => {
   let redis: Redis;
   let env: Record<string, string>;
   let worker: ChildProcess | undefined;
+  let browserWorker: ChildProcess | undefined;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'crawlfleet-image-'));
@@ -139,9 +154,11 @@ describe("the image's runtime stage, rehearsed without a Docker engine", () => {
   }, 300_000);
 
   afterAll(async () => {
-    if (worker !== undefined && worker.exitCode === null) {
-      worker.kill('SIGKILL');
-      await once(worker, 'exit');
+    for (const child of [worker, browserWorker]) {
+      if (child !== undefined && child.exitCode === null) {
+        child.kill('SIGKILL');
+        await once(child, 'exit');
+      }
     }
     await cleanupPrefix(redis, prefix);
     redis.disconnect();
@@ -149,10 +166,23 @@ describe("the image's runtime stage, rehearsed without a Docker engine", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('installs production dependencies only: no compiler, test runner, linter, build tool or browser driver', () => {
+  it('installs production dependencies only: no compiler, test runner, linter, build tool or browser', () => {
     expect(existsSync(join(app, 'node_modules/bullmq'))).toBe(true);
-    for (const tool of ['typescript', 'vitest', '@biomejs/biome', 'turbo', 'playwright-core', '@vitest/runner'])
+    for (const tool of [
+      'typescript',
+      'vitest',
+      '@biomejs/biome',
+      'turbo',
+      '@vitest/runner',
+      'playwright',
+      '@playwright/test',
+    ])
       expect(existsSync(join(app, 'node_modules', tool)), tool).toBe(false);
+    // The worker drives Chromium through playwright-core, a library that brings no browser of its own;
+    // only the browser-worker stage installs one.
+    expect(existsSync(join(app, 'node_modules/playwright-core'))).toBe(true);
+    expect(existsSync(join(app, 'node_modules/playwright-core/.local-browsers'))).toBe(false);
+    expect(stage.runs.join('\n')).not.toMatch(/chromium/);
   });
 
   it("runs the CMD as a worker that answers /healthz and crawls what the image's CLI submits", async () => {
@@ -184,6 +214,48 @@ describe("the image's runtime stage, rehearsed without a Docker engine", () => {
     for (const n of [1, 2, 3]) expect(site.hits(`/ok/image-${n}`)).toBe(1);
     worker.kill('SIGTERM');
     const [code] = await once(worker, 'exit');
+    expect(code).toBe(0);
+  });
+
+  it("runs the browser-worker stage's CMD as a browser worker that renders what the image's CLI submits with --render", async () => {
+    // The stage adds Debian's Chromium to the runtime image, where CRAWLFLEET_CHROMIUM says.
+    expect(browserStage.from).toBe('runtime');
+    expect(browserStage.runs.join('\n')).toMatch(/apt-get install -y --no-install-recommends chromium\b/);
+    expect(browserStage.env.CRAWLFLEET_CHROMIUM).toBe(DEFAULT_CHROMIUM);
+    expect(Number(browserStage.env.CRAWLFLEET_BROWSERS)).toBeGreaterThan(0);
+    const [command, ...args] = browserStage.cmd;
+    expect(command).toBe('node');
+    const started = startInImage(app, args, {
+      ...env,
+      ...browserStage.env,
+      CRAWLFLEET_METRICS_PORT: String(await freePort()),
+    });
+    browserWorker = started.child;
+    const output = started.output;
+
+    const url = site.url('/js/set-cookie?name=image&value=1');
+    const submitted = await run(process.execPath, ['apps/cli/dist/main.js', 'submit', url, '--render', '--json'], {
+      cwd: app,
+      env,
+    });
+    expect(JSON.parse(submitted.stdout)).toEqual({ enqueued: 1, duplicates: 0 });
+    const keys = keyLayout(prefix);
+    const rendered = await waitFor(
+      async () => {
+        if (browserWorker?.exitCode !== null) throw new Error(`the browser worker exited: ${output()}`);
+        const entries = await redis.xrange(keys.results, '-', '+');
+        const pages = entries.map(
+          ([, fields]) => JSON.parse(String(fields[1])) as { url: string; rendered?: boolean; body: string },
+        );
+        return pages.find((page) => page.url === url);
+      },
+      { timeoutMs: 30_000, what: `the rendered page: ${output()}` },
+    );
+    expect(rendered.rendered).toBe(true);
+    // What the page's script wrote: Chromium ran it.
+    expect(rendered.body).toContain('set image');
+    browserWorker.kill('SIGTERM');
+    const [code] = await once(browserWorker, 'exit');
     expect(code).toBe(0);
   });
 

@@ -227,26 +227,36 @@ class Render {
     const submit = scope.locator(form.submit ?? 'button[type=submit], input[type=submit], button:not([type])').first();
     let status = loaded.status;
     let headers = loaded.headers;
+    let response: Response | undefined;
     if (form.waitFor !== undefined) {
       await submit.click({ timeout: render.timeoutMs });
       await page.waitForSelector(form.waitFor, { timeout: render.timeoutMs });
     } else {
-      const [response] = await Promise.all([
-        page.waitForResponse(
-          (answer) => answer.request().isNavigationRequest() && answer.frame() === page.mainFrame(),
-          {
-            timeout: render.timeoutMs,
-          },
-        ),
-        submit.click({ timeout: render.timeoutMs }),
-      ]);
-      await page.waitForLoadState(render.waitUntil === 'commit' ? 'load' : render.waitUntil, {
-        timeout: render.timeoutMs,
+      // The page the click leads to; a script that refuses the login may lead nowhere, so the
+      // network going quiet after the click ends the wait as well.
+      const navigated = page
+        .waitForResponse((answer) => answer.request().isNavigationRequest() && answer.frame() === page.mainFrame(), {
+          timeout: render.timeoutMs,
+        })
+        .catch(() => undefined);
+      void navigated.then((answer) => {
+        response = answer;
       });
-      status = response.status();
-      headers = toIncoming(await response.allHeaders());
+      const network = networkWatch(page, QUIET_MS);
+      await submit.click({ timeout: render.timeoutMs });
+      await Promise.race([navigated, network.quiet()]);
+      if (response !== undefined)
+        await page.waitForLoadState(render.waitUntil === 'commit' ? 'load' : render.waitUntil, {
+          timeout: render.timeoutMs,
+        });
     }
-    const body = Buffer.from(await page.content(), 'utf8');
+    const body = Buffer.from(await settledContent(page, render.timeoutMs), 'utf8');
+    // A navigation that began after the network went quiet is what the click led to after all.
+    const landed = response;
+    if (landed !== undefined) {
+      status = landed.status();
+      headers = toIncoming(await landed.allHeaders());
+    }
     await this.cookiesOut();
     return {
       url: loaded.url,
@@ -377,6 +387,63 @@ class Render {
     })();
     return this.closed;
   }
+}
+
+/**
+ * The page's document once no navigation is under way: a script may move the page on just as it
+ * is read (Chromium then refuses), so it is read again once the new page has loaded.
+ */
+async function settledContent(page: Page, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await page.content();
+    } catch (error) {
+      if (!/navigating/i.test((error as Error).message) || Date.now() > deadline) throw error;
+      await page.waitForLoadState('load', { timeout: Math.max(1, deadline - Date.now()) }).catch(() => undefined);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+}
+
+/** How long the network stays quiet after a login's click before its page counts as what it led to. */
+const QUIET_MS = 750;
+
+/**
+ * Counts the page's requests in flight from now on; `quiet()` then resolves once none has been
+ * in flight for `ms` (a request started before `quiet()` was asked for still counts).
+ */
+function networkWatch(page: Page, ms: number): { quiet(): Promise<void> } {
+  let inFlight = 0;
+  let armed: (() => void) | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const settle = () => {
+    clearTimeout(timer);
+    if (inFlight === 0 && armed !== undefined) timer = setTimeout(armed, ms);
+  };
+  const started = () => {
+    inFlight++;
+    clearTimeout(timer);
+  };
+  const ended = () => {
+    inFlight = Math.max(0, inFlight - 1);
+    settle();
+  };
+  page.on('request', started);
+  page.on('requestfinished', ended);
+  page.on('requestfailed', ended);
+  return {
+    quiet: () =>
+      new Promise<void>((resolve) => {
+        armed = () => {
+          page.off('request', started);
+          page.off('requestfinished', ended);
+          page.off('requestfailed', ended);
+          resolve();
+        };
+        settle();
+      }),
+  };
 }
 
 /** A form field given by name, or a CSS selector as it is (`#id`, `.class`, `[attr]`, `form input`). */

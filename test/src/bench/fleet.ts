@@ -10,6 +10,7 @@ import {
   keyLayout,
   NODE_FLAGS,
   parseConfig,
+  RENDER_QUEUE,
 } from '@crawlfleet/core';
 import { startRedisServer } from '@crawlfleet/local-redis';
 import { Producer } from '@crawlfleet/producer';
@@ -290,18 +291,30 @@ function percentile(sorted: readonly number[], p: number): number {
 export const round1 = (value: number) => Math.round(value * 10) / 10;
 export const round2 = (value: number) => Math.round(value * 100) / 100;
 
-function jobKey(keys: KeyLayout, id: string): string {
-  return `${keys.bullPrefix}:${CRAWL_QUEUE}:${id}`;
+function jobKey(keys: KeyLayout, id: string, queue: string): string {
+  return `${keys.bullPrefix}:${queue}:${id}`;
+}
+
+/** A batch of jobs to enqueue: job i's id is `<tag>-<i>`. */
+export interface JobBatch {
+  jobs: number;
+  tag: string;
+  warmup: boolean;
+  /** Render jobs, on the `crawl-render` queue (`submit --render`). Default false. */
+  render?: boolean;
 }
 
 /** Baseline jobs: a bare URL each, with the same retention options crawlfleet's producer sets. */
-async function enqueueBaseline(
+export async function enqueueBaseline(
   bench: Bench,
   keys: KeyLayout,
   workload: Workload,
-  batch: { jobs: number; tag: string; warmup: boolean },
+  batch: JobBatch,
 ): Promise<string[]> {
-  const queue = new Queue(CRAWL_QUEUE, { connection: bench.control, prefix: keys.bullPrefix });
+  const queue = new Queue(batch.render === true ? RENDER_QUEUE : CRAWL_QUEUE, {
+    connection: bench.control,
+    prefix: keys.bullPrefix,
+  });
   const ids: string[] = [];
   try {
     for (let start = 0; start < batch.jobs; start += 500) {
@@ -324,12 +337,12 @@ async function enqueueBaseline(
   return ids;
 }
 
-/** crawlfleet jobs, as `crawlfleet submit --session` makes them. */
-async function enqueueCrawlfleet(
+/** crawlfleet jobs, as `crawlfleet submit --session` (and `--render`) makes them. */
+export async function enqueueCrawlfleet(
   bench: Bench,
   keys: KeyLayout,
   workload: Workload,
-  batch: { jobs: number; tag: string; warmup: boolean },
+  batch: JobBatch,
 ): Promise<string[]> {
   const producer = new Producer(bench.control, keys, bench.config);
   try {
@@ -338,6 +351,7 @@ async function enqueueCrawlfleet(
       const [job] = producer.prepare([{ url: bench.site.url(page) }], {
         tenant: 'default',
         sessionId: sessionOf(workload, batch.tag, index),
+        render: batch.render,
       });
       if (job === undefined) throw new Error('the producer prepared no job');
       return job;
@@ -407,20 +421,29 @@ export function startWorker(
   );
 }
 
+/** What `waitUntilFinished` waits for: `jobs` finished jobs of `queue` (default `crawl`) within `timeoutMs` (default 120 s). */
+export interface FinishedJobs {
+  jobs: number;
+  /** The side's name, for errors. */
+  side: string;
+  queue?: string;
+  timeoutMs?: number;
+}
+
 /** Polls the finished sets every 250 ms (two ZCARDs on the benchmark's own connection). */
-async function waitUntilFinished(
+export async function waitUntilFinished(
   bench: Bench,
   keys: KeyLayout,
-  jobs: number,
   child: WorkerChild,
-  side: FleetSideName,
+  until: FinishedJobs,
 ): Promise<{ completed: number; failed: number }> {
-  const deadline = Date.now() + 120_000;
+  const { jobs, side, queue = CRAWL_QUEUE, timeoutMs = 120_000 } = until;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const answers = await bench.control
       .pipeline()
-      .zcard(`${keys.bullPrefix}:${CRAWL_QUEUE}:completed`)
-      .zcard(`${keys.bullPrefix}:${CRAWL_QUEUE}:failed`)
+      .zcard(`${keys.bullPrefix}:${queue}:completed`)
+      .zcard(`${keys.bullPrefix}:${queue}:failed`)
       .exec();
     const completed = Number(answers?.[0]?.[1] ?? 0);
     const failed = Number(answers?.[1]?.[1] ?? 0);
@@ -428,15 +451,17 @@ async function waitUntilFinished(
     const code = child.exitCode();
     if (code !== undefined) throw new Error(`the ${side} worker exited (${code}) early: ${child.tail()}`);
     if (Date.now() > deadline)
-      throw new Error(`the ${side} worker finished ${completed + failed} of ${jobs} jobs in 120 s: ${child.tail()}`);
+      throw new Error(
+        `the ${side} worker finished ${completed + failed} of ${jobs} jobs in ${timeoutMs / 1000} s: ${child.tail()}`,
+      );
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
 
-/** Throughput and per-job times from the jobs' own `processedOn` and `finishedOn`. */
-async function jobTimes(bench: Bench, keys: KeyLayout, ids: readonly string[]) {
+/** Throughput and per-job times from the jobs' own `processedOn` and `finishedOn` (jobs of `queue`). */
+export async function jobTimes(bench: Bench, keys: KeyLayout, ids: readonly string[], queue: string = CRAWL_QUEUE) {
   const pipeline = bench.control.pipeline();
-  for (const id of ids) pipeline.hmget(jobKey(keys, id), 'processedOn', 'finishedOn');
+  for (const id of ids) pipeline.hmget(jobKey(keys, id, queue), 'processedOn', 'finishedOn');
   const answers = (await pipeline.exec()) ?? [];
   const durations: number[] = [];
   let first = Number.POSITIVE_INFINITY;
@@ -487,7 +512,7 @@ export async function runSide(
   // The queue stays paused until the worker is up, so its start-up is outside every figure.
   const queue = new Queue(CRAWL_QUEUE, { connection: bench.control, prefix: keys.bullPrefix });
   await queue.pause();
-  const enqueue = (batch: { jobs: number; tag: string; warmup: boolean }) =>
+  const enqueue = (batch: JobBatch) =>
     side === 'baseline'
       ? enqueueBaseline(bench, keys, workload, batch)
       : enqueueCrawlfleet(bench, keys, workload, batch);
@@ -504,7 +529,7 @@ export async function runSide(
     await child.printed(side === 'baseline' ? 'ready' : '"worker started"', 30_000);
     if (warmupJobs > 0) {
       await queue.resume();
-      await waitUntilFinished(bench, keys, warmupJobs, child, side);
+      await waitUntilFinished(bench, keys, child, { jobs: warmupJobs, side });
       await queue.pause();
     }
     // Enqueued while paused: the measured jobs start together, on a warm worker.
@@ -512,7 +537,7 @@ export async function runSide(
     const workerCpuBefore = processCpuMs(child.pid);
     const redisCpuBefore = await redisCpuMs(bench.control);
     await queue.resume();
-    ({ failed } = await waitUntilFinished(bench, keys, warmupJobs + jobs, child, side));
+    ({ failed } = await waitUntilFinished(bench, keys, child, { jobs: warmupJobs + jobs, side }));
     rssMb = peakRssMb(child.pid);
     workerCpuMs = processCpuMs(child.pid) - workerCpuBefore;
     redisCpuUsed = (await redisCpuMs(bench.control)) - redisCpuBefore;

@@ -7,7 +7,9 @@
  * the fleet headline (bare BullMQ worker vs `crawlfleet worker` at concurrency 100, the RSS
  * figure); the fleet matrix (one workload per row, each against the bare worker in the same
  * rounds, at concurrency 50), with Crawlee's HttpCrawler as a third side on the changing-cookie
- * pages; then results with 100 KB bodies, every body inline in the outbox and with a body store.
+ * pages; then results with 100 KB bodies, every body inline in the outbox and with a body store;
+ * through a forward proxy; link following; render jobs (a browser worker at 4 contexts against a
+ * bare BullMQ worker rendering the same pages in the same Chromium).
  *
  * Knobs (environment, whole numbers unless said):
  * - CRAWLFLEET_BENCH_JOBS: jobs per micro-benchmark scenario (2000).
@@ -26,6 +28,8 @@
  *   CRAWLFLEET_BENCH_PROXY_ROUNDS: its rounds (3).
  * - CRAWLFLEET_BENCH_FOLLOW_PAGES: pages per run of the link-following part (3000; 0 skips it);
  *   CRAWLFLEET_BENCH_FOLLOW_ROUNDS: its rounds (2, after a warm-up round).
+ * - CRAWLFLEET_BENCH_RENDER_PAGES: pages per run of the render part (300; 0 skips it);
+ *   CRAWLFLEET_BENCH_RENDER_ROUNDS: its rounds (2).
  * - CRAWLFLEET_BENCH_PROFILE, CRAWLFLEET_BENCH_NODE_FLAGS: see fleet.ts.
  */
 import { wholeNumberSetting } from '@crawlfleet/core';
@@ -35,6 +39,7 @@ import { benchFollowing } from './following.js';
 import { benchMatrix } from './matrix.js';
 import { benchObservability } from './observability.js';
 import { benchProxied } from './proxied.js';
+import { benchRendering } from './rendering.js';
 import { benchSessions } from './sessions.js';
 import { COMMANDS_PER_JOB_TARGET, selectWorkloads } from './workloads.js';
 
@@ -58,6 +63,8 @@ const proxyJobs = knob('CRAWLFLEET_BENCH_PROXY_JOBS', 2_000, 0);
 const proxyRounds = knob('CRAWLFLEET_BENCH_PROXY_ROUNDS', 3);
 const followPages = knob('CRAWLFLEET_BENCH_FOLLOW_PAGES', 3_000, 0);
 const followRounds = knob('CRAWLFLEET_BENCH_FOLLOW_ROUNDS', 2);
+const renderPages = knob('CRAWLFLEET_BENCH_RENDER_PAGES', 300, 0);
+const renderRounds = knob('CRAWLFLEET_BENCH_RENDER_ROUNDS', 2);
 
 const verdict = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
 const started = Date.now();
@@ -245,6 +252,39 @@ if (followPages > 0) {
   );
 }
 
+let rendering: Awaited<ReturnType<typeof benchRendering>> | undefined;
+if (renderPages > 0) {
+  process.stderr.write(
+    `\nrender jobs: bare BullMQ worker vs crawlfleet worker --browsers 4, the same pages in the same Chromium, ${renderPages} pages after 40 to warm up, ${renderRounds} round(s), each in its own process...\n`,
+  );
+  rendering = await benchRendering({
+    pages: renderPages,
+    warmupPages: 40,
+    rounds: renderRounds,
+    contexts: 4,
+    sessions: 20,
+    progress,
+  });
+  process.stdout.write(
+    `\nrender jobs, ${rendering.pages} pages per run at ${rendering.contexts} contexts (a new context per page), ${rendering.rounds} round(s); crawlfleet's pages over ${rendering.sessions} sessions in use, each page's script setting a cookie or localStorage; pages/s medians, memory the peak of any run (Chromium's PSS sampled every ${rendering.sampleEveryMs} ms):\n`,
+  );
+  process.stdout.write(
+    `${line(['worker', 'pages/s', 'p99 ms', 'RSS MB', 'Chromium MB', 'together MB', 'cpu ms/page'])}\n`,
+  );
+  for (const [name, side] of [
+    ['bare BullMQ worker + playwright-core', rendering.baseline],
+    ['crawlfleet worker --browsers 4', rendering.crawlfleet],
+  ] as const) {
+    process.stdout.write(
+      `${line([name, side.pagesPerSecond, side.p99Ms, side.workerRssMb, side.chromiumMb, side.totalMb, side.cpuMsPerPage])}\n`,
+    );
+  }
+  const { check } = rendering;
+  process.stdout.write(
+    `ratio ${rendering.ratio} (rounds ${rendering.roundRatios.join(', ')}); the sessions kept ${check.found}/${check.expected} ${check.what}${check.error ? ` (check failed: ${check.error})` : ''}; Chromium flags ${rendering.flagDifferences.length === 0 ? 'the same on both sides' : `DIFFER: ${rendering.flagDifferences.join(', ')}`}${rendering.baseline.failed + rendering.crawlfleet.failed > 0 ? `; pages FAILED: bare ${rendering.baseline.failed}, crawlfleet ${rendering.crawlfleet.failed}` : ''}\n`,
+  );
+}
+
 process.stderr.write(`the bench took ${elapsed()}\n`);
 process.stdout.write(
   `${JSON.stringify({
@@ -291,6 +331,36 @@ process.stdout.write(
     matrix_concurrency: matrix.concurrency,
     matrix_monitor_jobs: matrix.monitorJobs,
     matrix_pass: matrix.workloads.every((w) => w.pass) && (crawlee?.pass ?? true),
+    ...(rendering === undefined
+      ? {}
+      : {
+          rendering: {
+            pages: rendering.pages,
+            warmup_pages: rendering.warmupPages,
+            rounds: rendering.rounds,
+            contexts: rendering.contexts,
+            sessions: rendering.sessions,
+            baseline_pages_per_s: rendering.baseline.pagesPerSecond,
+            crawlfleet_pages_per_s: rendering.crawlfleet.pagesPerSecond,
+            ratio: rendering.ratio,
+            round_ratios: rendering.roundRatios,
+            baseline_p99_ms: rendering.baseline.p99Ms,
+            crawlfleet_p99_ms: rendering.crawlfleet.p99Ms,
+            baseline_worker_rss_mb: rendering.baseline.workerRssMb,
+            crawlfleet_worker_rss_mb: rendering.crawlfleet.workerRssMb,
+            baseline_chromium_mb: rendering.baseline.chromiumMb,
+            crawlfleet_chromium_mb: rendering.crawlfleet.chromiumMb,
+            baseline_total_mb: rendering.baseline.totalMb,
+            crawlfleet_total_mb: rendering.crawlfleet.totalMb,
+            baseline_cpu_ms_per_page: rendering.baseline.cpuMsPerPage,
+            crawlfleet_cpu_ms_per_page: rendering.crawlfleet.cpuMsPerPage,
+            baseline_worker_cpu_ms_per_page: rendering.baseline.workerCpuMsPerPage,
+            crawlfleet_worker_cpu_ms_per_page: rendering.crawlfleet.workerCpuMsPerPage,
+            check: rendering.check,
+            chromium_flag_differences: rendering.flagDifferences,
+            failed_pages: rendering.baseline.failed + rendering.crawlfleet.failed,
+          },
+        }),
     ...(following === undefined
       ? {}
       : {
