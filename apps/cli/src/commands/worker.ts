@@ -46,7 +46,11 @@ export function registerWorker(program: Command): void {
       'serve /metrics and /healthz on this port (or CRAWLFLEET_METRICS_PORT)',
       positiveInt,
     )
-    .option('--grace-ms <ms>', `how long a drain waits for active jobs (default ${DEFAULT_GRACE_MS})`, positiveInt)
+    .option(
+      '--grace-ms <ms>',
+      `how long a drain waits for active jobs (default ${DEFAULT_GRACE_MS}, or CRAWLFLEET_GRACE_MS)`,
+      positiveInt,
+    )
     .option(
       '--lock-duration-ms <ms>',
       "how long a job stays locked without renewal: a dead worker's jobs wait this long (default 30000)",
@@ -97,7 +101,7 @@ Render jobs (submit --render) wait for browser workers; run a few beside the HTT
           config,
           logger: createLogger({ name: 'worker' }),
           concurrency: options.concurrency ?? intSetting('CRAWLFLEET_CONCURRENCY'),
-          graceMs: options.graceMs,
+          graceMs: options.graceMs ?? intSetting('CRAWLFLEET_GRACE_MS'),
           lockDurationMs: options.lockDurationMs,
           stalledIntervalMs: options.stalledIntervalMs,
           progressEveryMs: options.progressEvery ?? progressEveryFromEnv(process.env.CRAWLFLEET_PROGRESS_MS),

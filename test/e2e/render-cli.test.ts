@@ -1,0 +1,117 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
+import { type ForwardProxy, startForwardProxy } from '../src/forward-proxy.js';
+import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
+import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+
+interface Echo {
+  headers: Record<string, string>;
+}
+
+/** Render jobs from the command line: `submit --render`, `worker --browsers N`, `status`, `sessions show`. */
+describe('render jobs from the command line', () => {
+  const prefix = uniquePrefix('render-cli');
+  const keys = keyLayout(prefix);
+  let redis: Redis;
+  let site: FixtureSite;
+  let forward: ForwardProxy;
+  let dir: string;
+  let env: Record<string, string>;
+  let workers: WorkerProcess[] = [];
+
+  beforeAll(async () => {
+    redis = openTestRedis();
+    site = await startFixtureSite();
+    forward = await startForwardProxy();
+    dir = mkdtempSync(join(tmpdir(), 'crawlfleet-render-cli-'));
+    const config = join(dir, 'crawlfleet.config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        tenants: {
+          default: { allowHosts: ['127.0.0.1'] },
+          // Sessions with a browser's header profile, through a proxy.
+          shop: {
+            allowHosts: ['127.0.0.1'],
+            robots: 'ignore',
+            identity: { profile: 'browser', browsers: ['chrome'] },
+            proxy: { urls: [forward.url] },
+          },
+        },
+        jobs: { retries: 1, backoffBaseMs: 50, backoffMaxMs: 200 },
+      }),
+    );
+    env = { CRAWLFLEET_PREFIX: prefix, CRAWLFLEET_CONFIG: config };
+  });
+  afterEach(async () => {
+    await Promise.all(workers.map((worker) => worker.stop()));
+    workers = [];
+  });
+  afterAll(async () => {
+    await cleanupPrefix(redis, prefix);
+    redis.disconnect();
+    await Promise.all([site.close(), forward.stop()]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  async function results(): Promise<Array<{ url: string; body: string; rendered?: boolean }>> {
+    const entries = await redis.xrange(keys.results, '-', '+');
+    return entries.map(([, fields]) => JSON.parse(String(fields[1])));
+  }
+
+  it('a worker asked for browsers without a usable Chromium exits 2 with one line, taking nothing', async () => {
+    const worker = startWorkerProcess({ ...env, CRAWLFLEET_CHROMIUM: join(dir, 'no-chromium') }, ['--browsers', '2']);
+    workers.push(worker);
+    const code = await new Promise<number | null>((resolve) => worker.child.once('exit', resolve));
+    expect(code).toBe(2);
+    const lines = worker.output().trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/no usable Chromium: .*no-chromium does not exist; install Debian's chromium/);
+  });
+
+  it('render jobs wait on their own queue for a browser worker; status shows them', async () => {
+    const submitted = await runCli(['submit', '--render', site.url('/js/set-cookie?name=q&value=1')], { env });
+    expect(submitted.code).toBe(0);
+    const waiting = await runCli(['status', '--json'], { env });
+    const status = JSON.parse(waiting.stdout) as { counts: { waiting: number }; render: { waiting: number } };
+    // HTTP workers never see it: it is on the render queue.
+    expect(status.render.waiting).toBe(1);
+    expect(status.counts.waiting).toBe(0);
+    expect((await runCli(['status'], { env })).stdout).toMatch(/render queue \(browser workers.*\): 1 waiting/);
+    const refused = await runCli(['submit', '--render', '-X', 'POST', site.url('/echo')], { env });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/a render job loads a page in a browser: GET only, not POST/);
+
+    workers.push(startWorkerProcess(env, ['--browsers', '2']));
+    const [page] = await waitFor(async () => ((await results()).length > 0 ? results() : undefined), {
+      timeoutMs: 30_000,
+      what: 'the render job to be stored',
+    });
+    expect(page).toMatchObject({ rendered: true });
+    expect(page?.body).toContain('set q');
+  });
+
+  it("the browser's user agent and proxy for a session are the ones sessions show names", async () => {
+    workers.push(startWorkerProcess(env, ['--browsers', '1']));
+    const echo = site.url('/echo?render=identity');
+    expect((await runCli(['submit', '--render', '--tenant', 'shop', '--session', 'P', echo], { env })).code).toBe(0);
+    const page = await waitFor(async () => (await results()).find((result) => result.url === echo), {
+      timeoutMs: 30_000,
+      what: 'the echo page',
+    });
+    const shown = await runCli(['sessions', 'show', 'P', '--tenant', 'shop', '--json'], { env });
+    expect(shown.code).toBe(0);
+    const session = JSON.parse(shown.stdout) as { proxy: string; profile: { userAgent: string } };
+    const seen = JSON.parse(page.body) as Echo;
+    // A browser's header profile, drawn for the session: the page saw exactly that agent.
+    expect(session.profile.userAgent).toMatch(/Chrome\//);
+    expect(seen.headers['user-agent']).toBe(session.profile.userAgent);
+    // Through the proxy the profile names (the egress guard chains it), and no other way.
+    expect(session.proxy).toBe(`http://127.0.0.1:${forward.port}`);
+    expect(forward.forwarded).toContain(echo);
+  });
+});
