@@ -1,6 +1,7 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
@@ -93,6 +94,37 @@ describe('render jobs from the command line', () => {
     });
     expect(page).toMatchObject({ rendered: true });
     expect(page?.body).toContain('set q');
+  });
+
+  it('crawl --render runs a handler on the open page: its clicks change the session, its records are stored once', async () => {
+    const out = join(dir, 'clicked.jsonl');
+    const handler = fileURLToPath(new URL('../src/fixture/handlers/click-price.mjs', import.meta.url));
+    const crawled = await runCli(
+      ['crawl', '--json', '--render', '--session', 'H', '--handler', handler, '--out', out, site.url('/js/button')],
+      { env, timeoutMs: 60_000 },
+    );
+    expect(crawled.code, crawled.stderr).toBe(0);
+    expect(JSON.parse(crawled.stdout)).toMatchObject({ fetched: 2, dlq: 0, left: 0 });
+    const lines = readFileSync(out, 'utf8')
+      .trim()
+      .split('\n')
+      .map(
+        (line) =>
+          JSON.parse(line) as { kind?: string; url?: string; data?: unknown; rendered?: boolean; status?: number },
+      );
+    // The handler clicked: the record holds what the page showed only after the click.
+    expect(lines.filter((line) => line.kind === 'record').map((line) => line.data)).toEqual([
+      { url: site.url('/js/button'), price: '42 EUR' },
+      { url: site.url('/js/check?name=clicked&value=yes'), rendered: false },
+    ]);
+    // The cookie the click set went back to the session: the HTTP page the handler enqueued sent it.
+    const check = lines.find((line) => line.url?.includes('/js/check'));
+    expect(check).toMatchObject({ status: 200 });
+    expect(check?.rendered).toBeUndefined();
+    const shown = JSON.parse((await runCli(['sessions', 'show', 'H', '--json'], { env })).stdout) as {
+      cookies: Array<{ name: string }>;
+    };
+    expect(shown.cookies.map((cookie) => cookie.name)).toContain('clicked');
   });
 
   it("the browser's user agent and proxy for a session are the ones sessions show names", async () => {

@@ -117,13 +117,13 @@ export async function benchRendering(options: RenderingBenchOptions): Promise<Re
     }
     const summary = (list: RenderRun[]): RenderingSide => ({
       pagesPerSecond: round1(median(list.map((r) => r.pagesPerSecond))),
-      p50Ms: median(list.map((r) => r.p50Ms)),
-      p99Ms: median(list.map((r) => r.p99Ms)),
+      p50Ms: Math.round(median(list.map((r) => r.p50Ms))),
+      p99Ms: Math.round(median(list.map((r) => r.p99Ms))),
       workerRssMb: round1(Math.max(0, ...list.map((r) => r.peaks.workerRssMb))),
       chromiumMb: round1(Math.max(0, ...list.map((r) => r.peaks.chromiumMb))),
       totalMb: round1(Math.max(0, ...list.map((r) => r.peaks.totalMb))),
       workerCpuMsPerPage: round2(median(list.map((r) => r.workerCpuMsPerPage))),
-      cpuMsPerPage: round1(median(list.map((r) => r.cpuMsPerPage))),
+      cpuMsPerPage: Math.round(median(list.map((r) => r.cpuMsPerPage))),
       failed: list.reduce((sum, r) => sum + r.failed, 0),
     });
     const checks = runs.crawlfleet.flatMap((r) => (r.check === undefined ? [] : [r.check]));
