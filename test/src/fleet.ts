@@ -63,11 +63,11 @@ export async function startBrowserWorker(
   config: CrawlfleetConfig,
   contexts = 2,
   options: Partial<CrawlWorkerOptions> = {},
-): Promise<TestWorker> {
+): Promise<TestWorker & { browser: BrowserRuntime }> {
   const logger = options.logger ?? createLogger({ name: 'test-browser-worker', level: 'silent' });
   const browser = await BrowserRuntime.start({ contexts, render: config.render, fetch: config.fetch, logger });
   await browser.pool.start();
-  return startTestWorker(keys, config, { ...options, logger, browser });
+  return { ...(await startTestWorker(keys, config, { ...options, logger, browser })), browser };
 }
 
 /** Enqueues targets as `crawlfleet submit --render` would; returns the jobs. */

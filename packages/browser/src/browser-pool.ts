@@ -40,6 +40,8 @@ export class BrowserPool {
   private closed = false;
   /** The browser's memory at the last reading, in MiB, and the most seen. */
   readonly memory = { mb: 0, peakMb: 0 };
+  /** Browsers replaced for going over the memory ceiling. */
+  replacements = 0;
 
   constructor(private readonly options: BrowserPoolOptions) {
     this.timer = setInterval(() => this.checkMemory(), options.memoryEveryMs ?? 2_000);
@@ -127,6 +129,7 @@ export class BrowserPool {
   }
 
   private async replace(): Promise<void> {
+    this.replacements++;
     const old = this.browser;
     this.browser = undefined;
     await old?.then((browser) => browser.close()).catch(() => undefined);

@@ -127,7 +127,9 @@ export async function benchRendering(options: RenderingBenchOptions): Promise<Re
       failed: list.reduce((sum, r) => sum + r.failed, 0),
     });
     const checks = runs.crawlfleet.flatMap((r) => (r.check === undefined ? [] : [r.check]));
-    const worst = checks.reduce((least, check) => (check.found < least.found || check.error ? check : least));
+    const worst = checks.reduce((least, check) =>
+      check.error !== undefined || check.found < least.found ? check : least,
+    );
     return {
       pages: options.pages,
       warmupPages: options.warmupPages,

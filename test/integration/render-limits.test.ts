@@ -1,0 +1,95 @@
+import { DeadLetterQueue } from '@crawlfleet/dlq';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
+import { startBrowserWorker, submitRender, type TestWorker } from '../src/fleet.js';
+import { cleanupPrefix, keyLayout, openTestRedis, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
+
+/** A browser worker's bounds: a page's time limit, downloads, blocked resource types, its memory ceiling. */
+describe('render jobs are bounded', () => {
+  let site: FixtureSite;
+  let redis: Redis;
+  let prefix: string;
+  let running: TestWorker[] = [];
+
+  beforeAll(async () => {
+    site = await startFixtureSite();
+    redis = openTestRedis();
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await site.close();
+  });
+  beforeEach(() => {
+    prefix = uniquePrefix('render-limits');
+    site.resetHits();
+  });
+  afterEach(async () => {
+    await Promise.all(running.map((worker) => worker.stop()));
+    running = [];
+    await cleanupPrefix(redis, prefix);
+  });
+
+  const keys = () => keyLayout(prefix);
+
+  async function stored(): Promise<Array<{ url: string; body: string; status: number }>> {
+    const entries = await redis.xrange(keys().results, '-', '+');
+    return entries.map(([, fields]) => JSON.parse(String(fields[1])));
+  }
+
+  async function letters() {
+    const dlq = new DeadLetterQueue(redis, keys());
+    try {
+      return await dlq.list({ limit: 100 });
+    } finally {
+      await dlq.close();
+    }
+  }
+
+  async function ended(count: number): Promise<void> {
+    await waitFor(async () => (await stored()).length + (await letters()).length >= count, {
+      timeoutMs: 60_000,
+      what: `${count} render jobs to end`,
+    });
+  }
+
+  it('a page past render.timeoutMs is a timeout, retried, then dead-lettered; a download is refused', async () => {
+    const config = testConfig({
+      render: { timeoutMs: 1_000 },
+      jobs: { retries: 1, backoffBaseMs: 20, backoffMaxMs: 50 },
+    });
+    running.push(await startBrowserWorker(keys(), config, 2));
+    await submitRender(redis, keys(), config, [{ url: site.url('/hang') }, { url: site.url('/js/download') }]);
+    await ended(2);
+    const reasons = Object.fromEntries((await letters()).map((letter) => [letter.url, letter]));
+    expect(reasons[site.url('/hang')]).toMatchObject({ class: 'recoverable', reason: 'retries_exhausted:timeout' });
+    expect(site.hits('/hang')).toBe(2);
+    expect(reasons[site.url('/js/download')]).toMatchObject({ class: 'non_recoverable', reason: 'download_refused' });
+  });
+
+  it("a tenant's blocked resource types are never requested", async () => {
+    const config = testConfig({
+      tenants: { default: { allowHosts: ['127.0.0.1'], render: { block: ['image', 'media', 'font'] } } },
+    });
+    running.push(await startBrowserWorker(keys(), config, 1));
+    await submitRender(redis, keys(), config, [{ url: site.url('/js/heavy') }]);
+    await ended(1);
+    expect((await stored())[0]?.body).toContain('text');
+    expect(site.hits('/ok/picture.png') + site.hits('/ok/clip.mp4') + site.hits('/ok/font.woff2')).toBe(0);
+  });
+
+  it('a browser over its memory ceiling is replaced between pages, and every page is still rendered', async () => {
+    // Below what Chromium needs with a page open: every reading finds it over the ceiling.
+    const config = testConfig({ render: { maxBrowserMemoryMb: 128 } });
+    const worker = await startBrowserWorker(keys(), config, 2);
+    running.push(worker);
+    // Its memory is read every 2 s; idle, an over-ceiling browser is replaced at once.
+    await waitFor(() => worker.browser.pool.replacements >= 1, { timeoutMs: 10_000, what: 'a replacement' });
+    const pages = Array.from({ length: 12 }, (_, i) => ({ url: site.url(`/js/set-cookie?name=m${i}&value=1`) }));
+    await submitRender(redis, keys(), config, pages, 'default', 'mem');
+    await ended(12);
+    expect(await letters()).toEqual([]);
+    expect((await stored()).every((page) => page.body.includes('set m'))).toBe(true);
+    expect(worker.browser.pool.memory.peakMb).toBeGreaterThan(128);
+  });
+});
