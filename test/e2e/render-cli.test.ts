@@ -130,14 +130,29 @@ describe('render jobs from the command line', () => {
   it("the browser's user agent and proxy for a session are the ones sessions show names", async () => {
     workers.push(startWorkerProcess(env, ['--browsers', '1']));
     const echo = site.url('/echo?render=identity');
-    expect((await runCli(['submit', '--render', '--tenant', 'shop', '--session', 'P', echo], { env })).code).toBe(0);
+    const storage = site.url('/js/storage?key=seen&value=yes');
+    const submitted = await runCli(['submit', '--render', '--tenant', 'shop', '--session', 'P', echo, storage], {
+      env,
+    });
+    expect(submitted.code).toBe(0);
     const page = await waitFor(async () => (await results()).find((result) => result.url === echo), {
       timeoutMs: 30_000,
       what: 'the echo page',
     });
+    await waitFor(async () => (await results()).find((result) => result.url === storage), {
+      timeoutMs: 30_000,
+      what: 'the storage page',
+    });
     const shown = await runCli(['sessions', 'show', 'P', '--tenant', 'shop', '--json'], { env });
     expect(shown.code).toBe(0);
-    const session = JSON.parse(shown.stdout) as { proxy: string; profile: { userAgent: string } };
+    const session = JSON.parse(shown.stdout) as {
+      proxy: string;
+      profile: { userAgent: string };
+      storage: Array<{ origin: string; items: number }>;
+    };
+    // The page's localStorage is kept for the session: sessions show names the origin, never values.
+    expect(session.storage).toEqual([{ origin: site.origin, items: 1 }]);
+    expect(shown.stdout).not.toContain('yes');
     const seen = JSON.parse(page.body) as Echo;
     // A browser's header profile, drawn for the session: the page saw exactly that agent.
     expect(session.profile.userAgent).toMatch(/Chrome\//);

@@ -69,7 +69,9 @@ export function registerSessions(program: Command): void {
 
   sessions
     .command('show')
-    .description('show a session: cookie names, domains and expiry, auth expiry, meta (never values or tokens)')
+    .description(
+      'show a session: cookie names, domains and expiry, auth expiry, identity, browser storage origins, meta (never values or tokens)',
+    )
     .argument('<session>', 'the session id')
     .option('-t, --tenant <name>', 'the tenant', DEFAULT_TENANT)
     .option('--json', 'print JSON')
@@ -82,7 +84,7 @@ export function registerSessions(program: Command): void {
         const store = new SlateStore(context.redis, context.keys, ring, { openedSlates: 0 });
         const session = store.session(keysOf.tenant, keysOf.sessionId);
         const [slates, quarantine] = await Promise.all([
-          store.read(session, ['cookies', 'auth', 'profile', 'meta']),
+          store.read(session, ['cookies', 'auth', 'profile', 'storage', 'meta']),
           readQuarantine(context, session),
         ]);
         if ([...slates.values()].every((s) => s.version === 0) && quarantine === undefined) {
@@ -99,6 +101,10 @@ export function registerSessions(program: Command): void {
           sessionId,
           cookies: await jar.describe(),
           expiredCookies: dropped,
+          // The origins whose localStorage render jobs kept, and how many items each: never the values.
+          storage: Object.entries((slates.get('storage')?.value ?? {}) as Record<string, unknown[]>).map(
+            ([origin, items]) => ({ origin, items: Array.isArray(items) ? items.length : 0 }),
+          ),
           // Whether the session holds tokens, never their values.
           auth:
             auth === undefined
@@ -169,6 +175,10 @@ export function registerSessions(program: Command): void {
         for (const c of view.cookies)
           lines.push(
             `    ${c.name}  ${c.domain ?? ''}${c.path ?? ''}  ${c.expires ?? 'session'}${c.secure ? '  secure' : ''}${c.httpOnly ? '  httpOnly' : ''}`,
+          );
+        if (view.storage.length > 0)
+          lines.push(
+            `  browser storage: ${view.storage.map((entry) => `${entry.origin} (${entry.items} items)`).join(', ')}`,
           );
         for (const [name, s] of Object.entries(view.slates))
           if ('unreadable' in s) lines.push(`  slate ${name} is unreadable (${s.unreadable}): it will be replaced`);
