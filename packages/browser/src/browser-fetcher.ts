@@ -16,7 +16,7 @@ import { type BrowserCookie, cookieChanges, toBrowserCookies } from './browser-c
 import { browserError } from './browser-errors.js';
 import type { BrowserPool, PooledContext } from './browser-pool.js';
 import { type EgressGuard, type EgressLease, REFUSED_HEADER } from './egress-guard.js';
-import { storageChanges, storageOrigins } from './origin-storage.js';
+import { restoreStorage, storageChanges, storageOrigins } from './origin-storage.js';
 
 /** What a browser login fills in and clicks. */
 export interface FormFill {
@@ -96,7 +96,6 @@ export class BrowserFetcher implements PageFetcher {
         extraHTTPHeaders: Object.fromEntries(Object.entries(headers).filter(([name]) => !BROWSER_HEADERS.has(name))),
         acceptDownloads: false,
         serviceWorkers: 'block',
-        storageState: { cookies: [], origins: session === undefined ? [] : storageOrigins(session.storage) },
       });
     } catch (error) {
       lease.release();
@@ -169,7 +168,16 @@ class Render {
     await this.intercept(tenant.config.render.block);
     const page = await this.context.newPage();
     page.setDefaultTimeout(render.timeoutMs);
+    // The session's localStorage goes in as the first page's documents start (Playwright's own
+    // storageState would load every origin in a page of its own first: a page's worth of work).
+    const stored = this.session?.storage;
+    const restoring =
+      stored === undefined || stored.size === 0
+        ? undefined
+        : await page.addInitScript(restoreStorage, storageOrigins(stored));
     const response = await page.goto(this.request.url, { waitUntil: render.waitUntil, timeout: render.timeoutMs });
+    // Later navigations (a handler's clicks) keep what the page itself did with its storage.
+    await restoring?.dispose();
     if (response === null)
       throw Object.assign(new Error(`the browser gave no response for ${this.request.url}`), { code: 'ECONNRESET' });
     // The guard refused the page itself (plain http: its refusal arrives as the answer).

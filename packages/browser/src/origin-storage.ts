@@ -6,9 +6,29 @@ export interface StorageOrigin {
   localStorage: Array<{ name: string; value: string }>;
 }
 
-/** The session's stored origins in the form a new context's `storageState` takes. */
-export function storageOrigins(stored: ReadonlyMap<string, OriginStorage>): StorageOrigin[] {
-  return [...stored].map(([origin, entries]) => ({ origin, localStorage: entries.map((entry) => ({ ...entry })) }));
+/**
+ * Puts an origin's stored items into its localStorage as its document starts, before any of the
+ * page's scripts run. It runs in the page (an init script): only what it is given, nothing around it.
+ */
+export function restoreStorage(origins: Record<string, Array<{ name: string; value: string }>>): void {
+  const page = globalThis as unknown as {
+    location: { origin: string };
+    localStorage: { setItem(name: string, value: string): void };
+  };
+  const entries = origins[page.location.origin];
+  if (entries === undefined) return;
+  try {
+    for (const { name, value } of entries) page.localStorage.setItem(name, value);
+  } catch {
+    // A sandboxed frame or a full quota: the page runs without them.
+  }
+}
+
+/** The session's stored origins as `restoreStorage` takes them. */
+export function storageOrigins(
+  stored: ReadonlyMap<string, OriginStorage>,
+): Record<string, Array<{ name: string; value: string }>> {
+  return Object.fromEntries([...stored].map(([origin, entries]) => [origin, entries.map((entry) => ({ ...entry }))]));
 }
 
 /** An origin's entries in one order, for comparing. */

@@ -28,7 +28,7 @@
  *   CRAWLFLEET_BENCH_PROXY_ROUNDS: its rounds (3).
  * - CRAWLFLEET_BENCH_FOLLOW_PAGES: pages per run of the link-following part (3000; 0 skips it);
  *   CRAWLFLEET_BENCH_FOLLOW_ROUNDS: its rounds (2, after a warm-up round).
- * - CRAWLFLEET_BENCH_RENDER_PAGES: pages per run of the render part (300; 0 skips it);
+ * - CRAWLFLEET_BENCH_RENDER_PAGES: pages per run of the render part (150; 0 skips it);
  *   CRAWLFLEET_BENCH_RENDER_ROUNDS: its rounds (2).
  * - CRAWLFLEET_BENCH_PROFILE, CRAWLFLEET_BENCH_NODE_FLAGS: see fleet.ts.
  */
@@ -63,7 +63,7 @@ const proxyJobs = knob('CRAWLFLEET_BENCH_PROXY_JOBS', 2_000, 0);
 const proxyRounds = knob('CRAWLFLEET_BENCH_PROXY_ROUNDS', 3);
 const followPages = knob('CRAWLFLEET_BENCH_FOLLOW_PAGES', 3_000, 0);
 const followRounds = knob('CRAWLFLEET_BENCH_FOLLOW_ROUNDS', 2);
-const renderPages = knob('CRAWLFLEET_BENCH_RENDER_PAGES', 300, 0);
+const renderPages = knob('CRAWLFLEET_BENCH_RENDER_PAGES', 150, 0);
 const renderRounds = knob('CRAWLFLEET_BENCH_RENDER_ROUNDS', 2);
 
 const verdict = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
