@@ -42,6 +42,13 @@ describe('render jobs from the command line', () => {
             identity: { profile: 'browser', browsers: ['chrome'] },
             proxy: { urls: [forward.url] },
           },
+          // A tenant header, which only the job's own host may see.
+          headed: {
+            allowHosts: ['127.0.0.1'],
+            robots: 'ignore',
+            headers: { 'x-team': 'crawl' },
+            proxy: { urls: [forward.url] },
+          },
         },
         jobs: { retries: 1, backoffBaseMs: 50, backoffMaxMs: 200 },
       }),
@@ -125,6 +132,20 @@ describe('render jobs from the command line', () => {
       cookies: Array<{ name: string }>;
     };
     expect(shown.cookies.map((cookie) => cookie.name)).toContain('clicked');
+  });
+
+  it("a tenant's headers go with the page's own requests, never to the third parties it loads", async () => {
+    workers.push(startWorkerProcess(env, ['--browsers', '1']));
+    const third = `http://localhost:${new URL(site.origin).port}/ok/third-party`;
+    const page = site.url(`/js/embed?src=${encodeURIComponent(third)}`);
+    expect((await runCli(['submit', '--render', '--tenant', 'headed', page], { env })).code).toBe(0);
+    await waitFor(async () => (await results()).find((result) => result.url === page), {
+      timeoutMs: 30_000,
+      what: 'the embedding page',
+    });
+    await waitFor(() => forward.headers.has(third), { what: 'the third party request' });
+    expect(forward.headers.get(page)?.['x-team']).toBe('crawl');
+    expect(forward.headers.get(third)?.['x-team']).toBeUndefined();
   });
 
   it("the browser's user agent and proxy for a session are the ones sessions show names", async () => {

@@ -93,7 +93,6 @@ export class BrowserFetcher implements PageFetcher {
         proxy: lease.proxy,
         userAgent,
         ...localeOf(headers['accept-language']),
-        extraHTTPHeaders: Object.fromEntries(Object.entries(headers).filter(([name]) => !BROWSER_HEADERS.has(name))),
         acceptDownloads: false,
         serviceWorkers: 'block',
       });
@@ -101,7 +100,10 @@ export class BrowserFetcher implements PageFetcher {
       lease.release();
       throw browserError(error, lease);
     }
-    const rendering = new Render(pooled, lease, request, session, this.options);
+    // The tenant's and the job's own headers (a login's token among them) go to the job's host only,
+    // never to the third parties a page loads from, as an HTTP job's never leave its redirects' origin.
+    const extra = Object.fromEntries(Object.entries(headers).filter(([name]) => !BROWSER_HEADERS.has(name)));
+    const rendering = new Render(pooled, lease, request, session, extra, this.options);
     try {
       const page = await rendering.load(tenant, started);
       observer?.pageRendered?.(page.status < 400 ? 'rendered' : 'http_error');
@@ -155,6 +157,7 @@ class Render {
     private readonly lease: EgressLease,
     private readonly request: FetchRequest,
     private readonly session: PageSession | undefined,
+    private readonly extraHeaders: Record<string, string>,
     private readonly options: BrowserFetcherOptions,
   ) {}
 
@@ -335,12 +338,16 @@ class Render {
 
   /**
    * Blocked resource types are aborted; a navigation after the first (a click, a script moving
-   * the page, a frame) asks robots.txt before it goes.
+   * the page, a frame) asks robots.txt before it goes; requests to the job's host carry the extra
+   * headers.
    */
   private async intercept(block: readonly string[]): Promise<void> {
     const check = this.request.beforeHop;
-    if (block.length === 0 && check === undefined) return;
+    const extra = this.extraHeaders;
+    const headed = Object.keys(extra).length > 0;
+    if (block.length === 0 && check === undefined && !headed) return;
     const blocked = new Set(block);
+    const host = new URL(this.request.url).host;
     let first = true;
     await this.context.route('**/*', async (route: Route) => {
       const request = route.request();
@@ -356,6 +363,8 @@ class Render {
           }
         }
       }
+      if (headed && URL.canParse(request.url()) && new URL(request.url()).host === host)
+        return route.continue({ headers: { ...request.headers(), ...extra } });
       return route.continue();
     });
   }

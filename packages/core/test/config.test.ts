@@ -276,6 +276,7 @@ describe('loadConfig', () => {
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
       identity: { profile: 'crawler', locales: ['en-US'], browsers: ['chrome', 'firefox', 'safari', 'edge'] },
+      render: { block: [] },
       userAgent: 'acme-bot/1',
     });
   });
@@ -301,6 +302,7 @@ describe('tenantConfig', () => {
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
       identity: { profile: 'crawler', locales: ['en-US'], browsers: ['chrome', 'firefox', 'safari', 'edge'] },
+      render: { block: [] },
     });
   });
 
@@ -313,6 +315,7 @@ describe('tenantConfig', () => {
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
       identity: { profile: 'crawler', locales: ['en-US'], browsers: ['chrome', 'firefox', 'safari', 'edge'] },
+      render: { block: [] },
     });
     expect(tenantConfig(parseConfig({}), 'default')).toEqual({
       allowHosts: [],
@@ -322,6 +325,7 @@ describe('tenantConfig', () => {
       hostDelayMs: 0,
       maxRetryAfterSeconds: 3600,
       identity: { profile: 'crawler', locales: ['en-US'], browsers: ['chrome', 'firefox', 'safari', 'edge'] },
+      render: { block: [] },
     });
   });
 
@@ -362,4 +366,26 @@ describe('tenantConfig', () => {
       expectInputError(() => tenantConfig(config, name), 'unknown_tenant');
     },
   );
+});
+
+describe('render settings', () => {
+  it('has defaults a browser worker can run with', () => {
+    expect(parseConfig({}).render).toEqual({
+      timeoutMs: 30_000,
+      waitUntil: 'load',
+      maxBrowserMemoryMb: 2048,
+      screenshot: false,
+      maxStorageBytesPerOrigin: 1024 * 1024,
+    });
+  });
+
+  it('refuses screenshots without a body store, and a browser login without its page and fields, in one line', () => {
+    expect(() => parseConfig({ render: { screenshot: true } }, 'config c.json')).toThrow(
+      'config c.json: render.screenshot needs results.bodyStore (screenshots go to the body store, never into Redis)',
+    );
+    expect(() =>
+      parseConfig({ tenants: { t: { auth: { login: { url: 'https://a.example/login', browser: {} } } } } }),
+    ).toThrow(/a browser login takes page \(the login page\) and form \(the fields to fill\)/);
+    expect(() => parseConfig({ tenants: { t: { render: { block: ['scripts'] } } } })).toThrow(/render\.block\.0/);
+  });
 });
