@@ -213,6 +213,11 @@ export class CrawlWorker {
     }
   }
 
+  /** The queue this worker takes jobs from: `crawl`, or `crawl-render` for a browser worker. */
+  get queueName(): string {
+    return this.queue.name;
+  }
+
   /** Jobs this worker is running now. */
   get inFlight(): number {
     return this.running;

@@ -172,6 +172,7 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
       ? undefined
       : new FleetMetrics({
           queueDepths: async () => (opened === undefined ? {} : opened.worker.queueDepths()),
+          queueName: () => opened?.worker.queueName ?? 'crawl',
           connections: () => opened?.worker.fetcher.connections ?? { requests: 0, reused: 0 },
           outbox: () => opened?.worker.outbox,
         });

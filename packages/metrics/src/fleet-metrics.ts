@@ -3,8 +3,10 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 
 /** Readings taken when Prometheus scrapes, rather than on every job. */
 export interface MetricSources {
-  /** Job counts of the crawl queue by state, and the DLQ size. */
+  /** Job counts of the worker's queue by state, and the DLQ size. */
   queueDepths?(): Promise<Record<string, number>>;
+  /** The worker's queue: `crawl`, or `crawl-render` for a browser worker (default `crawl`). */
+  queueName?(): string;
   /** Requests sent and requests that reused a kept-alive socket. */
   connections?(): { requests: number; reused: number };
   /** The results outbox as this worker last saw it, and whether it holds back because it is full. */
@@ -233,12 +235,13 @@ export class FleetMetrics implements CrawlObserver {
     });
     new Gauge({
       name: 'crawl_queue_jobs',
-      help: 'Jobs of the crawl queue by state, and the DLQ',
-      labelNames: ['state'],
+      help: "Jobs of the worker's queue (crawl, or crawl-render for browser workers) by state, and the DLQ",
+      labelNames: ['state', 'queue'],
       registers,
       async collect() {
         const depths = (await sources.queueDepths?.()) ?? {};
-        for (const [state, count] of Object.entries(depths)) this.set({ state }, count);
+        const queue = sources.queueName?.() ?? 'crawl';
+        for (const [state, count] of Object.entries(depths)) this.set({ state, queue }, count);
       },
     });
   }

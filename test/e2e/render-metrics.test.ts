@@ -1,0 +1,77 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DeadLetterQueue } from '@crawlfleet/dlq';
+import { freePort } from '@crawlfleet/local-redis';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
+import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
+import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+
+/** The value of the first sample of `name` whose labels hold `labels`. */
+function sample(text: string, name: string, labels = ''): number | undefined {
+  const line = text
+    .split('\n')
+    .find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
+  return line === undefined ? undefined : Number(line.split(' ').at(-1));
+}
+
+describe("a browser worker's metrics", () => {
+  let site: FixtureSite;
+  let redis: Redis;
+  let dir: string;
+  let worker: WorkerProcess;
+  let port: number;
+  const prefix = uniquePrefix('render-metrics');
+
+  beforeAll(async () => {
+    site = await startFixtureSite();
+    redis = openTestRedis();
+    dir = mkdtempSync(join(tmpdir(), 'crawlfleet-render-metrics-'));
+    const config = join(dir, 'crawlfleet.config.json');
+    writeFileSync(
+      config,
+      JSON.stringify({
+        tenants: { default: { allowHosts: ['127.0.0.1'] } },
+        jobs: { retries: 0 },
+        render: { timeoutMs: 1_000 },
+      }),
+    );
+    const env = { CRAWLFLEET_CONFIG: config, CRAWLFLEET_PREFIX: prefix, CRAWLFLEET_LOG_LEVEL: 'warn' };
+    port = await freePort();
+    worker = startWorkerProcess(env, ['--browsers', '2', '--metrics-port', String(port)]);
+    const urls = [site.url('/js/set-cookie?name=m&value=1'), site.url('/hang')];
+    expect((await runCli(['submit', '--render', '--session', 'metered', ...urls], { env })).code).toBe(0);
+    const dlq = new DeadLetterQueue(redis, keyLayout(prefix));
+    try {
+      await waitFor(async () => (await redis.xlen(keyLayout(prefix).results)) === 1 && (await dlq.count()) === 1, {
+        timeoutMs: 30_000,
+        what: 'one page rendered and one dead-lettered',
+      });
+    } finally {
+      await dlq.close();
+    }
+  });
+  afterAll(async () => {
+    await worker.stop('SIGKILL');
+    await cleanupPrefix(redis, prefix);
+    redis.disconnect();
+    await site.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('counts contexts, pages by outcome, the state moved in and out of the browser, and its own queue', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+    expect(sample(text, 'pages_rendered_total', 'outcome="rendered"')).toBe(1);
+    expect(sample(text, 'pages_rendered_total', 'outcome="timeout"')).toBe(1);
+    expect(sample(text, 'headless_context_launch_latency_count')).toBe(2);
+    expect(sample(text, 'browser_contexts_open')).toBe(0);
+    expect(sample(text, 'state_sync_duration_ms_count', 'phase="browser_in"')).toBe(2);
+    expect(sample(text, 'state_sync_duration_ms_count', 'phase="browser_out"')).toBeGreaterThanOrEqual(1);
+    // The script's cookie: one change, from the browser.
+    expect(sample(text, 'cookie_jar_mutation_frequency_sum', 'source="browser"')).toBe(1);
+    expect(sample(text, 'crawl_queue_jobs', 'queue="crawl-render"')).toBeDefined();
+    expect(sample(text, 'crawl_queue_jobs', 'state="dlq"')).toBe(1);
+  });
+});
