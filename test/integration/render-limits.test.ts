@@ -1,3 +1,7 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -76,6 +80,24 @@ describe('render jobs are bounded', () => {
     await ended(1);
     expect((await stored())[0]?.body).toContain('text');
     expect(site.hits('/ok/picture.png') + site.hits('/ok/clip.mp4') + site.hits('/ok/font.woff2')).toBe(0);
+  });
+
+  it('with render.screenshot, a PNG of the page goes to the body store and the result names it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'crawlfleet-shots-'));
+    try {
+      const config = testConfig({ results: { bodyStore: `file:${dir}` }, render: { screenshot: true } });
+      running.push(await startBrowserWorker(keys(), config, 1));
+      await submitRender(redis, keys(), config, [{ url: site.url('/js/button') }]);
+      await ended(1);
+      const [page] = (await stored()) as Array<{ screenshotRef?: string; body: string }>;
+      expect(page?.screenshotRef).toMatch(/^file:/);
+      const png = readFileSync(fileURLToPath(page?.screenshotRef as string));
+      expect(png.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+      // Never in Redis: the outbox holds the reference alone.
+      expect(JSON.stringify(page).length).toBeLessThan(png.length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a browser over its memory ceiling is replaced between pages, and every page is still rendered', async () => {
