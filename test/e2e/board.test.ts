@@ -146,6 +146,7 @@ describe('the board', () => {
       const body = (await ok.json()) as { queues: Array<{ name: string; readOnlyMode: boolean }> };
       expect(body.queues.map((q) => [q.name, q.readOnlyMode])).toEqual([
         ['crawl', false],
+        ['crawl-render', false],
         ['crawl-dlq', false],
       ]);
     } finally {
@@ -153,7 +154,7 @@ describe('the board', () => {
     }
   });
 
-  it('mounts both queues read-only with --read-only, and then refuses a retry', async () => {
+  it('mounts every queue read-only with --read-only, and then refuses a retry', async () => {
     const readOnly = await startBoard({
       connection: redis,
       keys: keyLayout(prefix),
@@ -169,6 +170,7 @@ describe('the board', () => {
       };
       expect(body.queues.map((q) => [q.name, q.readOnlyMode])).toEqual([
         ['crawl', true],
+        ['crawl-render', true],
         ['crawl-dlq', true],
       ]);
       const retry = await fetch(new URL('api/queues/crawl-dlq/retry/failed', readOnly.url), { method: 'PUT', headers });

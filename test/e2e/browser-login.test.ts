@@ -1,8 +1,7 @@
-import { DeadLetterQueue } from '@crawlfleet/dlq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
-import { startTestWorker, submit, type TestWorker } from '../src/fleet.js';
+import { deadLettersOf, startTestWorker, storedResults, submit, type TestWorker } from '../src/fleet.js';
 import {
   cleanupPrefix,
   dumpPrefix,
@@ -73,19 +72,9 @@ describe('browser logins', () => {
       },
     });
 
-  async function results(): Promise<StoredPage[]> {
-    const entries = await redis.xrange(keys().results, '-', '+');
-    return entries.map(([, fields]) => JSON.parse(String(fields[1])) as StoredPage);
-  }
+  const results = () => storedResults<StoredPage>(redis, keys());
 
-  async function deadLetters() {
-    const dlq = new DeadLetterQueue(redis, keys());
-    try {
-      return await dlq.list({ limit: 100 });
-    } finally {
-      await dlq.close();
-    }
-  }
+  const deadLetters = () => deadLettersOf(redis, keys());
 
   it('logs in once in a browser for 2 workers x 8 jobs, and every HTTP job after it is served as logged in', async () => {
     const cfg = config();

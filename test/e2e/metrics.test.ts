@@ -5,16 +5,16 @@ import { freePort } from '@crawlfleet/local-redis';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
-import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
+import {
+  cleanupPrefix,
+  keyLayout,
+  metricSample,
+  openTestRedis,
+  runCli,
+  uniquePrefix,
+  waitFor,
+} from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
-
-/** The value of one sample line, e.g. `retry_total 3` or `crawl_jobs_total{outcome="stored",...} 5`. */
-function sample(text: string, name: string, labels = ''): number | undefined {
-  const line = text
-    .split('\n')
-    .find((l) => l.startsWith(name) && l.includes(labels) && !l.startsWith('#') && l[name.length] !== '_');
-  return line === undefined ? undefined : Number(line.split(' ').at(-1));
-}
 
 describe('worker metrics', () => {
   let site: FixtureSite;
@@ -84,19 +84,19 @@ describe('worker metrics', () => {
     ]) {
       expect(text, name).toContain(`# TYPE ${name} `);
     }
-    expect(sample(text, 'crawl_jobs_total', 'outcome="stored"')).toBe(10);
-    expect(sample(text, 'crawl_jobs_total', 'outcome="dead_lettered"')).toBe(1);
-    expect(sample(text, 'retry_total')).toBe(2);
-    expect(sample(text, 'retry_success_ratio')).toBe(1);
-    expect(sample(text, 'session_creation_total')).toBeGreaterThanOrEqual(1);
-    expect(sample(text, 'cookie_jar_mutation_total')).toBe(8);
-    expect(sample(text, 'cookie_jar_size_bytes_count')).toBeGreaterThanOrEqual(8);
-    expect(sample(text, 'state_sync_duration_ms_count', 'phase="hydrate"')).toBe(13);
-    expect(sample(text, 'fetch_duration_ms_count', 'status_class="2xx"')).toBe(10);
-    const ratio429 = sample(text, 'http_429_ratio') ?? -1;
+    expect(metricSample(text, 'crawl_jobs_total', 'outcome="stored"')).toBe(10);
+    expect(metricSample(text, 'crawl_jobs_total', 'outcome="dead_lettered"')).toBe(1);
+    expect(metricSample(text, 'retry_total')).toBe(2);
+    expect(metricSample(text, 'retry_success_ratio')).toBe(1);
+    expect(metricSample(text, 'session_creation_total')).toBeGreaterThanOrEqual(1);
+    expect(metricSample(text, 'cookie_jar_mutation_total')).toBe(8);
+    expect(metricSample(text, 'cookie_jar_size_bytes_count')).toBeGreaterThanOrEqual(8);
+    expect(metricSample(text, 'state_sync_duration_ms_count', 'phase="hydrate"')).toBe(13);
+    expect(metricSample(text, 'fetch_duration_ms_count', 'status_class="2xx"')).toBe(10);
+    const ratio429 = metricSample(text, 'http_429_ratio') ?? -1;
     expect(ratio429).toBeCloseTo(1 / 13, 5);
-    expect(sample(text, 'connection_reuse_ratio')).toBeGreaterThan(0.5);
-    expect(sample(text, 'crawl_queue_jobs', 'state="dlq"')).toBe(1);
-    expect(sample(text, 'crawl_queue_jobs', 'state="waiting"')).toBe(0);
+    expect(metricSample(text, 'connection_reuse_ratio')).toBeGreaterThan(0.5);
+    expect(metricSample(text, 'crawl_queue_jobs', 'state="dlq"')).toBe(1);
+    expect(metricSample(text, 'crawl_queue_jobs', 'state="waiting"')).toBe(0);
   });
 });

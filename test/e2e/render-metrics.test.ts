@@ -6,16 +6,16 @@ import { freePort } from '@crawlfleet/local-redis';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
-import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
+import {
+  cleanupPrefix,
+  keyLayout,
+  metricSample,
+  openTestRedis,
+  runCli,
+  uniquePrefix,
+  waitFor,
+} from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
-
-/** The value of the first sample of `name` whose labels hold `labels`. */
-function sample(text: string, name: string, labels = ''): number | undefined {
-  const line = text
-    .split('\n')
-    .find((l) => (l.startsWith(`${name}{`) || l.startsWith(`${name} `)) && l.includes(labels));
-  return line === undefined ? undefined : Number(line.split(' ').at(-1));
-}
 
 describe("a browser worker's metrics", () => {
   let site: FixtureSite;
@@ -63,15 +63,15 @@ describe("a browser worker's metrics", () => {
 
   it('counts contexts, pages by outcome, the state moved in and out of the browser, and its own queue', async () => {
     const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-    expect(sample(text, 'pages_rendered_total', 'outcome="rendered"')).toBe(1);
-    expect(sample(text, 'pages_rendered_total', 'outcome="timeout"')).toBe(1);
-    expect(sample(text, 'headless_context_launch_latency_count')).toBe(2);
-    expect(sample(text, 'browser_contexts_open')).toBe(0);
-    expect(sample(text, 'state_sync_duration_ms_count', 'phase="browser_in"')).toBe(2);
-    expect(sample(text, 'state_sync_duration_ms_count', 'phase="browser_out"')).toBeGreaterThanOrEqual(1);
+    expect(metricSample(text, 'pages_rendered_total', 'outcome="rendered"')).toBe(1);
+    expect(metricSample(text, 'pages_rendered_total', 'outcome="timeout"')).toBe(1);
+    expect(metricSample(text, 'headless_context_launch_latency_count')).toBe(2);
+    expect(metricSample(text, 'browser_contexts_open')).toBe(0);
+    expect(metricSample(text, 'state_sync_duration_ms_count', 'phase="browser_in"')).toBe(2);
+    expect(metricSample(text, 'state_sync_duration_ms_count', 'phase="browser_out"')).toBeGreaterThanOrEqual(1);
     // The script's cookie: one change, from the browser.
-    expect(sample(text, 'cookie_jar_mutation_frequency_sum', 'source="browser"')).toBe(1);
-    expect(sample(text, 'crawl_queue_jobs', 'queue="crawl-render"')).toBeDefined();
-    expect(sample(text, 'crawl_queue_jobs', 'state="dlq"')).toBe(1);
+    expect(metricSample(text, 'cookie_jar_mutation_frequency_sum', 'source="browser"')).toBe(1);
+    expect(metricSample(text, 'crawl_queue_jobs', 'queue="crawl-render"')).toBeDefined();
+    expect(metricSample(text, 'crawl_queue_jobs', 'state="dlq"')).toBe(1);
   });
 });

@@ -1,10 +1,17 @@
-import { DeadLetterQueue } from '@crawlfleet/dlq';
 import { SessionCookieJar } from '@crawlfleet/sessions';
 import { SlateStore } from '@crawlfleet/slates';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
-import { startBrowserWorker, startTestWorker, submit, submitRender, type TestWorker } from '../src/fleet.js';
+import {
+  deadLettersOf,
+  startBrowserWorker,
+  startTestWorker,
+  storedResults,
+  submit,
+  submitRender,
+  type TestWorker,
+} from '../src/fleet.js';
 import {
   cleanupPrefix,
   keyLayout,
@@ -55,19 +62,9 @@ describe('render jobs: browser pages that share the session', () => {
 
   const keys = () => keyLayout(prefix);
 
-  async function results(): Promise<StoredPage[]> {
-    const entries = await redis.xrange(keys().results, '-', '+');
-    return entries.map(([, fields]) => JSON.parse(String(fields[1])) as StoredPage);
-  }
+  const results = () => storedResults<StoredPage>(redis, keys());
 
-  async function deadLetters() {
-    const dlq = new DeadLetterQueue(redis, keys());
-    try {
-      return await dlq.list({ limit: 500 });
-    } finally {
-      await dlq.close();
-    }
-  }
+  const deadLetters = () => deadLettersOf(redis, keys());
 
   async function settled(count: number, timeoutMs = 60_000): Promise<void> {
     await waitFor(async () => (await results()).length + (await deadLetters()).length >= count, {

@@ -2,11 +2,10 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DeadLetterQueue } from '@crawlfleet/dlq';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
-import { startBrowserWorker, submitRender, type TestWorker } from '../src/fleet.js';
+import { deadLettersOf, startBrowserWorker, storedResults, submitRender, type TestWorker } from '../src/fleet.js';
 import { cleanupPrefix, keyLayout, openTestRedis, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
 
 /** A browser worker's bounds: a page's time limit, downloads, blocked resource types, its memory ceiling. */
@@ -36,19 +35,9 @@ describe('render jobs are bounded', () => {
 
   const keys = () => keyLayout(prefix);
 
-  async function stored(): Promise<Array<{ url: string; body: string; status: number }>> {
-    const entries = await redis.xrange(keys().results, '-', '+');
-    return entries.map(([, fields]) => JSON.parse(String(fields[1])));
-  }
+  const stored = () => storedResults<{ url: string; body: string; status: number }>(redis, keys());
 
-  async function letters() {
-    const dlq = new DeadLetterQueue(redis, keys());
-    try {
-      return await dlq.list({ limit: 100 });
-    } finally {
-      await dlq.close();
-    }
-  }
+  const letters = () => deadLettersOf(redis, keys());
 
   async function ended(count: number): Promise<void> {
     await waitFor(async () => (await stored()).length + (await letters()).length >= count, {

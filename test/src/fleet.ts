@@ -8,6 +8,7 @@ import {
   whenReady,
 } from '@crawlfleet/core';
 import { CrawlWorker, type CrawlWorkerOptions } from '@crawlfleet/crawler';
+import { DeadLetterQueue, type DeadLetterSummary } from '@crawlfleet/dlq';
 import { createLogger } from '@crawlfleet/log';
 import { Producer, type SubmitTarget } from '@crawlfleet/producer';
 import { loadSessionHasher } from '@crawlfleet/sessions';
@@ -71,7 +72,7 @@ export async function startBrowserWorker(
 }
 
 /** Enqueues targets as `crawlfleet submit --render` would; returns the jobs. */
-export async function submitRender(
+export function submitRender(
   redis: Redis,
   keys: KeyLayout,
   config: CrawlfleetConfig,
@@ -79,14 +80,7 @@ export async function submitRender(
   tenant = 'default',
   sessionId?: string,
 ): Promise<FetchJob[]> {
-  const producer = new Producer(redis, keys, config);
-  try {
-    const jobs = producer.prepare(targets, { tenant, sessionId, render: true });
-    await producer.submit(jobs);
-    return jobs;
-  } finally {
-    await producer.close();
-  }
+  return submit(redis, keys, config, targets, tenant, sessionId, { render: true });
 }
 
 /** Enqueues targets as `crawlfleet submit` would; returns the jobs. */
@@ -97,13 +91,30 @@ export async function submit(
   targets: SubmitTarget[],
   tenant = 'default',
   sessionId?: string,
+  options: { render?: boolean } = {},
 ): Promise<FetchJob[]> {
   const producer = new Producer(redis, keys, config);
   try {
-    const jobs = producer.prepare(targets, { tenant, sessionId });
+    const jobs = producer.prepare(targets, { tenant, sessionId, render: options.render });
     await producer.submit(jobs);
     return jobs;
   } finally {
     await producer.close();
+  }
+}
+
+/** The results the outbox holds, oldest first, as stored. */
+export async function storedResults<T = Record<string, unknown>>(redis: Redis, keys: KeyLayout): Promise<T[]> {
+  const entries = await redis.xrange(keys.results, '-', '+');
+  return entries.map(([, fields]) => JSON.parse(String(fields[1])) as T);
+}
+
+/** The dead letters of a prefix (up to 500), as `crawlfleet dlq list` shows them. */
+export async function deadLettersOf(redis: Redis, keys: KeyLayout): Promise<DeadLetterSummary[]> {
+  const dlq = new DeadLetterQueue(redis, keys);
+  try {
+    return await dlq.list({ limit: 500 });
+  } finally {
+    await dlq.close();
   }
 }

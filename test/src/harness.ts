@@ -204,3 +204,11 @@ export async function watchCommands(url: string = REDIS_URL): Promise<CommandWat
     },
   };
 }
+
+/** The value of one Prometheus sample line, e.g. `retry_total 3` or `crawl_jobs_total{outcome="stored",...} 5`. */
+export function metricSample(text: string, name: string, labels = ''): number | undefined {
+  const line = text
+    .split('\n')
+    .find((l) => l.startsWith(name) && l.includes(labels) && !l.startsWith('#') && l[name.length] !== '_');
+  return line === undefined ? undefined : Number(line.split(' ').at(-1));
+}

@@ -9,7 +9,7 @@ export const DEFAULT_CHROMIUM = '/usr/bin/chromium';
  * Google's hosts: on a closed network each fails, and none is the crawl's), no GPU, no first-run
  * work, and no sandbox when running as root (containers), where Chromium refuses to start with one.
  */
-const CHROMIUM_ARGS = [
+export const CHROMIUM_ARGS: readonly string[] = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
@@ -63,7 +63,7 @@ export async function launchChromium(path: string = chromiumPath()): Promise<Bro
     return await chromium.launch({
       executablePath: path,
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: [...CHROMIUM_ARGS],
       chromiumSandbox: process.getuid?.() !== 0,
       // The worker handles its own signals and closes the browser as it drains.
       handleSIGINT: false,

@@ -70,9 +70,14 @@ export class CrawlQueues {
     return state === 'unknown' ? this.render.getJobState(key) : state;
   }
 
-  /** Removes a key's job from both queues (one that is running stays); how many went. */
+  /**
+   * Removes a key's job from whichever queue holds it (one that is running stays); how many went.
+   * A queue that does not hold the key is not asked: BullMQ answers "removed" for a job it never had.
+   */
   async remove(key: string): Promise<number> {
-    return (await this.crawl.remove(key)) + (await this.render.remove(key));
+    let removed = 0;
+    for (const queue of this.all) if ((await queue.getJobState(key)) !== 'unknown') removed += await queue.remove(key);
+    return removed;
   }
 
   /** Queues `exists` of a key's job hashes (crawl, then render) on a pipeline. */

@@ -11,24 +11,10 @@
  * (contexts open at once), BENCH_CHROMIUM (the binary). Launches Chromium, then prints `ready` on
  * stdout once the worker runs; drains on SIGTERM and closes the browser.
  */
+import { CHROMIUM_ARGS } from '@crawlfleet/browser';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { chromium } from 'playwright-core';
-
-/** `CHROMIUM_ARGS` of packages/browser/src/chromium.ts, which it does not export. */
-const CHROMIUM_ARGS = [
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--disable-default-apps',
-  '--disable-domain-reliability',
-  '--disable-breakpad',
-  '--no-first-run',
-  '--disable-gpu',
-  '--disable-dev-shm-usage',
-  '--disable-quic',
-  '--metrics-recording-only',
-];
 
 /** What a render job waits for, as `render.timeoutMs` and `render.waitUntil` default. */
 const TIMEOUT_MS = 30_000;
@@ -42,7 +28,8 @@ function setting(name: string): string {
 const browser = await chromium.launch({
   executablePath: setting('BENCH_CHROMIUM'),
   headless: true,
-  args: CHROMIUM_ARGS,
+  // The flags crawlfleet's browser workers start Chromium with: only the session path differs.
+  args: [...CHROMIUM_ARGS],
   chromiumSandbox: process.getuid?.() !== 0,
   handleSIGINT: false,
   handleSIGTERM: false,
