@@ -103,6 +103,27 @@ describe('render jobs from the command line', () => {
     expect(page?.body).toContain('set q');
   });
 
+  it('a dead-lettered render job is replayed onto the render queue, for a browser worker', async () => {
+    const worker = startWorkerProcess(env, ['--browsers', '1']);
+    workers.push(worker);
+    const missing = site.url('/status/404?render=replay');
+    expect((await runCli(['submit', '--render', missing], { env })).code).toBe(0);
+    await waitFor(async () => (await runCli(['dlq', 'list', '--json'], { env })).stdout.includes(missing), {
+      timeoutMs: 30_000,
+      what: 'the dead letter',
+    });
+    await worker.stop();
+    const replayed = await runCli(['dlq', 'replay', '--all', '--json'], { env });
+    expect(JSON.parse(replayed.stdout).replayed).toHaveLength(1);
+    const status = JSON.parse((await runCli(['status', '--json'], { env })).stdout) as {
+      counts: { waiting: number };
+      render: { waiting: number };
+    };
+    expect(status.render.waiting).toBe(1);
+    expect(status.counts.waiting).toBe(0);
+    await redis.del(`${keys.bullPrefix}:crawl-render:wait`);
+  });
+
   it('crawl --render runs a handler on the open page: its clicks change the session, its records are stored once', async () => {
     const out = join(dir, 'clicked.jsonl');
     const handler = fileURLToPath(new URL('../src/fixture/handlers/click-price.mjs', import.meta.url));

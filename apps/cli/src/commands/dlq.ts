@@ -80,7 +80,9 @@ export function registerDlq(program: Command): void {
 
   dlq
     .command('replay')
-    .description('put dead letters back on the crawl queue with fresh attempts; entries leave the DLQ once enqueued')
+    .description(
+      'put dead letters back on their queue (crawl, or crawl-render for render jobs) with fresh attempts; entries leave the DLQ once enqueued',
+    )
     .argument('[ids...]', 'entry ids (see dlq list)')
     .option('--all', 'replay every entry (with --class, every entry of that class)')
     .option('--class <class>', `with --all: only this failure class (${FAILURE_CLASSES.join(', ')})`)
