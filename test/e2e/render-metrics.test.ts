@@ -46,13 +46,14 @@ describe("a browser worker's metrics", () => {
     const dlq = new DeadLetterQueue(redis, keyLayout(prefix));
     try {
       await waitFor(async () => (await redis.xlen(keyLayout(prefix).results)) === 1 && (await dlq.count()) === 1, {
-        timeoutMs: 30_000,
+        timeoutMs: 60_000,
         what: 'one page rendered and one dead-lettered',
       });
     } finally {
       await dlq.close();
     }
-  });
+    // A browser worker process starts Chromium first: under a loaded CI machine that takes a while.
+  }, 90_000);
   afterAll(async () => {
     await worker.stop('SIGKILL');
     await cleanupPrefix(redis, prefix);

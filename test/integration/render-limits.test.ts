@@ -52,7 +52,15 @@ describe('render jobs are bounded', () => {
       jobs: { retries: 1, backoffBaseMs: 20, backoffMaxMs: 50 },
     });
     running.push(await startBrowserWorker(keys(), config, 2));
-    await submitRender(redis, keys(), config, [{ url: site.url('/hang') }, { url: site.url('/js/download') }]);
+    // In a session: what a page that never loaded changed is read back without waiting on it.
+    await submitRender(
+      redis,
+      keys(),
+      config,
+      [{ url: site.url('/hang') }, { url: site.url('/js/download') }],
+      'default',
+      'slow',
+    );
     await ended(2);
     const reasons = Object.fromEntries((await letters()).map((letter) => [letter.url, letter]));
     expect(reasons[site.url('/hang')]).toMatchObject({ class: 'recoverable', reason: 'retries_exhausted:timeout' });

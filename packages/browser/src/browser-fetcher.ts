@@ -111,7 +111,7 @@ export class BrowserFetcher implements PageFetcher {
     } catch (error) {
       const failure = browserError(error, lease);
       observer?.pageRendered?.(outcomeOf(failure));
-      await rendering.close();
+      await rendering.close(false);
       throw failure;
     }
   }
@@ -384,14 +384,16 @@ class Render {
     return hops.length;
   }
 
-  /** Takes what changed back into the session, once, and closes the context. */
-  close(): Promise<void> {
+  /**
+   * Takes what changed back into the session, once, and closes the context. After a page that
+   * failed to load only its cookies are taken (the browser's cookie store answers whatever the
+   * page is doing; its storage would wait on a document that may never come), and the whole sync
+   * is bounded: a context always closes.
+   */
+  close(loaded = true): Promise<void> {
     this.closed ??= (async () => {
       try {
-        if (this.session !== undefined) {
-          await this.cookiesOut();
-          await this.storageOut();
-        }
+        if (this.session !== undefined) await withinMs(this.syncOut(loaded), SYNC_OUT_MS);
       } catch (error) {
         this.options.logger.warn(
           { err: (error as Error).message },
@@ -404,6 +406,23 @@ class Render {
     })();
     return this.closed;
   }
+
+  private async syncOut(loaded: boolean): Promise<void> {
+    await this.cookiesOut();
+    if (loaded) await this.storageOut();
+  }
+}
+
+/** How long taking a page's changes back may take before its context is closed anyway. */
+const SYNC_OUT_MS = 10_000;
+
+/** `work`, or a rejection once `ms` have passed. */
+function withinMs<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
 /**
