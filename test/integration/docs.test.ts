@@ -8,9 +8,12 @@ const root = (path: string) => fileURLToPath(new URL(`../../${path}`, import.met
 describe('the configuration the docs show', () => {
   it('loads the example config in infra/', () => {
     const config = loadConfig({ path: root('infra/crawlfleet.config.example.json') });
-    expect(Object.keys(config.tenants)).toEqual(['default', 'intranet', 'shop', 'api']);
+    expect(Object.keys(config.tenants)).toEqual(['default', 'intranet', 'shop', 'api', 'app']);
     expect(config.tenants.shop?.auth?.login.form?.password).toBe('${SHOP_PASSWORD}');
     expect(config.tenants.api?.auth?.login.token?.path).toBe('access');
+    expect(config.tenants.app?.auth?.login.browser?.submit).toBe('button[type=submit]');
+    expect(config.tenants.app?.render.block).toEqual(['image', 'media', 'font']);
+    expect(config.render.waitUntil).toBe('load');
   });
 
   it("parses the JSON in README's config section", () => {
