@@ -67,6 +67,8 @@ const RECOVERABLE_CODES: Record<string, string> = {
   ERR_ROBOTS_UNAVAILABLE: 'robots_unavailable',
   /** The browser (or a page's renderer) died under a render job: another browser will try. */
   ERR_BROWSER_CRASHED: 'browser_crashed',
+  /** No Chromium would start on this worker (for a render or a browser login): another worker may have one. */
+  ERR_BROWSER_UNAVAILABLE: 'browser_unavailable',
 };
 
 /** Codes that no retry will change. */
@@ -81,8 +83,6 @@ const NON_RECOVERABLE_CODES: Record<string, string> = {
   ERR_ROBOTS_DISALLOWED: 'robots_disallowed',
   /** A render job's page turned out to be a download: browsers here download nothing. */
   ERR_DOWNLOAD_REFUSED: 'download_refused',
-  /** A browser login needs Chromium, and this worker has none it can start. */
-  ERR_BROWSER_UNAVAILABLE: 'browser_unavailable',
   CERT_HAS_EXPIRED: 'tls_certificate',
   DEPTH_ZERO_SELF_SIGNED_CERT: 'tls_certificate',
   SELF_SIGNED_CERT_IN_CHAIN: 'tls_certificate',
