@@ -99,7 +99,8 @@ export class BrowserPool {
 
   /** The live browser, launched (again) when there is none. */
   private running(): Promise<Browser> {
-    this.browser ??= launchChromium(this.options.path).then((browser) => {
+    if (this.browser !== undefined) return this.browser;
+    const launching = launchChromium(this.options.path).then((browser) => {
       browser.on('disconnected', () => {
         if (this.closed) return;
         this.options.logger.warn('the browser went away; the next render starts a new one');
@@ -108,10 +109,11 @@ export class BrowserPool {
       return browser;
     });
     // A launch that failed is tried again by the next context.
-    this.browser.catch(() => {
-      this.browser = undefined;
+    launching.catch(() => {
+      if (this.browser === launching) this.browser = undefined;
     });
-    return this.browser;
+    this.browser = launching;
+    return launching;
   }
 
   private checkMemory(): void {

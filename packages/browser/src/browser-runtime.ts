@@ -54,11 +54,14 @@ export class LazyBrowserLogin {
   constructor(private readonly options: Omit<BrowserRuntimeOptions, 'contexts'>) {}
 
   async submitForm(request: FetchRequest, tenant: FetchTenant, form: FormFill): Promise<FetchedPage> {
-    this.runtime ??= BrowserRuntime.start({ ...this.options, contexts: 2 });
-    // A runtime that did not start is tried again by the next login.
-    this.runtime.catch(() => {
-      this.runtime = undefined;
-    });
+    if (this.runtime === undefined) {
+      const starting = BrowserRuntime.start({ ...this.options, contexts: 2 });
+      // A runtime that did not start is tried again by the next login.
+      starting.catch(() => {
+        if (this.runtime === starting) this.runtime = undefined;
+      });
+      this.runtime = starting;
+    }
     return (await this.runtime).fetcher.submitForm(request, tenant, form);
   }
 

@@ -75,16 +75,3 @@ export async function launchChromium(path: string = chromiumPath()): Promise<Bro
     throw new BrowserUnavailableError(`Chromium at ${path} does not start: ${first}`);
   }
 }
-
-/**
- * Whether Chromium starts here: launched and closed once (a worker started with `--browsers`
- * checks this before it takes a job). Answers its version.
- */
-export async function checkChromium(path: string = chromiumPath()): Promise<string> {
-  const browser = await launchChromium(path);
-  try {
-    return browser.version();
-  } finally {
-    await browser.close().catch(() => undefined);
-  }
-}

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { isIP } from 'node:net';
+import { isIP, type LookupFunction } from 'node:net';
 import {
   AddressNotAllowedError,
   type AddressPolicy,
@@ -38,6 +38,8 @@ interface Lease {
   password: string;
   rules: EgressRules;
   refused: Error[];
+  /** The guarded lookup direct connections resolve names with, recording what it refuses. */
+  lookup: LookupFunction;
 }
 
 /**
@@ -73,12 +75,14 @@ export class EgressGuard {
     if (upstream !== undefined) checkProxyAddress(rules.policy, upstream.id);
     const username = `ctx${++this.next}`;
     const password = randomBytes(12).toString('hex');
-    const lease: Lease = { password, rules, refused: [] };
+    const refused: Error[] = [];
+    const lookup = recordingLookup(guardedLookup(rules.policy), refused);
+    const lease: Lease = { password, rules, refused, lookup };
     this.leases.set(username, lease);
     return {
       // Chromium sends loopback directly unless told not to: `<-loopback>` makes it use the guard too.
       proxy: { server: `http://127.0.0.1:${this.server.port}`, username, password, bypass: '<-loopback>' },
-      refused: lease.refused,
+      refused,
       release: () => this.leases.delete(username),
     };
   }
@@ -109,13 +113,7 @@ export class EgressGuard {
     }
     if (upstream !== undefined) return { upstreamProxyUrl: upstream.url };
     // Names are resolved here, each address checked before the connection is made.
-    const lookup = guardedLookup(policy);
-    const recorded = ((hostname: string, options: unknown, callback: (...args: unknown[]) => void) =>
-      (lookup as (...args: unknown[]) => void)(hostname, options, (error: Error | null, ...rest: unknown[]) => {
-        if (error instanceof AddressNotAllowedError) lease.refused.push(error);
-        callback(error, ...rest);
-      })) as never;
-    return { dnsLookup: recorded };
+    return { dnsLookup: lease.lookup as never };
   }
 
   /** Closes the guard and every connection through it. */
@@ -123,4 +121,13 @@ export class EgressGuard {
     this.leases.clear();
     await this.server.close(true);
   }
+}
+
+/** A lookup that adds each address refusal to `refused`, so a failed page says why. */
+function recordingLookup(lookup: LookupFunction, refused: Error[]): LookupFunction {
+  return ((hostname: string, options: unknown, callback: (...args: unknown[]) => void) =>
+    (lookup as (...args: unknown[]) => void)(hostname, options, (error: Error | null, ...rest: unknown[]) => {
+      if (error instanceof AddressNotAllowedError) refused.push(error);
+      callback(error, ...rest);
+    })) as LookupFunction;
 }

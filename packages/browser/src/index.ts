@@ -6,7 +6,6 @@ export { BrowserRuntime, type BrowserRuntimeOptions, LazyBrowserLogin } from './
 export {
   BrowserUnavailableError,
   CHROMIUM_ARGS,
-  checkChromium,
   chromiumPath,
   DEFAULT_CHROMIUM,
   launchChromium,

@@ -21,7 +21,7 @@ import { CrawlQueues } from '@crawlfleet/producer';
 import { Outbox, type OutboxFill, ResultsStore } from '@crawlfleet/results';
 import { type SessionCounters, type SessionHasher, SessionManager } from '@crawlfleet/sessions';
 import type { SlateStore } from '@crawlfleet/slates';
-import { type Job, Queue, Worker } from 'bullmq';
+import { type Job, type Queue, Worker } from 'bullmq';
 import type { CrawlHandler } from './crawl-handler.js';
 import { CrawlPages } from './crawl-pages.js';
 import { CrawlProcessor } from './crawl-processor.js';
@@ -111,8 +111,9 @@ export class CrawlWorker {
     this.bodies = options.bodyStore ?? (bodyStore === undefined ? undefined : lazyBodyStore(bodyStore));
     this.browser = options.browser;
     const queueName = this.browser === undefined ? CRAWL_QUEUE : RENDER_QUEUE;
-    this.queue = new Queue(queueName, { connection, prefix: keys.bullPrefix });
     this.queues = new CrawlQueues(connection, keys, config);
+    // Its own queue (to read a job's attempts, and for metrics) is one of the two it adds links to.
+    this.queue = this.browser === undefined ? this.queues.crawl : this.queues.render;
     // An HTTP worker logs in through a browser only for a tenant whose login asks for one.
     const browserLogins = Object.values(config.tenants).some((tenant) => tenant.auth?.login.browser !== undefined);
     this.lazyLogin =
@@ -277,7 +278,7 @@ export class CrawlWorker {
     await this.sessions.close();
     this.fetcher.close();
     await Promise.all([this.browser?.close(), this.lazyLogin?.close()]);
-    await Promise.all([this.dlq.close(), this.queue.close(), this.queues.close(), this.bodies?.close()]);
+    await Promise.all([this.dlq.close(), this.queues.close(), this.bodies?.close()]);
     return finished;
   }
 }
