@@ -31,7 +31,7 @@ afterEach(async () => {
 
 describe('coalesced writes', () => {
   it('send the commands of one turn of the event loop in one socket write, each answered in order', async () => {
-    const redis = await connectRedis(REDIS_URL, { role: 'worker' });
+    const redis = (await connectRedis(REDIS_URL, { role: 'worker' })) as Redis;
     opened.push(redis);
     coalesceWrites(redis);
     const counter = countSocketWrites(redis);
@@ -47,7 +47,7 @@ describe('coalesced writes', () => {
     expect(replies).toEqual(Array.from({ length: 50 }, (_, i) => (i % 2 === 0 ? String(i) : `e${i}`)));
 
     // Without it, every command is a write of its own.
-    const plain = await connectRedis(REDIS_URL, { role: 'worker' });
+    const plain = (await connectRedis(REDIS_URL, { role: 'worker' })) as Redis;
     opened.push(plain);
     const plainCounter = countSocketWrites(plain);
     await Promise.all(Array.from({ length: 10 }, (_, i) => plain.echo(`p${i}`)));
@@ -55,7 +55,7 @@ describe('coalesced writes', () => {
   });
 
   it('keep coalescing on the new socket after a reconnect', async () => {
-    const redis = await connectRedis(REDIS_URL, { role: 'worker' });
+    const redis = (await connectRedis(REDIS_URL, { role: 'worker' })) as Redis;
     opened.push(redis);
     coalesceWrites(redis);
     const before = redis.stream;

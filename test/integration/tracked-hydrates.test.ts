@@ -50,7 +50,7 @@ afterAll(async () => {
 });
 
 function startWorkerStore(url = REDIS_URL) {
-  const redis = openSessionRedis(url);
+  const redis = openSessionRedis(url) as Redis;
   const hydrates = TrackedHydrates.start<KeptHydrate>(redis);
   return { redis, hydrates, store: new SlateStore(redis, keys, ring, { tracked: hydrates }) };
 }
@@ -335,7 +335,7 @@ describe('tracked hydrates', () => {
   });
 
   it('reuse an answer no longer than maxAgeMs, and keep at most `capacity` sessions', async () => {
-    const redis = openSessionRedis(REDIS_URL);
+    const redis = openSessionRedis(REDIS_URL) as Redis;
     const hydrates = TrackedHydrates.start<KeptHydrate>(redis, { maxAgeMs: 300, capacity: 2 });
     const own = new SlateStore(redis, keys, ring, { tracked: hydrates });
     try {
@@ -362,7 +362,7 @@ describe('tracked hydrates', () => {
 
   it('drop every answer when Redis flushes its tracking (FLUSHALL), and keep tracking after', async () => {
     const server = await startRedisServer();
-    const redis = openSessionRedis(server.url);
+    const redis = openSessionRedis(server.url) as Redis;
     const hydrates = TrackedHydrates.start<KeptHydrate>(redis);
     const own = new SlateStore(redis, keys, ring, { tracked: hydrates });
     const admin2 = openTestRedis(server.url);
@@ -432,7 +432,7 @@ describe('tracked hydrates', () => {
 
   it('drop every answer when the subscriber stops answering without closing, and reconnect it', async () => {
     const proxy = await startFreezableProxy(REDIS_URL);
-    const redis = openSessionRedis(proxy.url);
+    const redis = openSessionRedis(proxy.url) as Redis;
     const hydrates = TrackedHydrates.start<KeptHydrate>(redis, { pingMs: 200 });
     const own = new SlateStore(redis, keys, ring, { tracked: hydrates });
     try {
@@ -473,7 +473,7 @@ describe('tracked hydrates', () => {
 
   it('go without, after one warning, on a Redis that refuses CLIENT TRACKING', async () => {
     const server = await startRedisServer({ args: ['--rename-command', 'CLIENT', ''] });
-    const redis = openSessionRedis(server.url);
+    const redis = openSessionRedis(server.url) as Redis;
     const refusals: string[] = [];
     const hydrates = TrackedHydrates.start<KeptHydrate>(redis, { onUnavailable: (reason) => refusals.push(reason) });
     try {

@@ -31,7 +31,7 @@ export async function startTestWorker(
   options: Partial<CrawlWorkerOptions> = {},
 ): Promise<TestWorker> {
   const connection = await connectRedis(REDIS_URL, { role: 'worker' });
-  const sessionRedis = openSessionRedis(REDIS_URL);
+  const sessionRedis = openSessionRedis(REDIS_URL) as Redis;
   await whenReady(sessionRedis, 3_000);
   const tracked = config.sessions.trackHydrates ? TrackedHydrates.start<KeptHydrate>(sessionRedis) : undefined;
   const worker = new CrawlWorker({

@@ -1,5 +1,6 @@
 import { InputError } from './errors.js';
 import { isValidPrefix } from './keys.js';
+import { isClusterUrl, parseClusterUrl, redactRedisUrl } from './redis.js';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
 export const DEFAULT_PREFIX = 'cf';
@@ -28,11 +29,18 @@ export function readEnvironment(env: NodeJS.ProcessEnv = process.env): Environme
     ['REDIS_URL', redisUrl],
     ['CRAWLFLEET_SESSION_REDIS_URL', env.CRAWLFLEET_SESSION_REDIS_URL],
   ] as const) {
-    if (value && !/^rediss?:\/\//.test(value)) {
+    if (value && !/^rediss?(\+cluster)?:\/\//.test(value)) {
       throw new InputError(
         'invalid_redis_url',
-        `${name} must start with redis:// or rediss://, got ${JSON.stringify(value)}`,
+        `${name} must start with redis://, rediss:// or redis+cluster://, got ${JSON.stringify(redactRedisUrl(value))}`,
       );
+    }
+    if (value && isClusterUrl(value)) {
+      try {
+        parseClusterUrl(value);
+      } catch (error) {
+        throw new InputError('invalid_redis_url', `${name}: ${(error as Error).message}`);
+      }
     }
   }
   return {

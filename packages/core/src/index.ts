@@ -68,13 +68,19 @@ export {
 export type { CrawlObserver } from './observer.js';
 export { redactPii, redactPiiDeep } from './pii.js';
 export {
+  type ClusterUrl,
   type ConnectOptions,
   coalesceWrites,
   connectRedis,
+  isCluster,
+  isClusterUrl,
+  mastersOf,
   openSessionRedis,
+  parseClusterUrl,
   type RedisClient,
   redactRedisUrl,
   whenReady,
 } from './redis.js';
 export { NODE_FLAGS } from './runtime.js';
+export { type PipelineAnswer, pipelineEach, slotGroups } from './slot-groups.js';
 export { TurnBatch } from './turn-batch.js';

@@ -1,16 +1,109 @@
-import { Redis } from 'ioredis';
-import { RedisUnavailableError } from './errors.js';
+import { Cluster, Redis } from 'ioredis';
+import { InputError, RedisUnavailableError } from './errors.js';
 
 /**
  * The Redis connection every package takes and `connectRedis` opens: the one seam between
- * crawlfleet's code and its Redis client. Today an ioredis client of one Redis; running on a Redis
- * Cluster widens this type (ioredis's `Cluster` shares the command interface) and `connectRedis`,
- * not every package.
+ * crawlfleet's code and its Redis client. An ioredis client of one Redis, or of a Redis Cluster
+ * (`redis+cluster://`), which shares the command interface; what differs on a cluster (pipelines
+ * that span nodes, scanning every master, the socket of each node) goes through the helpers here
+ * and in `slot-groups.ts`, not through each package.
  */
-export type RedisClient = Redis;
+export type RedisClient = Redis | Cluster;
+
+/** Whether `redis` is a Redis Cluster client. */
+export function isCluster(redis: RedisClient): redis is Cluster {
+  return redis instanceof Cluster;
+}
+
+/** The clients of the masters that hold the data: each master's, on a cluster; the one Redis's, else. */
+export function mastersOf(redis: RedisClient): Redis[] {
+  return isCluster(redis) ? redis.nodes('master') : [redis];
+}
+
+/** Whether a URL names a Redis Cluster: `redis+cluster://host:port[,host:port...]` (or `rediss+cluster://`). */
+export function isClusterUrl(url: string): boolean {
+  return /^rediss?\+cluster:\/\//i.test(url.trim());
+}
+
+export interface ClusterUrl {
+  nodes: Array<{ host: string; port: number }>;
+  username?: string;
+  password?: string;
+  tls: boolean;
+}
+
+/**
+ * Reads a cluster URL: `redis+cluster://[user:password@]host:port[,host:port...]`. Any node of the
+ * cluster is enough to find the others; several ride out one being down at start. Throws
+ * `InputError` for a URL that is not one, with what is wrong.
+ */
+export function parseClusterUrl(url: string): ClusterUrl {
+  const match = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#]+)\/?$/i.exec(url.trim());
+  if (match === null) {
+    throw new InputError(
+      'invalid_redis_url',
+      `a cluster URL is redis+cluster://host:port[,host:port...], got ${redactRedisUrl(url)}`,
+    );
+  }
+  const [, scheme = 'redis', credentials, hosts = ''] = match;
+  const nodes = hosts.split(',').map((entry) => {
+    const node = /^(\[[0-9a-f:]+\]|[^:[\]]+):(\d{1,5})$/i.exec(entry.trim());
+    const port = Number(node?.[2]);
+    if (node === null || port < 1 || port > 65_535) {
+      throw new InputError(
+        'invalid_redis_url',
+        `a cluster node is host:port, got ${JSON.stringify(entry)} in ${redactRedisUrl(url)}`,
+      );
+    }
+    return { host: (node[1] ?? '').replace(/^\[|\]$/g, ''), port };
+  });
+  const parsed: ClusterUrl = { nodes, tls: scheme.toLowerCase() === 'rediss' };
+  if (credentials !== undefined && credentials !== '') {
+    const colon = credentials.indexOf(':');
+    const user = decodeURIComponent(colon === -1 ? credentials : credentials.slice(0, colon));
+    if (user !== '') parsed.username = user;
+    if (colon !== -1) parsed.password = decodeURIComponent(credentials.slice(colon + 1));
+  }
+  return parsed;
+}
+
+/** A cluster client with the options of one Redis connection applied to each node's. */
+function openCluster(url: string, options: ClusterOptions, lazyConnect: boolean): Cluster {
+  const { nodes, username, password, tls } = parseClusterUrl(url);
+  return new Cluster(nodes, {
+    lazyConnect,
+    enableReadyCheck: true,
+    enableOfflineQueue: options.enableOfflineQueue ?? true,
+    clusterRetryStrategy: options.retryStrategy,
+    // After a master dies, its replica is promoted within the cluster's node timeout; commands
+    // that got a connection error wait a moment and ask again instead of failing at once.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 300,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: 2_000,
+    redisOptions: {
+      connectTimeout: options.connectTimeoutMs,
+      maxRetriesPerRequest: options.maxRetriesPerRequest,
+      ...(options.commandTimeoutMs === undefined ? {} : { commandTimeout: options.commandTimeoutMs }),
+      ...(username === undefined ? {} : { username }),
+      ...(password === undefined ? {} : { password }),
+      ...(tls ? { tls: {} } : {}),
+    },
+  });
+}
+
+interface ClusterOptions {
+  connectTimeoutMs: number;
+  maxRetriesPerRequest: number | null;
+  retryStrategy: (times: number) => number | null;
+  commandTimeoutMs?: number;
+  enableOfflineQueue?: boolean;
+}
 
 /** A Redis URL with its password replaced, for messages and logs. */
 export function redactRedisUrl(url: string): string {
+  // A cluster URL lists several host:port pairs, which URL cannot parse.
+  if (isClusterUrl(url)) return url.trim().replace(/(\/\/[^:@/]*:)[^@/]*@/, '$1***@');
   try {
     const parsed = new URL(url);
     if (parsed.password !== '') parsed.password = '***';
@@ -33,13 +126,20 @@ export interface ConnectOptions {
 /** Opens a Redis connection and waits until it is ready; throws `RedisUnavailableError`. */
 export async function connectRedis(url: string, options: ConnectOptions): Promise<RedisClient> {
   const worker = options.role === 'worker';
-  const redis = new Redis(url, {
-    lazyConnect: true,
-    connectTimeout: options.connectTimeoutMs ?? 3_000,
-    maxRetriesPerRequest: worker ? null : 2,
-    enableReadyCheck: true,
-    retryStrategy: worker ? (times) => Math.min(times * 200, 5_000) : (times) => (times > 2 ? null : times * 200),
-  });
+  const connectTimeout = options.connectTimeoutMs ?? 3_000;
+  const maxRetriesPerRequest = worker ? null : 2;
+  const retryStrategy = worker
+    ? (times: number) => Math.min(times * 200, 5_000)
+    : (times: number) => (times > 2 ? null : times * 200);
+  const redis: RedisClient = isClusterUrl(url)
+    ? openCluster(url, { connectTimeoutMs: connectTimeout, maxRetriesPerRequest, retryStrategy }, true)
+    : new Redis(url, {
+        lazyConnect: true,
+        connectTimeout,
+        maxRetriesPerRequest,
+        enableReadyCheck: true,
+        retryStrategy,
+      });
   // Errors surface through connect() and commands; the socket's own error says why best.
   let socketError: Error | undefined;
   redis.on('error', (error: Error) => {
@@ -61,15 +161,28 @@ export async function connectRedis(url: string, options: ConnectOptions): Promis
  * It does not wait to connect, so a worker starts even when the session Redis is down.
  */
 export function openSessionRedis(url: string, commandTimeoutMs = 2_000): RedisClient {
-  const redis = new Redis(url, {
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: commandTimeoutMs,
-    connectTimeout: 2_000,
-    retryStrategy: (times) => Math.min(times * 200, 5_000),
-    // No autopipelining: jobs rarely hydrate in the same tick, and the pipeline it builds for
-    // every command cost a worker about 15% of its throughput in the fleet benchmark.
-  });
+  const retryStrategy = (times: number) => Math.min(times * 200, 5_000);
+  const redis: RedisClient = isClusterUrl(url)
+    ? openCluster(
+        url,
+        {
+          connectTimeoutMs: 2_000,
+          maxRetriesPerRequest: 0,
+          retryStrategy,
+          commandTimeoutMs,
+          enableOfflineQueue: false,
+        },
+        false,
+      )
+    : new Redis(url, {
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 0,
+        commandTimeout: commandTimeoutMs,
+        connectTimeout: 2_000,
+        retryStrategy,
+        // No autopipelining: jobs rarely hydrate in the same tick, and the pipeline it builds for
+        // every command cost a worker about 15% of its throughput in the fleet benchmark.
+      });
   redis.on('error', () => {});
   return redis;
 }
@@ -98,6 +211,12 @@ export function whenReady(redis: RedisClient, timeoutMs: number): Promise<boolea
  * serves all their commands. The socket changes on every reconnect; each is patched once.
  */
 export function coalesceWrites(redis: RedisClient): void {
+  if (isCluster(redis)) {
+    // Each node has its own socket: the commands of a turn go out in one write per node.
+    for (const node of redis.nodes('all')) coalesceWrites(node);
+    redis.on('+node', (node: Redis) => coalesceWrites(node));
+    return;
+  }
   const patch = () => {
     const stream = redis.stream as (typeof redis.stream & { [COALESCED]?: true }) | undefined;
     if (stream === undefined || stream[COALESCED]) return;

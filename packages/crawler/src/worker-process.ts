@@ -3,6 +3,7 @@ import {
   type CrawlfleetConfig,
   coalesceWrites,
   connectRedis,
+  isCluster,
   type KeyLayout,
   keyLayout,
   openSessionRedis,
@@ -66,12 +67,20 @@ export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWork
       'session Redis unreachable; jobs run on ephemeral sessions until it answers',
     );
   }
-  const tracked = options.config.sessions.trackHydrates
-    ? TrackedHydrates.start<KeptHydrate>(sessionRedis, {
-        onUnavailable: (reason) =>
-          options.logger.warn({ err: reason }, 'session Redis refuses CLIENT TRACKING; every job reads its session'),
-      })
-    : undefined;
+  // Tracking redirects invalidations to a subscriber on the same node; on a cluster that is one
+  // per master, which this worker does not keep: it reads its sessions, and says so once.
+  if (options.config.sessions.trackHydrates && isCluster(sessionRedis)) {
+    options.logger.warn(
+      'session Redis is a cluster: hydrate tracking (CLIENT TRACKING) is off; every job reads its session',
+    );
+  }
+  const tracked =
+    options.config.sessions.trackHydrates && !isCluster(sessionRedis)
+      ? TrackedHydrates.start<KeptHydrate>(sessionRedis, {
+          onUnavailable: (reason) =>
+            options.logger.warn({ err: reason }, 'session Redis refuses CLIENT TRACKING; every job reads its session'),
+        })
+      : undefined;
   let worker: CrawlWorker;
   try {
     const sessionStore = new SlateStore(sessionRedis, options.keys, options.ring, { tracked });

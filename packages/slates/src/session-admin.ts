@@ -1,4 +1,11 @@
-import { type KeyLayout, parseSessionKey, type RedisClient, type SessionKeys } from '@crawlfleet/core';
+import {
+  type KeyLayout,
+  mastersOf,
+  parseSessionKey,
+  pipelineEach,
+  type RedisClient,
+  type SessionKeys,
+} from '@crawlfleet/core';
 import { envelopeKid, open, seal } from './envelope.js';
 import type { KeyRing } from './key-ring.js';
 import { luaSource } from './lua-source.js';
@@ -84,15 +91,22 @@ export class SessionAdmin {
 
   /** The slates each session holds now: its index, less what expired. */
   private async slatesOf(sessions: readonly SessionKeys[]): Promise<string[][]> {
-    const indexes = await this.redis.pipeline(sessions.map((session) => ['smembers', session.index])).exec();
-    const names = sessions.map((_, i) => [...((indexes?.[i]?.[1] as string[] | undefined) ?? [])].sort());
-    const checks = this.redis.pipeline();
-    sessions.forEach((session, i) => {
-      for (const name of names[i] ?? []) checks.exists(session.slate(name));
+    // One pipeline per master on a cluster: each session's keys share its own slot.
+    const bySession = (session: SessionKeys) => session.base;
+    const indexes = await pipelineEach(this.redis, sessions, bySession, (pipeline, session) => {
+      pipeline.smembers(session.index);
     });
-    const exists = (await checks.exec()) ?? [];
-    let at = 0;
-    return names.map((list) => list.filter(() => Number(exists[at++]?.[1] ?? 0) === 1));
+    const names = sessions.map((_, i) => [...((indexes[i]?.[0]?.[1] as string[] | undefined) ?? [])].sort());
+    const listed = sessions.map((session, i) => ({ session, names: names[i] ?? [] }));
+    const exists = await pipelineEach(
+      this.redis,
+      listed,
+      ({ session }) => bySession(session),
+      (pipeline, entry) => {
+        for (const name of entry.names) pipeline.exists(entry.session.slate(name));
+      },
+    );
+    return listed.map((entry, i) => entry.names.filter((_, at) => Number(exists[i]?.[at]?.[1] ?? 0) === 1));
   }
 
   /**
@@ -213,30 +227,36 @@ export class SessionAdmin {
   async indexOlderSessions(): Promise<number> {
     if ((await this.redis.exists(this.keys.sessionsIndexed)) === 1) return 0;
     const found = new Map<string, { session: SessionKeys; slates: string[] }>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', this.keys.sessionPattern, 'COUNT', 1000);
-      cursor = next;
-      for (const key of keys) {
-        const parsed = parseSessionKey(this.keys.prefix, key);
-        if (parsed === undefined || /^(lease:|flag:|index$)/.test(parsed.slate)) continue;
-        const id = `${parsed.tenant}/${parsed.sessionId}`;
-        const entry = found.get(id) ?? { session: this.keys.session(parsed.tenant, parsed.sessionId), slates: [] };
-        entry.slates.push(parsed.slate);
-        found.set(id, entry);
-      }
-    } while (cursor !== '0');
+    // SCAN sees one node's keys: on a cluster, each master is scanned.
+    for (const master of mastersOf(this.redis)) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await master.scan(cursor, 'MATCH', this.keys.sessionPattern, 'COUNT', 1000);
+        cursor = next;
+        for (const key of keys) {
+          const parsed = parseSessionKey(this.keys.prefix, key);
+          if (parsed === undefined || /^(lease:|flag:|index$)/.test(parsed.slate)) continue;
+          const id = `${parsed.tenant}/${parsed.sessionId}`;
+          const entry = found.get(id) ?? { session: this.keys.session(parsed.tenant, parsed.sessionId), slates: [] };
+          entry.slates.push(parsed.slate);
+          found.set(id, entry);
+        }
+      } while (cursor !== '0');
+    }
     const entries = [...found.entries()];
     for (let start = 0; start < entries.length; start += BATCH) {
-      const pipeline = this.redis.pipeline();
-      const now = Date.now();
-      for (const [id, { session, slates }] of entries.slice(start, start + BATCH)) {
-        pipeline.zadd(this.keys.sessionRegistry, now, id);
-        pipeline.sadd(session.index, ...slates);
-        // As long as the longest a slate is kept by default; each write extends it as needed.
-        pipeline.pexpire(session.index, INDEX_TTL_MS, 'NX');
-      }
-      await pipeline.exec();
+      const batch = entries.slice(start, start + BATCH);
+      await this.redis.zadd(this.keys.sessionRegistry, ...batch.flatMap(([id]) => [Date.now(), id]));
+      await pipelineEach(
+        this.redis,
+        batch,
+        ([, { session }]) => session.base,
+        (pipeline, [, { session, slates }]) => {
+          pipeline.sadd(session.index, ...slates);
+          // As long as the longest a slate is kept by default; each write extends it as needed.
+          pipeline.pexpire(session.index, INDEX_TTL_MS, 'NX');
+        },
+      );
     }
     await this.redis.set(this.keys.sessionsIndexed, new Date().toISOString());
     return entries.length;

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { type KeyLayout, type RedisClient, type SessionKeys, TurnBatch } from '@crawlfleet/core';
+import { type KeyLayout, pipelineEach, type RedisClient, type SessionKeys, TurnBatch } from '@crawlfleet/core';
 import { EnvelopeError, type OpenFailure, open, seal } from './envelope.js';
 import type { KeyRing } from './key-ring.js';
 import { luaSource } from './lua-source.js';
@@ -215,12 +215,23 @@ export class SlateStore {
     const reads: SlateRead[] = [];
     for (let start = 0; start < sessions.length; start += READ_EACH_BATCH) {
       const batch = sessions.slice(start, start + READ_EACH_BATCH);
-      const pipeline = this.redis.pipeline() as PipelineWithScripts;
-      for (const session of batch)
-        pipeline.cfHydrateSession(3, session.slate(name), session.quarantine, session.breaker, shape, '');
-      const answers = (await pipeline.exec()) ?? [];
+      // One pipeline per master on a cluster: each session's keys share its own slot.
+      const answers = await pipelineEach(
+        this.redis,
+        batch,
+        (session) => session.base,
+        (pipeline, session) =>
+          (pipeline as PipelineWithScripts).cfHydrateSession(
+            3,
+            session.slate(name),
+            session.quarantine,
+            session.breaker,
+            shape,
+            '',
+          ),
+      );
       batch.forEach((session, i) => {
-        const [error, answer] = answers[i] ?? [new Error('no answer to a pipelined read'), null];
+        const [error, answer] = answers[i]?.[0] ?? [new Error('no answer to a pipelined read'), null];
         if (error) throw error;
         const [version, stored] = answer as ScriptAnswer;
         reads.push(this.decodeStored(session.slate(name), name, Number(version ?? 0), stored));

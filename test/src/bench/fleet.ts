@@ -227,7 +227,8 @@ export async function openBench(options: {
   };
   try {
     await verifyMonitorCounting(server.url);
-    control = await connectRedis(server.url, { role: 'worker' });
+    // The bench runs on one Redis: its own server.
+    control = (await connectRedis(server.url, { role: 'worker' })) as Redis;
     const configPath = join(dir, 'crawlfleet.config.json');
     // robots.txt respected (fetched once, then cached), the host pace checked on every job
     // (no interval, so no job is held back), breakers and PII redaction as by default, and

@@ -43,7 +43,7 @@ export interface SessionBenchResult {
  */
 export async function benchSessions(jobs = 2_000): Promise<SessionBenchResult> {
   const server = await startRedisServer();
-  const redis = openSessionRedis(server.url);
+  const redis = openSessionRedis(server.url) as Redis;
   await whenReady(redis, 5_000);
   try {
     const keys = keyLayout('bench');
