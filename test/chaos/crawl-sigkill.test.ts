@@ -10,6 +10,7 @@ import { graphPagesWithin } from '../src/fixture/link-graph.js';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { runCli, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 describe('a worker killed with SIGKILL in the middle of a crawl that follows links', () => {
   let server: RedisServer;
@@ -62,12 +63,12 @@ describe('a worker killed with SIGKILL in the middle of a crawl that follows lin
     workers = [0, 1, 2].map(() => startWorkerProcess(env, flags));
     const keys = keyLayout('crawl-chaos');
     const expected = graphPagesWithin(100);
-    await waitFor(async () => (await redis.xlen(keys.results)) >= 100, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) >= 100, {
       timeoutMs: 30_000,
       what: 'the crawl to be under way',
     });
     expect(await (workers[0] as WorkerProcess).stop('SIGKILL')).toBeNull();
-    expect(await redis.xlen(keys.results)).toBeLessThan(expected.size);
+    expect(await redis.xlen(soleShard(keys).results)).toBeLessThan(expected.size);
 
     const shown = async () => JSON.parse((await runCli(['crawls', 'show', 'all', '--json'], { env })).stdout);
     await waitFor(
@@ -82,7 +83,7 @@ describe('a worker killed with SIGKILL in the middle of a crawl that follows lin
     // Let a job the victim held finish its second run before counting.
     await waitFor(async () => (await redis.llen(`${keys.bullPrefix}:crawl:active`)) === 0, { timeoutMs: 20_000 });
 
-    const entries = await redis.xrange(keys.results, '-', '+');
+    const entries = await redis.xrange(soleShard(keys).results, '-', '+');
     const results = entries.filter(([, f]) => f[0] === 'r').map(([, f]) => JSON.parse(String(f[1])));
     const records = entries.filter(([, f]) => f[0] === 'd').map(([, f]) => JSON.parse(String(f[1])));
     expect(results).toHaveLength(expected.size);
@@ -106,8 +107,8 @@ describe('a worker killed with SIGKILL in the middle of a crawl that follows lin
     expect(await redis.scard(keys.crawlSeen('all'))).toBe(expected.size);
     // What the frontier still holds was taken by the killed worker (enqueued, not yet acknowledged):
     // another worker claims it after 30 s, and enqueueing it again adds nothing. None waits unread.
-    const left = await redis.xlen(keys.frontier);
-    const [taken] = (await redis.xpending(keys.frontier, 'movers')) as [number];
+    const left = await redis.xlen(soleShard(keys).frontier);
+    const [taken] = (await redis.xpending(soleShard(keys).frontier, 'movers')) as [number];
     expect(left).toBe(Number(taken));
 
     const codes = await Promise.all(workers.slice(1).map((w) => w.stop('SIGTERM')));

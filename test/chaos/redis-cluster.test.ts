@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { type CliResult, runCli, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 /**
  * A one-node Redis Cluster owns all 16384 slots, so the product's plain single-endpoint clients
@@ -177,7 +178,7 @@ describe('the key layout on Redis Cluster (a one-node cluster that enforces the 
     // Only this worker process runs it, so one breaker sees both failures and opens for the fleet.
     await cli(['submit', '--session', 'b1', site.url('/flaky/b1?fails=2&status=503')]);
 
-    await waitFor(async () => (await redis.xlen(keys.results)) === 14 && (await dlqLength()) === 6, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 14 && (await dlqLength()) === 6, {
       timeoutMs: 30_000,
       what: '14 results and 6 dead letters',
     });
@@ -241,7 +242,9 @@ describe('the key layout on Redis Cluster (a one-node cluster that enforces the 
     // f2 succeeds on its 4th request; the 404 fails again and is back in the DLQ.
     await waitFor(
       async () =>
-        (await redis.xlen(keys.results)) === 15 && (await dlqLength()) === 5 && site.hits('/status/404') === 2,
+        (await redis.xlen(soleShard(keys).results)) === 15 &&
+        (await dlqLength()) === 5 &&
+        site.hits('/status/404') === 2,
       { timeoutMs: 20_000, what: 'the replayed jobs' },
     );
   });
@@ -363,14 +366,16 @@ describe('the key layout on Redis Cluster (a one-node cluster that enforces the 
 
     expect(await worker?.stop('SIGTERM')).toBe(0);
     const counts = {
-      results: await redis.xlen(keys.results),
+      results: await redis.xlen(soleShard(keys).results),
       audit: await redis.xlen(keys.audit),
       dlq: await dlqLength(),
     };
     expect(counts).toMatchObject({ results: 15, dlq: 5 });
     await new Promise((resolve) => setTimeout(resolve, 1_100));
     expect(await cliJson(['purge', '--older-than', '1s', '--json'])).toEqual(counts);
-    expect([await redis.xlen(keys.results), await redis.xlen(keys.audit), await dlqLength()]).toEqual([0, 0, 0]);
+    expect([await redis.xlen(soleShard(keys).results), await redis.xlen(keys.audit), await dlqLength()]).toEqual([
+      0, 0, 0,
+    ]);
   });
 
   it('kept every command, script and transaction of the whole run on one slot', async () => {

@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { runCli, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 const JOBS = 600;
 
@@ -53,7 +54,7 @@ describe('Redis restarted mid-crawl, with append-only persistence', () => {
       redis.on('error', () => {});
       try {
         await redis.connect();
-        return await redis.xlen(keys.results);
+        return await redis.xlen(soleShard(keys).results);
       } catch {
         return -1;
       } finally {
@@ -72,7 +73,7 @@ describe('Redis restarted mid-crawl, with append-only persistence', () => {
     await waitFor(async () => (await count()) === JOBS, { timeoutMs: 60_000, what: 'every page after the restart' });
     const redis = new Redis(server.url);
     try {
-      const results = (await redis.xrange(keys.results, '-', '+')).map(
+      const results = (await redis.xrange(soleShard(keys).results, '-', '+')).map(
         ([, f]) => JSON.parse(String(f[1])) as { url: string; idempotencyKey: string },
       );
       expect(new Set(results.map((r) => r.idempotencyKey)).size).toBe(JOBS);

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { runCli, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 const JOBS = 2_000;
 const MISSING = 100;
@@ -62,24 +63,24 @@ describe('a worker killed with SIGKILL mid-crawl', () => {
     const flags = ['--concurrency', '16', '--lock-duration-ms', '2000', '--stalled-interval-ms', '1000'];
     workers = [0, 1, 2].map(() => startWorkerProcess(env, flags));
     const keys = keyLayout('chaos');
-    await waitFor(async () => (await redis.xlen(keys.results)) >= 400, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) >= 400, {
       timeoutMs: 30_000,
       what: 'the crawl to be under way',
     });
     const victim = workers[0] as WorkerProcess;
     expect(await victim.stop('SIGKILL')).toBeNull();
-    const killedAt = await redis.xlen(keys.results);
+    const killedAt = await redis.xlen(soleShard(keys).results);
     expect(killedAt).toBeLessThan(JOBS - MISSING);
 
     const dlq = new DeadLetterQueue(redis, keys);
     try {
-      await waitFor(async () => (await redis.xlen(keys.results)) + (await dlq.count()) >= JOBS, {
+      await waitFor(async () => (await redis.xlen(soleShard(keys).results)) + (await dlq.count()) >= JOBS, {
         timeoutMs: 60_000,
         what: 'every job to end',
       });
       // Let any job the victim held finish its second run before counting.
       await waitFor(async () => (await redis.llen(`${keys.bullPrefix}:crawl:active`)) === 0, { timeoutMs: 20_000 });
-      const results = (await redis.xrange(keys.results, '-', '+')).map(
+      const results = (await redis.xrange(soleShard(keys).results, '-', '+')).map(
         ([, f]) => JSON.parse(String(f[1])) as { url: string; idempotencyKey: string },
       );
       expect(results).toHaveLength(JOBS - MISSING);

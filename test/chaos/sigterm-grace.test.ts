@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { runCli, waitFor } from '../src/harness.js';
 import { startWorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 describe('SIGTERM while jobs hang', () => {
   let server: RedisServer;
@@ -69,11 +70,11 @@ describe('SIGTERM while jobs hang', () => {
     // The jobs it could not finish are picked up by the next worker once their locks lapse.
     const second = startWorkerProcess(env, flags);
     try {
-      await waitFor(async () => (await redis.xlen(keyLayout('grace').results)) === 3, {
+      await waitFor(async () => (await redis.xlen(soleShard(keyLayout('grace')).results)) === 3, {
         timeoutMs: 30_000,
         what: 'the three pages',
       });
-      const results = (await redis.xrange(keyLayout('grace').results, '-', '+')).map(
+      const results = (await redis.xrange(soleShard(keyLayout('grace')).results, '-', '+')).map(
         ([, f]) => JSON.parse(String(f[1])).url,
       );
       expect(new Set(results)).toEqual(new Set(urls));

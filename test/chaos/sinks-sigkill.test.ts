@@ -11,6 +11,7 @@ import { type CliProcess, startCliProcess } from '../src/cli-process.js';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { runCli, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 const PAGES = 5_000;
 const POSTGRES = 'postgres://postgres@127.0.0.1:5432/test';
@@ -100,7 +101,7 @@ describe('3 workers and 2 sinks, one of each killed with SIGKILL, 5,000 pages', 
       what: 'every page in PostgreSQL',
     });
     const keys = keyLayout('chaos');
-    await waitFor(async () => (await redis.xlen(keys.results)) === 0, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 0, {
       timeoutMs: 30_000,
       what: 'both sinks to take everything',
     });

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, submit } from '../src/fleet.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -47,7 +48,8 @@ describe('the board', () => {
     const worker = await startTestWorker(keys, config);
     await waitFor(
       async () =>
-        (await redis.xlen(keys.results)) === 2 && (await redis.zcard(`${keys.bullPrefix}:crawl-dlq:failed`)) === 2,
+        (await redis.xlen(soleShard(keys).results)) === 2 &&
+        (await redis.zcard(`${keys.bullPrefix}:crawl-dlq:failed`)) === 2,
       {
         what: 'two pages and two dead letters',
       },

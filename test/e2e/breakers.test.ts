@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 // Long enough for the healthy pages to finish while it is open, even on a loaded machine.
 const RESET_MS = 8_000;
@@ -63,13 +64,13 @@ describe('session breakers shared by the fleet', () => {
     const well = Array.from({ length: 6 }, (_, i) => site.url(`/ok/well-${i}`));
     await runCli(['submit', '--session', 'sick', ...held], { env });
     await runCli(['submit', '--session', 'well', ...well], { env });
-    await waitFor(async () => (await redis.xlen(keys.results)) === well.length, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === well.length, {
       what: "the healthy session's pages",
     });
     expect(Date.now()).toBeLessThan(openUntil);
     expect(site.hitsByPrefix('/ok/held-')).toBe(0);
 
-    await waitFor(async () => (await redis.xlen(keys.results)) === well.length + held.length, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === well.length + held.length, {
       timeoutMs: RESET_MS + 10_000,
       what: 'the held pages after the breaker closed',
     });
@@ -78,7 +79,7 @@ describe('session breakers shared by the fleet', () => {
       expect(hits).toHaveLength(1);
       expect(hits[0]).toBeGreaterThanOrEqual(openUntil);
     }
-    const results = (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    const results = (await redis.xrange(soleShard(keys).results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
     expect(results.filter((r) => r.sessionId === 'sick').map((r) => r.attempts)).toEqual([1, 1, 1]);
     expect(await redis.exists(sick.breaker)).toBe(0);
 

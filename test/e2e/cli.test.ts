@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, keyLayout, keysOf, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 describe('the crawlfleet command', () => {
   let site: FixtureSite;
@@ -201,7 +202,7 @@ describe('the crawlfleet command', () => {
     const code = await worker.stop('SIGTERM');
     expect(code).toBe(0);
     const keys = keyLayout(prefix);
-    expect(await redis.xlen(keys.results)).toBe(2);
+    expect(await redis.xlen(soleShard(keys).results)).toBe(2);
     const status = JSON.parse((await runCli(['status', '--json'], { env })).stdout);
     expect(status.counts).toMatchObject({ waiting: 2, active: 0 });
     expect(worker.output()).toContain('draining');

@@ -8,6 +8,7 @@ import { graphPagesWithin, SITEMAP_PAGES } from '../src/fixture/link-graph.js';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, type TestWorker } from '../src/fleet.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 const TENANTS = {
   default: { allowHosts: ['127.0.0.1'], robots: 'ignore' },
@@ -79,7 +80,7 @@ describe('a named crawl follows links within its scope, each page once, across t
     expect(site.hitsByPrefix('/graph')).toBe(expected.size);
     expect(site.hits('/graph/outside')).toBe(0);
 
-    const results = (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    const results = (await redis.xrange(soleShard(keys).results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
     expect(results).toHaveLength(expected.size);
     for (const result of results) {
       const url = new URL(result.url);
@@ -114,7 +115,7 @@ describe('a named crawl follows links within its scope, each page once, across t
     );
     // Give a straggler the chance to show itself.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await redis.xlen(keys.results)).toBe(50);
+    expect(await redis.xlen(soleShard(keys).results)).toBe(50);
     expect(site.hitsByPrefix('/graph')).toBe(50);
     // Every page was stored within the last minute; done, it has no ETA.
     expect(await crawlShown(env, 'capped')).toMatchObject({

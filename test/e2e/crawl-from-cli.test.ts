@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 const GOOD = 300;
 const MISSING = 20;
@@ -60,10 +61,13 @@ describe('a crawl submitted from the CLI and run by two worker processes', () =>
     workers = [startWorkerProcess(env, ['--concurrency', '8']), startWorkerProcess(env, ['--concurrency', '8'])];
     const dlq = new DeadLetterQueue(redis, keys);
     try {
-      await waitFor(async () => (await redis.xlen(keys.results)) === GOOD && (await dlq.count()) === MISSING, {
-        timeoutMs: 40_000,
-        what: '300 results and 20 dead letters',
-      });
+      await waitFor(
+        async () => (await redis.xlen(soleShard(keys).results)) === GOOD && (await dlq.count()) === MISSING,
+        {
+          timeoutMs: 40_000,
+          what: '300 results and 20 dead letters',
+        },
+      );
       const status = await runCli(['status', '--json'], { env });
       expect(JSON.parse(status.stdout).counts).toMatchObject({ waiting: 0, active: 0, delayed: 0, dlq: MISSING });
       for (let i = 0; i < MISSING; i++) expect(site.hits(`/status/404?n=${i}`)).toBe(1);
@@ -124,7 +128,7 @@ describe('a crawl submitted from the CLI and run by two worker processes', () =>
     const human = await runCli(['submit', site.url('/ok/page-0')], { env });
     expect(human.stderr).toContain('enqueued 0 jobs, 1 duplicate skipped');
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(await redis.xlen(keys.results)).toBe(GOOD);
+    expect(await redis.xlen(soleShard(keys).results)).toBe(GOOD);
     expect(site.hitsByPrefix('/ok/page-')).toBe(GOOD);
   });
 

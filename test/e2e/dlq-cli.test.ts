@@ -10,6 +10,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 describe('DLQ operations from the CLI', () => {
   let site: FixtureSite;
@@ -48,7 +49,7 @@ describe('DLQ operations from the CLI', () => {
     await cleanupPrefix(redis, prefix);
   });
 
-  const results = () => redis.xlen(keyLayout(prefix).results);
+  const results = () => redis.xlen(soleShard(keyLayout(prefix)).results);
 
   async function deadLetter(path: string): Promise<string> {
     await runCli(['submit', site.url(path)], { env });
@@ -79,7 +80,7 @@ describe('DLQ operations from the CLI', () => {
     await waitFor(async () => (await results()) === 1, { what: 'the replayed page stored' });
     expect(site.hits('/flaky/replay-me?fails=3')).toBe(4);
     expect(await dlq.count()).toBe(0);
-    const stored = JSON.parse(String((await redis.xrange(keyLayout(prefix).results, '-', '+'))[0]?.[1][1]));
+    const stored = JSON.parse(String((await redis.xrange(soleShard(keyLayout(prefix)).results, '-', '+'))[0]?.[1][1]));
     expect(stored).toMatchObject({ status: 200, attempts: 2 });
   });
 

@@ -19,6 +19,7 @@ import {
   uniquePrefix,
   waitFor,
 } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 /*
  * No Docker engine runs on the machines this project is built on, so the image itself is never
@@ -207,7 +208,7 @@ describe("the image's runtime stage, rehearsed without a Docker engine", () => {
     });
     expect(JSON.parse(submitted.stdout)).toEqual({ enqueued: 3, duplicates: 0 });
     const keys = keyLayout(prefix);
-    await waitFor(async () => (await redis.xlen(keys.results)) === 3, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 3, {
       timeoutMs: 20_000,
       what: `3 results: ${output()}`,
     });
@@ -243,7 +244,7 @@ describe("the image's runtime stage, rehearsed without a Docker engine", () => {
     const rendered = await waitFor(
       async () => {
         if (browserWorker?.exitCode !== null) throw new Error(`the browser worker exited: ${output()}`);
-        const entries = await redis.xrange(keys.results, '-', '+');
+        const entries = await redis.xrange(soleShard(keys).results, '-', '+');
         const pages = entries.map(
           ([, fields]) => JSON.parse(String(fields[1])) as { url: string; rendered?: boolean; body: string },
         );

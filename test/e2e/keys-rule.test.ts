@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type CliProcess, startCliProcess } from '../src/cli-process.js';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, TEST_KEYS, uniquePrefix, waitFor } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 /**
  * One rule for every command that needs session keys: CRAWLFLEET_KEYS when set, else the local key
@@ -65,8 +66,12 @@ describe('where every command finds its session keys', () => {
     expect((await runCli(['submit', '--session', 'k', site.url('/cookies/echo')], { env: noKeys })).code).toBe(0);
     worker = startCliProcess(['worker', '--concurrency', '2'], { ...noKeys, CRAWLFLEET_LOG_LEVEL: 'info' });
     const keys = keyLayout(prefix);
-    await waitFor(async () => (await redis.xlen(keys.results)) === 2, { what: 'the echo page fetched by the worker' });
-    const bodies = (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])).body);
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 2, {
+      what: 'the echo page fetched by the worker',
+    });
+    const bodies = (await redis.xrange(soleShard(keys).results, '-', '+')).map(
+      ([, f]) => JSON.parse(String(f[1])).body,
+    );
     expect(bodies).toContain('{"a":"1"}\n');
     expect(worker.stdout()).not.toMatch(/discard/i);
     worker.child.kill('SIGTERM');

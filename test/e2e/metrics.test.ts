@@ -15,6 +15,7 @@ import {
   waitFor,
 } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 describe('worker metrics', () => {
   let site: FixtureSite;
@@ -43,7 +44,7 @@ describe('worker metrics', () => {
       site.url('/ratelimit/m?times=1&retryAfter=0'),
     ];
     await runCli(['submit', '--session', 'metered', ...urls], { env });
-    await waitFor(async () => (await redis.xlen(keyLayout(prefix).results)) === 10, {
+    await waitFor(async () => (await redis.xlen(soleShard(keyLayout(prefix)).results)) === 10, {
       timeoutMs: 20_000,
       what: 'the crawl',
     });

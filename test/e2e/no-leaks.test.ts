@@ -18,6 +18,7 @@ import {
   waitFor,
 } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 const PROXY_PASSWORD = 'proxy-pass-7c1e9b';
 
@@ -61,7 +62,7 @@ describe('a crawl of pages with cookies, logins and personal data, through a pro
       site.url(p),
     );
     await runCli(['submit', '--session', 'alice-account', ...urls], { env });
-    await waitFor(async () => (await redis.xlen(keyLayout(prefix).results)) === 4, {
+    await waitFor(async () => (await redis.xlen(soleShard(keyLayout(prefix)).results)) === 4, {
       timeoutMs: 20_000,
       what: 'the crawl',
     });

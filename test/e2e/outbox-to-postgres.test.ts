@@ -10,6 +10,7 @@ import { type CliProcess, startCliProcess } from '../src/cli-process.js';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, openTestRedis, REDIS_URL, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 const PAGES = 1_200;
 const OUTBOX_MAX = 300;
@@ -74,14 +75,14 @@ describe('the results outbox: backpressure with no sink, then a PostgreSQL sink 
 
     workers = [0, 1].map(() => startWorkerProcess(env, ['--concurrency', '8']));
     // With no sink the outbox fills to its limit and the workers stop taking jobs.
-    await waitFor(async () => (await redis.xlen(keys.results)) >= OUTBOX_MAX, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) >= OUTBOX_MAX, {
       timeoutMs: 60_000,
       what: 'a full outbox',
     });
     let held = -1;
     await waitFor(
       async () => {
-        const now = await redis.xlen(keys.results);
+        const now = await redis.xlen(soleShard(keys).results);
         const steady = now === held;
         held = now;
         return steady;
@@ -108,7 +109,7 @@ describe('the results outbox: backpressure with no sink, then a PostgreSQL sink 
     const second = startCliProcess(['sink', 'run', '--to', to, '--name', 'pg', '--batch', '40'], env);
     sinks.push(second);
     await waitFor(async () => (await rows()).count >= PAGES, { timeoutMs: 90_000, what: 'every page in PostgreSQL' });
-    await waitFor(async () => (await redis.xlen(keys.results)) === 0, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 0, {
       timeoutMs: 20_000,
       what: 'the outbox trimmed',
     });

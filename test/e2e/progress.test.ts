@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 /** One `crawl progress` log line of a worker. */
 interface ProgressLine {
@@ -103,7 +104,10 @@ describe('progress', () => {
         site.url('/slow?ms=2500&progress=1'),
       ];
       await runCli(['submit', ...urls], { env });
-      await waitFor(async () => (await redis.xlen(keys.results)) === 14, { timeoutMs: 20_000, what: 'the crawl' });
+      await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 14, {
+        timeoutMs: 20_000,
+        what: 'the crawl',
+      });
 
       // Within an interval (and a little) of the last job, the summaries account for every job.
       const expected = { stored: 14, duplicates: 0, retries: 1, deadLettered: { non_recoverable: 1 } };
@@ -143,7 +147,10 @@ describe('progress', () => {
       env.CRAWLFLEET_PROGRESS_MS = '3600000';
       const running = worker(env, ['--concurrency', '4']);
       await runCli(['submit', ...Array.from({ length: 5 }, (_, i) => site.url(`/ok/drain-${i}`))], { env });
-      await waitFor(async () => (await redis.xlen(keys.results)) === 5, { timeoutMs: 20_000, what: 'the crawl' });
+      await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 5, {
+        timeoutMs: 20_000,
+        what: 'the crawl',
+      });
       expect(progressLines(running.output())).toEqual([]);
       expect(await running.stop('SIGTERM')).toBe(0);
       const lines = progressLines(running.output());
@@ -155,7 +162,10 @@ describe('progress', () => {
       const { env, keys } = ownCrawl('progress-off');
       const running = worker(env, ['--progress-every', '0']);
       await runCli(['submit', ...Array.from({ length: 3 }, (_, i) => site.url(`/ok/off-${i}`))], { env });
-      await waitFor(async () => (await redis.xlen(keys.results)) === 3, { timeoutMs: 20_000, what: 'the crawl' });
+      await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 3, {
+        timeoutMs: 20_000,
+        what: 'the crawl',
+      });
       expect(await running.stop('SIGTERM')).toBe(0);
       expect(progressLines(running.output())).toEqual([]);
     });
@@ -233,8 +243,8 @@ describe('progress', () => {
       const { keys } = ownCrawl('rate-estimate');
       const now = Date.now();
       // 40 entries 100 ms apart over the last 4 s, and one from two minutes ago.
-      await redis.xadd(keys.results, `${now - 120_000}-0`, 'r', '{}');
-      for (let i = 39; i >= 0; i--) await redis.xadd(keys.results, `${now - i * 100}-0`, 'r', '{}');
+      await redis.xadd(soleShard(keys).results, `${now - 120_000}-0`, 'r', '{}');
+      for (let i = 39; i >= 0; i--) await redis.xadd(soleShard(keys).results, `${now - i * 100}-0`, 'r', '{}');
       const store = new ResultsStore(redis, keys, parseConfig({}).retention);
       expect(await store.countRecent(60_000, { now })).toEqual({ count: 40, estimated: false });
       // Past the limit of 10, the 11 newest span 1 s: 11 a second, over the minute.

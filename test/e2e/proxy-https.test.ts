@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type ForwardProxy, startForwardProxy } from '../src/forward-proxy.js';
 import { cleanupPrefix, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 import { startTlsSite, type TlsSite } from '../src/tls-site.js';
 
 const PAGES = 60;
@@ -64,7 +65,7 @@ describe('https targets through a proxy (CONNECT), as a worker process trusting 
     worker = startWorkerProcess(env, ['--concurrency', '4']);
     const keys = keyLayout(env.CRAWLFLEET_PREFIX as string);
     // On a timeout, say what the worker and the proxy saw.
-    await waitFor(async () => (await redis.xlen(keys.results)) >= PAGES, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) >= PAGES, {
       timeoutMs: 30_000,
       what: 'every page',
     }).catch((error: Error) => {
@@ -72,7 +73,7 @@ describe('https targets through a proxy (CONNECT), as a worker process trusting 
         `${error.message}; worker: ${worker?.output().slice(-2000)}; proxy: ${proxy.forwarded.slice(0, 5)}`,
       );
     });
-    return (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    return (await redis.xrange(soleShard(keys).results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
   }
 
   it('tunnels every page through the proxy, over kept-alive tunnels, and stores them', async () => {

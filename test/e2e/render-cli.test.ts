@@ -8,6 +8,7 @@ import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { type ForwardProxy, startForwardProxy } from '../src/forward-proxy.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 interface Echo {
   headers: Record<string, string>;
@@ -67,7 +68,7 @@ describe('render jobs from the command line', () => {
   });
 
   async function results(): Promise<Array<{ url: string; body: string; rendered?: boolean }>> {
-    const entries = await redis.xrange(keys.results, '-', '+');
+    const entries = await redis.xrange(soleShard(keys).results, '-', '+');
     return entries.map(([, fields]) => JSON.parse(String(fields[1])));
   }
 

@@ -16,6 +16,7 @@ import {
   waitFor,
 } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 describe("a browser worker's metrics", () => {
   let site: FixtureSite;
@@ -45,10 +46,13 @@ describe("a browser worker's metrics", () => {
     expect((await runCli(['submit', '--render', '--session', 'metered', ...urls], { env })).code).toBe(0);
     const dlq = new DeadLetterQueue(redis, keyLayout(prefix));
     try {
-      await waitFor(async () => (await redis.xlen(keyLayout(prefix).results)) === 1 && (await dlq.count()) === 1, {
-        timeoutMs: 60_000,
-        what: 'one page rendered and one dead-lettered',
-      });
+      await waitFor(
+        async () => (await redis.xlen(soleShard(keyLayout(prefix)).results)) === 1 && (await dlq.count()) === 1,
+        {
+          timeoutMs: 60_000,
+          what: 'one page rendered and one dead-lettered',
+        },
+      );
     } finally {
       await dlq.close();
     }

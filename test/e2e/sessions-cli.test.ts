@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, TEST_KEYS, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 describe('sessions across processes and from the CLI', () => {
   let site: FixtureSite;
@@ -57,8 +58,13 @@ describe('sessions across processes and from the CLI', () => {
     expect(JSON.parse(submitted.stdout)).toEqual({ enqueued: 60, duplicates: 0 });
     workers = [startWorkerProcess(env, ['--concurrency', '16']), startWorkerProcess(env, ['--concurrency', '16'])];
     const keys = keyLayout(prefix);
-    await waitFor(async () => (await redis.xlen(keys.results)) === 60, { timeoutMs: 40_000, what: '60 results' });
-    const statuses = (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])).status);
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 60, {
+      timeoutMs: 40_000,
+      what: '60 results',
+    });
+    const statuses = (await redis.xrange(soleShard(keys).results, '-', '+')).map(
+      ([, f]) => JSON.parse(String(f[1])).status,
+    );
     expect(statuses.every((s) => s === 200)).toBe(true);
     expect(site.logins()).toBeGreaterThanOrEqual(1);
     expect(site.logins()).toBeLessThanOrEqual(2);

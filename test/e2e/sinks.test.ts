@@ -11,6 +11,7 @@ import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, openTestRedis, REDIS_URL, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
 import { type S3Server, startS3Server, uniqueBucket } from '../src/s3-server.js';
+import { soleShard } from '../src/shard.js';
 
 const SMALL = 1_100;
 const LARGE = 100;
@@ -84,10 +85,13 @@ describe('1,200 pages through jsonl:, gzipped jsonl:, warc: and s3:// sinks, lar
     expect((await runCli(['submit', '--file', file], { env })).code).toBe(0);
     worker = startWorkerProcess(env, ['--concurrency', '16']);
     const keys = keyLayout(prefix);
-    await waitFor(async () => (await redis.xlen(keys.results)) === PAGES, { timeoutMs: 90_000, what: 'every page' });
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === PAGES, {
+      timeoutMs: 90_000,
+      what: 'every page',
+    });
     expect(await worker.stop('SIGTERM')).toBe(0);
 
-    const stored = (await redis.xrange(keys.results, '-', '+')).map(
+    const stored = (await redis.xrange(soleShard(keys).results, '-', '+')).map(
       ([, f]) => JSON.parse(String(f[1])) as StoredResult,
     );
     const large = stored.filter((r) => r.url.includes('/huge'));
@@ -100,7 +104,7 @@ describe('1,200 pages through jsonl:, gzipped jsonl:, warc: and s3:// sinks, lar
     expect(objects).toHaveLength(1);
     // An inline result keeps its body; the outbox holds far less than the bodies' size.
     expect(stored.find((r) => r.url.includes('/ok/'))?.body).toContain('<html');
-    expect(Number(await redis.get(keys.resultsBytes))).toBeLessThan(PAGES * 1_024);
+    expect(Number(await redis.get(soleShard(keys).resultsBytes))).toBeLessThan(PAGES * 1_024);
 
     const exported = join(dir, 'export.jsonl');
     expect((await runCli(['results', 'export', '--out', exported], { env })).code).toBe(0);

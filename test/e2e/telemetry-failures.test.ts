@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 /** A port on 127.0.0.1 that nothing listens on: connections to it are refused. */
 async function refusingEndpoint(): Promise<string> {
@@ -129,7 +130,7 @@ describe('telemetry export to a collector that is down or hangs', () => {
       const endpoint = collector === 'refuses connections' ? refusing : hanging.endpoint;
       // Spans go out every 100 ms, so exports fail while the worker crawls, not only at shutdown.
       const { env, keys } = envFor('otel-worker', endpoint, { OTEL_BSP_SCHEDULE_DELAY: '100' });
-      const { results } = keys;
+      const { results } = soleShard(keys);
       const worker = startWorkerProcess(env, ['--concurrency', '4']);
       try {
         const first = Array.from({ length: 5 }, (_, i) => site.url(`/ok/a${i}`));

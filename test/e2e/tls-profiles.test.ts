@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submit } from '../src/fleet.js';
 import { cleanupPrefix, keyLayout, openTestRedis, runCli, uniquePrefix, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 import { startTlsSite, type TlsHit, type TlsSite } from '../src/tls-site.js';
 
 const SESSIONS = 12;
@@ -131,7 +132,7 @@ describe('a session is one TLS handshake: its browser family, TLS 1.2 at least',
         `s${s}`,
       );
     worker = startWorkerProcess(env, ['--concurrency', '6', '--metrics-port', String(metricsPort)]);
-    await waitFor(async () => (await redis.xlen(keys.results)) >= SESSIONS * PAGES, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) >= SESSIONS * PAGES, {
       timeoutMs: 30_000,
       what: 'every page',
     }).catch((error: Error) => {

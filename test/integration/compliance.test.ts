@@ -7,6 +7,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, submit, type TestWorker } from '../src/fleet.js';
 import { cleanupPrefix, keyLayout, openTestRedis, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 describe('compliance blocks and rate limits', () => {
   let site: FixtureSite;
@@ -65,7 +66,7 @@ describe('compliance blocks and rate limits', () => {
 
   it('quarantines a session that meets a WAF challenge: flushed, flagged, its next jobs never reach the site', async () => {
     await submit(redis, keys, config, [{ url: site.url('/cookies/set?before=1') }], 'default', 'q1');
-    await waitFor(async () => (await redis.xlen(keys.results)) === 1);
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 1);
     const session = keys.session('default', 'q1');
     expect(await redis.exists(session.slate('cookies'))).toBe(1);
 
@@ -90,7 +91,7 @@ describe('compliance blocks and rate limits', () => {
     expect(site.hits('/ok/after-quarantine')).toBe(0);
     // Other sessions are not affected.
     await submit(redis, keys, config, [{ url: site.url('/ok/other-session') }], 'default', 'q2');
-    await waitFor(async () => (await redis.xlen(keys.results)) === 2);
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 2);
 
     const audit = await new AuditLog(redis, keys, 1000).query({ kind: 'quarantine' });
     expect(audit).toHaveLength(1);
@@ -122,8 +123,8 @@ describe('compliance blocks and rate limits', () => {
   it('retries a 429 with Retry-After: 2 no sooner than 2 s later', async () => {
     const started = Date.now();
     const [job] = await submit(redis, keys, config, [{ url: site.url('/ratelimit/polite?times=1&retryAfter=2') }]);
-    await waitFor(async () => (await redis.xlen(keys.results)) === 1, { timeoutMs: 10_000 });
-    const [, fields] = (await redis.xrange(keys.results, '-', '+'))[0] ?? [];
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 1, { timeoutMs: 10_000 });
+    const [, fields] = (await redis.xrange(soleShard(keys).results, '-', '+'))[0] ?? [];
     const result = JSON.parse(String(fields?.[1]));
     expect(result).toMatchObject({ status: 200, attempts: 2 });
     expect(Date.parse(result.fetchedAt) - started).toBeGreaterThanOrEqual(2_000);

@@ -14,6 +14,7 @@ import {
   uniquePrefix,
   waitFor,
 } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 describe('a site that sets thousands of cookies', () => {
   let site: FixtureSite;
@@ -45,7 +46,7 @@ describe('a site that sets thousands of cookies', () => {
     for (let page = 0; page < 10; page++) {
       const query = Array.from({ length: 400 }, (_, i) => `p${page}c${i}=v`).join('&');
       await submit(redis, keys, config, [{ url: site.url(`/cookies/set?${query}`) }], 'default', 'hoarder');
-      await waitFor(async () => (await redis.xlen(keys.results)) === page + 1, {
+      await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === page + 1, {
         timeoutMs: 15_000,
         what: `page ${page + 1} stored`,
       });
@@ -61,8 +62,8 @@ describe('a site that sets thousands of cookies', () => {
 
     // The next job sends what the site accepts (Node's 16 KiB header limit) and completes.
     await submit(redis, keys, config, [{ url: site.url('/cookies/echo') }], 'default', 'hoarder');
-    await waitFor(async () => (await redis.xlen(keys.results)) === 11, { what: 'the echo stored' });
-    const [, fields] = (await redis.xrevrange(keys.results, '+', '-', 'COUNT', 1))[0] ?? [];
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 11, { what: 'the echo stored' });
+    const [, fields] = (await redis.xrevrange(soleShard(keys).results, '+', '-', 'COUNT', 1))[0] ?? [];
     const echoed = JSON.parse(JSON.parse(String(fields?.[1])).body) as Record<string, string>;
     expect(Object.keys(echoed).length).toBeGreaterThan(100);
 

@@ -9,6 +9,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, submit, type TestWorker } from '../src/fleet.js';
 import { cleanupPrefix, keyLayout, openTestRedis, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 describe('the crawl worker', () => {
   let site: FixtureSite;
@@ -57,7 +58,7 @@ describe('the crawl worker', () => {
   }
 
   async function storedResults(): Promise<Array<Record<string, unknown>>> {
-    const entries = await redis.xrange(keys.results, '-', '+');
+    const entries = await redis.xrange(soleShard(keys).results, '-', '+');
     return entries.map(([, fields]) => JSON.parse(String(fields[1])));
   }
 
@@ -73,11 +74,11 @@ describe('the crawl worker', () => {
       lockDurationMs: 1_000,
       sessionHasher: await loadSessionHasher(redis, keys.sessionHashKey),
     });
-    const job = await doomed.worker.getNextJob('doomed-token');
+    const job = await doomed.workers[0]?.getNextJob('doomed-token');
     if (job === undefined) throw new Error('no job to take');
     await run(doomed, job);
     connection.disconnect();
-    await doomed.worker.close(true).catch(() => {});
+    await Promise.all(doomed.workers.map((worker) => worker.close(true))).catch(() => {});
     return String(job.id);
   }
 
@@ -86,8 +87,8 @@ describe('the crawl worker', () => {
     const id = String(job?.idempotencyKey);
     await run();
     await waitFor(async () => (await queue.getJob(id))?.isCompleted(), { what: 'the job to complete' });
-    expect(await redis.xlen(keys.results)).toBe(1);
-    const [entryId] = (await redis.xrange(keys.results, '-', '+'))[0] ?? [];
+    expect(await redis.xlen(soleShard(keys).results)).toBe(1);
+    const [entryId] = (await redis.xrange(soleShard(keys).results, '-', '+'))[0] ?? [];
     expect(await redis.get(keys.ledger(id))).toBe(entryId);
     expect((await queue.getJob(id))?.returnvalue).toMatchObject({ outcome: 'stored', status: 200, entryId });
   });
@@ -106,7 +107,7 @@ describe('the crawl worker', () => {
   it('recovers from a reset connection', async () => {
     await submit(redis, keys, config, [{ url: site.url('/reset-once/r1') }]);
     await run();
-    await waitFor(async () => (await redis.xlen(keys.results)) === 1);
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 1);
     expect(site.hits('/reset-once/r1')).toBe(2);
   });
 
@@ -128,7 +129,7 @@ describe('the crawl worker', () => {
 
   it('retries a job that Redis refuses to store as internal_error, and dead-letters it on the last attempt', async () => {
     // The results stream is not a stream: every result write fails inside Redis (WRONGTYPE).
-    await redis.set(keys.results, 'not a stream');
+    await redis.set(soleShard(keys).results, 'not a stream');
     const url = site.url('/ok/unstorable');
     await submit(redis, keys, config, [{ url }]);
     await run();
@@ -190,7 +191,7 @@ describe('the crawl worker', () => {
     await queue.add('https://x.invalid/', { v: 1, url: 'https://x.invalid/' }, { jobId: 'junk-2', attempts: 3 });
     await submit(redis, keys, config, [{ url: site.url('/ok/after-junk') }]);
     await run();
-    await waitFor(async () => (await redis.xlen(keys.results)) === 1);
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 1);
     await waitFor(async () => (await dlq.count()) === 2);
     const junk = await dlq.show('junk-1');
     expect(junk).toMatchObject({ class: 'non_recoverable', reason: 'invalid_payload', url: null, attempts: 1 });
@@ -214,7 +215,7 @@ describe('the crawl worker', () => {
     const id = await takeAndDie(async (worker, job) => {
       await worker.processor.process(job);
     });
-    expect(await redis.xlen(keys.results)).toBe(1);
+    expect(await redis.xlen(soleShard(keys).results)).toBe(1);
 
     // Worker B finds the stalled job once A's lock lapses, runs it again, and writes nothing new.
     running.push(await startTestWorker(keys, config, { stalledIntervalMs: 300 }));
@@ -223,7 +224,7 @@ describe('the crawl worker', () => {
       what: 'the job to complete',
     });
     expect((await queue.getJob(id))?.returnvalue).toMatchObject({ outcome: 'duplicate' });
-    expect(await redis.xlen(keys.results)).toBe(1);
+    expect(await redis.xlen(soleShard(keys).results)).toBe(1);
     expect(site.hits('/ok/crash')).toBe(1);
     expect(await dlq.count()).toBe(0);
   });

@@ -13,6 +13,7 @@ import {
   waitFor,
 } from '../src/harness.js';
 import { startWorkerProcess } from '../src/processes.js';
+import { soleShard } from '../src/shard.js';
 
 describe("a worker whose key ring lacks the fleet's key", () => {
   let site: FixtureSite;
@@ -44,7 +45,7 @@ describe("a worker whose key ring lacks the fleet's key", () => {
     });
     try {
       await submit(redis, keys, config, [{ url: site.url(path) }], 'default', 's1');
-      await waitFor(async () => (await redis.xlen(keys.results)) === count, { what: `${count} results` });
+      await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === count, { what: `${count} results` });
       return ringWorker.worker.sessionCounters;
     } finally {
       await ringWorker.stop();

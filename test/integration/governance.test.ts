@@ -15,6 +15,7 @@ import {
   uniquePrefix,
   waitFor,
 } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 describe('data governance', () => {
   let site: FixtureSite;
@@ -50,8 +51,8 @@ describe('data governance', () => {
 
   async function bodyOf(tenant: string): Promise<string> {
     await submit(redis, keys, config, [{ url: site.url('/pii') }], tenant);
-    await waitFor(async () => (await redis.xlen(keys.results)) === 1);
-    const [, fields] = (await redis.xrange(keys.results, '-', '+'))[0] ?? [];
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 1);
+    const [, fields] = (await redis.xrange(soleShard(keys).results, '-', '+'))[0] ?? [];
     return JSON.parse(String(fields?.[1])).body;
   }
 
@@ -91,7 +92,7 @@ describe('data governance', () => {
       'default',
       'visitor',
     );
-    await waitFor(async () => (await redis.xlen(keys.results)) === 2);
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 2);
     const store = new SlateStore(redis, keys, testRing());
     const stored = (await store.read(store.session('default', 'visitor'), ['cookies'])).get('cookies')?.value;
     const names = (await (await SessionCookieJar.fromSlate(stored)).jar.describe()).map((c) => c.name).sort();

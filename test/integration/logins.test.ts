@@ -23,6 +23,7 @@ import {
   uniquePrefix,
   waitFor,
 } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 const USER_VARIABLE = 'CRAWLFLEET_TEST_LOGIN_USER';
 const PASSWORD_VARIABLE = 'CRAWLFLEET_TEST_LOGIN_PASSWORD';
@@ -98,7 +99,7 @@ describe('logins as real sites do them', () => {
   }
 
   async function results(): Promise<StoredPage[]> {
-    const entries = await redis.xrange(keyLayout(prefix).results, '-', '+');
+    const entries = await redis.xrange(soleShard(keyLayout(prefix)).results, '-', '+');
     return entries.map(([, fields]) => JSON.parse(String(fields[1])) as StoredPage);
   }
 

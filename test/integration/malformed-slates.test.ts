@@ -14,6 +14,7 @@ import {
   uniquePrefix,
   waitFor,
 } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 /** Ways a slate key can be broken by hand or by another program. */
 const TAMPERS: Array<[string, (redis: Redis, key: string) => Promise<unknown>]> = [
@@ -50,7 +51,7 @@ describe('a slate that is not a well-formed {v, d} hash', () => {
   async function crawl(path: string, count: number): Promise<void> {
     const keys = keyLayout(prefix);
     await submit(redis, keys, config, [{ url: site.url(path) }], 'default', 's1');
-    await waitFor(async () => (await redis.xlen(keys.results)) === count, { what: `${count} results` });
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === count, { what: `${count} results` });
   }
 
   async function cookieNames(): Promise<string[]> {

@@ -7,6 +7,7 @@ import { JsonlFile, OutboxConsumer, type OutboxConsumerOptions } from '@crawlfle
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupPrefix, keyLayout, openTestRedis, uniquePrefix } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 import { storedResult as result } from '../src/stored-result.js';
 
 let redis: Redis;
@@ -70,7 +71,7 @@ async function runOnce(
 
 /** What a consumer of another machine holds: delivered to it, never acknowledged. */
 async function readAs(group: string, consumer: string, count: number): Promise<void> {
-  await redis.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', keys.results, '>');
+  await redis.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', soleShard(keys).results, '>');
 }
 
 describe('OutboxConsumer', () => {
@@ -92,7 +93,7 @@ describe('OutboxConsumer', () => {
     expect(new Set([...first.keys, ...second.keys]).size).toBe(100);
     expect(await new Outbox(redis, keys).fill()).toEqual({ entries: 0, bytes: 0 });
     // The dead consumer is gone from the group once it holds nothing.
-    const consumers = (await redis.xinfo('CONSUMERS', keys.results, 'pg')) as unknown[][];
+    const consumers = (await redis.xinfo('CONSUMERS', soleShard(keys).results, 'pg')) as unknown[][];
     expect(consumers.map((fields) => fields[1])).not.toContain('elsewhere:4242');
   });
 

@@ -2,6 +2,7 @@ import { Outbox, ResultsStore } from '@crawlfleet/results';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupPrefix, keyLayout, openTestRedis, uniquePrefix } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 import { storedResult as result } from '../src/stored-result.js';
 
 let redis: Redis;
@@ -36,11 +37,18 @@ async function writeResults(count: number, tag: string): Promise<string[]> {
 
 /** Reads `count` new entries for `consumer` of `group` and acknowledges the first `ack` of them. */
 async function consume(group: string, count: number, ack: number): Promise<string[]> {
-  const read = (await redis.xreadgroup('GROUP', group, 'c1', 'COUNT', count, 'STREAMS', keys.results, '>')) as Array<
-    [string, Array<[string, string[]]>]
-  >;
+  const read = (await redis.xreadgroup(
+    'GROUP',
+    group,
+    'c1',
+    'COUNT',
+    count,
+    'STREAMS',
+    soleShard(keys).results,
+    '>',
+  )) as Array<[string, Array<[string, string[]]>]>;
   const ids = read[0]?.[1].map(([id]) => id) ?? [];
-  if (ack > 0) await redis.xack(keys.results, group, ...ids.slice(0, ack));
+  if (ack > 0) await redis.xack(soleShard(keys).results, group, ...ids.slice(0, ack));
   return ids;
 }
 
@@ -67,14 +75,14 @@ describe('Outbox', () => {
     await consume('files', 30, 30);
     const first = await outbox.trim();
     expect(first.trimmed).toBe(30);
-    const [oldest] = await redis.xrange(keys.results, '-', '+', 'COUNT', 1);
+    const [oldest] = await redis.xrange(soleShard(keys).results, '-', '+', 'COUNT', 1);
     expect(oldest?.[0]).toBe(ids[30]);
 
     // files catches up to 100; pg still has entry 61..80 pending: the oldest pending one stays.
     await consume('files', 100, 100);
     const second = await outbox.trim();
     expect(second.trimmed).toBe(30);
-    expect((await redis.xrange(keys.results, '-', '+', 'COUNT', 1))[0]?.[0]).toBe(ids[60]);
+    expect((await redis.xrange(soleShard(keys).results, '-', '+', 'COUNT', 1))[0]?.[0]).toBe(ids[60]);
 
     const sinks = await outbox.sinks();
     expect(sinks.map((sink) => [sink.name, sink.pending, sink.lag])).toEqual([
@@ -82,7 +90,7 @@ describe('Outbox', () => {
       ['pg', 20, 20],
     ]);
     // The bytes left are those of the 40 entries left.
-    const left = await redis.xrange(keys.results, '-', '+');
+    const left = await redis.xrange(soleShard(keys).results, '-', '+');
     expect(left).toHaveLength(40);
     const leftBytes = left.reduce((sum, [, fields]) => sum + Buffer.byteLength(fields[1] ?? ''), 0);
     expect(await outbox.fill()).toEqual({ entries: 40, bytes: leftBytes });
@@ -113,7 +121,7 @@ describe('Outbox', () => {
 
   it('purges by age whatever the sinks have, and takes the bytes off with the entries', async () => {
     await writeResults(30, 'old');
-    const [last] = await redis.xrevrange(keys.results, '+', '-', 'COUNT', 1);
+    const [last] = await redis.xrevrange(soleShard(keys).results, '+', '-', 'COUNT', 1);
     const cut = Number(String(last?.[0]).split('-')[0]) + 1;
     await new Promise((resolve) => setTimeout(resolve, 5));
     await writeResults(10, 'new');
@@ -122,11 +130,11 @@ describe('Outbox', () => {
     const purged = await outbox.purgeBefore(cut);
 
     expect(purged.trimmed).toBe(30);
-    const left = await redis.xrange(keys.results, '-', '+');
+    const left = await redis.xrange(soleShard(keys).results, '-', '+');
     expect(left).toHaveLength(10);
     const leftBytes = left.reduce((sum, [, fields]) => sum + Buffer.byteLength(fields[1] ?? ''), 0);
     expect(await outbox.fill()).toEqual({ entries: 10, bytes: leftBytes });
-    expect(await redis.xlen(keys.resultsSizes)).toBe(10);
+    expect(await redis.xlen(soleShard(keys).resultsSizes)).toBe(10);
   });
 
   it('refuses a sink name that is not one word', async () => {

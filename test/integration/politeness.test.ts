@@ -6,6 +6,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, submit, type TestWorker } from '../src/fleet.js';
 import { cleanupPrefix, keyLayout, openTestRedis, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 describe('fleet-wide politeness', () => {
   let site: FixtureSite;
@@ -51,7 +52,7 @@ describe('fleet-wide politeness', () => {
   }
 
   async function storedResults(): Promise<Array<{ url: string; attempts: number; status: number }>> {
-    return (await redis.xrange(keys.results, '-', '+')).map(([, fields]) => JSON.parse(String(fields[1])));
+    return (await redis.xrange(soleShard(keys).results, '-', '+')).map(([, fields]) => JSON.parse(String(fields[1])));
   }
 
   const gaps = (times: number[]) => times.slice(1).map((t, i) => t - (times[i] as number));
@@ -60,7 +61,7 @@ describe('fleet-wide politeness', () => {
     await fleet(2);
     const pages = Array.from({ length: 20 }, (_, i) => ({ url: site.url(`/ok/r${i}`) }));
     await submit(redis, keys, config, [...pages, { url: site.url('/private/secret') }]);
-    await waitFor(async () => (await redis.xlen(keys.results)) === 20, { what: '20 pages' });
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 20, { what: '20 pages' });
     const letter = await waitFor(async () => (await dlq.list())[0]);
     expect(letter).toMatchObject({ class: 'non_recoverable', reason: 'robots_disallowed', attempts: 1 });
     expect(site.hits('/private/secret')).toBe(0);
@@ -74,7 +75,7 @@ describe('fleet-wide politeness', () => {
     const otherOrigin = site.url(`/redirect?to=${encodeURIComponent(slowSite.url('/private/hop-other'))}`);
     const allowed = site.url(`/redirect?to=${encodeURIComponent(slowSite.url('/ok/hop-allowed'))}`);
     await submit(redis, keys, config, [{ url: sameOrigin }, { url: otherOrigin }, { url: allowed }]);
-    await waitFor(async () => (await dlq.count()) === 2 && (await redis.xlen(keys.results)) === 1, {
+    await waitFor(async () => (await dlq.count()) === 2 && (await redis.xlen(soleShard(keys).results)) === 1, {
       what: 'two disallowed hops in the DLQ and one page stored',
     });
     const letters = await dlq.list();
@@ -150,7 +151,7 @@ describe('fleet-wide politeness', () => {
         { url: open.url('/private/no-rules-1') },
         { url: open.url('/private/no-rules-2') },
       ]);
-      await waitFor(async () => (await redis.xlen(keys.results)) === 2, { what: 'both pages stored' });
+      await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 2, { what: 'both pages stored' });
       expect(open.hits('/robots.txt')).toBe(1);
     } finally {
       await open.close();
@@ -160,7 +161,7 @@ describe('fleet-wide politeness', () => {
   it('fetches what robots.txt disallows for a tenant that ignores it, without asking for robots.txt', async () => {
     await fleet(1);
     await submit(redis, keys, config, [{ url: site.url('/private/open') }], 'careless');
-    await waitFor(async () => (await redis.xlen(keys.results)) === 1);
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 1);
     expect(site.hits('/private/open')).toBe(1);
     expect(site.hits('/robots.txt')).toBe(0);
   });
@@ -174,7 +175,10 @@ describe('fleet-wide politeness', () => {
       config,
       paths.map((path) => ({ url: slowSite.url(path) })),
     );
-    await waitFor(async () => (await redis.xlen(keys.results)) === 3, { timeoutMs: 15_000, what: '3 paced pages' });
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 3, {
+      timeoutMs: 15_000,
+      what: '3 paced pages',
+    });
     const times = paths.flatMap((path) => slowSite.hitTimes(path)).sort((a, b) => a - b);
     expect(times).toHaveLength(3);
     for (const gap of gaps(times)) expect(gap).toBeGreaterThanOrEqual(950);
@@ -191,7 +195,7 @@ describe('fleet-wide politeness', () => {
       paths.map((path) => ({ url: site.url(path) })),
       'gentle',
     );
-    await waitFor(async () => (await redis.xlen(keys.results)) === 4, { timeoutMs: 15_000 });
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 4, { timeoutMs: 15_000 });
     const times = paths.flatMap((path) => site.hitTimes(path)).sort((a, b) => a - b);
     for (const gap of gaps(times)) expect(gap).toBeGreaterThanOrEqual(280);
   });
@@ -224,7 +228,7 @@ describe('fleet-wide politeness', () => {
     await waitFor(() => site.hits('/ratelimit/host?times=1&retryAfter=2') === 1, { what: 'the 429' });
     const limitedAt = site.hitTimes('/ratelimit/host?times=1&retryAfter=2')[0] as number;
     await submit(redis, keys, config, [{ url: site.url('/ok/next-on-host') }]);
-    await waitFor(async () => (await redis.xlen(keys.results)) === 2, { timeoutMs: 10_000 });
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 2, { timeoutMs: 10_000 });
     expect((site.hitTimes('/ok/next-on-host')[0] as number) - limitedAt).toBeGreaterThanOrEqual(1_900);
     expect((await storedResults()).find((r) => r.url.endsWith('/ok/next-on-host'))?.attempts).toBe(1);
   });

@@ -174,7 +174,7 @@ describe('Producer.submit', () => {
     const report = await producer.submit(jobs);
 
     expect(report).toEqual({ enqueued: 3, duplicates: 0, keys: jobs.map((job) => job.idempotencyKey) });
-    expect(await producer.queues.crawl.getWaitingCount()).toBe(3);
+    expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getWaitingCount()).toBe(3);
     for (const job of jobs) {
       const hash = await redis.hgetall(`{${prefix}}:crawl:${job.idempotencyKey}`);
       expect(hash.name).toBe(job.url);
@@ -186,7 +186,7 @@ describe('Producer.submit', () => {
       expect(opts.backoff).toMatchObject({ type: BACKOFF_TYPE });
       expect(BACKOFF_TYPE).toBe('crawlfleet');
 
-      const queued = await producer.queues.crawl.getJob(job.idempotencyKey);
+      const queued = await producer.queues.each(CRAWL_QUEUE)[0]?.getJob(job.idempotencyKey);
       expect(queued?.id).toBe(job.idempotencyKey);
       expect(queued?.opts.attempts).toBe(4);
     }
@@ -202,7 +202,7 @@ describe('Producer.submit', () => {
     expect(report.enqueued).toBe(2);
     expect(report.duplicates).toBe(2);
     expect(report.keys).toEqual([jobs[0]?.idempotencyKey, jobs[1]?.idempotencyKey]);
-    expect(await producer.queues.crawl.getWaitingCount()).toBe(2);
+    expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getWaitingCount()).toBe(2);
   });
 
   it('reports every job of a resubmission as a duplicate and enqueues nothing', async () => {
@@ -212,7 +212,7 @@ describe('Producer.submit', () => {
     const again = await producer.submit(jobsFor(targets(5)));
 
     expect(again).toEqual({ enqueued: 0, duplicates: 5, keys: [] });
-    expect(await producer.queues.crawl.getWaitingCount()).toBe(5);
+    expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getWaitingCount()).toBe(5);
   });
 
   it('treats URLs that canonicalize equal as one target', async () => {
@@ -228,7 +228,7 @@ describe('Producer.submit', () => {
     expect(new Set(jobs.slice(0, 3).map((job) => job.idempotencyKey)).size).toBe(1);
     expect(report.enqueued).toBe(2);
     expect(report.duplicates).toBe(2);
-    expect(await producer.queues.crawl.getWaitingCount()).toBe(2);
+    expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getWaitingCount()).toBe(2);
   });
 
   it('keys the same URL of two tenants apart', async () => {
@@ -279,7 +279,7 @@ describe('Producer.submit', () => {
 
     expect(report).toEqual({ enqueued: 1, duplicates: 0, keys: [job.idempotencyKey] });
     expect(await redis.exists(keys.ledger(job.idempotencyKey))).toBe(0);
-    expect(await producer.queues.crawl.getJobState(job.idempotencyKey)).toBe('waiting');
+    expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getJobState(job.idempotencyKey)).toBe('waiting');
   });
 
   it('with force, re-enqueues a waiting job in place', async () => {
@@ -290,7 +290,7 @@ describe('Producer.submit', () => {
 
     expect(report.enqueued).toBe(2);
     expect(report.duplicates).toBe(0);
-    expect(await producer.queues.crawl.getWaitingCount()).toBe(2);
+    expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getWaitingCount()).toBe(2);
   });
 
   it('with force, re-enqueues a completed job and a failed job', async () => {
@@ -301,7 +301,9 @@ describe('Producer.submit', () => {
     try {
       await first.job.moveToCompleted({ ok: true }, 'token-1', false);
       await second.job.moveToFailed(new UnrecoverableError('gone'), 'token-2', false);
-      const states = await Promise.all(jobs.map((job) => producer.queues.crawl.getJobState(job.idempotencyKey)));
+      const states = await Promise.all(
+        jobs.map((job) => producer.queues.each(CRAWL_QUEUE)[0]?.getJobState(job.idempotencyKey)),
+      );
       expect(states.sort()).toEqual(['completed', 'failed']);
 
       expect(await producer.submit(jobs)).toEqual({ enqueued: 0, duplicates: 2, keys: [] });
@@ -309,9 +311,10 @@ describe('Producer.submit', () => {
 
       expect(forced.enqueued).toBe(2);
       expect(forced.duplicates).toBe(0);
-      for (const job of jobs) expect(await producer.queues.crawl.getJobState(job.idempotencyKey)).toBe('waiting');
-      expect(await producer.queues.crawl.getCompletedCount()).toBe(0);
-      expect(await producer.queues.crawl.getFailedCount()).toBe(0);
+      for (const job of jobs)
+        expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getJobState(job.idempotencyKey)).toBe('waiting');
+      expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getCompletedCount()).toBe(0);
+      expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getFailedCount()).toBe(0);
     } finally {
       await first.release();
       await second.release();
@@ -329,9 +332,9 @@ describe('Producer.submit', () => {
       const report = await producer.submit([job], { force: true });
 
       expect(report).toEqual({ enqueued: 0, duplicates: 1, keys: [] });
-      expect(await producer.queues.crawl.getJobState(job.idempotencyKey)).toBe('active');
+      expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getJobState(job.idempotencyKey)).toBe('active');
       expect(await redis.exists(`{${prefix}}:crawl:${job.idempotencyKey}:lock`)).toBe(1);
-      expect(await producer.queues.crawl.getWaitingCount()).toBe(0);
+      expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getWaitingCount()).toBe(0);
     } finally {
       await taken.job.moveToCompleted('done', 'token-active', false);
       await taken.release();
@@ -373,7 +376,7 @@ describe('Producer.submit', () => {
 
     expect(report.enqueued).toBe(2_000);
     expect(report.keys).toHaveLength(2_000);
-    expect(await producer.queues.crawl.getWaitingCount()).toBe(2_000);
+    expect(await producer.queues.each(CRAWL_QUEUE)[0]?.getWaitingCount()).toBe(2_000);
     expect(await redis.llen(`{${prefix}}:crawl:wait`)).toBe(2_000);
   });
 

@@ -18,6 +18,7 @@ import {
   uniquePrefix,
   waitFor,
 } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 const SESSIONS = 10;
 const PAGES_PER_SESSION = 30;
@@ -89,7 +90,10 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
       await startTestWorker(keys, cfg, { concurrency: 8 }),
     ];
     const total = SESSIONS * PAGES_PER_SESSION;
-    await waitFor(async () => (await redis.xlen(keys.results)) >= total, { timeoutMs: 60_000, what: 'every page' });
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) >= total, {
+      timeoutMs: 60_000,
+      what: 'every page',
+    });
 
     // Which proxy forwarded each session's pages.
     const bySession = new Map<string, Set<number>>();
@@ -129,7 +133,7 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
     expect(proxies[1]?.refused).toBe(0);
 
     // Each result, and each job's return value (what the board shows), names its session's proxy.
-    const results = (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    const results = (await redis.xrange(soleShard(keys).results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
     for (const result of results) {
       const session = /\/ok\/(s\d+)-p\d+$/.exec(result.url)?.[1] as string;
       expect(result.proxy).toBe(`http://127.0.0.1:${proxies[[...(bySession.get(session) ?? [])][0] ?? -1]?.port}`);
@@ -162,7 +166,7 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
     const cfg = config();
     await submit(redis, keys, cfg, [{ url: site.url('/ok/first') }], 'default', 'kept');
     workers = [await startTestWorker(keys, cfg)];
-    await waitFor(async () => (await redis.xlen(keys.results)) >= 1, { what: 'the first page' });
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) >= 1, { what: 'the first page' });
     const first = proxies.findIndex((proxy) => proxy.forwarded.some((url) => url.endsWith('/ok/first')));
     await workers[0]?.stop();
     workers = [];
@@ -175,7 +179,7 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
     });
     await submit(redis, keys, reordered, [{ url: site.url('/ok/second') }], 'default', 'kept');
     workers = [await startTestWorker(keys, reordered)];
-    await waitFor(async () => (await redis.xlen(keys.results)) >= 2, { what: 'the second page' });
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) >= 2, { what: 'the second page' });
     const second = proxies.findIndex((proxy) => proxy.forwarded.some((url) => url.endsWith('/ok/second')));
     expect(second).toBe(first);
   });
@@ -274,7 +278,7 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
       await startTestWorker(keys, cfg, { concurrency: 3 }),
       await startTestWorker(keys, cfg, { concurrency: 3 }),
     ];
-    await waitFor(async () => (await redis.xlen(keys.results)) >= 60, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) >= 60, {
       timeoutMs: 30_000,
       what: 'the crawl under way',
     });
@@ -289,8 +293,11 @@ describe('proxies: a session is bound to one proxy, on every worker', () => {
     const before = new Set(killed.forwarded);
 
     const total = sessions * pages;
-    await waitFor(async () => (await redis.xlen(keys.results)) >= total, { timeoutMs: 60_000, what: 'every page' });
-    const results = (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) >= total, {
+      timeoutMs: 60_000,
+      what: 'every page',
+    });
+    const results = (await redis.xrange(soleShard(keys).results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
     expect(results).toHaveLength(total);
     expect(new Set(results.map((r) => r.idempotencyKey)).size).toBe(total);
     expect(killed.forwarded.length).toBe(before.size);

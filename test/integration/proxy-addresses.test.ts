@@ -6,6 +6,7 @@ import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, submit, type TestWorker } from '../src/fleet.js';
 import { type ForwardProxy, startForwardProxy } from '../src/forward-proxy.js';
 import { cleanupPrefix, keyLayout, openTestRedis, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 /**
  * Through a proxy, the proxy resolves target names and connects: address safety must hold
@@ -53,7 +54,7 @@ describe('address safety through a proxy', () => {
         async () => {
           const letter = (await dlq.list()).find((entry) => entry.url === url);
           if (letter !== undefined) return { letter: await dlq.show(letter.id) };
-          const stored = await redis.xrange(keys.results, '-', '+');
+          const stored = await redis.xrange(soleShard(keys).results, '-', '+');
           const result = stored.map(([, fields]) => JSON.parse(String(fields[1]))).find((r) => r.url === url);
           return result === undefined ? undefined : { status: result.status as number, proxy: result.proxy };
         },

@@ -7,6 +7,7 @@ import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, submit, type TestWorker } from '../src/fleet.js';
 import { type ForwardProxy, startForwardProxy } from '../src/forward-proxy.js';
 import { cleanupPrefix, keyLayout, openTestRedis, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 /** The exit address of the proxy the site blocks: loopback, so the site sees it as the client's address. */
 const BLOCKED_EXIT = '127.0.0.2';
@@ -64,7 +65,7 @@ describe('proxy blocks: a proxy the site keeps blocking is down for the fleet', 
 
     // Every page went through the blocked proxy (answered 403, dead-lettered) or was stored.
     const total = SESSIONS * PAGES_PER_SESSION;
-    await waitFor(async () => (await redis.xlen(keys.results)) + pages(blocked).length >= total, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) + pages(blocked).length >= total, {
       timeoutMs: 30_000,
       what: 'every page stored or blocked',
     });
@@ -104,7 +105,7 @@ describe('proxy blocks: a proxy the site keeps blocking is down for the fleet', 
     expect(rotated).toHaveLength(moved.size);
     for (const event of rotated)
       expect(event).toMatchObject({ reason: 'proxy_down', detail: { from: blockedId, to: openId } });
-    const results = (await redis.xrange(keys.results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    const results = (await redis.xrange(soleShard(keys).results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
     expect(results).toHaveLength(total - pages(blocked).length);
     for (const session of moved) {
       const stored = results.filter((result) => sessionOf(result.url) === session);

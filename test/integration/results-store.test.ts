@@ -2,6 +2,7 @@ import { encodeBody, pickStoredHeaders, ResultsStore, type StoredResult } from '
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cleanupPrefix, keyLayout, openTestRedis, uniquePrefix, watchCommands } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 import { storedResult as result } from '../src/stored-result.js';
 
 const LEDGER_TTL = 3_600;
@@ -30,7 +31,7 @@ afterEach(async () => {
 });
 
 async function storedEntries(): Promise<Array<{ entryId: string; result: StoredResult }>> {
-  const raw = await redis.xrange(keys.results, '-', '+');
+  const raw = await redis.xrange(soleShard(keys).results, '-', '+');
   return raw.map(([entryId, fields]) => ({ entryId, result: JSON.parse(fields[1] ?? 'null') as StoredResult }));
 }
 
@@ -42,7 +43,7 @@ describe('ResultsStore.write', () => {
 
     expect(outcome.written).toBe(true);
     expect(outcome.entryId).toMatch(/^\d+-\d+$/);
-    expect(await redis.xlen(keys.results)).toBe(1);
+    expect(await redis.xlen(soleShard(keys).results)).toBe(1);
     expect(await storedEntries()).toEqual([{ entryId: outcome.entryId, result: written }]);
     expect(await redis.get(keys.ledger('ik-first'))).toBe(outcome.entryId);
     const ttl = await redis.ttl(keys.ledger('ik-first'));
@@ -59,7 +60,7 @@ describe('ResultsStore.write', () => {
     const second = await store.write(result('ik-twice', { body: 'second' }));
 
     expect(second).toEqual({ written: false, entryId: first.entryId, admitted: 0 });
-    expect(await redis.xlen(keys.results)).toBe(1);
+    expect(await redis.xlen(soleShard(keys).results)).toBe(1);
     const [only] = await storedEntries();
     expect(only?.result.body).toBe('first');
     expect(await redis.get(keys.ledger('ik-twice'))).toBe(first.entryId);
@@ -80,7 +81,7 @@ describe('ResultsStore.write', () => {
       expect(winners).toHaveLength(1);
       const entryId = winners[0]?.entryId;
       expect(new Set(outcomes.map((outcome) => outcome?.entryId))).toEqual(new Set([entryId]));
-      expect(await redis.xlen(keys.results)).toBe(1);
+      expect(await redis.xlen(soleShard(keys).results)).toBe(1);
       expect(await redis.get(keys.ledger('ik-race'))).toBe(entryId);
     } finally {
       await Promise.all(connections.map((connection) => connection.quit()));
@@ -109,7 +110,7 @@ describe('ResultsStore.write', () => {
       ]);
       for (const [i, r] of written.entries())
         expect(await redis.get(keys.ledger(r.idempotencyKey))).toBe(outcomes[i]?.entryId);
-      const calls = (await watch.ran(keys.results)).filter((command) => /^eval/i.test(command[0] ?? ''));
+      const calls = (await watch.ran(soleShard(keys).results)).filter((command) => /^eval/i.test(command[0] ?? ''));
       expect(calls).toHaveLength(2);
     } finally {
       await watch.close();
@@ -133,11 +134,11 @@ describe('ResultsStore.write', () => {
 
     const written = await Promise.all(Array.from({ length: 1_000 }, (_, i) => watched.write(result(`ik-keep-${i}`))));
 
-    expect(await redis.xlen(keys.results)).toBe(1_000);
+    expect(await redis.xlen(soleShard(keys).results)).toBe(1_000);
     expect(await watched.isFinished('ik-keep-0')).toBe(true);
     expect(written.every((outcome) => outcome.written)).toBe(true);
-    const bytes = Number(await redis.get(keys.resultsBytes));
-    const raw = await redis.xrange(keys.results, '-', '+');
+    const bytes = Number(await redis.get(soleShard(keys).resultsBytes));
+    const raw = await redis.xrange(soleShard(keys).results, '-', '+');
     expect(bytes).toBe(raw.reduce((sum, [, fields]) => sum + Buffer.byteLength(fields[1] ?? ''), 0));
     expect(fills.at(-1)).toEqual({ entries: 1_000, bytes });
   });

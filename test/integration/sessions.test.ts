@@ -18,6 +18,7 @@ import {
   uniquePrefix,
   waitFor,
 } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 const PASSWORD_VARIABLE = 'CRAWLFLEET_TEST_FIXTURE_PASSWORD';
 
@@ -73,7 +74,7 @@ describe('sessions shared by jobs', () => {
 
   async function crawl(tenant: string, sessionId: string, paths: string[]): Promise<void> {
     const keys = keyLayout(prefix);
-    const before = await redis.xlen(keys.results);
+    const before = await redis.xlen(soleShard(keys).results);
     await submit(
       redis,
       keys,
@@ -82,7 +83,7 @@ describe('sessions shared by jobs', () => {
       tenant,
       sessionId,
     );
-    await waitFor(async () => (await redis.xlen(keys.results)) === before + paths.length, {
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === before + paths.length, {
       what: `${paths.length} results`,
     });
   }
@@ -150,7 +151,7 @@ describe('sessions shared by jobs', () => {
     const cookies = keyLayout(prefix).session('default', 'steady').slate('cookies');
     expect(await redis.hget(cookies, 'v')).toBe('1');
     const keys = keyLayout(prefix);
-    const before = await redis.xlen(keys.results);
+    const before = await redis.xlen(soleShard(keys).results);
     // Other keys for pages that answer the same session cookie again, with a new tracker each.
     await submit(
       redis,
@@ -163,7 +164,7 @@ describe('sessions shared by jobs', () => {
       'default',
       'steady',
     );
-    await waitFor(async () => (await redis.xlen(keys.results)) === before + 10, { what: '10 more results' });
+    await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === before + 10, { what: '10 more results' });
     expect(await redis.hget(cookies, 'v')).toBe('1');
     expect((await (await jarOf('default', 'steady')).jar.describe()).map((cookie) => cookie.name)).toEqual(['sid']);
   });
@@ -191,7 +192,7 @@ describe('sessions shared by jobs', () => {
     await run();
     await crawl('default', 'shop', ['/cookies/set?cart=42']);
     await crawl('default', 'shop', ['/cookies/echo']);
-    const lines = await redis.xrange(keyLayout(prefix).results, '-', '+');
+    const lines = await redis.xrange(soleShard(keyLayout(prefix)).results, '-', '+');
     const echo = JSON.parse(String(lines[1]?.[1][1]));
     expect(JSON.parse(echo.body)).toEqual({ cart: '42' });
   });
@@ -201,7 +202,9 @@ describe('sessions shared by jobs', () => {
     await crawl('member', 'alice', ['/protected/one']);
     await crawl('member', 'alice', ['/protected/two']);
     expect(site.logins()).toBe(1);
-    const results = (await redis.xrange(keyLayout(prefix).results, '-', '+')).map(([, f]) => JSON.parse(String(f[1])));
+    const results = (await redis.xrange(soleShard(keyLayout(prefix)).results, '-', '+')).map(([, f]) =>
+      JSON.parse(String(f[1])),
+    );
     expect(results.map((r) => r.status)).toEqual([200, 200]);
     const { slates } = await jarOf('member', 'alice');
     const auth = slates.get('auth')?.value as { expiresAt: string } | undefined;
@@ -265,7 +268,9 @@ describe('sessions shared by jobs', () => {
       String(await redis.hget(to, await cookieFieldNamed(to, 'theirs'))),
     );
     await crawl('default', 'to', ['/cookies/echo']);
-    const echo = JSON.parse(String((await redis.xrevrange(layout.results, '+', '-', 'COUNT', 1))[0]?.[1][1]));
+    const echo = JSON.parse(
+      String((await redis.xrevrange(soleShard(layout).results, '+', '-', 'COUNT', 1))[0]?.[1][1]),
+    );
     expect(JSON.parse(echo.body)).toEqual({ theirs: '2' });
     expect(worker.worker.sessionCounters.discardedSlates).toBe(1);
     // The job that found them deleted them.
@@ -336,7 +341,7 @@ describe('sessions shared by jobs', () => {
       const worker = await run({ sessionStore: new SlateStore(dead, keyLayout(prefix), ring) });
       await crawl('member', 'dave', ['/protected/1', '/protected/2', '/cookies/set?x=1']);
       expect(worker.worker.sessionCounters.ephemeral).toBe(3);
-      const statuses = (await redis.xrange(keyLayout(prefix).results, '-', '+')).map(
+      const statuses = (await redis.xrange(soleShard(keyLayout(prefix)).results, '-', '+')).map(
         ([, f]) => JSON.parse(String(f[1])).status,
       );
       expect(statuses).toEqual([200, 200, 200]);
@@ -366,7 +371,7 @@ describe('sessions shared by jobs', () => {
     await run();
     await crawl('default', 'ident', ['/echo']);
     const echo = JSON.parse(
-      String((await redis.xrevrange(keyLayout(prefix).results, '+', '-', 'COUNT', 1))[0]?.[1][1]),
+      String((await redis.xrevrange(soleShard(keyLayout(prefix)).results, '+', '-', 'COUNT', 1))[0]?.[1][1]),
     );
     expect(JSON.parse(echo.body).headers['user-agent']).toBe('first-agent/1');
   });

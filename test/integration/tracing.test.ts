@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { startTestWorker, submit } from '../src/fleet.js';
 import { cleanupPrefix, keyLayout, openTestRedis, testConfig, uniquePrefix, waitFor } from '../src/harness.js';
+import { soleShard } from '../src/shard.js';
 
 describe('traces from submit to commit', () => {
   const exporter = new InMemorySpanExporter();
@@ -50,7 +51,7 @@ describe('traces from submit to commit', () => {
 
     const worker = await startTestWorker(keys, config);
     try {
-      await waitFor(async () => (await redis.xlen(keys.results)) === 1);
+      await waitFor(async () => (await redis.xlen(soleShard(keys).results)) === 1);
       await waitFor(() => exporter.getFinishedSpans().some((s) => s.name === 'crawl.job'), { what: 'the job span' });
     } finally {
       await worker.stop();

@@ -5,6 +5,7 @@ import {
   type FetchJob,
   type KeyLayout,
   openSessionRedis,
+  type RedisClient,
   whenReady,
 } from '@crawlfleet/core';
 import { CrawlWorker, type CrawlWorkerOptions } from '@crawlfleet/crawler';
@@ -104,8 +105,10 @@ export async function submit(
 }
 
 /** The results the outbox holds, oldest first, as stored. */
-export async function storedResults<T = Record<string, unknown>>(redis: Redis, keys: KeyLayout): Promise<T[]> {
-  const entries = await redis.xrange(keys.results, '-', '+');
+export async function storedResults<T = Record<string, unknown>>(redis: RedisClient, keys: KeyLayout): Promise<T[]> {
+  const entries = (await Promise.all(keys.shards.map((shard) => redis.xrange(shard.results, '-', '+')))).flat();
+  const time = (id: string) => id.split('-').map(Number) as [number, number];
+  entries.sort(([a], [b]) => time(a)[0] - time(b)[0] || time(a)[1] - time(b)[1]);
   return entries.map(([, fields]) => JSON.parse(String(fields[1])) as T);
 }
 

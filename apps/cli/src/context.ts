@@ -1,5 +1,6 @@
 import {
   type CrawlfleetConfig,
+  checkShardCount,
   connectRedis,
   type Environment,
   type KeyLayout,
@@ -29,7 +30,8 @@ export interface CommandContext extends Settings {
 
 export function loadSettings(globals: GlobalOptions): Settings {
   const env = readEnvironment();
-  return { env, config: loadConfig({ path: globals.config }), keys: keyLayout(env.prefix) };
+  const config = loadConfig({ path: globals.config });
+  return { env, config, keys: keyLayout(env.prefix, config.queue.shards) };
 }
 
 /** Connects to `redisUrl` (default: the environment's); throws `RedisUnavailableError`. */
@@ -45,8 +47,15 @@ export async function connect(settings: Settings, redisUrl?: string): Promise<Co
 }
 
 /** Reads settings and config first (bad input fails before any connection), then connects. */
-export function openContext(globals: GlobalOptions): Promise<CommandContext> {
-  return connect(loadSettings(globals));
+export async function openContext(globals: GlobalOptions): Promise<CommandContext> {
+  const context = await connect(loadSettings(globals));
+  try {
+    await checkShardCount(context.redis, context.keys);
+  } catch (error) {
+    await context.close();
+    throw error;
+  }
+  return context;
 }
 
 /** Like `openContext`, but connected to the session Redis (`CRAWLFLEET_SESSION_REDIS_URL`). */

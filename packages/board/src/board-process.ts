@@ -1,4 +1,4 @@
-import { type CrawlfleetConfig, connectRedis, keyLayout, redactRedisUrl } from '@crawlfleet/core';
+import { type CrawlfleetConfig, checkShardCount, connectRedis, keyLayout, redactRedisUrl } from '@crawlfleet/core';
 import { createLogger } from '@crawlfleet/log';
 import { boardAuthFromEnv } from './board-auth.js';
 import { startBoard } from './board-server.js';
@@ -25,9 +25,16 @@ export async function runBoardProcess(options: BoardProcessOptions): Promise<voi
   const failurePolicy = failurePolicyFromEnv();
   const say = options.say ?? ((line: string) => process.stderr.write(`${line}\n`));
   const connection = await connectRedis(options.redisUrl, { role: 'worker' });
+  const keys = keyLayout(options.prefix, options.config.queue.shards);
+  try {
+    await checkShardCount(connection, keys);
+  } catch (error) {
+    connection.disconnect();
+    throw error;
+  }
   const board = await startBoard({
     connection,
-    keys: keyLayout(options.prefix),
+    keys,
     config: options.config,
     auth,
     failurePolicy,

@@ -48,18 +48,35 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
     logger: options.logger ?? createLogger({ name: 'board' }),
   });
   const readOnlyMode = options.readOnly ?? false;
-  const crawl = new Queue(CRAWL_QUEUE, { connection, prefix: keys.bullPrefix });
-  const render = new Queue(RENDER_QUEUE, { connection, prefix: keys.bullPrefix });
+  // One crawl and one render queue per shard: a fleet of several shards lists each, named by its shard.
+  const sharded = keys.shards.length > 1;
+  const queues = keys.shards.map((shard) => ({
+    shard,
+    crawl: new Queue(CRAWL_QUEUE, { connection, prefix: shard.bullPrefix }),
+    render: new Queue(RENDER_QUEUE, { connection, prefix: shard.bullPrefix }),
+  }));
   const replay = new BoardReplay(connection, keys, options.config);
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath('/');
   createBullBoard({
     queues: [
-      crawlAdapter(crawl, replay, { readOnlyMode, displayName: 'crawl', description: 'fetch jobs, named by URL' }),
-      crawlAdapter(render, replay, {
-        readOnlyMode,
-        displayName: 'crawl-render',
-        description: 'render jobs (--render), taken by browser workers, named by URL',
+      ...queues.flatMap(({ shard, crawl, render }) => {
+        const of = sharded ? { prefix: `shard${shard.index}-` } : {};
+        const on = sharded ? ` (shard ${shard.index}, ${shard.tag})` : '';
+        return [
+          crawlAdapter(crawl, replay, {
+            ...of,
+            readOnlyMode,
+            displayName: `crawl${on}`,
+            description: 'fetch jobs, named by URL',
+          }),
+          crawlAdapter(render, replay, {
+            ...of,
+            readOnlyMode,
+            displayName: `crawl-render${on}`,
+            description: 'render jobs (--render), taken by browser workers, named by URL',
+          }),
+        ];
       }),
       deadLetterAdapter(replay, {
         readOnlyMode,
@@ -90,7 +107,7 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await Promise.all([crawl.close(), render.close(), replay.close()]);
+      await Promise.all([...queues.flatMap(({ crawl, render }) => [crawl.close(), render.close()]), replay.close()]);
     },
   };
 }

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, InputError } from './errors.js';
 import { describeZodError, NAME_PATTERN } from './job.js';
+import { MAX_SHARDS } from './keys.js';
 
 const MiB = 1024 * 1024;
 
@@ -392,6 +393,15 @@ export const jobsConfigSchema = z.strictObject({
   backoffMaxMs: z.number().int().min(10).max(3_600_000).default(60_000),
 });
 
+export const queueConfigSchema = z.strictObject({
+  /**
+   * How many hash tags the job path is spread over (crawl and render queues, results outbox,
+   * ledger, frontier, host pacing): on a Redis Cluster, one per master spreads the load over them.
+   * Every process of a fleet must agree; a fleet refuses a process with another count.
+   */
+  shards: z.number().int().min(1).max(MAX_SHARDS).default(1),
+});
+
 export const retentionConfigSchema = z.strictObject({
   /** How long a finished idempotency key is remembered (a resubmission is a duplicate). */
   ledgerTtlSeconds: z
@@ -516,6 +526,7 @@ export const crawlfleetConfigSchema = z.strictObject({
     .default({}),
   fetch: fetchConfigSchema.prefault({}),
   jobs: jobsConfigSchema.prefault({}),
+  queue: queueConfigSchema.prefault({}),
   retention: retentionConfigSchema.prefault({}),
   results: resultsConfigSchema.prefault({}),
   sessions: sessionsConfigSchema.prefault({}),
@@ -526,6 +537,7 @@ export const crawlfleetConfigSchema = z.strictObject({
 export type TenantConfig = z.infer<typeof tenantConfigSchema>;
 export type FetchConfig = z.infer<typeof fetchConfigSchema>;
 export type JobsConfig = z.infer<typeof jobsConfigSchema>;
+export type QueueConfig = z.infer<typeof queueConfigSchema>;
 export type RetentionConfig = z.infer<typeof retentionConfigSchema>;
 export type ProxyConfig = z.infer<typeof proxyConfigSchema>;
 export type ResultsConfig = z.infer<typeof resultsConfigSchema>;

@@ -15,6 +15,7 @@ export {
   loadConfig,
   type ProxyConfig,
   parseConfig,
+  type QueueConfig,
   type RefreshConfig,
   type RenderConfig,
   type ResultsConfig,
@@ -60,10 +61,13 @@ export {
   isValidPrefix,
   type KeyLayout,
   keyLayout,
+  MAX_SHARDS,
   parseSessionKey,
   queueOf,
   RENDER_QUEUE,
   type SessionKeys,
+  type ShardKeys,
+  shardTag,
 } from './keys.js';
 export type { CrawlObserver } from './observer.js';
 export { redactPii, redactPiiDeep } from './pii.js';
@@ -82,5 +86,6 @@ export {
   whenReady,
 } from './redis.js';
 export { NODE_FLAGS } from './runtime.js';
+export { checkShardCount } from './shard-count.js';
 export { type PipelineAnswer, pipelineEach, slotGroups } from './slot-groups.js';
 export { TurnBatch } from './turn-batch.js';

@@ -1,3 +1,5 @@
+import keySlot from 'cluster-key-slot';
+
 /** The BullMQ queues of the design: HTTP jobs, render jobs (browser workers only), dead letters. */
 export const CRAWL_QUEUE = 'crawl';
 export const RENDER_QUEUE = 'crawl-render';
@@ -17,16 +19,19 @@ export function queueOf(job: { render?: true | undefined }): typeof CRAWL_QUEUE 
 export interface KeyLayout {
   /** The configured prefix, `cf` by default (`CRAWLFLEET_PREFIX`). */
   readonly prefix: string;
-  /** The `prefix` option for every BullMQ Queue and Worker. */
+  /**
+   * The `prefix` option of the fleet-wide BullMQ queue (the DLQ) on the fleet tag `{prefix}`. The
+   * crawl and render queues are per shard (`shards[i].bullPrefix`).
+   */
   readonly bullPrefix: string;
-  /** The results outbox: a stream read by sinks (one consumer group each) and `results export`. */
-  readonly results: string;
-  /** The bytes of the results the outbox holds (kept by the scripts that add and trim it). */
-  readonly resultsBytes: string;
-  /** Each outbox entry's size, under the entry's id: what a trim counts off without reading results. */
-  readonly resultsSizes: string;
-  /** Results written in one 10 s span (`span` = ms since the epoch / 10,000), kept 3 minutes. */
-  resultsRate(span: number): string;
+  /**
+   * The shards the job path is spread over (`queue.shards`): each its own hash tag, with its own
+   * crawl and render queues, results outbox, ledger and frontier. One shard (the default) is the
+   * fleet tag itself, so a fleet of one shard keeps the keys it always had.
+   */
+  readonly shards: readonly ShardKeys[];
+  /** The shard of an idempotency key (also a job id): where its job, ledger mark and result go. */
+  shardOf(idempotencyKey: string): ShardKeys;
   /** A proxy's recent failures (`scheme://host:port`), counted fleet-wide in a short window. */
   proxyFailures(proxy: string): string;
   /** The blocked answers (403, 429) the sites sent through a proxy, counted fleet-wide in a short window. */
@@ -44,24 +49,24 @@ export interface KeyLayout {
    * start whether its ring opens the fleet's sessions.
    */
   readonly keyCheck: string;
-  /** A host's next-allowed request time, shared by the fleet. */
+  /** A host's next-allowed request time, shared by the fleet (on the shard of the host). */
   host(host: string): string;
-  /** An origin's cached robots.txt. */
+  /** An origin's cached robots.txt (on the shard of the origin). */
   robots(origin: string): string;
-  /** The ledger entry that marks an idempotency key as finished. */
+  /** The ledger entry that marks an idempotency key as finished (on the key's shard). */
   ledger(idempotencyKey: string): string;
-  /** BullMQ's hash for a job of the crawl queue (`<bullPrefix>:crawl:<id>`). */
+  /** BullMQ's hash for a job of the crawl queue (`<shard bullPrefix>:crawl:<id>`). */
   crawlJob(jobId: string): string;
-  /** BullMQ's hash for a job of the render queue (`<bullPrefix>:crawl-render:<id>`). */
+  /** BullMQ's hash for a job of the render queue (`<shard bullPrefix>:crawl-render:<id>`). */
   renderJob(jobId: string): string;
+  /** Set once to the fleet's shard count: a process configured with another is refused. */
+  readonly shardCount: string;
   /** Every named crawl, scored by when it started. */
   readonly crawls: string;
   /** A named crawl: its definition, state and counts (a hash). */
   crawl(name: string): string;
   /** The idempotency keys a named crawl has admitted to its frontier (seeds and links), once each. */
   crawlSeen(name: string): string;
-  /** Links admitted by result writes, waiting to be enqueued (a stream; workers move them, consumer group `movers`). */
-  readonly frontier: string;
   /** The keys of one session's slates (see `SessionKeys`). */
   session(tenant: string, sessionId: string): SessionKeys;
   /**
@@ -78,6 +83,66 @@ export interface KeyLayout {
   readonly sessionsIndexed: string;
   /** BullMQ's hash for the DLQ entry of a job (`<bullPrefix>:crawl-dlq:<dlqJobId(id)>`). */
   dlqJob(jobId: string): string;
+}
+
+/**
+ * The keys of one shard of the job path. They share the shard's hash tag, so BullMQ's scripts for
+ * its queues and the result write (outbox, ledger, frontier) each stay in one cluster slot.
+ */
+export interface ShardKeys {
+  /** 0 to shards - 1. */
+  readonly index: number;
+  /** The hash tag, braces included: `{prefix}` for a fleet of one shard, else `{prefix:<i>...}`. */
+  readonly tag: string;
+  /** The `prefix` option of this shard's crawl and render queues (its tag). */
+  readonly bullPrefix: string;
+  /** The results outbox: a stream read by sinks (one consumer group each) and `results export`. */
+  readonly results: string;
+  /** The bytes of the results the outbox holds (kept by the scripts that add and trim it). */
+  readonly resultsBytes: string;
+  /** Each outbox entry's size, under the entry's id: what a trim counts off without reading results. */
+  readonly resultsSizes: string;
+  /** Results written in one 10 s span (`span` = ms since the epoch / 10,000), kept 3 minutes. */
+  resultsRate(span: number): string;
+  /** Links admitted by result writes, waiting to be enqueued (a stream; workers move them, consumer group `movers`). */
+  readonly frontier: string;
+}
+
+/** The most shards a fleet can have (`queue.shards`). */
+export const MAX_SHARDS = 64;
+
+/**
+ * The hash tag of shard `index` of `count`. One shard is the fleet tag `{prefix}`. With more, shard
+ * i's tag hashes into the i-th of `count` equal parts of the 16,384 slots (the smallest suffix that
+ * does), so on a cluster whose masters hold equal runs of slots, as `redis-cli --cluster create`
+ * deals them, as many shards as masters put one shard on each master.
+ */
+export function shardTag(prefix: string, index: number, count: number): string {
+  if (count === 1) return `{${prefix}}`;
+  const low = Math.ceil((index * SLOTS) / count);
+  const high = Math.ceil(((index + 1) * SLOTS) / count);
+  for (let suffix = 0; suffix < 100_000; suffix++) {
+    const tag = suffix === 0 ? `${prefix}:${index}` : `${prefix}:${index}.${suffix}`;
+    const slot = keySlot(tag);
+    if (slot >= low && slot < high) return `{${tag}}`;
+  }
+  return `{${prefix}:${index}}`;
+}
+
+const SLOTS = 16_384;
+
+function shardKeys(prefix: string, index: number, count: number): ShardKeys {
+  const tag = shardTag(prefix, index, count);
+  return {
+    index,
+    tag,
+    bullPrefix: tag,
+    results: `${tag}:results`,
+    resultsBytes: `${tag}:results:bytes`,
+    resultsSizes: `${tag}:results:sizes`,
+    resultsRate: (span) => `${tag}:results:rate:${span}`,
+    frontier: `${tag}:frontier`,
+  };
 }
 
 /**
@@ -162,33 +227,42 @@ function sessionKeys(prefix: string, tenant: string, sessionId: string): Session
   };
 }
 
-export function keyLayout(prefix: string): KeyLayout {
+/**
+ * The key layout of a fleet: its prefix and its number of shards (`queue.shards`, 1 by default).
+ * An idempotency key's shard is its slot (CRC16, as Redis Cluster's) modulo the shard count: even
+ * over the shards whatever the hosts, and the same for a key wherever it is computed.
+ */
+export function keyLayout(prefix: string, shards = 1): KeyLayout {
+  if (!Number.isInteger(shards) || shards < 1 || shards > MAX_SHARDS) {
+    throw new RangeError(`shards must be a whole number from 1 to ${MAX_SHARDS}, got ${shards}`);
+  }
   const tag = `{${prefix}}`;
   const sessions = new Map<string, SessionKeys>();
+  const all = Array.from({ length: shards }, (_, index) => shardKeys(prefix, index, shards));
+  const only = all[0] as ShardKeys;
+  const shardOf = shards === 1 ? () => only : (key: string) => all[keySlot(key) % shards] as ShardKeys;
   return {
     prefix,
     bullPrefix: tag,
-    results: `${tag}:results`,
-    resultsBytes: `${tag}:results:bytes`,
-    resultsSizes: `${tag}:results:sizes`,
+    shards: all,
+    shardOf,
+    shardCount: `${tag}:shards`,
     proxyFailures: (proxy) => `${tag}:proxy:${proxy}:failures`,
     proxyBlocks: (proxy) => `${tag}:proxy:${proxy}:blocks`,
     proxyDown: (proxy) => `${tag}:proxy:${proxy}:down`,
-    resultsRate: (span) => `${tag}:results:rate:${span}`,
     sinkConsumer: (group, consumer) => `${tag}:sink:${group}:${consumer}`,
     audit: `${tag}:audit`,
     sessionHashKey: `${tag}:session-hash-key`,
     keyCheck: `${tag}:session-key-check`,
-    host: (host) => `${tag}:host:${host}`,
-    robots: (origin) => `${tag}:robots:${origin}`,
-    ledger: (idempotencyKey) => `${tag}:ledger:${idempotencyKey}`,
-    crawlJob: (jobId) => `${tag}:${CRAWL_QUEUE}:${jobId}`,
-    renderJob: (jobId) => `${tag}:${RENDER_QUEUE}:${jobId}`,
+    host: (host) => `${shardOf(host).tag}:host:${host}`,
+    robots: (origin) => `${shardOf(origin).tag}:robots:${origin}`,
+    ledger: (idempotencyKey) => `${shardOf(idempotencyKey).tag}:ledger:${idempotencyKey}`,
+    crawlJob: (jobId) => `${shardOf(jobId).tag}:${CRAWL_QUEUE}:${jobId}`,
+    renderJob: (jobId) => `${shardOf(jobId).tag}:${RENDER_QUEUE}:${jobId}`,
     // `crawls`, not `crawl`: BullMQ's keys of the crawl queue are `{prefix}:crawl:*`.
     crawls: `${tag}:crawls`,
     crawl: (name) => `${tag}:crawls:${name}`,
     crawlSeen: (name) => `${tag}:crawls:${name}:seen`,
-    frontier: `${tag}:frontier`,
     session: (tenant, sessionId) => {
       const id = `${tenant}/${sessionId}`;
       let keys = sessions.get(id);

@@ -1,3 +1,4 @@
+import keySlot from 'cluster-key-slot';
 import { describe, expect, it } from 'vitest';
 import {
   CRAWL_QUEUE,
@@ -81,8 +82,9 @@ describe('keyLayout', () => {
     expect(keys.bullPrefix).toBe('{cf}');
   });
 
-  it('puts the results stream under the hash tag', () => {
-    expect(keys.results).toBe('{cf}:results');
+  it('puts the results stream under the hash tag: one shard is the fleet tag', () => {
+    expect(keys.shards.map((shard) => shard.results)).toEqual(['{cf}:results']);
+    expect(keys.shardOf('ik-0123abcd').bullPrefix).toBe('{cf}');
   });
 
   it('names the ledger entry of an idempotency key', () => {
@@ -96,8 +98,48 @@ describe('keyLayout', () => {
 
   it('keeps fleets with different prefixes apart', () => {
     const staging = keyLayout('staging');
-    expect(staging.results).toBe('{staging}:results');
+    expect(staging.shards[0]?.results).toBe('{staging}:results');
     expect(staging.ledger('k')).not.toBe(keys.ledger('k'));
+  });
+});
+
+describe('keyLayout with shards', () => {
+  const keys = keyLayout('cf', 3);
+
+  it('gives each shard its own tag, each in its third of the slots, the DLQ and fleet keys on the fleet tag', () => {
+    const tags = keys.shards.map((shard) => shard.tag);
+    expect(new Set(tags).size).toBe(3);
+    keys.shards.forEach((shard, i) => {
+      expect(shard.index).toBe(i);
+      expect(shard.tag).toMatch(new RegExp(`^\\{cf:${i}(\\.\\d+)?\\}$`));
+      const slot = keySlot(shard.tag.slice(1, -1));
+      expect(slot).toBeGreaterThanOrEqual(Math.ceil((i * 16384) / 3));
+      expect(slot).toBeLessThan(Math.ceil(((i + 1) * 16384) / 3));
+      expect(shard.results).toBe(`${shard.tag}:results`);
+      expect(shard.frontier).toBe(`${shard.tag}:frontier`);
+    });
+    expect(keys.bullPrefix).toBe('{cf}');
+    expect(keys.sessionRegistry).toBe('{cf}:sessions');
+  });
+
+  it("puts a key's job, ledger mark and result on one shard, the same wherever it is computed", () => {
+    const counts = [0, 0, 0];
+    for (let i = 0; i < 3000; i++) {
+      const key = `ik-${i.toString(16).padStart(40, '0')}`;
+      const shard = keys.shardOf(key);
+      expect(keyLayout('cf', 3).shardOf(key).tag).toBe(shard.tag);
+      expect(keys.ledger(key)).toBe(`${shard.tag}:ledger:${key}`);
+      expect(keys.crawlJob(key)).toBe(`${shard.tag}:crawl:${key}`);
+      counts[shard.index] = (counts[shard.index] ?? 0) + 1;
+    }
+    // Spread evenly: each shard within 10% of a third.
+    for (const count of counts) expect(Math.abs(count - 1000)).toBeLessThan(100);
+  });
+
+  it('keeps a host pace on one shard, and refuses a shard count out of range', () => {
+    expect(keys.host('example.com')).toBe(`${keys.shardOf('example.com').tag}:host:example.com`);
+    expect(() => keyLayout('cf', 0)).toThrow(/1 to 64/);
+    expect(() => keyLayout('cf', 65)).toThrow(/1 to 64/);
   });
 });
 

@@ -52,8 +52,8 @@ export interface CrawlProcessorDeps {
   /** Where bodies above `results.inlineBodyBytes` go; without one every body stays inline. */
   bodies?: BodyStore | undefined;
   dlq: DeadLetterQueue;
-  /** The crawl queue, to read a job's recorded attempts. */
-  queue: Queue;
+  /** The queue a job id is on (its shard's), to read a job's recorded attempts. */
+  queueOf: (jobId: string) => Queue;
   sessions: SessionManager;
   audit: AuditLog;
   robots: RobotsCache;

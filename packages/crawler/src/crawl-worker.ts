@@ -87,18 +87,20 @@ export const DEFAULT_CONCURRENCY = 16;
  * lives in Redis, so any number of them can run on any number of machines.
  */
 export class CrawlWorker {
-  readonly worker: Worker;
+  /** One BullMQ worker per shard, each on its shard's queue. */
+  readonly workers: readonly Worker[];
   readonly processor: CrawlProcessor;
   readonly fetcher: Fetcher;
   private readonly dlq: DeadLetterQueue;
-  private readonly queue: Queue;
+  private readonly ownQueues: readonly Queue[];
   private readonly bodies: BodyStore | undefined;
   private readonly listeners = new Set<(event: JobEvent) => void>();
   private running = 0;
   readonly sessions: SessionManager;
   readonly backpressure: OutboxBackpressure;
   private readonly proxyHealth: ProxyHealth;
-  private readonly frontier: FrontierMover;
+  /** One frontier mover per shard. */
+  private readonly movers: readonly FrontierMover[];
   private readonly queues: CrawlQueues;
   private readonly browser: BrowserRuntime | undefined;
   private readonly lazyLogin: LazyBrowserLogin | undefined;
@@ -112,8 +114,8 @@ export class CrawlWorker {
     this.browser = options.browser;
     const queueName = this.browser === undefined ? CRAWL_QUEUE : RENDER_QUEUE;
     this.queues = new CrawlQueues(connection, keys, config);
-    // Its own queue (to read a job's attempts, and for metrics) is one of the two it adds links to.
-    this.queue = this.browser === undefined ? this.queues.crawl : this.queues.render;
+    // Its own queues, one per shard (to read a job's attempts, and for metrics), are among those it adds links to.
+    this.ownQueues = this.queues.each(queueName);
     // An HTTP worker logs in through a browser only for a tenant whose login asks for one.
     const browserLogins = Object.values(config.tenants).some((tenant) => tenant.auth?.login.browser !== undefined);
     this.lazyLogin =
@@ -130,7 +132,12 @@ export class CrawlWorker {
     this.backpressure = new OutboxBackpressure(
       new Outbox(connection, keys),
       config.results,
-      { pause: () => this.worker.pause(true), resume: () => this.worker.resume() },
+      {
+        pause: () => Promise.all(this.workers.map((worker) => worker.pause(true))).then(() => undefined),
+        resume: async () => {
+          for (const worker of this.workers) worker.resume();
+        },
+      },
       logger,
     );
     const audit = new AuditLog(connection, keys, config.retention.auditMaxLen, (error) =>
@@ -138,18 +145,19 @@ export class CrawlWorker {
     );
     this.proxyHealth = new ProxyHealth(connection, keys, audit, logger);
     const crawls = new CrawlStore(connection, keys);
-    // The links named crawls' pages admit, moved onto the queue by every worker (its own consumer).
-    this.frontier = new FrontierMover(
-      connection,
-      keys,
-      `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`,
-      (jobs) => this.queues.add(jobs),
-      logger,
+    // The links named crawls' pages admit, moved onto the queues by every worker (its own consumer), from each shard's frontier.
+    const consumer = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
+    this.movers = keys.shards.map(
+      (shard) => new FrontierMover(connection, shard.frontier, consumer, (jobs) => this.queues.add(jobs), logger),
     );
     this.processor = new CrawlProcessor({
       crawls,
       crawlPages: new CrawlPages(crawls, logger, options.handler),
-      frontier: this.frontier,
+      frontier: {
+        nudge: () => {
+          for (const mover of this.movers) mover.nudge();
+        },
+      },
       sessions: this.sessions,
       observer: options.observer,
       robots: new RobotsCache(connection, keys, { leaseMs: config.fetch.timeoutMs + 5_000 }),
@@ -163,32 +171,50 @@ export class CrawlWorker {
       browserLogin: this.browser?.fetcher ?? this.lazyLogin,
       results: new ResultsStore(connection, keys, {
         ledgerTtlSeconds: config.retention.ledgerTtlSeconds,
-        onFill: (fill) => this.backpressure.observe(fill),
+        onFill: (fill, shard) => this.backpressure.observe(fill, shard),
       }),
       bodies: this.bodies,
       dlq: this.dlq,
-      queue: this.queue,
+      queueOf: (jobId) => this.ownQueues[keys.shardOf(jobId).index] as Queue,
       logger,
     });
     const { backoffBaseMs, backoffMaxMs } = config.jobs;
-    this.worker = new Worker(queueName, (job, token) => this.runJob(job, token), {
-      connection,
-      prefix: keys.bullPrefix,
-      concurrency: this.browser?.pool.contexts ?? options.concurrency ?? DEFAULT_CONCURRENCY,
-      lockDuration: options.lockDurationMs ?? 30_000,
-      stalledInterval: options.stalledIntervalMs ?? 30_000,
-      maxStalledCount: options.maxStalledCount ?? 2,
-      autorun: options.autorun ?? true,
-      settings: {
-        // The processor already chose the delay (and logged it in the job's history).
-        backoffStrategy: (attemptsMade, _type, error) =>
-          error instanceof RetryLaterError
-            ? error.backoffMs
-            : fullJitterDelay(attemptsMade, { baseMs: backoffBaseMs, maxMs: backoffMaxMs }),
-      },
+    // One BullMQ worker per shard's queue, the concurrency shared out between them: the keys spread
+    // evenly over the shards, and so does the work.
+    const concurrency = this.browser?.pool.contexts ?? options.concurrency ?? DEFAULT_CONCURRENCY;
+    const perShard = Math.max(1, Math.ceil(concurrency / keys.shards.length));
+    this.workers = keys.shards.map(
+      (shard) =>
+        new Worker(queueName, (job, token) => this.runJob(job, token), {
+          connection,
+          prefix: shard.bullPrefix,
+          concurrency: perShard,
+          lockDuration: options.lockDurationMs ?? 30_000,
+          stalledInterval: options.stalledIntervalMs ?? 30_000,
+          maxStalledCount: options.maxStalledCount ?? 2,
+          autorun: options.autorun ?? true,
+          settings: {
+            // The processor already chose the delay (and logged it in the job's history).
+            backoffStrategy: (attemptsMade, _type, error) =>
+              error instanceof RetryLaterError
+                ? error.backoffMs
+                : fullJitterDelay(attemptsMade, { baseMs: backoffBaseMs, maxMs: backoffMaxMs }),
+          },
+        }),
+    );
+    for (const worker of this.workers) this.listen(worker, logger);
+    this.movers.forEach((mover) => {
+      mover.start();
     });
-    this.worker.on('completed', (job, outcome: JobOutcome) => this.emit({ kind: outcome.outcome, job, outcome }));
-    this.worker.on('failed', (job, error) => {
+    this.backpressure
+      .check()
+      .catch((error: Error) => logger.warn({ err: error.message }, 'could not read the results outbox at start'));
+  }
+
+  /** Turns a BullMQ worker's events into job events, and logs its errors. */
+  private listen(worker: Worker, logger: Logger): void {
+    worker.on('completed', (job, outcome: JobOutcome) => this.emit({ kind: outcome.outcome, job, outcome }));
+    worker.on('failed', (job, error) => {
       if (error instanceof RetryLaterError && job !== undefined) this.emit({ kind: 'retrying', job, error });
       else if (error instanceof DeadLetteredError && job !== undefined)
         this.emit({ kind: 'dead_lettered', job, error });
@@ -198,11 +224,7 @@ export class CrawlWorker {
       }
     });
     // Connection errors are retried by ioredis; say so once per error, do not crash.
-    this.worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
-    this.frontier.start();
-    this.backpressure
-      .check()
-      .catch((error: Error) => logger.warn({ err: error.message }, 'could not read the results outbox at start'));
+    worker.on('error', (error) => logger.error({ err: error }, 'worker error'));
   }
 
   private async runJob(job: Job, token: string | undefined): Promise<JobOutcome> {
@@ -214,9 +236,9 @@ export class CrawlWorker {
     }
   }
 
-  /** The queue this worker takes jobs from: `crawl`, or `crawl-render` for a browser worker. */
+  /** The queue this worker takes jobs from (on every shard): `crawl`, or `crawl-render` for a browser worker. */
   get queueName(): string {
-    return this.queue.name;
+    return (this.ownQueues[0] as Queue).name;
   }
 
   /** Jobs this worker is running now. */
@@ -226,10 +248,17 @@ export class CrawlWorker {
 
   /** Job counts of this worker's queue (`crawl`, or `crawl-render` for a browser worker) by state, and the DLQ size: for metrics. */
   async queueDepths(): Promise<Record<string, number>> {
-    const [counts, dlq] = await Promise.all([
-      this.queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'),
+    const [shards, dlq] = await Promise.all([
+      Promise.all(
+        this.ownQueues.map((queue) =>
+          queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'),
+        ),
+      ),
       this.dlq.count(),
     ]);
+    const counts: Record<string, number> = {};
+    for (const shard of shards)
+      for (const [state, count] of Object.entries(shard)) counts[state] = (counts[state] ?? 0) + count;
     return { ...counts, dlq };
   }
 
@@ -254,7 +283,7 @@ export class CrawlWorker {
   }
 
   run(): Promise<void> {
-    return this.worker.run();
+    return Promise.all(this.workers.map((worker) => worker.run())).then(() => undefined);
   }
 
   /**
@@ -266,14 +295,14 @@ export class CrawlWorker {
     this.processor.shutdown();
     this.backpressure.close();
     this.proxyHealth.close();
-    const closed = this.worker.close().then(() => true);
+    const closed = Promise.all(this.workers.map((worker) => worker.close())).then(() => true);
     const timedOut = new Promise<boolean>((resolve) => {
       timer = setTimeout(() => resolve(false), graceMs);
     });
     const finished = await Promise.race([closed, timedOut]);
     clearTimeout(timer);
     // Links the last pages admitted go onto the queue before the connection closes.
-    await this.frontier.close();
+    await Promise.all(this.movers.map((mover) => mover.close()));
     // The meta counts written behind go out before the session connection closes.
     await this.sessions.close();
     this.fetcher.close();

@@ -1,4 +1,4 @@
-import { type FetchJob, type KeyLayout, parseFetchJob, type RedisClient } from '@crawlfleet/core';
+import { type FetchJob, parseFetchJob, type RedisClient } from '@crawlfleet/core';
 import type { Logger } from '@crawlfleet/log';
 
 /** The consumer group of the frontier: every worker is one consumer of it. */
@@ -13,8 +13,8 @@ const RECLAIM_EVERY_MS = 10_000;
 type StreamEntries = Array<[string, string[]]>;
 
 /**
- * Moves the links result writes admitted to the frontier (`{prefix}:frontier`, a stream) onto the
- * crawl queue. Every worker is a consumer of the stream's group: it takes a batch, enqueues it
+ * Moves the links result writes admitted to a shard's frontier (`<shard tag>:frontier`, a stream)
+ * onto the crawl queues (each link to its own shard's). Every worker is a consumer of the stream's group: it takes a batch, enqueues it
  * (the idempotency key is the job id, so enqueueing one twice adds nothing) and only then
  * acknowledges and deletes it. A worker that dies holding links leaves them pending; another
  * claims them after 30 s. So a link a result write admitted is enqueued, and once.
@@ -30,7 +30,8 @@ export class FrontierMover {
 
   constructor(
     private readonly redis: RedisClient,
-    private readonly keys: KeyLayout,
+    /** The frontier stream of the shard this mover serves. */
+    private readonly frontier: string,
     private readonly consumer: string,
     private readonly enqueue: (jobs: FetchJob[]) => Promise<void>,
     private readonly logger: Logger,
@@ -78,12 +79,12 @@ export class FrontierMover {
 
   private async run(reclaim: boolean): Promise<void> {
     // No crawl ever admitted a link: nothing to create, nothing to move.
-    if (this.grouped === undefined && (await this.redis.exists(this.keys.frontier)) === 0) return;
+    if (this.grouped === undefined && (await this.redis.exists(this.frontier)) === 0) return;
     await this.group();
     // Links a dead mover took (on the timer's runs), then new ones, until none is left.
     while (reclaim) {
       const claimed = (await this.redis.xautoclaim(
-        this.keys.frontier,
+        this.frontier,
         GROUP,
         this.consumer,
         CLAIM_IDLE_MS,
@@ -103,7 +104,7 @@ export class FrontierMover {
         'COUNT',
         BATCH,
         'STREAMS',
-        this.keys.frontier,
+        this.frontier,
         '>',
       )) as Array<[string, StreamEntries]> | null;
       const entries = read?.[0]?.[1] ?? [];
@@ -123,14 +124,14 @@ export class FrontierMover {
     const ids = entries.map(([id]) => id);
     await this.redis
       .multi()
-      .xack(this.keys.frontier, GROUP, ...ids)
-      .xdel(this.keys.frontier, ...ids)
+      .xack(this.frontier, GROUP, ...ids)
+      .xdel(this.frontier, ...ids)
       .exec();
   }
 
   /** Creates the consumer group once (from the stream's start: links written before it are moved too). */
   private group(): Promise<void> {
-    this.grouped ??= this.redis.xgroup('CREATE', this.keys.frontier, GROUP, '0', 'MKSTREAM').then(
+    this.grouped ??= this.redis.xgroup('CREATE', this.frontier, GROUP, '0', 'MKSTREAM').then(
       () => undefined,
       (error: Error) => {
         if (!/BUSYGROUP/.test(error.message)) {

@@ -22,6 +22,8 @@ const RESUME_BELOW = 0.9;
 export class OutboxBackpressure {
   private holding = false;
   private last: OutboxFill = { entries: 0, bytes: 0 };
+  /** Each shard's outbox as last seen; `last` is their sum. */
+  private shards: OutboxFill[] = [];
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
 
@@ -44,11 +46,14 @@ export class OutboxBackpressure {
 
   /** Reads the outbox once (at start, before the first job) and holds back if it is full. */
   async check(): Promise<void> {
-    this.observe(await this.outbox.fill());
+    this.shards = await this.outbox.fills();
+    this.observe(this.shards[0] ?? { entries: 0, bytes: 0 }, 0);
   }
 
-  /** Told the outbox's fill after every result write. */
-  observe(fill: OutboxFill): void {
+  /** Told a shard's outbox fill after every result write to it; the limits hold for all shards together. */
+  observe(shardFill: OutboxFill, shard: number): void {
+    this.shards[shard] = shardFill;
+    const fill = total(this.shards);
     this.last = fill;
     if (this.holding || this.closed || !isFull(fill, this.limits)) return;
     this.holding = true;
@@ -68,7 +73,8 @@ export class OutboxBackpressure {
   private async recheck(): Promise<void> {
     if (this.closed) return;
     try {
-      this.last = await this.outbox.fill();
+      this.shards = await this.outbox.fills();
+      this.last = total(this.shards);
     } catch (error) {
       this.logger.warn({ err: (error as Error).message }, 'could not read the results outbox; still holding back');
       this.schedule();
@@ -92,4 +98,14 @@ export class OutboxBackpressure {
     this.closed = true;
     clearTimeout(this.timer);
   }
+}
+
+function total(fills: readonly (OutboxFill | undefined)[]): OutboxFill {
+  let entries = 0;
+  let bytes = 0;
+  for (const fill of fills) {
+    entries += fill?.entries ?? 0;
+    bytes += fill?.bytes ?? 0;
+  }
+  return { entries, bytes };
 }

@@ -21,8 +21,8 @@ export interface SettleDeps {
   /** Where bodies above `results.inlineBodyBytes` go; without one every body stays inline. */
   bodies?: BodyStore | undefined;
   dlq: DeadLetterQueue;
-  /** The crawl queue, to read a job's recorded attempts. */
-  queue: Queue;
+  /** The queue a job id is on (its shard's), to read a job's recorded attempts. */
+  queueOf: (jobId: string) => Queue;
   audit: AuditLog;
   hasher: SessionHasher;
   observer?: CrawlObserver | undefined;
@@ -244,7 +244,7 @@ export class Settle {
   /** The attempts recorded so far (one job log line each); only read on the way to the DLQ. */
   private async history(job: Job): Promise<AttemptRecord[]> {
     if (job.attemptsMade === 0 || job.id === undefined) return [];
-    const { logs } = await this.deps.queue.getJobLogs(job.id, 0, 99);
+    const { logs } = await this.deps.queueOf(job.id).getJobLogs(job.id, 0, 99);
     return logs.flatMap((line) => {
       try {
         return [JSON.parse(line) as AttemptRecord];

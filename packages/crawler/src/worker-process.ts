@@ -1,6 +1,7 @@
 import { BrowserRuntime } from '@crawlfleet/browser';
 import {
   type CrawlfleetConfig,
+  checkShardCount,
   coalesceWrites,
   connectRedis,
   isCluster,
@@ -54,6 +55,13 @@ export interface OpenedWorker {
 export async function openWorker(options: OpenWorkerOptions): Promise<OpenedWorker> {
   const browser = options.browsers === undefined ? undefined : await startBrowser(options, options.browsers);
   const connection = await connectRedis(options.redisUrl, { role: 'worker' });
+  try {
+    await checkShardCount(connection, options.keys);
+  } catch (error) {
+    connection.disconnect();
+    await browser?.close();
+    throw error;
+  }
   const sessionRedis = openSessionRedis(options.sessionRedisUrl);
   // The worker's two busy connections (not BullMQ's blocking one, which it duplicates itself).
   coalesceWrites(connection);
@@ -195,7 +203,11 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
           inFlight: () => opened?.worker.inFlight ?? 0,
           next: metrics,
         });
-  opened = await openWorker({ ...options, keys: keyLayout(options.prefix), observer: progress ?? metrics });
+  opened = await openWorker({
+    ...options,
+    keys: keyLayout(options.prefix, options.config.queue.shards),
+    observer: progress ?? metrics,
+  });
   progress?.start();
   const server =
     metrics === undefined || options.metricsPort === undefined
@@ -234,7 +246,7 @@ export async function runWorkerProcess(options: WorkerProcessOptions): Promise<v
       session_redis: redactRedisUrl(options.sessionRedisUrl),
       key_id: options.ring.current.kid,
       prefix: options.prefix,
-      concurrency: opened.worker.worker.concurrency,
+      concurrency: opened.worker.workers.reduce((sum, worker) => sum + worker.concurrency, 0),
       browsers: options.browsers,
       grace_ms: graceMs,
       metrics_port: options.metricsPort,

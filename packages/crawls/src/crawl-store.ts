@@ -87,6 +87,13 @@ export class CrawlStore {
     seedKeys: readonly string[],
     scoped: boolean,
   ): Promise<{ started: boolean; definition: CrawlDefinition; newSeeds: number }> {
+    // A page's result write counts it for its crawl and admits its links in one script, over its
+    // shard's outbox and the crawl's keys (on the fleet tag): one slot only while there is one shard.
+    if (this.keys.shards.length > 1)
+      throw new InputError(
+        'crawls_need_one_shard',
+        `named crawls (--name, --follow) run on a fleet of one shard for now; this config has queue.shards ${this.keys.shards.length}`,
+      );
     const [status, stored, newSeeds] = await this.redis.cfStartCrawl(
       3,
       this.keys.crawls,
@@ -193,8 +200,8 @@ export class CrawlStore {
    */
   async inFlight(name: string): Promise<number> {
     const [http, render] = await Promise.all([
-      this.redis.lrange(`${this.keys.bullPrefix}:${CRAWL_QUEUE}:active`, 0, 9_999),
-      this.redis.lrange(`${this.keys.bullPrefix}:${RENDER_QUEUE}:active`, 0, 9_999),
+      this.redis.lrange(`${(this.keys.shards[0] ?? this.keys).bullPrefix}:${CRAWL_QUEUE}:active`, 0, 9_999),
+      this.redis.lrange(`${(this.keys.shards[0] ?? this.keys).bullPrefix}:${RENDER_QUEUE}:active`, 0, 9_999),
     ]);
     if (http.length + render.length === 0) return 0;
     const pipeline = this.redis.pipeline();

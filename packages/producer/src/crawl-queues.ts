@@ -31,43 +31,67 @@ export function queueEntry(job: FetchJob, config: CrawlfleetConfig) {
   };
 }
 
-/**
- * The two queues fetch jobs go to: `crawl` (HTTP workers) and `crawl-render` (browser workers,
- * for jobs marked `render`). A key is one job whichever queue holds it: adding routes each job by
- * `queueOf`, and a key's state, existence and removal look at both.
- */
-export class CrawlQueues {
+/** One shard's two queues. */
+export interface ShardQueues {
   readonly crawl: Queue<FetchJob>;
   readonly render: Queue<FetchJob>;
+}
+
+/**
+ * The queues fetch jobs go to: `crawl` (HTTP workers) and `crawl-render` (browser workers, for
+ * jobs marked `render`), one of each per shard (`queue.shards`). A key is one job whichever queue
+ * holds it: adding routes each job to its key's shard and to the queue `queueOf` names, and a
+ * key's state, existence and removal look at both queues of its shard.
+ */
+export class CrawlQueues {
+  readonly shards: readonly ShardQueues[];
 
   constructor(
     redis: RedisClient,
     private readonly keys: KeyLayout,
     private readonly config: CrawlfleetConfig,
   ) {
-    this.crawl = new Queue<FetchJob>(CRAWL_QUEUE, { connection: redis, prefix: keys.bullPrefix });
-    this.render = new Queue<FetchJob>(RENDER_QUEUE, { connection: redis, prefix: keys.bullPrefix });
+    this.shards = keys.shards.map((shard) => ({
+      crawl: new Queue<FetchJob>(CRAWL_QUEUE, { connection: redis, prefix: shard.bullPrefix }),
+      render: new Queue<FetchJob>(RENDER_QUEUE, { connection: redis, prefix: shard.bullPrefix }),
+    }));
   }
 
-  /** Both queues, to listen to (errors) or count. */
+  /** Every queue, to listen to (errors) or count. */
   get all(): readonly Queue<FetchJob>[] {
-    return [this.crawl, this.render];
+    return this.shards.flatMap((shard) => [shard.crawl, shard.render]);
   }
 
-  /** Adds jobs, each to its queue: one round trip per queue that gets any. */
+  /** The `crawl` queue of every shard, or the `crawl-render` one. */
+  each(name: typeof CRAWL_QUEUE | typeof RENDER_QUEUE): readonly Queue<FetchJob>[] {
+    return this.shards.map((shard) => (name === CRAWL_QUEUE ? shard.crawl : shard.render));
+  }
+
+  /** The two queues of a key's shard. */
+  of(key: string): ShardQueues {
+    return this.shards[this.keys.shardOf(key).index] as ShardQueues;
+  }
+
+  /** Adds jobs, each to its shard's queue: one round trip per queue that gets any. */
   async add(jobs: readonly FetchJob[]): Promise<void> {
-    const http = jobs.filter((job) => queueOf(job) === CRAWL_QUEUE);
-    const render = jobs.filter((job) => queueOf(job) === RENDER_QUEUE);
-    await Promise.all([
-      http.length === 0 ? undefined : this.crawl.addBulk(http.map((job) => queueEntry(job, this.config))),
-      render.length === 0 ? undefined : this.render.addBulk(render.map((job) => queueEntry(job, this.config))),
-    ]);
+    const byQueue = new Map<Queue<FetchJob>, FetchJob[]>();
+    for (const job of jobs) {
+      const shard = this.of(job.idempotencyKey);
+      const queue = queueOf(job) === CRAWL_QUEUE ? shard.crawl : shard.render;
+      const list = byQueue.get(queue);
+      if (list === undefined) byQueue.set(queue, [job]);
+      else list.push(job);
+    }
+    await Promise.all(
+      [...byQueue].map(([queue, list]) => queue.addBulk(list.map((job) => queueEntry(job, this.config)))),
+    );
   }
 
-  /** A key's job state in whichever queue holds it; `unknown` when neither does. */
+  /** A key's job state in whichever queue of its shard holds it; `unknown` when neither does. */
   async state(key: string): Promise<JobState | 'unknown'> {
-    const state = await this.crawl.getJobState(key);
-    return state === 'unknown' ? this.render.getJobState(key) : state;
+    const { crawl, render } = this.of(key);
+    const state = await crawl.getJobState(key);
+    return state === 'unknown' ? render.getJobState(key) : state;
   }
 
   /**
@@ -76,7 +100,9 @@ export class CrawlQueues {
    */
   async remove(key: string): Promise<number> {
     let removed = 0;
-    for (const queue of this.all) if ((await queue.getJobState(key)) !== 'unknown') removed += await queue.remove(key);
+    const { crawl, render } = this.of(key);
+    for (const queue of [crawl, render])
+      if ((await queue.getJobState(key)) !== 'unknown') removed += await queue.remove(key);
     return removed;
   }
 

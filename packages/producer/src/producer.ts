@@ -1,4 +1,4 @@
-import type { CrawlfleetConfig, FetchJob, KeyLayout, RedisClient } from '@crawlfleet/core';
+import { type CrawlfleetConfig, type FetchJob, type KeyLayout, pipelineEach, type RedisClient } from '@crawlfleet/core';
 import { injectTrace, inSpan, SpanKind } from '@crawlfleet/tracing';
 import { CrawlQueues } from './crawl-queues.js';
 import { PartialSubmitError, type SubmitReport } from './errors.js';
@@ -115,18 +115,21 @@ export class Producer {
     return (await this.queues.remove(key)) >= 1;
   }
 
-  /** One round trip: which keys of the batch are already finished or queued. */
+  /** One round trip (one per master on a cluster): which keys of the batch are already finished or queued. */
   private async withoutKnown(batch: readonly FetchJob[], force: boolean): Promise<FetchJob[]> {
-    const pipeline = this.redis.pipeline();
-    for (const job of batch) {
-      pipeline.exists(this.keys.ledger(job.idempotencyKey));
-      this.queues.queueExists(pipeline, job.idempotencyKey);
-    }
-    const answers = (await pipeline.exec()) ?? [];
+    const answers = await pipelineEach(
+      this.redis,
+      batch,
+      (job) => this.keys.ledger(job.idempotencyKey),
+      (pipeline, job) => {
+        pipeline.exists(this.keys.ledger(job.idempotencyKey));
+        this.queues.queueExists(pipeline, job.idempotencyKey);
+      },
+    );
     const fresh: FetchJob[] = [];
     for (const [index, job] of batch.entries()) {
-      const finished = answers[index * 2]?.[1] === 1;
-      const queued = Number(answers[index * 2 + 1]?.[1] ?? 0) > 0;
+      const finished = answers[index]?.[0]?.[1] === 1;
+      const queued = Number(answers[index]?.[1]?.[1] ?? 0) > 0;
       if (!finished && !queued) fresh.push(job);
       else if (force && (await this.forget(job.idempotencyKey, queued))) fresh.push(job);
     }

@@ -1,5 +1,13 @@
 import { readFileSync } from 'node:fs';
-import { InputError, type KeyLayout, NAME_PATTERN, type RedisClient, type ResultsConfig } from '@crawlfleet/core';
+import {
+  InputError,
+  type KeyLayout,
+  NAME_PATTERN,
+  type RedisClient,
+  type ResultsConfig,
+  type ShardKeys,
+} from '@crawlfleet/core';
+import { compareIds } from './merge-entries.js';
 
 const TRIM_OUTBOX = readFileSync(new URL('../lua/trim-outbox.lua', import.meta.url), 'utf8');
 
@@ -27,8 +35,9 @@ export interface SinkState {
   pending: number;
   /** Entries it has not read yet; null when Redis cannot tell (an entry was deleted out of order). */
   lag: number | null;
-  /** Its consumers (running or dead ones whose pending entries wait to be claimed). */
+  /** Its consumers (running or dead ones whose pending entries wait to be claimed); per shard, the most. */
   consumers: number;
+  /** The newest entry it was given (of any shard). */
   lastDeliveredId: string;
 }
 
@@ -53,7 +62,8 @@ export function isFull(fill: OutboxFill, limits: OutboxLimits): boolean {
 /**
  * The results stream as an outbox: every sink is a named consumer group that reads it from the
  * start, and the stream is trimmed only below what every sink has acknowledged
- * (`lua/trim-outbox.lua`). With no sink registered, nothing is trimmed.
+ * (`lua/trim-outbox.lua`). With no sink registered, nothing is trimmed. A fleet of several shards
+ * has an outbox stream per shard: a sink is a group on each, and every answer here is over all.
  */
 export class Outbox {
   private readonly redis: WithTrimScript;
@@ -67,10 +77,18 @@ export class Outbox {
   }
 
   async fill(): Promise<OutboxFill> {
-    const [entries, bytes] = await Promise.all([
-      this.redis.xlen(this.keys.results),
-      this.redis.get(this.keys.resultsBytes),
-    ]);
+    const fills = await Promise.all(this.keys.shards.map((shard) => this.fillOf(shard)));
+    return fills.reduce((total, fill) => ({ entries: total.entries + fill.entries, bytes: total.bytes + fill.bytes }));
+  }
+
+  /** What each shard's outbox holds, in shard order. */
+  fills(): Promise<OutboxFill[]> {
+    return Promise.all(this.keys.shards.map((shard) => this.fillOf(shard)));
+  }
+
+  /** What one shard's outbox holds. */
+  async fillOf(shard: ShardKeys): Promise<OutboxFill> {
+    const [entries, bytes] = await Promise.all([this.redis.xlen(shard.results), this.redis.get(shard.resultsBytes)]);
     return { entries, bytes: Number(bytes ?? 0) };
   }
 
@@ -79,13 +97,17 @@ export class Outbox {
    * when this call created it.
    */
   async register(name: string): Promise<boolean> {
-    try {
-      await this.redis.xgroup('CREATE', this.keys.results, checkSinkName(name), '0', 'MKSTREAM');
-      return true;
-    } catch (error) {
-      if ((error as Error).message.startsWith('BUSYGROUP')) return false;
-      throw error;
+    checkSinkName(name);
+    let created = false;
+    for (const shard of this.keys.shards) {
+      try {
+        await this.redis.xgroup('CREATE', shard.results, name, '0', 'MKSTREAM');
+        created = true;
+      } catch (error) {
+        if (!(error as Error).message.startsWith('BUSYGROUP')) throw error;
+      }
     }
+    return created;
   }
 
   /**
@@ -93,17 +115,39 @@ export class Outbox {
    * other sink needs. False when there was no such sink.
    */
   async remove(name: string): Promise<boolean> {
-    if ((await this.redis.exists(this.keys.results)) === 0) return false;
-    // DESTROY answers 1 when the group was there.
-    if (Number(await this.redis.xgroup('DESTROY', this.keys.results, name)) !== 1) return false;
-    await this.trim();
-    return true;
+    let removed = false;
+    for (const shard of this.keys.shards) {
+      if ((await this.redis.exists(shard.results)) === 0) continue;
+      // DESTROY answers 1 when the group was there.
+      if (Number(await this.redis.xgroup('DESTROY', shard.results, name)) === 1) removed = true;
+    }
+    if (removed) await this.trim();
+    return removed;
   }
 
   /** The registered sinks, by name. */
   async sinks(): Promise<SinkState[]> {
-    if ((await this.redis.exists(this.keys.results)) === 0) return [];
-    const groups = (await this.redis.xinfo('GROUPS', this.keys.results)) as unknown[][];
+    const byName = new Map<string, SinkState>();
+    for (const shard of this.keys.shards) {
+      for (const sink of await this.sinksOf(shard)) {
+        const seen = byName.get(sink.name);
+        if (seen === undefined) {
+          byName.set(sink.name, sink);
+          continue;
+        }
+        seen.pending += sink.pending;
+        seen.lag = seen.lag === null || sink.lag === null ? null : seen.lag + sink.lag;
+        seen.consumers = Math.max(seen.consumers, sink.consumers);
+        if (compareIds(sink.lastDeliveredId, seen.lastDeliveredId) > 0) seen.lastDeliveredId = sink.lastDeliveredId;
+      }
+    }
+    return [...byName.values()].sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** The sinks registered on one shard's stream. */
+  private async sinksOf(shard: ShardKeys): Promise<SinkState[]> {
+    if ((await this.redis.exists(shard.results)) === 0) return [];
+    const groups = (await this.redis.xinfo('GROUPS', shard.results)) as unknown[][];
     return groups
       .map((group) => {
         const field = (name: string): unknown => group[group.indexOf(name) + 1];
@@ -133,12 +177,24 @@ export class Outbox {
   }
 
   private async trimBelow(below: string): Promise<OutboxFill & { trimmed: number }> {
+    const total = { trimmed: 0, entries: 0, bytes: 0 };
+    for (const shard of this.keys.shards) {
+      const { trimmed, entries, bytes } = await this.trimShard(shard, below);
+      total.trimmed += trimmed;
+      total.entries += entries;
+      total.bytes += bytes;
+    }
+    return total;
+  }
+
+  /** Trims one shard's stream below what each of its sinks acknowledged (and `below`, when given). */
+  async trimShard(shard: ShardKeys, below = ''): Promise<OutboxFill & { trimmed: number }> {
     let trimmed = 0;
     for (;;) {
       const [removed, entries, bytes, more] = await this.redis.cfTrimOutbox(
-        this.keys.results,
-        this.keys.resultsBytes,
-        this.keys.resultsSizes,
+        shard.results,
+        shard.resultsBytes,
+        shard.resultsSizes,
         TRIM_STEP,
         below,
       );

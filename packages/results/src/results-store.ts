@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { type KeyLayout, type RedisClient, TurnBatch } from '@crawlfleet/core';
+import { type KeyLayout, type RedisClient, type ShardKeys, TurnBatch } from '@crawlfleet/core';
+import { mergeByEntryId } from './merge-entries.js';
 import type { OutboxFill } from './outbox.js';
 import { type PendingResult, resultCalls } from './result-batches.js';
 import type { StoredRecord } from './stored-record.js';
@@ -96,19 +97,20 @@ const RATE_SPAN_MS = 10_000;
 export interface ResultsStoreOptions {
   /** How long a finished idempotency key is remembered (`retention.ledgerTtlSeconds`). */
   ledgerTtlSeconds: number;
-  /** Told what the outbox holds after each write (backpressure). */
-  onFill?: ((fill: OutboxFill) => void) | undefined;
+  /** Told what a shard's outbox holds after each write to it (backpressure). */
+  onFill?: ((fill: OutboxFill, shard: number) => void) | undefined;
 }
 
 /**
  * The results outbox and the idempotency ledger. A result and its ledger mark are written by one
  * Lua script (`lua/write-results.lua`), so there is no moment where one exists without the other;
- * the results written in one turn of the event loop share that script's call (`TurnBatch`).
- * Writing never trims: sinks acknowledge and trim (`Outbox`).
+ * the results written in one turn of the event loop share that script's call (`TurnBatch`), one
+ * per shard (a result goes to its key's shard, with its ledger mark). Writing never trims: sinks
+ * acknowledge and trim (`Outbox`). Reads and counts cover every shard.
  */
 export class ResultsStore implements ResultSink {
   private readonly redis: WithResultScripts;
-  private readonly batches: TurnBatch<PendingResult, WriteOutcome>;
+  private readonly batches: ReadonlyArray<TurnBatch<PendingResult, WriteOutcome>>;
 
   constructor(
     redis: RedisClient,
@@ -118,7 +120,7 @@ export class ResultsStore implements ResultSink {
     if (!('cfWriteResults' in redis)) redis.defineCommand('cfWriteResults', { lua: WRITE_RESULTS });
     if (!('cfCountEntries' in redis)) redis.defineCommand('cfCountEntries', { numberOfKeys: 1, lua: COUNT_ENTRIES });
     this.redis = redis as WithResultScripts;
-    this.batches = new TurnBatch((batch) => this.writeAll(batch), resultCalls);
+    this.batches = keys.shards.map((shard) => new TurnBatch((batch) => this.writeAll(shard, batch), resultCalls));
   }
 
   /**
@@ -126,7 +128,8 @@ export class ResultsStore implements ResultSink {
    * the other results written in the same turn of the event loop.
    */
   write(result: StoredResult, frontier?: FrontierWrite): Promise<WriteOutcome> {
-    return this.batches.add({
+    const shard = this.keys.shardOf(result.idempotencyKey);
+    return (this.batches[shard.index] as TurnBatch<PendingResult, WriteOutcome>).add({
       ledgerKey: this.keys.ledger(result.idempotencyKey),
       json: JSON.stringify(result),
       ...(frontier === undefined
@@ -144,15 +147,15 @@ export class ResultsStore implements ResultSink {
     });
   }
 
-  private async writeAll(batch: readonly PendingResult[]): Promise<WriteOutcome[]> {
+  private async writeAll(shard: ShardKeys, batch: readonly PendingResult[]): Promise<WriteOutcome[]> {
     // A result of no crawl names its ledger key in the crawl's places; its crawl part is empty.
     const answer = await this.redis.cfWriteResults(
       batch.length * 3 + 5,
-      this.keys.results,
-      this.keys.resultsBytes,
-      this.keys.resultsSizes,
-      this.keys.resultsRate(Math.floor(Date.now() / RATE_SPAN_MS)),
-      this.keys.frontier,
+      shard.results,
+      shard.resultsBytes,
+      shard.resultsSizes,
+      shard.resultsRate(Math.floor(Date.now() / RATE_SPAN_MS)),
+      shard.frontier,
       ...batch.flatMap((pending) => [
         pending.ledgerKey,
         pending.crawlKey ?? pending.ledgerKey,
@@ -162,7 +165,7 @@ export class ResultsStore implements ResultSink {
       ...batch.flatMap((pending) => [pending.json, pending.links ?? '']),
     );
     const n = batch.length;
-    this.options.onFill?.({ entries: Number(answer[n * 3]), bytes: Number(answer[n * 3 + 1]) });
+    this.options.onFill?.({ entries: Number(answer[n * 3]), bytes: Number(answer[n * 3 + 1]) }, shard.index);
     return batch.map((_, i) => ({
       written: answer[i * 3] === 1,
       entryId: String(answer[i * 3 + 1]),
@@ -175,8 +178,8 @@ export class ResultsStore implements ResultSink {
   }
 
   /** Entries the outbox holds now: what some sink has not acknowledged, or every one with no sink. */
-  count(): Promise<number> {
-    return this.redis.xlen(this.keys.results);
+  async count(): Promise<number> {
+    return sum(await Promise.all(this.keys.shards.map((shard) => this.redis.xlen(shard.results))));
   }
 
   /**
@@ -184,16 +187,21 @@ export class ResultsStore implements ResultSink {
    * a Redis older than 7, which does not keep that count.
    */
   async written(): Promise<number | undefined> {
-    const info = await this.streamInfo();
-    if (info === undefined) return 0;
-    const added = info.get('entries-added');
-    return added === undefined ? undefined : Number(added);
+    let total = 0;
+    for (const shard of this.keys.shards) {
+      const info = await this.streamInfo(shard);
+      if (info === undefined) continue;
+      const added = info.get('entries-added');
+      if (added === undefined) return undefined;
+      total += Number(added);
+    }
+    return total;
   }
 
-  /** The stream's `XINFO STREAM` fields; undefined when it does not exist. */
-  private async streamInfo(): Promise<Map<string, unknown> | undefined> {
-    if ((await this.redis.exists(this.keys.results)) === 0) return undefined;
-    const info = (await this.redis.xinfo('STREAM', this.keys.results)) as unknown[];
+  /** A shard's stream's `XINFO STREAM` fields; undefined when it does not exist. */
+  private async streamInfo(shard: ShardKeys): Promise<Map<string, unknown> | undefined> {
+    if ((await this.redis.exists(shard.results)) === 0) return undefined;
+    const info = (await this.redis.xinfo('STREAM', shard.results)) as unknown[];
     const fields = new Map<string, unknown>();
     for (let i = 0; i + 1 < info.length; i += 2) fields.set(String(info[i]), info[i + 1]);
     return fields;
@@ -205,6 +213,14 @@ export class ResultsStore implements ResultSink {
    */
   async countRecent(windowMs: number, options: CountRecentOptions = {}): Promise<RecentCount> {
     const now = options.now ?? (await this.serverNow());
+    const counts = await Promise.all(
+      this.keys.shards.map((shard) => this.countRecentOf(shard, windowMs, { ...options, now })),
+    );
+    return { count: sum(counts.map((c) => c.count)), estimated: counts.some((c) => c.estimated) };
+  }
+
+  private async countRecentOf(shard: ShardKeys, windowMs: number, options: CountRecentOptions & { now: number }) {
+    const now = options.now;
     const maxCounted = options.maxCounted ?? DEFAULT_MAX_COUNTED;
     const pageSize = options.pageSize ?? 200;
     const oldest = `${now - windowMs}-0`;
@@ -213,7 +229,7 @@ export class ResultsStore implements ResultSink {
     // One entry past the limit tells a window of exactly `maxCounted` from a fuller one.
     while (counted <= maxCounted) {
       const wanted = Math.min(pageSize, maxCounted + 1 - counted);
-      const [found, oldestFound] = await this.redis.cfCountEntries(this.keys.results, newest, oldest, wanted);
+      const [found, oldestFound] = await this.redis.cfCountEntries(shard.results, newest, oldest, wanted);
       counted += found;
       if (found < wanted) return { count: counted, estimated: false };
       newest = `(${oldestFound}`;
@@ -230,12 +246,24 @@ export class ResultsStore implements ResultSink {
    */
   async countWritten(windowMs: number, options: CountRecentOptions = {}): Promise<RecentCount> {
     const now = options.now ?? (await this.serverNow());
-    if (!(await this.trimmedSince(now - windowMs))) return this.countRecent(windowMs, options);
+    const counts = await Promise.all(
+      this.keys.shards.map((shard) => this.countWrittenOf(shard, windowMs, { ...options, now })),
+    );
+    return { count: sum(counts.map((c) => c.count)), estimated: counts.some((c) => c.estimated) };
+  }
+
+  private async countWrittenOf(
+    shard: ShardKeys,
+    windowMs: number,
+    options: CountRecentOptions & { now: number },
+  ): Promise<RecentCount> {
+    const now = options.now;
+    if (!(await this.trimmedSince(shard, now - windowMs))) return this.countRecentOf(shard, windowMs, options);
     const from = now - windowMs;
     const first = Math.floor(from / RATE_SPAN_MS);
     const last = Math.floor(now / RATE_SPAN_MS);
     const spans = Array.from({ length: last - first + 1 }, (_, i) => first + i);
-    const counts = await this.redis.mget(...spans.map((span) => this.keys.resultsRate(span)));
+    const counts = await this.redis.mget(...spans.map((span) => shard.resultsRate(span)));
     let count = 0;
     for (const [i, span] of spans.entries()) {
       const covered = Math.min(1, ((span + 1) * RATE_SPAN_MS - from) / RATE_SPAN_MS);
@@ -250,8 +278,8 @@ export class ResultsStore implements ResultSink {
    * ever removes the oldest, so otherwise it holds every entry since then. False on a Redis
    * older than 7, which does not count.
    */
-  private async trimmedSince(sinceMs: number): Promise<boolean> {
-    const info = await this.streamInfo();
+  private async trimmedSince(shard: ShardKeys, sinceMs: number): Promise<boolean> {
+    const info = await this.streamInfo(shard);
     const added = info?.get('entries-added');
     const length = Number(info?.get('length'));
     if (added === undefined || Number(added) === length) return false;
@@ -275,10 +303,18 @@ export class ResultsStore implements ResultSink {
   async *entries(
     options: { sinceMs?: number | undefined; pageSize?: number; records?: boolean } = {},
   ): AsyncGenerator<OutboxItem> {
+    // Each shard's entries are in time order; merged by entry id, so are all of them.
+    yield* mergeByEntryId(this.keys.shards.map((shard) => this.entriesOf(shard, options)));
+  }
+
+  private async *entriesOf(
+    shard: ShardKeys,
+    options: { sinceMs?: number | undefined; pageSize?: number; records?: boolean },
+  ): AsyncGenerator<OutboxItem> {
     const pageSize = options.pageSize ?? 500;
     let start = options.sinceMs === undefined ? '-' : `${Math.max(0, Math.floor(options.sinceMs))}-0`;
     for (;;) {
-      const page = await this.redis.xrange(this.keys.results, start, '+', 'COUNT', pageSize);
+      const page = await this.redis.xrange(shard.results, start, '+', 'COUNT', pageSize);
       for (const [entryId, fields] of page) {
         const entry = outboxEntry(entryId, fields);
         if (entry !== undefined && (options.records === true || 'result' in entry)) yield entry;
@@ -287,4 +323,8 @@ export class ResultsStore implements ResultSink {
       start = `(${page[page.length - 1]?.[0]}`;
     }
   }
+}
+
+function sum(values: readonly number[]): number {
+  return values.reduce((total, value) => total + value, 0);
 }

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import type { BodyReader } from '@crawlfleet/bodies';
-import type { KeyLayout, RedisClient } from '@crawlfleet/core';
+import type { KeyLayout, RedisClient, ShardKeys } from '@crawlfleet/core';
 import { Outbox, type OutboxFill, type OutboxItem, outboxEntry } from '@crawlfleet/results';
 import { isLocalProcessAlive } from './local-process.js';
 import { resolveEntry } from './resolve-entry.js';
@@ -72,6 +72,7 @@ function isAfter(a: string, b: string): boolean {
  * the target, and acknowledges a batch only after the target made it durable, then trims what
  * every sink has. After a crash nothing is lost: its own pending entries are read again at start,
  * and entries held by a consumer that died (no heartbeat, or a dead pid on this host) are claimed.
+ * A fleet of several shards has an outbox stream per shard: the consumer takes from each in turn.
  */
 export class OutboxConsumer {
   private readonly outbox: Outbox;
@@ -83,6 +84,8 @@ export class OutboxConsumer {
   private stopping = false;
   private draining = false;
   private readonly progress: SinkProgress = { written: 0, skipped: 0, claimed: 0, outbox: { entries: 0, bytes: 0 } };
+  /** What each shard's outbox held after this consumer's latest trim of it. */
+  private readonly fills = new Map<number, OutboxFill>();
 
   constructor(private readonly options: OutboxConsumerOptions) {
     this.outbox = new Outbox(options.redis, options.keys);
@@ -111,6 +114,7 @@ export class OutboxConsumer {
   /** Runs until `stop()`, or with `once` until the outbox holds nothing this sink has not taken. */
   async run(): Promise<SinkProgress> {
     const { redis, keys, name } = this.options;
+    const shards = keys.shards;
     await this.outbox.register(name);
     await this.beat();
     this.heartbeat = setInterval(() => void this.beat().catch(() => undefined), this.heartbeatTtlMs / 3);
@@ -118,45 +122,68 @@ export class OutboxConsumer {
     try {
       // What this consumer held when it last stopped (a restart under the same name) comes first;
       // reading on from the last one seen, since entries it keeps unacknowledged stay pending.
-      for (let from = '0'; !this.stopping; ) {
-        const own = await this.read(from, 0);
-        if (own.length === 0) break;
-        await this.deliver(own);
-        from = own[own.length - 1]?.[0] ?? from;
+      for (const shard of shards) {
+        for (let from = '0'; !this.stopping; ) {
+          const own = await this.read(shard, from, 0);
+          if (own.length === 0) break;
+          await this.deliver(shard, own);
+          from = own[own.length - 1]?.[0] ?? from;
+        }
       }
-      let end: string | undefined;
+      // A drain ends, on each shard, at the newest entry there is when it starts: later ones are the next run's.
+      const ends = new Map<number, string>();
+      const drained = new Set<number>();
       let lastClaimCheck = 0;
       while (!this.stopping) {
         const draining = this.options.once === true || this.draining;
-        // A drain ends at the newest entry there is when it starts: later ones are the next run's.
-        if (draining && end === undefined) end = (await this.newestId()) ?? '0-0';
+        if (draining && ends.size === 0)
+          for (const shard of shards) ends.set(shard.index, (await this.newestId(shard)) ?? '0-0');
         if (draining || Date.now() - lastClaimCheck >= this.heartbeatTtlMs / 3) {
-          const claimed = await this.claimDead();
-          if (claimed.length > 0) {
+          let claimedAny = false;
+          for (const shard of shards) {
+            const claimed = await this.claimDead(shard);
+            if (claimed.length === 0) continue;
+            claimedAny = true;
             this.progress.claimed += claimed.length;
-            await this.deliver(claimed);
-            continue;
+            await this.deliver(shard, claimed);
           }
+          if (claimedAny) continue;
           lastClaimCheck = Date.now();
         }
-        const fresh = await this.read('>', draining ? 0 : (this.options.blockMs ?? 1_000));
-        if (fresh.length > 0) await this.deliver(fresh);
-        const last = fresh[fresh.length - 1]?.[0];
-        if (draining && end !== undefined && (last === undefined || !isAfter(end, last))) break;
+        // One shard: a blocking read waits for the next entry. Several: each is read at once in
+        // turn (a cluster cannot block on streams of different slots), with a short pause when
+        // none had anything.
+        const blockMs = draining || shards.length > 1 ? 0 : (this.options.blockMs ?? 1_000);
+        let read = 0;
+        for (const shard of shards) {
+          if (this.stopping) break;
+          if (drained.has(shard.index)) continue;
+          const fresh = await this.read(shard, '>', blockMs);
+          read += fresh.length;
+          if (fresh.length > 0) await this.deliver(shard, fresh);
+          const last = fresh[fresh.length - 1]?.[0];
+          const end = ends.get(shard.index);
+          if (draining && end !== undefined && (last === undefined || !isAfter(end, last))) drained.add(shard.index);
+        }
+        if (draining && drained.size === shards.length) break;
+        if (read === 0 && blockMs === 0 && !draining)
+          await new Promise((resolve) => setTimeout(resolve, Math.min(this.options.blockMs ?? 1_000, 100)));
       }
       return this.progress;
     } finally {
       clearInterval(this.heartbeat);
       await redis.del(keys.sinkConsumer(name, this.consumer)).catch(() => undefined);
       // A consumer that holds nothing leaves no trace in the group.
-      const pending = await this.pendingOf(this.consumer).catch(() => 1);
-      if (pending === 0) await redis.xgroup('DELCONSUMER', keys.results, name, this.consumer).catch(() => undefined);
+      for (const shard of shards) {
+        const pending = await this.pendingOf(shard, this.consumer).catch(() => 1);
+        if (pending === 0) await redis.xgroup('DELCONSUMER', shard.results, name, this.consumer).catch(() => undefined);
+      }
       this.reader.disconnect();
     }
   }
 
-  private async newestId(): Promise<string | undefined> {
-    const [newest] = await this.options.redis.xrevrange(this.options.keys.results, '+', '-', 'COUNT', 1);
+  private async newestId(shard: ShardKeys): Promise<string | undefined> {
+    const [newest] = await this.options.redis.xrevrange(shard.results, '+', '-', 'COUNT', 1);
     return newest?.[0];
   }
 
@@ -166,19 +193,19 @@ export class OutboxConsumer {
   }
 
   /** Entries after `from`: this consumer's pending ones after that id, or (`>`) never delivered ones. */
-  private async read(from: string, blockMs: number): Promise<StreamEntry[]> {
-    const { keys, name } = this.options;
+  private async read(shard: ShardKeys, from: string, blockMs: number): Promise<StreamEntry[]> {
+    const { name } = this.options;
     const args: Array<string | number> = ['GROUP', name, this.consumer, 'COUNT', this.batchSize];
     if (blockMs > 0) args.push('BLOCK', blockMs);
-    const answer = (await this.reader.call('XREADGROUP', ...args, 'STREAMS', keys.results, from)) as Array<
+    const answer = (await this.reader.call('XREADGROUP', ...args, 'STREAMS', shard.results, from)) as Array<
       [string, StreamEntry[]]
     > | null;
     return answer?.[0]?.[1] ?? [];
   }
 
-  private async pendingOf(consumer: string): Promise<number> {
-    const { redis, keys, name } = this.options;
-    const summary = (await redis.xpending(keys.results, name, '-', '+', 1, consumer)) as unknown[];
+  private async pendingOf(shard: ShardKeys, consumer: string): Promise<number> {
+    const { redis, name } = this.options;
+    const summary = (await redis.xpending(shard.results, name, '-', '+', 1, consumer)) as unknown[];
     return summary.length;
   }
 
@@ -186,23 +213,23 @@ export class OutboxConsumer {
    * Takes over the pending entries of one consumer that died: its heartbeat expired, or it ran
    * on this host and its process is gone. Dead consumers holding nothing are removed.
    */
-  private async claimDead(): Promise<StreamEntry[]> {
-    const { redis, keys, name } = this.options;
-    const consumers = (await redis.xinfo('CONSUMERS', keys.results, name)) as unknown[][];
+  private async claimDead(shard: ShardKeys): Promise<StreamEntry[]> {
+    const { redis, name } = this.options;
+    const consumers = (await redis.xinfo('CONSUMERS', shard.results, name)) as unknown[][];
     for (const fields of consumers) {
       const consumer = String(fields[fields.indexOf('name') + 1]);
       if (consumer === this.consumer || !(await this.isDead(consumer))) continue;
       const pending = Number(fields[fields.indexOf('pending') + 1]);
       if (pending === 0) {
-        await redis.xgroup('DELCONSUMER', keys.results, name, consumer);
+        await redis.xgroup('DELCONSUMER', shard.results, name, consumer);
         continue;
       }
-      const held = (await redis.xpending(keys.results, name, '-', '+', this.batchSize, consumer)) as Array<
+      const held = (await redis.xpending(shard.results, name, '-', '+', this.batchSize, consumer)) as Array<
         [string, string, number, number]
       >;
       if (held.length === 0) continue;
       const claimed = (await redis.xclaim(
-        keys.results,
+        shard.results,
         name,
         this.consumer,
         0,
@@ -225,8 +252,8 @@ export class OutboxConsumer {
   }
 
   /** Writes a batch durably (retrying with backoff), then acknowledges it and trims. */
-  private async deliver(batch: StreamEntry[]): Promise<void> {
-    const { redis, keys, name, select, bodies } = this.options;
+  private async deliver(shard: ShardKeys, batch: StreamEntry[]): Promise<void> {
+    const { redis, name, select, bodies } = this.options;
     const read: OutboxEntry[] = [];
     const gone: string[] = [];
     for (const [entryId, fields] of batch) {
@@ -244,11 +271,16 @@ export class OutboxConsumer {
       if (chosen[i] || !this.options.keepRejected) done.push(entryId);
     }
     if (entries.length > 0) await this.writeWithRetries(entries);
-    if (done.length > 0) await redis.xack(keys.results, name, ...done);
+    if (done.length > 0) await redis.xack(shard.results, name, ...done);
     this.progress.written += entries.length;
     this.progress.skipped += batch.length - entries.length;
-    const { entries: left, bytes } = await this.outbox.trim();
-    this.progress.outbox = { entries: left, bytes };
+    const { entries: left, bytes } = await this.outbox.trimShard(shard);
+    this.fills.set(shard.index, { entries: left, bytes });
+    this.progress.outbox = { entries: 0, bytes: 0 };
+    for (const fill of this.fills.values()) {
+      this.progress.outbox.entries += fill.entries;
+      this.progress.outbox.bytes += fill.bytes;
+    }
     this.options.onBatch?.(this.progress);
   }
 

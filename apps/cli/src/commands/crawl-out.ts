@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { BodyReader } from '@crawlfleet/bodies';
+import { pipelineEach } from '@crawlfleet/core';
 import { Outbox } from '@crawlfleet/results';
 import { isLocalProcessAlive, JsonlFile, OutboxConsumer, type OutboxEntry } from '@crawlfleet/sinks';
 import type { CommandContext } from '../context.js';
@@ -93,10 +94,11 @@ export class CrawlOut {
         ? [entry.result]
         : [],
     );
-    const pipeline = this.context.redis.pipeline();
-    for (const result of own) pipeline.get(this.context.keys.ledger(result.idempotencyKey));
-    const answers = own.length === 0 ? [] : ((await pipeline.exec()) ?? []);
-    const marks = new Map(own.map((result, i) => [result.idempotencyKey, answers[i]?.[1]]));
+    const ledger = (result: { idempotencyKey: string }) => this.context.keys.ledger(result.idempotencyKey);
+    const answers = await pipelineEach(this.context.redis, own, ledger, (pipeline, result) => {
+      pipeline.get(ledger(result));
+    });
+    const marks = new Map(own.map((result, i) => [result.idempotencyKey, answers[i]?.[0]?.[1]]));
     return entries.map((entry) => {
       if ('record' in entry) {
         const { record } = entry;
@@ -150,10 +152,10 @@ export class CrawlOut {
     const stored = new Set<string>();
     for (let start = 0; start < keys.length; start += KEYS_PER_ROUND_TRIP) {
       const slice = keys.slice(start, start + KEYS_PER_ROUND_TRIP);
-      const pipeline = this.context.redis.pipeline();
-      for (const key of slice) pipeline.get(this.context.keys.ledger(key));
-      for (const [i, [, mark]] of ((await pipeline.exec()) ?? []).entries())
-        if (typeof mark === 'string') stored.add(slice[i] as string);
+      const marks = await pipelineEach(this.context.redis, slice, this.context.keys.ledger, (pipeline, key) => {
+        pipeline.get(this.context.keys.ledger(key));
+      });
+      for (const [i, [answer]] of marks.entries()) if (typeof answer?.[1] === 'string') stored.add(slice[i] as string);
     }
     return stored;
   }

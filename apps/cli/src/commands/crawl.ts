@@ -1,5 +1,5 @@
 import { constants } from 'node:os';
-import { DEFAULT_PREFIX, type FetchJob } from '@crawlfleet/core';
+import { DEFAULT_PREFIX, type FetchJob, pipelineEach } from '@crawlfleet/core';
 import { DEFAULT_CONCURRENCY, type JobEvent, openWorker } from '@crawlfleet/crawler';
 import { CrawlStore, pendingOf } from '@crawlfleet/crawls';
 import { DeadLetterQueue, type DeadLetterSummary, summarize } from '@crawlfleet/dlq';
@@ -257,22 +257,24 @@ async function outcomes(
   const found: Array<'stored' | 'dead_lettered' | undefined> = [];
   for (let start = 0; start < keys.length; start += KEYS_PER_ROUND_TRIP) {
     const batch = keys.slice(start, start + KEYS_PER_ROUND_TRIP);
-    const pipeline = context.redis.pipeline();
-    for (const key of batch) {
+    // A key's ledger mark and job are on its shard; the DLQ is on the fleet's tag.
+    const onShard = await pipelineEach(context.redis, batch, context.keys.ledger, (pipeline, key) => {
       pipeline.exists(context.keys.ledger(key));
-      pipeline.exists(context.keys.dlqJob(key));
       // BullMQ's job hash (in whichever queue has it): gone (trimmed by retention) or with finishedOn once it ended.
       pipeline.hmget(context.keys.crawlJob(key), 'timestamp', 'finishedOn');
       pipeline.hmget(context.keys.renderJob(key), 'timestamp', 'finishedOn');
-    }
-    const answers = (await pipeline.exec()) ?? [];
+    });
+    const inDlq = await pipelineEach(context.redis, batch, context.keys.dlqJob, (pipeline, key) => {
+      pipeline.exists(context.keys.dlqJob(key));
+    });
     batch.forEach((_key, i) => {
-      const http = (answers[i * 4 + 2]?.[1] as Array<string | null> | undefined) ?? [];
-      const render = (answers[i * 4 + 3]?.[1] as Array<string | null> | undefined) ?? [];
+      const [stored, httpJob, renderJob] = onShard[i] ?? [];
+      const http = (httpJob?.[1] as Array<string | null> | undefined) ?? [];
+      const render = (renderJob?.[1] as Array<string | null> | undefined) ?? [];
       const [added, finishedOn] = http[0] !== null && http[0] !== undefined ? http : render;
       const ended = added === null || added === undefined || finishedOn !== null;
-      if (answers[i * 4]?.[1] === 1) found.push('stored');
-      else if (answers[i * 4 + 1]?.[1] === 1 && ended) found.push('dead_lettered');
+      if (stored?.[1] === 1) found.push('stored');
+      else if (inDlq[i]?.[0]?.[1] === 1 && ended) found.push('dead_lettered');
       else found.push(undefined);
     });
   }
@@ -452,10 +454,11 @@ async function runUntilDone(
   const running = new Map<string, Job>();
   for (const { worker } of workers) {
     worker.onJob(onJob);
-    const bull = worker.worker;
-    bull.on('active', (job) => running.set(String(job.id), job));
-    bull.on('completed', (job) => running.delete(String(job.id)));
-    bull.on('failed', (job) => running.delete(String(job?.id)));
+    for (const bull of worker.workers) {
+      bull.on('active', (job) => running.set(String(job.id), job));
+      bull.on('completed', (job) => running.delete(String(job.id)));
+      bull.on('failed', (job) => running.delete(String(job?.id)));
+    }
   }
   interruption.handBack = async () => {
     const jobs = [...running.values()];
@@ -495,7 +498,9 @@ async function runUntilDone(
         lastPending = pending.size;
         if (idle && following === undefined && (await settleFromRedis(context, pending)) === 0) break;
         // A following crawl may have links on their way to the queue: idle only once none is left.
-        const moving = following === undefined ? 0 : await context.redis.xlen(context.keys.frontier);
+        let moving = 0;
+        if (following !== undefined)
+          for (const shard of context.keys.shards) moving += await context.redis.xlen(shard.frontier);
         if ((await liveJobs(queues)) === 0 && moving === 0) break;
       }
       await Promise.race([new Promise((resolve) => setTimeout(resolve, 250)), interruption.whenRequested()]);

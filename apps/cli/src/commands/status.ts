@@ -1,7 +1,7 @@
-import { CRAWL_QUEUE, RENDER_QUEUE, type RetentionConfig } from '@crawlfleet/core';
+import type { RetentionConfig } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
+import { CrawlQueues } from '@crawlfleet/producer';
 import { isFull, Outbox, ResultsStore, type SinkState } from '@crawlfleet/results';
-import { Queue } from 'bullmq';
 import type { Command } from 'commander';
 import { type CommandContext, type GlobalOptions, openContext } from '../context.js';
 import { plural, printJson, table } from '../output.js';
@@ -33,6 +33,8 @@ export interface Status {
   /** Which figures have reached their retention limit, so count less than what happened. */
   capped: { completed: boolean; failed: boolean };
   outbox: OutboxStatus;
+  /** Each shard (`queue.shards`): its hash tag, its crawl queue's jobs and its outbox's results. */
+  shards: ShardStatus[];
   lastMinute: {
     stored: number;
     storedPerSecond: number;
@@ -40,6 +42,15 @@ export interface Status {
     /** True when `stored` was worked out from the pace of the newest results (a busy fleet). */
     estimated: boolean;
   };
+}
+
+export interface ShardStatus {
+  shard: number;
+  tag: string;
+  waiting: number;
+  active: number;
+  delayed: number;
+  results: number;
 }
 
 export interface OutboxStatus {
@@ -60,25 +71,31 @@ export interface OutboxStatus {
  */
 export async function readStatus(context: CommandContext): Promise<Status> {
   const { retention } = context.config;
-  const queue = new Queue(CRAWL_QUEUE, { connection: context.redis, prefix: context.keys.bullPrefix });
-  const renderQueue = new Queue(RENDER_QUEUE, { connection: context.redis, prefix: context.keys.bullPrefix });
+  const queues = new CrawlQueues(context.redis, context.keys, context.config);
   const dlq = new DeadLetterQueue(context.redis, context.keys);
   const results = new ResultsStore(context.redis, context.keys, retention);
   const outbox = new Outbox(context.redis, context.keys);
   const limits = context.config.results;
   try {
     const now = await results.serverNow();
-    const [counts, rendering, dlqCount, fill, sinks, written, recent, deadLettered] = await Promise.all([
-      queue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'),
-      renderQueue.getJobCounts('waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'),
+    const states = ['waiting', 'prioritized', 'active', 'delayed', 'completed', 'failed'] as const;
+    const [byShard, renderByShard, dlqCount, fills, sinks, written, recent, deadLettered] = await Promise.all([
+      Promise.all(queues.shards.map((shard) => shard.crawl.getJobCounts(...states))),
+      Promise.all(queues.shards.map((shard) => shard.render.getJobCounts(...states))),
       dlq.count(),
-      outbox.fill(),
+      outbox.fills(),
       outbox.sinks(),
       results.written(),
       results.countWritten(WINDOW_MS, { now }),
       // An entry is a failed job of crawl-dlq, scored by when it was filed (route-dead-letter.lua).
       context.redis.zcount(dlq.queue.toKey('failed'), now - WINDOW_MS, '+inf'),
     ]);
+    const counts = sumCounts(byShard);
+    const rendering = sumCounts(renderByShard);
+    const fill = {
+      entries: fills.reduce((sum, shard) => sum + shard.entries, 0),
+      bytes: fills.reduce((sum, shard) => sum + shard.bytes, 0),
+    };
     const completed = counts.completed ?? 0;
     const failed = counts.failed ?? 0;
     return {
@@ -108,6 +125,14 @@ export async function readStatus(context: CommandContext): Promise<Status> {
         full: isFull(fill, limits),
         sinks,
       },
+      shards: context.keys.shards.map((shard, i) => ({
+        shard: shard.index,
+        tag: shard.tag,
+        waiting: (byShard[i]?.waiting ?? 0) + (byShard[i]?.prioritized ?? 0),
+        active: byShard[i]?.active ?? 0,
+        delayed: byShard[i]?.delayed ?? 0,
+        results: fills[i]?.entries ?? 0,
+      })),
       lastMinute: {
         stored: recent.count,
         storedPerSecond: recent.count / (WINDOW_MS / 1000),
@@ -116,8 +141,16 @@ export async function readStatus(context: CommandContext): Promise<Status> {
       },
     };
   } finally {
-    await Promise.all([queue.close(), renderQueue.close(), dlq.close()]);
+    await Promise.all([queues.close(), dlq.close()]);
   }
+}
+
+/** Job counts of several queues (one per shard), added up by state. */
+function sumCounts(counts: ReadonlyArray<Record<string, number>>): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const shard of counts)
+    for (const [state, count] of Object.entries(shard)) total[state] = (total[state] ?? 0) + count;
+  return total;
 }
 
 /** Bytes for people: 1.5 MiB, 512 KiB, 300 B. */
@@ -179,6 +212,11 @@ function printStatus(status: Status): void {
     'completed and failed count the finished jobs BullMQ keeps (retention.completedJobs, retention.failedJobs); results and the DLQ are the record.',
   );
   lines.push(...outboxLines(outbox));
+  if (status.shards.length > 1)
+    for (const shard of status.shards)
+      lines.push(
+        `shard ${shard.shard} ${shard.tag}: ${shard.waiting} waiting, ${shard.active} active, ${shard.delayed} delayed, ${shard.results} results in its outbox`,
+      );
   if (capped.completed) {
     lines.push(
       `completed is capped: BullMQ keeps at most ${retention.completedJobs} completed jobs (retention.completedJobs).`,
@@ -196,7 +234,7 @@ export function registerStatus(program: Command): void {
     .description('show job counts of the crawl queue, the DLQ, the results outbox and its sinks, and the last minute')
     .option(
       '--json',
-      'print {"counts":{...},"render":{...},"results","resultsWritten","retention","capped","outbox":{"entries","bytes","maxEntries","maxBytes","full","sinks":[...]},"lastMinute":{...}}',
+      'print {"counts":{...},"render":{...},"results","resultsWritten","retention","capped","outbox":{"entries","bytes","maxEntries","maxBytes","full","sinks":[...]},"shards":[{"shard","tag","waiting","active","delayed","results"}],"lastMinute":{...}}',
     )
     .action(async (options: { json?: boolean }, command: Command) => {
       const context = await openContext(command.optsWithGlobals<GlobalOptions>());
