@@ -1,4 +1,5 @@
 import {
+  type ConnectOptions,
   type CrawlfleetConfig,
   checkShardCount,
   connectRedis,
@@ -35,8 +36,21 @@ export function loadSettings(globals: GlobalOptions): Settings {
 }
 
 /** Connects to `redisUrl` (default: the environment's); throws `RedisUnavailableError`. */
-export async function connect(settings: Settings, redisUrl?: string): Promise<CommandContext> {
-  const redis = await connectRedis(redisUrl ?? settings.env.redisUrl, { role: 'command' });
+export async function connect(
+  settings: Settings,
+  redisUrl?: string,
+  role: ConnectOptions['role'] = 'command',
+): Promise<CommandContext> {
+  const redis = await connectRedis(redisUrl ?? settings.env.redisUrl, { role });
+  // The fleet's Redis (not a separate session Redis): this config must spread jobs as the fleet does.
+  if (redisUrl === undefined || redisUrl === settings.env.redisUrl) {
+    try {
+      await checkShardCount(redis, settings.keys);
+    } catch (error) {
+      redis.disconnect();
+      throw error;
+    }
+  }
   return {
     ...settings,
     redis,
@@ -46,16 +60,13 @@ export async function connect(settings: Settings, redisUrl?: string): Promise<Co
   };
 }
 
-/** Reads settings and config first (bad input fails before any connection), then connects. */
-export async function openContext(globals: GlobalOptions): Promise<CommandContext> {
-  const context = await connect(loadSettings(globals));
-  try {
-    await checkShardCount(context.redis, context.keys);
-  } catch (error) {
-    await context.close();
-    throw error;
-  }
-  return context;
+/**
+ * Reads settings and config first (bad input fails before any connection), then connects. A
+ * long-running command (`sink run`) connects as a worker does: it rides out a Redis restart or a
+ * cluster failover instead of failing on it.
+ */
+export function openContext(globals: GlobalOptions, role: ConnectOptions['role'] = 'command'): Promise<CommandContext> {
+  return connect(loadSettings(globals), undefined, role);
 }
 
 /** Like `openContext`, but connected to the session Redis (`CRAWLFLEET_SESSION_REDIS_URL`). */

@@ -85,7 +85,8 @@ export {
   redactRedisUrl,
   whenReady,
 } from './redis.js';
+export { awaitReplicas, type Replication } from './replication.js';
 export { NODE_FLAGS } from './runtime.js';
 export { checkShardCount } from './shard-count.js';
-export { type PipelineAnswer, pipelineEach, slotGroups } from './slot-groups.js';
+export { type PipelineAnswer, pipelineEach, slotGroups, slotOf } from './slot-groups.js';
 export { TurnBatch } from './turn-batch.js';

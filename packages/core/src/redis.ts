@@ -78,6 +78,9 @@ function openCluster(url: string, options: ClusterOptions, lazyConnect: boolean)
     // After a master dies, its replica is promoted within the cluster's node timeout; commands
     // that got a connection error wait a moment and ask again instead of failing at once.
     retryDelayOnFailover: 200,
+    // A long-lived process waits out a failover (the cluster's node timeout, then the promotion);
+    // a command fails after a few seconds with what went wrong.
+    maxRedirections: options.maxRetriesPerRequest === null ? 100 : 16,
     retryDelayOnClusterDown: 300,
     retryDelayOnTryAgain: 100,
     slotsRefreshTimeout: 2_000,

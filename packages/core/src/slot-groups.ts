@@ -2,6 +2,11 @@ import calculateSlot from 'cluster-key-slot';
 import type { ChainableCommander } from 'ioredis';
 import { isCluster, type RedisClient } from './redis.js';
 
+/** The Redis Cluster slot of a key (CRC16 of its hash tag, or of the whole key without one). */
+export function slotOf(key: string): number {
+  return calculateSlot(key);
+}
+
 /** One pipelined command's answer, as ioredis gives it. */
 export type PipelineAnswer = [Error | null, unknown];
 

@@ -38,6 +38,11 @@ export interface SubmitReport {
   duplicates: number;
   /** The idempotency keys of the jobs enqueued, in input order. */
   keys: string[];
+  /**
+   * Masters (with replicas) where no replica confirmed the jobs within the wait: a failover of one
+   * of them right now could lose jobs it took. 0 or absent when every one confirmed.
+   */
+  unreplicated?: number;
 }
 
 /**

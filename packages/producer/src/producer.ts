@@ -1,9 +1,20 @@
-import { type CrawlfleetConfig, type FetchJob, type KeyLayout, pipelineEach, type RedisClient } from '@crawlfleet/core';
+import {
+  awaitReplicas,
+  type CrawlfleetConfig,
+  type FetchJob,
+  type KeyLayout,
+  pipelineEach,
+  type RedisClient,
+} from '@crawlfleet/core';
 import { injectTrace, inSpan, SpanKind } from '@crawlfleet/tracing';
 import { CrawlQueues } from './crawl-queues.js';
 import { PartialSubmitError, type SubmitReport } from './errors.js';
 import { type PrepareOptions, prepareJobs } from './prepare.js';
 import type { TargetList } from './target-lines.js';
+
+/** How long a submit waits for a replica of each master to hold its jobs. */
+const REPLICA_WAIT_MS = 2_000;
+
 import type { SubmitTarget } from './targets.js';
 
 export interface SubmitOptions {
@@ -89,6 +100,11 @@ export class Producer {
       throw new PartialSubmitError(report, jobs.length, error as Error, this.connectionError);
     }
     if (unique.length === 0) options.onProgress?.(jobs.length, jobs.length);
+    // An enqueued job must not be lost to a failover: a replica holds it before the submit returns.
+    if (report.enqueued > 0) {
+      const { unconfirmed } = await awaitReplicas(this.redis, REPLICA_WAIT_MS);
+      if (unconfirmed > 0) report.unreplicated = unconfirmed;
+    }
     return report;
   }
 

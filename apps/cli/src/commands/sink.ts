@@ -37,7 +37,7 @@ async function runSink(options: RunOptions, globals: GlobalOptions): Promise<voi
   const kind = sinkKind(options.to);
   const name = checkSinkName(options.name ?? defaultName(options.to));
   const crawl = options.crawl === undefined ? undefined : checkCrawlName(options.crawl);
-  const context = await openContext(globals);
+  const context = await openContext(globals, 'worker');
   const bodies = new BodyReader();
   const line = new ProgressLine();
   const started = Date.now();

@@ -193,6 +193,10 @@ Examples:
           say(
             `enqueued ${plural(report.enqueued, 'job')}, ${plural(report.duplicates, 'duplicate')} skipped (tenant ${options.tenant})`,
           );
+        if (report.unreplicated !== undefined)
+          process.stderr.write(
+            `crawlfleet: warning: no replica of ${plural(report.unreplicated, 'master')} confirmed the jobs within 2 s; a failover now could lose some (crawlfleet status shows what is queued)\n`,
+          );
       } finally {
         await context.close();
       }

@@ -1,0 +1,35 @@
+import { mastersOf, type RedisClient } from './redis.js';
+
+/** What `awaitReplicas` found: the masters that have replicas, and those whose writes none confirmed in time. */
+export interface Replication {
+  /** Masters with at least one connected replica. */
+  replicated: number;
+  /** Of those, the masters whose writes on this connection no replica acknowledged within the timeout. */
+  unconfirmed: number;
+}
+
+/**
+ * Waits until a replica of each master holds what this client wrote to it (`WAIT 1`), so a master
+ * that dies right after cannot take those writes with it: Redis replication is asynchronous, and
+ * a replica promoted in its place has only what reached it. Masters without a connected replica
+ * are not waited on (there is nothing to wait for). Never throws: a master that cannot answer
+ * counts as unconfirmed.
+ */
+export async function awaitReplicas(redis: RedisClient, timeoutMs: number): Promise<Replication> {
+  const answers = await Promise.all(
+    mastersOf(redis).map(async (master) => {
+      try {
+        const info = String(await master.info('replication'));
+        const replicas = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
+        if (replicas === 0) return 'none';
+        return Number(await master.call('WAIT', '1', String(timeoutMs))) >= 1 ? 'confirmed' : 'unconfirmed';
+      } catch {
+        return 'unconfirmed';
+      }
+    }),
+  );
+  return {
+    replicated: answers.filter((answer) => answer !== 'none').length,
+    unconfirmed: answers.filter((answer) => answer === 'unconfirmed').length,
+  };
+}

@@ -1,0 +1,205 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connectRedis, keyLayout, type RedisClient, slotOf } from '@crawlfleet/core';
+import type { Cluster } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type CliProcess, startCliProcess } from '../src/cli-process.js';
+import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
+import { runCli, TEST_KEYS, waitFor } from '../src/harness.js';
+import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
+import { type ClusterNode, type RedisCluster, startRedisCluster } from '../src/redis-cluster.js';
+
+const PAGES = 3_000;
+const SHARDS = 3;
+const CONCURRENCY = 16;
+const POSTGRES = 'postgres://postgres@127.0.0.1:5432/test';
+
+/**
+ * A fleet of 3 shards on a real Redis Cluster of 3 masters and 3 replicas: the producer, two
+ * worker processes and a PostgreSQL sink, all through the CLI with `REDIS_URL=redis+cluster://`.
+ * Every master carries one shard's queue, outbox and ledger; every page ends with one row. Then the
+ * same crawl with one master killed (SIGKILL) part-way: its replica takes over, the processes
+ * reconnect by themselves, and still every page has one row. A page fetched twice can only be one
+ * of the killed master's shard (its completion did not reach the replica, so the job ran again).
+ */
+describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
+  let cluster: RedisCluster;
+  let redis: RedisClient;
+  let site: FixtureSite;
+  let db: pg.Client;
+  let dir: string;
+  const tables: string[] = [];
+  let workers: WorkerProcess[] = [];
+  let sink: CliProcess | undefined;
+
+  beforeAll(async () => {
+    cluster = await startRedisCluster({ masters: 3, replicas: 1 });
+    redis = await connectRedis(cluster.url, { role: 'worker' });
+    site = await startFixtureSite();
+    db = new pg.Client({ connectionString: POSTGRES });
+    await db.connect();
+    dir = mkdtempSync(join(tmpdir(), 'crawlfleet-cluster-shards-'));
+  }, 90_000);
+
+  afterAll(async () => {
+    sink?.child.kill('SIGKILL');
+    await Promise.all(workers.map((worker) => worker.stop('SIGKILL')));
+    for (const table of tables) await db?.query(`DROP TABLE IF EXISTS "${table}"`);
+    await db?.end();
+    redis?.disconnect();
+    await cluster?.stop();
+    await site?.close();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The master serving a key's slot now (host:port). */
+  const ownerOf = (key: string): string => {
+    const owners = (redis as Cluster).slots[slotOf(key)];
+    if (owners?.[0] === undefined) throw new Error(`no master serves ${key}`);
+    return owners[0];
+  };
+
+  /** Calls each master has served, by address. */
+  async function callsByMaster(): Promise<Map<string, number>> {
+    const calls = new Map<string, number>();
+    for (const master of (redis as Cluster).nodes('master')) {
+      const stats = String(await master.info('commandstats'));
+      let total = 0;
+      for (const match of stats.matchAll(/calls=(\d+)/g)) total += Number(match[1]);
+      calls.set(`${master.options.host}:${master.options.port}`, total);
+    }
+    return calls;
+  }
+
+  interface Run {
+    prefix: string;
+    env: Record<string, string>;
+    rows(): Promise<{ count: number; keys: number }>;
+    /** Each page's fetches, as the site counted them. */
+    fetches(): number[];
+  }
+
+  /** Submits PAGES pages to a fresh prefix, then starts two workers and a PostgreSQL sink. */
+  async function start(label: string): Promise<Run> {
+    const prefix = `${label}-${randomBytes(3).toString('hex')}`;
+    const table = `t_cluster_${randomBytes(4).toString('hex')}`;
+    tables.push(table);
+    const config = join(dir, `${prefix}.json`);
+    writeFileSync(
+      config,
+      JSON.stringify({
+        tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore', hostDelayMs: 0 } },
+        queue: { shards: SHARDS },
+      }),
+    );
+    const env = {
+      REDIS_URL: cluster.url,
+      CRAWLFLEET_SESSION_REDIS_URL: '',
+      CRAWLFLEET_CONFIG: config,
+      CRAWLFLEET_PREFIX: prefix,
+      CRAWLFLEET_KEYS: TEST_KEYS,
+      CRAWLFLEET_LOG_LEVEL: 'warn',
+    };
+    const paths = Array.from({ length: PAGES }, (_, i) => `/ok/${prefix}-${i}`);
+    const file = join(dir, `${prefix}.txt`);
+    writeFileSync(file, paths.map((path) => site.url(path)).join('\n'));
+    const submitted = await runCli(['submit', '--file', file, '--json'], { env });
+    expect(submitted.code, submitted.stderr).toBe(0);
+    expect(JSON.parse(submitted.stdout)).toEqual({ enqueued: PAGES, duplicates: 0 });
+    workers = [0, 1].map(() => startWorkerProcess(env, ['--concurrency', String(CONCURRENCY)]));
+    sink = startCliProcess(['sink', 'run', '--to', `${POSTGRES}?table=${table}`, '--name', 'pg'], env);
+    return {
+      prefix,
+      env,
+      async rows() {
+        const exists = await db.query('SELECT to_regclass($1) AS t', [table]);
+        if (exists.rows[0]?.t === null) return { count: 0, keys: 0 };
+        const answer = await db.query(`SELECT count(*) AS n, count(DISTINCT idempotency_key) AS k FROM "${table}"`);
+        return { count: Number(answer.rows[0]?.n), keys: Number(answer.rows[0]?.k) };
+      },
+      fetches: () => paths.map((path) => site.hits(path)),
+    };
+  }
+
+  /** Waits for every row, stops the processes, and checks the fleet ended clean. */
+  async function finish(run: Run): Promise<void> {
+    try {
+      await waitFor(async () => (await run.rows()).count >= PAGES, {
+        timeoutMs: 120_000,
+        intervalMs: 500,
+        what: `${PAGES} rows in PostgreSQL`,
+      });
+    } catch (error) {
+      // What each part was doing, for whoever reads the failure.
+      const status = await runCli(['status', '--json'], { env: run.env });
+      process.stdout.write(
+        `rows ${JSON.stringify(await run.rows())}\nstatus ${status.stdout}${status.stderr}\nsink ${sink?.stderr().slice(-3000)}\n${workers.map((worker, i) => `worker ${i}: ${worker.output().slice(-3000)}`).join('\n')}\n`,
+      );
+      throw error;
+    }
+    const status = JSON.parse((await runCli(['status', '--json'], { env: run.env })).stdout);
+    expect(status.counts).toMatchObject({ waiting: 0, active: 0, delayed: 0, dlq: 0 });
+    expect(status.shards).toHaveLength(SHARDS);
+    sink?.child.kill('SIGTERM');
+    expect(await sink?.exited).toBe(0);
+    await Promise.all(workers.map((worker) => worker.stop('SIGTERM')));
+    expect(await run.rows()).toEqual({ count: PAGES, keys: PAGES });
+    expect(run.fetches().every((fetches) => fetches >= 1)).toBe(true);
+  }
+
+  it('spreads 3,000 pages over every master and stores each exactly once', async () => {
+    const before = await callsByMaster();
+    const run = await start('shards');
+    const keys = keyLayout(run.prefix, SHARDS);
+    // One shard on each master: the shard tags hash into the three masters' slot ranges.
+    const owners = keys.shards.map((shard) => ownerOf(shard.tag));
+    expect(new Set(owners).size).toBe(3);
+    await finish(run);
+    for (const shard of keys.shards) expect(await redis.exists(`${shard.tag}:crawl:meta`)).toBe(1);
+    const after = await callsByMaster();
+    for (const [master, calls] of after) expect(calls - (before.get(master) ?? 0)).toBeGreaterThan(PAGES / SHARDS);
+    const twice = run.fetches().filter((fetches) => fetches > 1).length;
+    expect(twice).toBe(0);
+  }, 300_000);
+
+  it('finishes the crawl by itself when a master dies part-way, with every page stored once', async () => {
+    const run = await start('failover');
+    const keys = keyLayout(run.prefix, SHARDS);
+    await waitFor(async () => (await run.rows()).count >= PAGES / 4, {
+      timeoutMs: 120_000,
+      what: 'the crawl under way',
+    });
+    const victimShard = keys.shards[1];
+    if (victimShard === undefined) throw new Error('no shard 1');
+    const address = ownerOf(victimShard.tag);
+    const victim = cluster.nodes.find((node) => `127.0.0.1:${node.port}` === address) as ClusterNode;
+    expect(victim).toBeDefined();
+    await cluster.kill(victim);
+    await cluster.recovered(30_000);
+    expect(await victim.role()).toBe('down');
+    await finish(run);
+    // What ran twice: pages whose shard lived on the dead master, and no others.
+    const twice = run.fetches().flatMap((count, i) => (count > 1 ? [`/ok/${run.prefix}-${i}`] : []));
+    process.stdout.write(
+      `failover: ${twice.length} of ${PAGES} pages fetched twice (the dead master's shard, ${victimShard.tag})\n`,
+    );
+    for (const shard of await pageShards(run, twice)) expect(shard).toBe(victimShard.index);
+    // At most what the two workers held of that shard when it died, taken again.
+    expect(twice.length).toBeLessThanOrEqual(2 * CONCURRENCY);
+  }, 300_000);
+
+  /** The shard each page's job was on, read back from the rows' idempotency keys. */
+  async function pageShards(run: Run, paths: readonly string[]): Promise<number[]> {
+    if (paths.length === 0) return [];
+    const table = tables[tables.length - 1] as string;
+    const keys = keyLayout(run.prefix, SHARDS);
+    const answer = await db.query(`SELECT url, idempotency_key FROM "${table}" WHERE url = ANY($1)`, [
+      paths.map((path) => site.url(path)),
+    ]);
+    expect(answer.rows).toHaveLength(paths.length);
+    return answer.rows.map((row: { idempotency_key: string }) => keys.shardOf(row.idempotency_key).index);
+  }
+});
