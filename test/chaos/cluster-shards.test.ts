@@ -191,6 +191,118 @@ describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
     expect(twice.length).toBeLessThanOrEqual(2 * CONCURRENCY);
   }, 300_000);
 
+  it('runs the whole CLI against the cluster: submit, status, dlq, sessions, keys rotate, results export, board', async () => {
+    const prefix = `cli-${randomBytes(3).toString('hex')}`;
+    const config = join(dir, `${prefix}.json`);
+    writeFileSync(
+      config,
+      JSON.stringify({
+        tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore', hostDelayMs: 0 } },
+        queue: { shards: SHARDS },
+      }),
+    );
+    const env: Record<string, string | undefined> = {
+      REDIS_URL: cluster.url,
+      CRAWLFLEET_SESSION_REDIS_URL: '',
+      CRAWLFLEET_CONFIG: config,
+      CRAWLFLEET_PREFIX: prefix,
+      CRAWLFLEET_KEYS: TEST_KEYS,
+      CRAWLFLEET_LOG_LEVEL: 'warn',
+    };
+    const cli = async (args: string[], extra: Record<string, string | undefined> = {}) => {
+      const result = await runCli(args, { env: { ...env, ...extra } });
+      expect(result.code, `crawlfleet ${args.join(' ')}: ${result.stderr}`).toBe(0);
+      return result;
+    };
+    const json = async <T>(args: string[], extra: Record<string, string | undefined> = {}) =>
+      JSON.parse((await cli([...args, '--json'], extra)).stdout) as T;
+
+    // Six sessions, each with a cookie, spread over the masters by their own hash tags; and a 404.
+    const sessions = Array.from({ length: 6 }, (_, i) => `s${i}`);
+    for (const session of sessions)
+      expect(await json(['submit', '--session', session, site.url(`/cookies/set?${prefix}=${session}`)])).toEqual({
+        enqueued: 1,
+        duplicates: 0,
+      });
+    const pages = Array.from({ length: 30 }, (_, i) => site.url(`/ok/${prefix}-${i}`));
+    expect(await json(['submit', ...pages, site.url(`/status/404?${prefix}`)])).toEqual({
+      enqueued: 31,
+      duplicates: 0,
+    });
+    workers = [startWorkerProcess(env as Record<string, string>, ['--concurrency', '8'])];
+    await waitFor(
+      async () => {
+        const status = await json<{ counts: { waiting: number; active: number; delayed: number; dlq: number } }>([
+          'status',
+        ]);
+        return status.counts.dlq === 1 && status.counts.waiting + status.counts.active + status.counts.delayed === 0;
+      },
+      { timeoutMs: 60_000, what: 'every job finished' },
+    );
+    const status = await json<{ results: number; shards: Array<{ tag: string; results: number }> }>(['status']);
+    expect(status.results).toBe(36);
+    expect(status.shards.map((shard) => shard.tag)).toEqual(keyLayout(prefix, SHARDS).shards.map((shard) => shard.tag));
+    expect(status.shards.every((shard) => shard.results > 0)).toBe(true);
+
+    // The DLQ: listed, replayed onto its shard's queue, and filed again (the page is still a 404).
+    const letters = await json<Array<{ id: string; reason: string }>>(['dlq', 'list']);
+    expect(letters).toEqual([expect.objectContaining({ reason: 'http_404' })]);
+    const replayed = await json<{ replayed: string[] }>(['dlq', 'replay', '--all']);
+    expect(replayed.replayed).toEqual([letters[0]?.id]);
+    await waitFor(async () => (await json<Array<{ id: string }>>(['dlq', 'list'])).length === 1, {
+      timeoutMs: 30_000,
+      what: 'the replayed 404 back in the DLQ',
+    });
+
+    // Sessions: listed from the registry, shown, keys rotated online, one purged.
+    const listed = await json<Array<{ sessionId: string; slates: string[] }>>(['sessions', 'list']);
+    expect(listed.map((session) => session.sessionId)).toEqual(sessions);
+    const masters = new Set(sessions.map((session) => ownerOf(keyLayout(prefix).session('default', session).base)));
+    expect(masters.size).toBeGreaterThan(1);
+    const shown = await json<{ cookies: Array<{ name: string }> }>(['sessions', 'show', 's1']);
+    expect(shown.cookies.map((cookie) => cookie.name)).toContain(prefix);
+    const generated = (await cli(['keys', 'generate'])).stdout.trim();
+    const rotated = await json<{ resealed: number; unreadable: number }>(['keys', 'rotate'], {
+      CRAWLFLEET_KEYS: `${generated},${TEST_KEYS}`,
+    });
+    expect(rotated).toMatchObject({ unreadable: 0 });
+    expect(rotated.resealed).toBeGreaterThanOrEqual(sessions.length);
+    const reopened = await json<{ cookies: unknown[] }>(['sessions', 'show', 's2'], { CRAWLFLEET_KEYS: generated });
+    expect(reopened.cookies).toHaveLength(1);
+    expect((await cli(['sessions', 'purge', 's0'])).stderr).toMatch(/purged session s0/);
+    expect((await json<unknown[]>(['sessions', 'list'])).length).toBe(sessions.length - 1);
+
+    // Every stored result, from every shard's outbox.
+    const exported = (await cli(['results', 'export'])).stdout.trim().split('\n');
+    expect(exported).toHaveLength(36);
+    expect(new Set(exported.map((line) => JSON.parse(line).idempotencyKey)).size).toBe(36);
+
+    // The board lists each shard's queues.
+    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const board = startCliProcess(['board', '--port', String(port)], {
+      ...env,
+      CRAWLFLEET_BOARD_USER: 'ops',
+      CRAWLFLEET_BOARD_PASSWORD: 'cluster-board-secret',
+      CRAWLFLEET_BOARD_TOKEN: undefined,
+    });
+    try {
+      await waitFor(() => board.stderr().includes('board on '), { what: 'the board to start' });
+      const answer = await fetch(`http://127.0.0.1:${port}/api/queues`, {
+        headers: { authorization: `Basic ${Buffer.from('ops:cluster-board-secret').toString('base64')}` },
+      });
+      expect(answer.status).toBe(200);
+      const body = (await answer.json()) as { queues: Array<{ displayName?: string; name: string }> };
+      const names = body.queues.map((queue) => queue.displayName ?? queue.name);
+      for (const shard of keyLayout(prefix, SHARDS).shards)
+        expect(names).toContain(`crawl (shard ${shard.index}, ${shard.tag})`);
+      expect(names).toContain('crawl-dlq');
+    } finally {
+      board.child.kill('SIGTERM');
+      await board.exited;
+    }
+    await Promise.all(workers.map((worker) => worker.stop('SIGTERM')));
+  }, 180_000);
+
   /** The shard each page's job was on, read back from the rows' idempotency keys. */
   async function pageShards(run: Run, paths: readonly string[]): Promise<number[]> {
     if (paths.length === 0) return [];
