@@ -1,4 +1,5 @@
-import { mastersOf, type RedisClient } from './redis.js';
+import { isCluster, mastersOf, type RedisClient } from './redis.js';
+import { slotOf } from './slot-groups.js';
 
 /** What `awaitReplicas` found: the masters that have replicas, and those whose writes none confirmed in time. */
 export interface Replication {
@@ -13,11 +14,11 @@ export interface Replication {
  * that dies right after cannot take those writes with it: Redis replication is asynchronous, and
  * a replica promoted in its place has only what reached it. Masters without a connected replica
  * are not waited on (there is nothing to wait for). Never throws: a master that cannot answer
- * counts as unconfirmed.
+ * counts as unconfirmed. With `key`, only the master that serves it is waited on.
  */
-export async function awaitReplicas(redis: RedisClient, timeoutMs: number): Promise<Replication> {
+export async function awaitReplicas(redis: RedisClient, timeoutMs: number, key?: string): Promise<Replication> {
   const answers = await Promise.all(
-    mastersOf(redis).map(async (master) => {
+    mastersFor(redis, key).map(async (master) => {
       try {
         const info = String(await master.info('replication'));
         const replicas = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
@@ -32,4 +33,13 @@ export async function awaitReplicas(redis: RedisClient, timeoutMs: number): Prom
     replicated: answers.filter((answer) => answer !== 'none').length,
     unconfirmed: answers.filter((answer) => answer === 'unconfirmed').length,
   };
+}
+
+/** Every master, or the one serving `key` (all of them while the slot map is not known yet). */
+function mastersFor(redis: RedisClient, key: string | undefined) {
+  const masters = mastersOf(redis);
+  if (key === undefined || !isCluster(redis)) return masters;
+  const owner = redis.slots[slotOf(key)]?.[0];
+  const found = masters.filter((master) => `${master.options.host}:${master.options.port}` === owner);
+  return found.length > 0 ? found : masters;
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { DLQ_QUEUE, dlqJobId, type KeyLayout, type RedisClient } from '@crawlfleet/core';
+import { awaitReplicas, DLQ_QUEUE, dlqJobId, type KeyLayout, type RedisClient } from '@crawlfleet/core';
 import type { FailureClass } from '@crawlfleet/failures';
 import { Queue } from 'bullmq';
 import { type DeadLetter, type DeadLetterSummary, summarize } from './dead-letter.js';
@@ -12,6 +12,8 @@ const REMOVE_IF_UNCHANGED = readFileSync(new URL('../lua/remove-if-unchanged.lua
  * crawlfleet (which left them waiting) stay listed and replayable.
  */
 const ENTRY_STATES = ['failed', 'waiting', 'prioritized', 'delayed'] as const;
+/** How long filing a dead letter waits for a replica of the DLQ's master to hold it. */
+const DLQ_REPLICA_WAIT_MS = 1_000;
 
 type WithDeadLetters = RedisClient & {
   cfRouteDeadLetter(...keysThenArgs: Array<string | number>): Promise<number>;
@@ -82,6 +84,9 @@ export class DeadLetterQueue {
       letter.attempts,
       Date.now(),
     );
+    // A dead letter is the record of a failed page: it reaches a replica before the job is marked
+    // failed, so a failover of the DLQ's master cannot take it along.
+    await awaitReplicas(this.redis, DLQ_REPLICA_WAIT_MS, this.entryKeys(id)[0]);
   }
 
   /** Removes entries by original job id; returns how many were removed. */
