@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectRedis, keyLayout, type RedisClient, slotOf } from '@crawlfleet/core';
+import { freePort } from '@crawlfleet/local-redis';
 import type { Cluster } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -278,7 +279,7 @@ describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
     expect(new Set(exported.map((line) => JSON.parse(line).idempotencyKey)).size).toBe(36);
 
     // The board lists each shard's queues.
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await freePort();
     const board = startCliProcess(['board', '--port', String(port)], {
       ...env,
       CRAWLFLEET_BOARD_USER: 'ops',
@@ -289,6 +290,10 @@ describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
       await waitFor(() => board.stderr().includes('board on '), { what: 'the board to start' });
       const answer = await fetch(`http://127.0.0.1:${port}/api/queues`, {
         headers: { authorization: `Basic ${Buffer.from('ops:cluster-board-secret').toString('base64')}` },
+      }).catch((error: Error) => {
+        throw new Error(
+          `the board on port ${port} did not answer (${error.cause ?? error.message}); it said: ${board.stderr()}`,
+        );
       });
       expect(answer.status).toBe(200);
       const body = (await answer.json()) as { queues: Array<{ displayName?: string; name: string }> };

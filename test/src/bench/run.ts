@@ -30,10 +30,13 @@
  *   CRAWLFLEET_BENCH_FOLLOW_ROUNDS: its rounds (2, after a warm-up round).
  * - CRAWLFLEET_BENCH_RENDER_PAGES: pages per run of the render part (150; 0 skips it);
  *   CRAWLFLEET_BENCH_RENDER_ROUNDS: its rounds (2).
+ * - CRAWLFLEET_BENCH_CLUSTER_JOBS: jobs per run of the Redis Cluster part (1 shard vs 3 shards on a
+ *   3-master cluster; 6000; 0 skips it); CRAWLFLEET_BENCH_CLUSTER_ROUNDS: its rounds (2).
  * - CRAWLFLEET_BENCH_PROFILE, CRAWLFLEET_BENCH_NODE_FLAGS: see fleet.ts.
  */
 import { wholeNumberSetting } from '@crawlfleet/core';
 import { benchBodies } from './bodies.js';
+import { benchCluster } from './cluster.js';
 import { benchFleet } from './fleet.js';
 import { benchFollowing } from './following.js';
 import { benchMatrix } from './matrix.js';
@@ -65,6 +68,8 @@ const followPages = knob('CRAWLFLEET_BENCH_FOLLOW_PAGES', 3_000, 0);
 const followRounds = knob('CRAWLFLEET_BENCH_FOLLOW_ROUNDS', 2);
 const renderPages = knob('CRAWLFLEET_BENCH_RENDER_PAGES', 150, 0);
 const renderRounds = knob('CRAWLFLEET_BENCH_RENDER_ROUNDS', 2);
+const clusterJobs = knob('CRAWLFLEET_BENCH_CLUSTER_JOBS', 6_000, 0);
+const clusterRounds = knob('CRAWLFLEET_BENCH_CLUSTER_ROUNDS', 2);
 
 const verdict = (pass: boolean) => (pass ? 'PASS' : 'FAIL');
 const started = Date.now();
@@ -285,9 +290,44 @@ if (renderPages > 0) {
   );
 }
 
+let clustered: Awaited<ReturnType<typeof benchCluster>> | undefined;
+if (clusterJobs > 0) {
+  process.stderr.write(
+    `\nRedis Cluster (3 masters, no replicas): one crawlfleet worker at concurrency 50, queue.shards 1 vs 3, ${clusterJobs} jobs per run, ${clusterRounds} round(s)...\n`,
+  );
+  clustered = await benchCluster({ jobs: clusterJobs, rounds: clusterRounds, concurrency: 50, progress });
+  process.stdout.write(
+    `\nRedis Cluster of 3 masters, ${clustered.jobs} jobs per run at concurrency ${clustered.concurrency}, ${clustered.rounds} round(s); Redis CPU per 1,000 jobs on each master (${clustered.masters.join(', ')}):\n`,
+  );
+  process.stdout.write(`${line(['fleet', 'jobs/s', 'CPU ms/1000 jobs by master'])}\n`);
+  for (const [name, side] of [
+    ['queue.shards 1', clustered.oneShard],
+    ['queue.shards 3', clustered.threeShards],
+  ] as const)
+    process.stdout.write(`${line([name, side.jobsPerSecond, side.redisCpuMsPerThousand.join(' / ')])}\n`);
+  process.stdout.write(
+    `ratio 3 shards / 1 shard ${clustered.ratio} (rounds ${clustered.roundRatios.join(', ')}): on 2 cores shared by the cluster, the worker and the site the jobs/s say little; the CPU columns show the load moving off one master\n`,
+  );
+}
+
 process.stderr.write(`the bench took ${elapsed()}\n`);
 process.stdout.write(
   `${JSON.stringify({
+    ...(clustered === undefined
+      ? {}
+      : {
+          cluster: {
+            jobs: clustered.jobs,
+            rounds: clustered.rounds,
+            masters: clustered.masters,
+            one_shard_jobs_per_s: clustered.oneShard.jobsPerSecond,
+            three_shards_jobs_per_s: clustered.threeShards.jobsPerSecond,
+            one_shard_redis_cpu_ms_per_1000_jobs: clustered.oneShard.redisCpuMsPerThousand,
+            three_shards_redis_cpu_ms_per_1000_jobs: clustered.threeShards.redisCpuMsPerThousand,
+            ratio: clustered.ratio,
+            round_ratios: clustered.roundRatios,
+          },
+        }),
     baseline_jobs_per_s: Math.round(baseline.jobsPerSecond),
     crawlfleet_jobs_per_s: Math.round(crawlfleet.jobsPerSecond),
     ratio,
