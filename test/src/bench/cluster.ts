@@ -20,7 +20,7 @@ export interface ClusterBenchOptions {
 export interface ClusterSide {
   shards: number;
   jobsPerSecond: number;
-  /** Redis CPU each master spent per 1,000 jobs (ms), in the order of `masters`. */
+  /** Redis CPU each master spent per 1,000 jobs (ms), busiest master first. */
   redisCpuMsPerThousand: number[];
 }
 
@@ -28,7 +28,7 @@ export interface ClusterBenchResult {
   jobs: number;
   rounds: number;
   concurrency: number;
-  /** The masters, as `host:port`. */
+  /** The masters, as `host:port`. Each side's CPU figures are per master, busiest first. */
   masters: string[];
   oneShard: { jobsPerSecond: number; redisCpuMsPerThousand: number[] };
   threeShards: { jobsPerSecond: number; redisCpuMsPerThousand: number[] };
@@ -75,6 +75,7 @@ export async function benchCluster(options: ClusterBenchOptions): Promise<Cluste
     await site.close();
     rmSync(dir, { recursive: true, force: true });
   }
+  // Per rank (busiest master, next, ...): which master a shard's tag lands on differs from run to run.
   const summary = (runs: readonly ClusterSide[]) => ({
     jobsPerSecond: Math.round(median(runs.map((run) => run.jobsPerSecond))),
     redisCpuMsPerThousand: addresses.map((_, i) =>
@@ -88,7 +89,7 @@ export async function benchCluster(options: ClusterBenchOptions): Promise<Cluste
     masters: addresses,
     oneShard: summary(sides[1]),
     threeShards: summary(sides[3]),
-    ratio: median(ratios),
+    ratio: round2(median(ratios)),
     roundRatios: ratios,
   };
 }
@@ -147,7 +148,9 @@ async function runShards(
         return {
           shards,
           jobsPerSecond: Math.round(done / seconds),
-          redisCpuMsPerThousand: after.map((ms, i) => round2(((ms - (started?.cpu[i] ?? 0)) * 1000) / done)),
+          redisCpuMsPerThousand: after
+            .map((ms, i) => round2(((ms - (started?.cpu[i] ?? 0)) * 1000) / done))
+            .sort((a, b) => b - a),
         };
       }
       if (Date.now() > deadline) throw new Error(`the cluster bench's worker stored ${count} of ${options.jobs} jobs`);
