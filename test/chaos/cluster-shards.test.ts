@@ -75,6 +75,26 @@ describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
     return calls;
   }
 
+  /** A fleet of SHARDS shards on the cluster under `prefix`: its config file and the environment of its processes. */
+  function fleetEnv(prefix: string): Record<string, string> {
+    const config = join(dir, `${prefix}.json`);
+    writeFileSync(
+      config,
+      JSON.stringify({
+        tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore', hostDelayMs: 0 } },
+        queue: { shards: SHARDS },
+      }),
+    );
+    return {
+      REDIS_URL: cluster.url,
+      CRAWLFLEET_SESSION_REDIS_URL: '',
+      CRAWLFLEET_CONFIG: config,
+      CRAWLFLEET_PREFIX: prefix,
+      CRAWLFLEET_KEYS: TEST_KEYS,
+      CRAWLFLEET_LOG_LEVEL: 'warn',
+    };
+  }
+
   interface Run {
     prefix: string;
     env: Record<string, string>;
@@ -88,22 +108,7 @@ describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
     const prefix = `${label}-${randomBytes(3).toString('hex')}`;
     const table = `t_cluster_${randomBytes(4).toString('hex')}`;
     tables.push(table);
-    const config = join(dir, `${prefix}.json`);
-    writeFileSync(
-      config,
-      JSON.stringify({
-        tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore', hostDelayMs: 0 } },
-        queue: { shards: SHARDS },
-      }),
-    );
-    const env = {
-      REDIS_URL: cluster.url,
-      CRAWLFLEET_SESSION_REDIS_URL: '',
-      CRAWLFLEET_CONFIG: config,
-      CRAWLFLEET_PREFIX: prefix,
-      CRAWLFLEET_KEYS: TEST_KEYS,
-      CRAWLFLEET_LOG_LEVEL: 'warn',
-    };
+    const env = fleetEnv(prefix);
     const paths = Array.from({ length: PAGES }, (_, i) => `/ok/${prefix}-${i}`);
     const file = join(dir, `${prefix}.txt`);
     writeFileSync(file, paths.map((path) => site.url(path)).join('\n'));
@@ -194,22 +199,7 @@ describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
 
   it('runs the whole CLI against the cluster: submit, status, dlq, sessions, keys rotate, results export, board', async () => {
     const prefix = `cli-${randomBytes(3).toString('hex')}`;
-    const config = join(dir, `${prefix}.json`);
-    writeFileSync(
-      config,
-      JSON.stringify({
-        tenants: { default: { allowHosts: ['127.0.0.1'], robots: 'ignore', hostDelayMs: 0 } },
-        queue: { shards: SHARDS },
-      }),
-    );
-    const env: Record<string, string | undefined> = {
-      REDIS_URL: cluster.url,
-      CRAWLFLEET_SESSION_REDIS_URL: '',
-      CRAWLFLEET_CONFIG: config,
-      CRAWLFLEET_PREFIX: prefix,
-      CRAWLFLEET_KEYS: TEST_KEYS,
-      CRAWLFLEET_LOG_LEVEL: 'warn',
-    };
+    const env: Record<string, string | undefined> = fleetEnv(prefix);
     const cli = async (args: string[], extra: Record<string, string | undefined> = {}) => {
       const result = await runCli(args, { env: { ...env, ...extra } });
       expect(result.code, `crawlfleet ${args.join(' ')}: ${result.stderr}`).toBe(0);
