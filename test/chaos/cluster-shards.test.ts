@@ -230,6 +230,19 @@ describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
       },
       { timeoutMs: 60_000, what: 'every job finished' },
     );
+    // Another shard count than the fleet's is refused, and so is a named crawl on several shards; nothing is enqueued.
+    const oneShard = join(dir, `${prefix}-one-shard.json`);
+    writeFileSync(oneShard, JSON.stringify({ tenants: { default: { allowHosts: ['127.0.0.1'] } } }));
+    const differs = await runCli(['submit', site.url('/ok/other')], { env: { ...env, CRAWLFLEET_CONFIG: oneShard } });
+    expect(differs.code).toBe(2);
+    expect(differs.stderr.trim()).toBe(
+      `crawlfleet: the fleet under prefix ${prefix} runs 3 shards and this config has queue.shards 1: set it to 3 (changing it is a migration: docs/redis-cluster.md)`,
+    );
+    const named = await runCli(['submit', '--crawl', 'site', '--follow', 'same-hostname', site.url('/graph/')], {
+      env,
+    });
+    expect(named.code).toBe(2);
+    expect(named.stderr.trim()).toMatch(/^crawlfleet: named crawls \(--crawl NAME\) run on a fleet of one shard/);
     // Hydrate tracking needs a subscriber per master: on a cluster the worker turns it off, saying so once.
     expect(workers[0]?.output().match(/hydrate tracking \(CLIENT TRACKING\) is off/g)).toHaveLength(1);
     const status = await json<{ results: number; shards: Array<{ tag: string; results: number }> }>(['status']);

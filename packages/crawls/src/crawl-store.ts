@@ -92,7 +92,7 @@ export class CrawlStore {
     if (this.keys.shards.length > 1)
       throw new InputError(
         'crawls_need_one_shard',
-        `named crawls (--name, --follow) run on a fleet of one shard for now; this config has queue.shards ${this.keys.shards.length}`,
+        `named crawls (--crawl NAME) run on a fleet of one shard for now; this config has queue.shards ${this.keys.shards.length}`,
       );
     const [status, stored, newSeeds] = await this.redis.cfStartCrawl(
       3,
