@@ -197,6 +197,59 @@ describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
     expect(twice.length).toBeLessThanOrEqual(2 * CONCURRENCY);
   }, 300_000);
 
+  it('keeps every dead letter and result when the master of the fleet tag (DLQ, audit, registries) dies mid-crawl', async () => {
+    // A prefix whose fleet tag lives on a master that still has a replica (an earlier test killed one).
+    const replicated = new Set<string>();
+    for (const master of (redis as Cluster).nodes('master'))
+      if (/connected_slaves:[1-9]/.test(String(await master.info('replication'))))
+        replicated.add(`${master.options.host}:${master.options.port}`);
+    let prefix = '';
+    for (let i = 0; prefix === '' || !replicated.has(ownerOf(`{${prefix}}`)); i++)
+      prefix = `fleet-${randomBytes(3).toString('hex')}-${i}`;
+    const env = fleetEnv(prefix);
+    const half = 400;
+    const file = join(dir, `${prefix}.txt`);
+    const urls = Array.from({ length: half }, (_, i) => [
+      site.url(`/ok/${prefix}-${i}`),
+      site.url(`/status/404?${prefix}-${i}`),
+    ]).flat();
+    writeFileSync(file, urls.join('\n'));
+    const submitted = await runCli(['submit', '--file', file, '--json'], { env });
+    expect(JSON.parse(submitted.stdout)).toEqual({ enqueued: 2 * half, duplicates: 0 });
+    workers = [startWorkerProcess(env, ['--concurrency', String(CONCURRENCY)])];
+    const dlqCount = async () => {
+      const status = await runCli(['status', '--json'], { env });
+      return status.code === 0 ? (JSON.parse(status.stdout) as { counts: { dlq: number } }).counts.dlq : -1;
+    };
+    await waitFor(async () => (await dlqCount()) >= half / 4, { timeoutMs: 60_000, what: 'dead letters under way' });
+    const address = ownerOf(`{${prefix}}`);
+    const victim = cluster.nodes.find((node) => `127.0.0.1:${node.port}` === address) as ClusterNode;
+    await cluster.kill(victim);
+    await cluster.recovered(30_000);
+    await waitFor(
+      async () => {
+        const status = await runCli(['status', '--json'], { env });
+        if (status.code !== 0) return false;
+        const { counts } = JSON.parse(status.stdout) as {
+          counts: { waiting: number; active: number; delayed: number; dlq: number };
+        };
+        return counts.waiting + counts.active + counts.delayed === 0 && counts.dlq >= half;
+      },
+      { timeoutMs: 120_000, intervalMs: 500, what: 'every job finished after the failover' },
+    );
+    await workers[0]?.stop('SIGTERM');
+    // Every 404 has its dead letter, once; every other page its result, once.
+    const letters = JSON.parse((await runCli(['dlq', 'list', '--json', '--limit', '1000'], { env })).stdout) as Array<{
+      url: string;
+      reason: string;
+    }>;
+    expect(letters).toHaveLength(half);
+    expect(new Set(letters.map((letter) => letter.url)).size).toBe(half);
+    expect(letters.every((letter) => letter.reason === 'http_404')).toBe(true);
+    const exported = (await runCli(['results', 'export'], { env })).stdout.trim().split('\n');
+    expect(new Set(exported.map((line) => JSON.parse(line).idempotencyKey)).size).toBe(half);
+  }, 240_000);
+
   it('runs the whole CLI against the cluster: submit, status, dlq, sessions, keys rotate, results export, board', async () => {
     const prefix = `cli-${randomBytes(3).toString('hex')}`;
     const env: Record<string, string | undefined> = fleetEnv(prefix);
