@@ -181,10 +181,22 @@ export function redactPii(text: string): string {
 export function redactPiiDeep<T>(value: T): T {
   if (typeof value === 'string') return redactPii(value) as T;
   if (Array.isArray(value)) return value.map((item) => redactPiiDeep(item)) as T;
+  // An error's message, type and stack are not own enumerable fields: copied as a plain object it
+  // would say nothing. It becomes what a log reader expects (pino's shape), scrubbed like the rest.
+  if (value instanceof Error) return redactPiiDeep(errorFields(value)) as T;
   if (value !== null && typeof value === 'object') {
     const copy: Record<string, unknown> = {};
     for (const [key, inner] of Object.entries(value)) copy[key] = redactPiiDeep(inner);
     return copy as T;
   }
   return value;
+}
+
+/** An error as plain fields: its type, message and stack, its own fields (a code, ...) and its cause. */
+function errorFields(error: Error): Record<string, unknown> {
+  const fields: Record<string, unknown> = { type: error.constructor?.name ?? error.name, message: error.message };
+  for (const [key, inner] of Object.entries(error)) fields[key] = inner;
+  if (error.stack !== undefined) fields.stack = error.stack;
+  if (error.cause !== undefined) fields.cause = error.cause;
+  return fields;
 }

@@ -42,6 +42,9 @@ export function createLogger(options: LoggerFactoryOptions): Logger {
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     // Personal data never reaches a log line: fields and the message are scrubbed alike.
     formatters: { log: (object) => redactPiiDeep(object) },
+    // pino's own `err` serializer runs after the formatter, on the error it already made plain
+    // (type, message, stack): left in, it would name every error's type "Object".
+    serializers: { err: (value: unknown) => value },
     hooks: {
       logMethod(args, method) {
         method.apply(

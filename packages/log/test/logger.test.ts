@@ -33,6 +33,20 @@ describe('the logger factory', () => {
     expect(text).toContain('[redacted]');
   });
 
+  it('writes an error with its type, message, code and stack, personal data scrubbed', () => {
+    const { lines, destination } = capture();
+    const error = Object.assign(new TypeError('cannot reach alice@example.com'), { code: 'ECONNREFUSED' });
+    createLogger({ name: 't', level: 'info', destination }).error(
+      { err: error, wrapped: new Error('outer', { cause: new Error('inner') }) },
+      'failed',
+    );
+    const line = JSON.parse(lines[0] ?? '{}');
+    expect(line.err).toMatchObject({ type: 'TypeError', message: 'cannot reach [email]', code: 'ECONNREFUSED' });
+    expect(line.err.stack).toMatch(/^TypeError: cannot reach \[email\]\n\s+at /);
+    expect(line.wrapped).toMatchObject({ type: 'Error', message: 'outer', cause: { type: 'Error', message: 'inner' } });
+    expect(lines.join('\n')).not.toContain('alice@example.com');
+  });
+
   it('takes its level from CRAWLFLEET_LOG_LEVEL by default', () => {
     const { lines, destination } = capture();
     const before = process.env.CRAWLFLEET_LOG_LEVEL;
