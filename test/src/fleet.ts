@@ -12,6 +12,7 @@ import { CrawlWorker, type CrawlWorkerOptions } from '@crawlfleet/crawler';
 import { DeadLetterQueue, type DeadLetterSummary } from '@crawlfleet/dlq';
 import { createLogger } from '@crawlfleet/log';
 import { Producer, type SubmitTarget } from '@crawlfleet/producer';
+import { compareIds } from '@crawlfleet/results';
 import { loadSessionHasher } from '@crawlfleet/sessions';
 import { type KeptHydrate, SlateStore, TrackedHydrates } from '@crawlfleet/slates';
 import type { Redis } from 'ioredis';
@@ -107,8 +108,7 @@ export async function submit(
 /** The results the outbox holds, oldest first, as stored. */
 export async function storedResults<T = Record<string, unknown>>(redis: RedisClient, keys: KeyLayout): Promise<T[]> {
   const entries = (await Promise.all(keys.shards.map((shard) => redis.xrange(shard.results, '-', '+')))).flat();
-  const time = (id: string) => id.split('-').map(Number) as [number, number];
-  entries.sort(([a], [b]) => time(a)[0] - time(b)[0] || time(a)[1] - time(b)[1]);
+  entries.sort(([a], [b]) => compareIds(a, b));
   return entries.map(([, fields]) => JSON.parse(String(fields[1])) as T);
 }
 

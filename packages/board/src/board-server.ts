@@ -1,9 +1,8 @@
 import type { Server } from 'node:http';
 import { createBullBoard } from '@bull-board/api';
 import { ExpressAdapter } from '@bull-board/express';
-import { CRAWL_QUEUE, type CrawlfleetConfig, type KeyLayout, RENDER_QUEUE, type RedisClient } from '@crawlfleet/core';
+import type { CrawlfleetConfig, KeyLayout, RedisClient } from '@crawlfleet/core';
 import { createLogger, type Logger } from '@crawlfleet/log';
-import { Queue } from 'bullmq';
 import express from 'express';
 import type { BoardAuth } from './board-auth.js';
 import type { FailurePolicy } from './failure-policy.js';
@@ -48,21 +47,16 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
     logger: options.logger ?? createLogger({ name: 'board' }),
   });
   const readOnlyMode = options.readOnly ?? false;
-  // One crawl and one render queue per shard: a fleet of several shards lists each, named by its shard.
-  const sharded = keys.shards.length > 1;
-  const queues = keys.shards.map((shard) => ({
-    shard,
-    crawl: new Queue(CRAWL_QUEUE, { connection, prefix: shard.bullPrefix }),
-    render: new Queue(RENDER_QUEUE, { connection, prefix: shard.bullPrefix }),
-  }));
   const replay = new BoardReplay(connection, keys, options.config);
+  // The crawl and render queue of each shard (replays go back to them): a fleet of several shards lists each, named by its shard.
+  const sharded = keys.shards.length > 1;
   const serverAdapter = new ExpressAdapter();
   serverAdapter.setBasePath('/');
   createBullBoard({
     queues: [
-      ...queues.flatMap(({ shard, crawl, render }) => {
-        const of = sharded ? { prefix: `shard${shard.index}-` } : {};
-        const on = sharded ? ` (shard ${shard.index}, ${shard.tag})` : '';
+      ...replay.queues.shards.flatMap(({ crawl, render }, index) => {
+        const of = sharded ? { prefix: `shard${index}-` } : {};
+        const on = sharded ? ` (shard ${index}, ${keys.shards[index]?.tag})` : '';
         return [
           crawlAdapter(crawl, replay, {
             ...of,
@@ -107,7 +101,7 @@ export async function startBoard(options: BoardOptions): Promise<RunningBoard> {
     async close() {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      await Promise.all([...queues.flatMap(({ crawl, render }) => [crawl.close(), render.close()]), replay.close()]);
+      await replay.close();
     },
   };
 }

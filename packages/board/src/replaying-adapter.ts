@@ -2,7 +2,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { AuditLog } from '@crawlfleet/audit';
 import type { CrawlfleetConfig, KeyLayout, RedisClient } from '@crawlfleet/core';
 import { type DeadLetter, DeadLetterQueue, replayDeadLetters } from '@crawlfleet/dlq';
-import { Producer } from '@crawlfleet/producer';
+import { type CrawlQueues, Producer } from '@crawlfleet/producer';
 import type { Job, Queue } from 'bullmq';
 
 type AdapterOptions = ConstructorParameters<typeof BullMQAdapter>[1];
@@ -30,6 +30,11 @@ export class BoardReplay {
     this.dlq = new DeadLetterQueue(connection, keys);
     this.producer = new Producer(connection, keys, config);
     this.audit = new AuditLog(connection, keys, config.retention.auditMaxLen);
+  }
+
+  /** The crawl and render queues of every shard, which replays go back to: the ones the board shows. */
+  get queues(): CrawlQueues {
+    return this.producer.queues;
   }
 
   /** Replays one entry; refuses (409) one that cannot go back on `crawl` now, saying why. */

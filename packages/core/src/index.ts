@@ -68,6 +68,7 @@ export {
   type SessionKeys,
   type ShardKeys,
   shardTag,
+  slotOf,
 } from './keys.js';
 export type { CrawlObserver } from './observer.js';
 export { redactPii, redactPiiDeep } from './pii.js';
@@ -88,5 +89,5 @@ export {
 export { awaitReplicas, type Replication } from './replication.js';
 export { NODE_FLAGS } from './runtime.js';
 export { checkShardCount } from './shard-count.js';
-export { type PipelineAnswer, pipelineEach, slotGroups, slotOf } from './slot-groups.js';
+export { type PipelineAnswer, pipelineEach, slotGroups } from './slot-groups.js';
 export { TurnBatch } from './turn-batch.js';

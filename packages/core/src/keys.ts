@@ -1,4 +1,4 @@
-import keySlot from 'cluster-key-slot';
+import calculateSlot from 'cluster-key-slot';
 
 /** The BullMQ queues of the design: HTTP jobs, render jobs (browser workers only), dead letters. */
 export const CRAWL_QUEUE = 'crawl';
@@ -108,6 +108,11 @@ export interface ShardKeys {
   readonly frontier: string;
 }
 
+/** The Redis Cluster slot of a key (CRC16 of its hash tag, or of the whole key without one). */
+export function slotOf(key: string): number {
+  return calculateSlot(key);
+}
+
 /** The most shards a fleet can have (`queue.shards`). */
 export const MAX_SHARDS = 64;
 
@@ -123,7 +128,7 @@ export function shardTag(prefix: string, index: number, count: number): string {
   const high = Math.ceil(((index + 1) * SLOTS) / count);
   for (let suffix = 0; suffix < 100_000; suffix++) {
     const tag = suffix === 0 ? `${prefix}:${index}` : `${prefix}:${index}.${suffix}`;
-    const slot = keySlot(tag);
+    const slot = slotOf(tag);
     if (slot >= low && slot < high) return `{${tag}}`;
   }
   return `{${prefix}:${index}}`;
@@ -240,7 +245,7 @@ export function keyLayout(prefix: string, shards = 1): KeyLayout {
   const sessions = new Map<string, SessionKeys>();
   const all = Array.from({ length: shards }, (_, index) => shardKeys(prefix, index, shards));
   const only = all[0] as ShardKeys;
-  const shardOf = shards === 1 ? () => only : (key: string) => all[keySlot(key) % shards] as ShardKeys;
+  const shardOf = shards === 1 ? () => only : (key: string) => all[slotOf(key) % shards] as ShardKeys;
   return {
     prefix,
     bullPrefix: tag,

@@ -1,5 +1,6 @@
+import type { Redis } from 'ioredis';
+import { slotOf } from './keys.js';
 import { isCluster, mastersOf, type RedisClient } from './redis.js';
-import { slotOf } from './slot-groups.js';
 
 /** What `awaitReplicas` found: the masters that have replicas, and those whose writes none confirmed in time. */
 export interface Replication {
@@ -20,9 +21,7 @@ export async function awaitReplicas(redis: RedisClient, timeoutMs: number, key?:
   const answers = await Promise.all(
     mastersFor(redis, key).map(async (master) => {
       try {
-        const info = String(await master.info('replication'));
-        const replicas = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
-        if (replicas === 0) return 'none';
+        if ((await replicasOf(master)) === 0) return 'none';
         return Number(await master.call('WAIT', '1', String(timeoutMs))) >= 1 ? 'confirmed' : 'unconfirmed';
       } catch {
         return 'unconfirmed';
@@ -42,4 +41,18 @@ function mastersFor(redis: RedisClient, key: string | undefined) {
   const owner = redis.slots[slotOf(key)]?.[0];
   const found = masters.filter((master) => `${master.options.host}:${master.options.port}` === owner);
   return found.length > 0 ? found : masters;
+}
+
+/** How long a master's replica count is taken as known: a dead letter or a submit does not ask each time. */
+const REPLICAS_KNOWN_MS = 10_000;
+const knownReplicas = new WeakMap<Redis, { replicas: number; until: number }>();
+
+/** The replicas connected to a master (`INFO replication`), read at most every `REPLICAS_KNOWN_MS`. */
+async function replicasOf(master: Redis): Promise<number> {
+  const known = knownReplicas.get(master);
+  if (known !== undefined && known.until > Date.now()) return known.replicas;
+  const info = String(await master.info('replication'));
+  const replicas = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
+  knownReplicas.set(master, { replicas, until: Date.now() + REPLICAS_KNOWN_MS });
+  return replicas;
 }

@@ -12,13 +12,14 @@ export async function checkShardCount(redis: RedisClient, keys: KeyLayout): Prom
   const wanted = keys.shards.length;
   let recorded = await redis.get(keys.shardCount);
   if (recorded === null) {
-    const earlier = wanted > 1 && (await ranOneShard(redis, keys));
-    if (!earlier) {
+    if (wanted > 1 && (await ranOneShard(redis, keys))) recorded = '1';
+    else {
+      // The first process records its count; of two starting at once, the first write stands.
       await redis.set(keys.shardCount, String(wanted), 'NX');
-      recorded = await redis.get(keys.shardCount);
-    } else recorded = '1';
+      recorded = (await redis.get(keys.shardCount)) ?? String(wanted);
+    }
   }
-  if (recorded !== null && Number(recorded) !== wanted) {
+  if (Number(recorded) !== wanted) {
     throw new InputError(
       'shards_differ',
       `the fleet under prefix ${keys.prefix} runs ${recorded} shard${recorded === '1' ? '' : 's'} and this config has queue.shards ${wanted}: set it to ${recorded} (changing it is a migration: docs/redis-cluster.md)`,

@@ -1,11 +1,6 @@
-import calculateSlot from 'cluster-key-slot';
 import type { ChainableCommander } from 'ioredis';
+import { slotOf } from './keys.js';
 import { isCluster, type RedisClient } from './redis.js';
-
-/** The Redis Cluster slot of a key (CRC16 of its hash tag, or of the whole key without one). */
-export function slotOf(key: string): number {
-  return calculateSlot(key);
-}
 
 /** One pipelined command's answer, as ioredis gives it. */
 export type PipelineAnswer = [Error | null, unknown];
@@ -19,7 +14,7 @@ export function slotGroups<T>(redis: RedisClient, items: readonly T[], keyOf: (i
   if (!isCluster(redis)) return items.length === 0 ? [] : [[...items]];
   const groups = new Map<string, T[]>();
   for (const item of items) {
-    const slot = calculateSlot(keyOf(item));
+    const slot = slotOf(keyOf(item));
     const owners = redis.slots[slot];
     const group = owners === undefined ? `slot:${slot}` : owners.join(';');
     const members = groups.get(group);

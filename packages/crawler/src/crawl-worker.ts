@@ -17,7 +17,7 @@ import { fullJitterDelay } from '@crawlfleet/failures';
 import { Fetcher } from '@crawlfleet/fetcher';
 import type { Logger } from '@crawlfleet/log';
 import { HostPacer, RobotsCache } from '@crawlfleet/politeness';
-import { CrawlQueues } from '@crawlfleet/producer';
+import { addJobCounts, CrawlQueues } from '@crawlfleet/producer';
 import { Outbox, type OutboxFill, ResultsStore } from '@crawlfleet/results';
 import { type SessionCounters, type SessionHasher, SessionManager } from '@crawlfleet/sessions';
 import type { SlateStore } from '@crawlfleet/slates';
@@ -203,9 +203,7 @@ export class CrawlWorker {
         }),
     );
     for (const worker of this.workers) this.listen(worker, logger);
-    this.movers.forEach((mover) => {
-      mover.start();
-    });
+    for (const mover of this.movers) mover.start();
     this.backpressure
       .check()
       .catch((error: Error) => logger.warn({ err: error.message }, 'could not read the results outbox at start'));
@@ -256,10 +254,7 @@ export class CrawlWorker {
       ),
       this.dlq.count(),
     ]);
-    const counts: Record<string, number> = {};
-    for (const shard of shards)
-      for (const [state, count] of Object.entries(shard)) counts[state] = (counts[state] ?? 0) + count;
-    return { ...counts, dlq };
+    return { ...addJobCounts(shards), dlq };
   }
 
   /** The results outbox as this worker last saw it, and whether it holds back because it is full. */

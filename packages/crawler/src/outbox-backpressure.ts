@@ -1,5 +1,5 @@
 import type { Logger } from '@crawlfleet/log';
-import { isFull, type Outbox, type OutboxFill, type OutboxLimits } from '@crawlfleet/results';
+import { isFull, type Outbox, type OutboxFill, type OutboxLimits, totalFill } from '@crawlfleet/results';
 
 /** What backpressure pauses and resumes: the worker's taking of new jobs. */
 export interface JobIntake {
@@ -47,13 +47,18 @@ export class OutboxBackpressure {
   /** Reads the outbox once (at start, before the first job) and holds back if it is full. */
   async check(): Promise<void> {
     this.shards = await this.outbox.fills();
-    this.observe(this.shards[0] ?? { entries: 0, bytes: 0 }, 0);
+    this.holdIfFull();
   }
 
   /** Told a shard's outbox fill after every result write to it; the limits hold for all shards together. */
   observe(shardFill: OutboxFill, shard: number): void {
     this.shards[shard] = shardFill;
-    const fill = total(this.shards);
+    this.holdIfFull();
+  }
+
+  /** Holds back once the shards' outboxes together reach a limit. */
+  private holdIfFull(): void {
+    const fill = totalFill(this.shards);
     this.last = fill;
     if (this.holding || this.closed || !isFull(fill, this.limits)) return;
     this.holding = true;
@@ -74,7 +79,7 @@ export class OutboxBackpressure {
     if (this.closed) return;
     try {
       this.shards = await this.outbox.fills();
-      this.last = total(this.shards);
+      this.last = totalFill(this.shards);
     } catch (error) {
       this.logger.warn({ err: (error as Error).message }, 'could not read the results outbox; still holding back');
       this.schedule();
@@ -98,14 +103,4 @@ export class OutboxBackpressure {
     this.closed = true;
     clearTimeout(this.timer);
   }
-}
-
-function total(fills: readonly (OutboxFill | undefined)[]): OutboxFill {
-  let entries = 0;
-  let bytes = 0;
-  for (const fill of fills) {
-    entries += fill?.entries ?? 0;
-    bytes += fill?.bytes ?? 0;
-  }
-  return { entries, bytes };
 }

@@ -8,6 +8,7 @@ import {
   parseCrawlDefinition,
   RENDER_QUEUE,
   type RedisClient,
+  type ShardKeys,
 } from '@crawlfleet/core';
 
 const START_CRAWL = readFileSync(new URL('../lua/start-crawl.lua', import.meta.url), 'utf8');
@@ -199,9 +200,11 @@ export class CrawlStore {
    * (bounded by the fleet's concurrency) read in one pipeline, counted by the crawl their data names.
    */
   async inFlight(name: string): Promise<number> {
+    // Named crawls run on a fleet of one shard (`start`): its queues are the fleet's.
+    const { bullPrefix } = this.keys.shards[0] as ShardKeys;
     const [http, render] = await Promise.all([
-      this.redis.lrange(`${(this.keys.shards[0] ?? this.keys).bullPrefix}:${CRAWL_QUEUE}:active`, 0, 9_999),
-      this.redis.lrange(`${(this.keys.shards[0] ?? this.keys).bullPrefix}:${RENDER_QUEUE}:active`, 0, 9_999),
+      this.redis.lrange(`${bullPrefix}:${CRAWL_QUEUE}:active`, 0, 9_999),
+      this.redis.lrange(`${bullPrefix}:${RENDER_QUEUE}:active`, 0, 9_999),
     ]);
     if (http.length + render.length === 0) return 0;
     const pipeline = this.redis.pipeline();

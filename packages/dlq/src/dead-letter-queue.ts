@@ -75,8 +75,9 @@ export class DeadLetterQueue {
     const id = dlqJobId(letter.id);
     // The job name is what Bull Board lists: class, reason and URL at a glance.
     const name = `${letter.class}/${letter.reason} ${letter.url ?? '(invalid payload)'}`;
+    const keys = this.entryKeys(id);
     await this.redis.cfRouteDeadLetter(
-      ...this.entryKeys(id),
+      ...keys,
       id,
       name,
       JSON.stringify(letter),
@@ -86,7 +87,7 @@ export class DeadLetterQueue {
     );
     // A dead letter is the record of a failed page: it reaches a replica before the job is marked
     // failed, so a failover of the DLQ's master cannot take it along.
-    await awaitReplicas(this.redis, DLQ_REPLICA_WAIT_MS, this.entryKeys(id)[0]);
+    await awaitReplicas(this.redis, DLQ_REPLICA_WAIT_MS, keys[0]);
   }
 
   /** Removes entries by original job id; returns how many were removed. */

@@ -31,6 +31,14 @@ export function queueEntry(job: FetchJob, config: CrawlfleetConfig) {
   };
 }
 
+/** Job counts of several queues (one per shard), added up by state. */
+export function addJobCounts(counts: ReadonlyArray<Record<string, number>>): Record<string, number> {
+  const total: Record<string, number> = {};
+  for (const shard of counts)
+    for (const [state, count] of Object.entries(shard)) total[state] = (total[state] ?? 0) + count;
+  return total;
+}
+
 /** One shard's two queues. */
 export interface ShardQueues {
   readonly crawl: Queue<FetchJob>;

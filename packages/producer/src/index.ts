@@ -1,4 +1,4 @@
-export { BACKOFF_TYPE, CrawlQueues, queueEntry } from './crawl-queues.js';
+export { addJobCounts, BACKOFF_TYPE, CrawlQueues, queueEntry } from './crawl-queues.js';
 export {
   InvalidTargetsError,
   PartialSubmitError,

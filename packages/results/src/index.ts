@@ -1,3 +1,4 @@
+export { compareIds } from './merge-entries.js';
 export {
   checkSinkName,
   isFull,
@@ -5,6 +6,7 @@ export {
   type OutboxFill,
   type OutboxLimits,
   type SinkState,
+  totalFill,
 } from './outbox.js';
 export {
   type CountRecentOptions,

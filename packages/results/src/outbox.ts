@@ -54,6 +54,17 @@ export function checkSinkName(name: string): string {
   return name;
 }
 
+/** What several shards' outboxes hold together (a shard not seen yet counts as empty). */
+export function totalFill(fills: readonly (OutboxFill | undefined)[]): OutboxFill {
+  let entries = 0;
+  let bytes = 0;
+  for (const fill of fills) {
+    entries += fill?.entries ?? 0;
+    bytes += fill?.bytes ?? 0;
+  }
+  return { entries, bytes };
+}
+
 /** True when `fill` is at or past either limit: workers hold back. */
 export function isFull(fill: OutboxFill, limits: OutboxLimits): boolean {
   return fill.entries >= limits.outboxMaxLen || fill.bytes >= limits.outboxMaxBytes;
@@ -77,8 +88,7 @@ export class Outbox {
   }
 
   async fill(): Promise<OutboxFill> {
-    const fills = await Promise.all(this.keys.shards.map((shard) => this.fillOf(shard)));
-    return fills.reduce((total, fill) => ({ entries: total.entries + fill.entries, bytes: total.bytes + fill.bytes }));
+    return totalFill(await this.fills());
   }
 
   /** What each shard's outbox holds, in shard order. */

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { BodyReader } from '@crawlfleet/bodies';
 import type { KeyLayout, RedisClient, ShardKeys } from '@crawlfleet/core';
-import { Outbox, type OutboxFill, type OutboxItem, outboxEntry } from '@crawlfleet/results';
+import { compareIds, Outbox, type OutboxFill, type OutboxItem, outboxEntry, totalFill } from '@crawlfleet/results';
 import { isLocalProcessAlive } from './local-process.js';
 import { resolveEntry } from './resolve-entry.js';
 import type { SinkItem, SinkTarget } from './sink-target.js';
@@ -60,13 +60,6 @@ type StreamEntry = [id: string, fields: string[] | null];
 /** A result, or a handler's record, as the outbox holds it. */
 export type OutboxEntry = OutboxItem;
 
-/** Whether stream id `a` comes after `b` (`<ms>-<seq>`). */
-function isAfter(a: string, b: string): boolean {
-  const [ams = 0, aseq = 0] = a.split('-').map(Number);
-  const [bms = 0, bseq = 0] = b.split('-').map(Number);
-  return ams > bms || (ams === bms && aseq > bseq);
-}
-
 /**
  * One process of a sink: reads the outbox through the sink's consumer group, hands batches to
  * the target, and acknowledges a batch only after the target made it durable, then trims what
@@ -85,7 +78,7 @@ export class OutboxConsumer {
   private draining = false;
   private readonly progress: SinkProgress = { written: 0, skipped: 0, claimed: 0, outbox: { entries: 0, bytes: 0 } };
   /** What each shard's outbox held after this consumer's latest trim of it. */
-  private readonly fills = new Map<number, OutboxFill>();
+  private readonly fills: OutboxFill[] = [];
 
   constructor(private readonly options: OutboxConsumerOptions) {
     this.outbox = new Outbox(options.redis, options.keys);
@@ -163,7 +156,8 @@ export class OutboxConsumer {
           if (fresh.length > 0) await this.deliver(shard, fresh);
           const last = fresh[fresh.length - 1]?.[0];
           const end = ends.get(shard.index);
-          if (draining && end !== undefined && (last === undefined || !isAfter(end, last))) drained.add(shard.index);
+          if (draining && end !== undefined && (last === undefined || compareIds(end, last) <= 0))
+            drained.add(shard.index);
         }
         if (draining && drained.size === shards.length) break;
         if (read === 0 && blockMs === 0 && !draining)
@@ -275,12 +269,8 @@ export class OutboxConsumer {
     this.progress.written += entries.length;
     this.progress.skipped += batch.length - entries.length;
     const { entries: left, bytes } = await this.outbox.trimShard(shard);
-    this.fills.set(shard.index, { entries: left, bytes });
-    this.progress.outbox = { entries: 0, bytes: 0 };
-    for (const fill of this.fills.values()) {
-      this.progress.outbox.entries += fill.entries;
-      this.progress.outbox.bytes += fill.bytes;
-    }
+    this.fills[shard.index] = { entries: left, bytes };
+    this.progress.outbox = totalFill(this.fills);
     this.options.onBatch?.(this.progress);
   }
 

@@ -258,15 +258,18 @@ async function outcomes(
   for (let start = 0; start < keys.length; start += KEYS_PER_ROUND_TRIP) {
     const batch = keys.slice(start, start + KEYS_PER_ROUND_TRIP);
     // A key's ledger mark and job are on its shard; the DLQ is on the fleet's tag.
-    const onShard = await pipelineEach(context.redis, batch, context.keys.ledger, (pipeline, key) => {
-      pipeline.exists(context.keys.ledger(key));
-      // BullMQ's job hash (in whichever queue has it): gone (trimmed by retention) or with finishedOn once it ended.
-      pipeline.hmget(context.keys.crawlJob(key), 'timestamp', 'finishedOn');
-      pipeline.hmget(context.keys.renderJob(key), 'timestamp', 'finishedOn');
-    });
-    const inDlq = await pipelineEach(context.redis, batch, context.keys.dlqJob, (pipeline, key) => {
-      pipeline.exists(context.keys.dlqJob(key));
-    });
+    // Sent together: one round trip on one Redis, as before the shards.
+    const [onShard, inDlq] = await Promise.all([
+      pipelineEach(context.redis, batch, context.keys.ledger, (pipeline, key) => {
+        pipeline.exists(context.keys.ledger(key));
+        // BullMQ's job hash (in whichever queue has it): gone (trimmed by retention) or with finishedOn once it ended.
+        pipeline.hmget(context.keys.crawlJob(key), 'timestamp', 'finishedOn');
+        pipeline.hmget(context.keys.renderJob(key), 'timestamp', 'finishedOn');
+      }),
+      pipelineEach(context.redis, batch, context.keys.dlqJob, (pipeline, key) => {
+        pipeline.exists(context.keys.dlqJob(key));
+      }),
+    ]);
     batch.forEach((_key, i) => {
       const [stored, httpJob, renderJob] = onShard[i] ?? [];
       const http = (httpJob?.[1] as Array<string | null> | undefined) ?? [];

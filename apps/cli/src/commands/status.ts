@@ -1,7 +1,7 @@
 import type { RetentionConfig } from '@crawlfleet/core';
 import { DeadLetterQueue } from '@crawlfleet/dlq';
-import { CrawlQueues } from '@crawlfleet/producer';
-import { isFull, Outbox, ResultsStore, type SinkState } from '@crawlfleet/results';
+import { addJobCounts, CrawlQueues } from '@crawlfleet/producer';
+import { isFull, Outbox, ResultsStore, type SinkState, totalFill } from '@crawlfleet/results';
 import type { Command } from 'commander';
 import { type CommandContext, type GlobalOptions, openContext } from '../context.js';
 import { plural, printJson, table } from '../output.js';
@@ -90,12 +90,9 @@ export async function readStatus(context: CommandContext): Promise<Status> {
       // An entry is a failed job of crawl-dlq, scored by when it was filed (route-dead-letter.lua).
       context.redis.zcount(dlq.queue.toKey('failed'), now - WINDOW_MS, '+inf'),
     ]);
-    const counts = sumCounts(byShard);
-    const rendering = sumCounts(renderByShard);
-    const fill = {
-      entries: fills.reduce((sum, shard) => sum + shard.entries, 0),
-      bytes: fills.reduce((sum, shard) => sum + shard.bytes, 0),
-    };
+    const counts = addJobCounts(byShard);
+    const rendering = addJobCounts(renderByShard);
+    const fill = totalFill(fills);
     const completed = counts.completed ?? 0;
     const failed = counts.failed ?? 0;
     return {
@@ -143,14 +140,6 @@ export async function readStatus(context: CommandContext): Promise<Status> {
   } finally {
     await Promise.all([queues.close(), dlq.close()]);
   }
-}
-
-/** Job counts of several queues (one per shard), added up by state. */
-function sumCounts(counts: ReadonlyArray<Record<string, number>>): Record<string, number> {
-  const total: Record<string, number> = {};
-  for (const shard of counts)
-    for (const [state, count] of Object.entries(shard)) total[state] = (total[state] ?? 0) + count;
-  return total;
 }
 
 /** Bytes for people: 1.5 MiB, 512 KiB, 300 B. */
