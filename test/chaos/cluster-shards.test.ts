@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connectRedis, keyLayout, type RedisClient, slotOf } from '@crawlfleet/core';
@@ -8,6 +8,7 @@ import type { Cluster } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type CliProcess, startCliProcess } from '../src/cli-process.js';
+import { graphPagesWithin } from '../src/fixture/link-graph.js';
 import { type FixtureSite, startFixtureSite } from '../src/fixture/site.js';
 import { runCli, TEST_KEYS, waitFor } from '../src/harness.js';
 import { startWorkerProcess, type WorkerProcess } from '../src/processes.js';
@@ -283,7 +284,7 @@ describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
       },
       { timeoutMs: 60_000, what: 'every job finished' },
     );
-    // Another shard count than the fleet's is refused, and so is a named crawl on several shards; nothing is enqueued.
+    // Another shard count than the fleet's is refused; nothing is enqueued.
     const oneShard = join(dir, `${prefix}-one-shard.json`);
     writeFileSync(oneShard, JSON.stringify({ tenants: { default: { allowHosts: ['127.0.0.1'] } } }));
     const differs = await runCli(['submit', site.url('/ok/other')], { env: { ...env, CRAWLFLEET_CONFIG: oneShard } });
@@ -291,11 +292,6 @@ describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
     expect(differs.stderr.trim()).toBe(
       `crawlfleet: the fleet under prefix ${prefix} runs 3 shards and this config has queue.shards 1: set it to 3 (changing it is a migration: docs/redis-cluster.md)`,
     );
-    const named = await runCli(['submit', '--crawl', 'site', '--follow', 'same-hostname', site.url('/graph/')], {
-      env,
-    });
-    expect(named.code).toBe(2);
-    expect(named.stderr.trim()).toMatch(/^crawlfleet: named crawls \(--crawl NAME\) run on a fleet of one shard/);
     // Hydrate tracking needs a subscriber per master: on a cluster the worker turns it off, saying so once.
     expect(workers[0]?.output().match(/hydrate tracking \(CLIENT TRACKING\) is off/g)).toHaveLength(1);
     const status = await json<{ results: number; shards: Array<{ tag: string; results: number }> }>(['status']);
@@ -365,6 +361,82 @@ describe('a fleet of 3 shards on a 3-master Redis Cluster', () => {
     }
     await Promise.all(workers.map((worker) => worker.stop('SIGTERM')));
   }, 180_000);
+
+  it("follows a named crawl's links over the shards: each page within its depth once, its page limit for the whole fleet, and the quick path", async () => {
+    const prefix = `crawls-${randomBytes(3).toString('hex')}`;
+    const env = fleetEnv(prefix);
+    const keys = keyLayout(prefix, SHARDS);
+    const shown = async (name: string) => {
+      const answer = await runCli(['crawls', 'show', name, '--json'], { env });
+      expect(answer.code, answer.stderr).toBe(0);
+      return JSON.parse(answer.stdout) as { stored: number; discovered: number; pending: number };
+    };
+    const drained = (name: string, pages: number) =>
+      waitFor(
+        async () => {
+          const status = await shown(name);
+          return status.stored >= pages && status.pending === 0;
+        },
+        { timeoutMs: 90_000, intervalMs: 250, what: `crawl ${name}: ${pages} pages stored, none pending` },
+      );
+    workers = [0, 1].map(() => startWorkerProcess(env, ['--concurrency', '8']));
+
+    // Depth 3 of the link graph: its links cross the shards, and the crawl's seen set (on the fleet tag) admits each once.
+    site.resetHits();
+    const deep = graphPagesWithin(3);
+    const submitted = await runCli(
+      ['submit', '--crawl', 'graph', '--follow', 'same-hostname', '--max-depth', '3', site.url('/graph/')],
+      { env },
+    );
+    expect(submitted.code, submitted.stderr).toBe(0);
+    await drained('graph', deep.size);
+    for (const path of deep.keys()) expect(site.hits(path), path).toBe(1);
+    expect(site.hitsByPrefix('/graph')).toBe(deep.size);
+    expect(await shown('graph')).toMatchObject({ discovered: deep.size, stored: deep.size, pending: 0 });
+    const exported = (await runCli(['results', 'export', '--crawl', 'graph'], { env })).stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { idempotencyKey: string; depth: number; url: string });
+    expect(exported).toHaveLength(deep.size);
+    expect(new Set(exported.map((result) => keys.shardOf(result.idempotencyKey).index)).size).toBe(SHARDS);
+    for (const result of exported) {
+      const url = new URL(result.url);
+      expect(result.depth, result.url).toBe(deep.get(`${url.pathname}${url.search}`));
+    }
+
+    // A page limit holds for the whole fleet, whichever shard a page and its links are on.
+    site.resetHits();
+    const capped = await runCli(
+      ['submit', '--crawl', 'capped', '--follow', 'same-hostname', '--max-pages', '50', site.url('/graph/')],
+      { env },
+    );
+    expect(capped.code, capped.stderr).toBe(0);
+    await drained('capped', 50);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(site.hitsByPrefix('/graph')).toBe(50);
+    expect(await shown('capped')).toMatchObject({ discovered: 50, stored: 50, pending: 0 });
+    await Promise.all(workers.map((worker) => worker.stop('SIGTERM')));
+    workers = [];
+
+    // The quick path, on its own: crawl --follow --out ends when the crawl has nothing left, links included.
+    site.resetHits();
+    const out = join(dir, `${prefix}.jsonl`);
+    const crawled = await runCli(
+      ['crawl', '--json', '--follow', 'same-hostname', '--max-depth', '2', '--out', out, site.url('/graph/')],
+      { env },
+    );
+    expect(crawled.code, crawled.stderr).toBe(0);
+    const shallow = graphPagesWithin(2);
+    expect(JSON.parse(crawled.stdout)).toMatchObject({
+      fetched: shallow.size,
+      dlq: 0,
+      left: 0,
+      discovered: shallow.size,
+    });
+    const lines = readFileSync(out, 'utf8').split('\n').filter(Boolean);
+    expect(lines).toHaveLength(shallow.size);
+    expect(site.hitsByPrefix('/graph')).toBe(shallow.size);
+  }, 240_000);
 
   /** The shard each page's job was on, read back from the rows' idempotency keys. */
   async function pageShards(run: Run, paths: readonly string[]): Promise<number[]> {

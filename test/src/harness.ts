@@ -29,7 +29,8 @@ export function openTestRedis(url: string = REDIS_URL): Redis {
 /** Deletes every key of a prefix (its `{prefix}` hash tag and plain `prefix:` keys). */
 export async function cleanupPrefix(redis: Redis, prefix: string): Promise<number> {
   let deleted = 0;
-  for (const pattern of [`{${prefix}}*`, `${prefix}:*`]) {
+  // The fleet tag, each shard's tag (`{prefix:<i>...}`), and the session keys.
+  for (const pattern of [`{${prefix}}*`, `{${prefix}:*`, `${prefix}:*`]) {
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
@@ -43,7 +44,8 @@ export async function cleanupPrefix(redis: Redis, prefix: string): Promise<numbe
 /** Everything stored under a prefix, as text: the "whole keyspace dump" of the tests. */
 export async function dumpPrefix(redis: Redis, prefix: string): Promise<string> {
   const parts: string[] = [];
-  for (const pattern of [`{${prefix}}*`, `${prefix}:*`]) {
+  // The fleet tag, each shard's tag (`{prefix:<i>...}`), and the session keys.
+  for (const pattern of [`{${prefix}}*`, `{${prefix}:*`, `${prefix}:*`]) {
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);

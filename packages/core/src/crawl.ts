@@ -36,3 +36,15 @@ export function parseCrawlDefinition(value: unknown): CrawlDefinition {
   if (!parsed.success) throw new InputError('invalid_crawl', `crawl ${describeZodError(parsed.error)}`);
   return parsed.data;
 }
+
+/**
+ * A page's links still to be admitted to its crawl: a frontier entry (field `l`) on a fleet of
+ * more than one shard, written with the page's result and admitted by a mover on the fleet tag,
+ * where the crawl's seen set is. Each link is its idempotency key and its job, JSON.
+ */
+export interface LinksToAdmit {
+  crawl: string;
+  /** The crawl's page limit (0: none). */
+  maxPages: number;
+  links: Array<[key: string, job: string]>;
+}

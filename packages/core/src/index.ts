@@ -29,6 +29,7 @@ export {
   type CrawlDefinition,
   crawlDefinitionSchema,
   FOLLOW_STRATEGIES,
+  type LinksToAdmit,
   parseCrawlDefinition,
 } from './crawl.js';
 export {

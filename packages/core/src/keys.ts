@@ -67,6 +67,11 @@ export interface KeyLayout {
   crawl(name: string): string;
   /** The idempotency keys a named crawl has admitted to its frontier (seeds and links), once each. */
   crawlSeen(name: string): string;
+  /**
+   * With more than one shard: what a named crawl's link admissions answered, by the frontier
+   * entry that asked (a hash), so a mover that asks again after a crash gets the same answer.
+   */
+  crawlReceipts(name: string): string;
   /** The keys of one session's slates (see `SessionKeys`). */
   session(tenant: string, sessionId: string): SessionKeys;
   /**
@@ -104,8 +109,16 @@ export interface ShardKeys {
   readonly resultsSizes: string;
   /** Results written in one 10 s span (`span` = ms since the epoch / 10,000), kept 3 minutes. */
   resultsRate(span: number): string;
-  /** Links admitted by result writes, waiting to be enqueued (a stream; workers move them, consumer group `movers`). */
+  /**
+   * Links admitted by result writes, waiting to be enqueued (a stream; workers move them, consumer
+   * group `movers`). With more than one shard it also holds a page's links still to be admitted.
+   */
   readonly frontier: string;
+  /**
+   * A named crawl's counts of the pages (and records) stored on this shard: its result writes keep
+   * them here, beside the outbox. With one shard this is the crawl's own hash (`crawl(name)`).
+   */
+  crawlCounts(name: string): string;
 }
 
 /** The Redis Cluster slot of a key (CRC16 of its hash tag, or of the whole key without one). */
@@ -147,6 +160,7 @@ function shardKeys(prefix: string, index: number, count: number): ShardKeys {
     resultsSizes: `${tag}:results:sizes`,
     resultsRate: (span) => `${tag}:results:rate:${span}`,
     frontier: `${tag}:frontier`,
+    crawlCounts: (name) => `${tag}:crawls:${name}`,
   };
 }
 
@@ -268,6 +282,7 @@ export function keyLayout(prefix: string, shards = 1): KeyLayout {
     crawls: `${tag}:crawls`,
     crawl: (name) => `${tag}:crawls:${name}`,
     crawlSeen: (name) => `${tag}:crawls:${name}:seen`,
+    crawlReceipts: (name) => `${tag}:crawls:${name}:receipts`,
     session: (tenant, sessionId) => {
       const id = `${tenant}/${sessionId}`;
       let keys = sessions.get(id);

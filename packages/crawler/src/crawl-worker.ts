@@ -148,7 +148,15 @@ export class CrawlWorker {
     // The links named crawls' pages admit, moved onto the queues by every worker (its own consumer), from each shard's frontier.
     const consumer = `${hostname()}:${process.pid}:${randomBytes(4).toString('hex')}`;
     this.movers = keys.shards.map(
-      (shard) => new FrontierMover(connection, shard.frontier, consumer, (jobs) => this.queues.add(jobs), logger),
+      (shard) =>
+        new FrontierMover({
+          redis: connection,
+          shard,
+          consumer,
+          enqueue: (jobs) => this.queues.add(jobs),
+          admission: crawls,
+          logger,
+        }),
     );
     this.processor = new CrawlProcessor({
       crawls,

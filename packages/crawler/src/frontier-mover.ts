@@ -1,4 +1,5 @@
-import { type FetchJob, parseFetchJob, type RedisClient } from '@crawlfleet/core';
+import { type FetchJob, type LinksToAdmit, parseFetchJob, type RedisClient, type ShardKeys } from '@crawlfleet/core';
+import type { LinkAdmission } from '@crawlfleet/crawls';
 import type { Logger } from '@crawlfleet/log';
 
 /** The consumer group of the frontier: every worker is one consumer of it. */
@@ -12,12 +13,28 @@ const RECLAIM_EVERY_MS = 10_000;
 
 type StreamEntries = Array<[string, string[]]>;
 
+export interface FrontierMoverOptions {
+  redis: RedisClient;
+  /** The shard whose frontier this mover serves. */
+  shard: ShardKeys;
+  /** This worker's name in the movers' group. */
+  consumer: string;
+  /** Puts jobs on their shards' queues (a job id already there adds nothing). */
+  enqueue: (jobs: FetchJob[]) => Promise<void>;
+  /** Admits the links of entries to admit (field `l`, more than one shard). */
+  admission: LinkAdmission;
+  logger: Logger;
+}
+
 /**
  * Moves the links result writes admitted to a shard's frontier (`<shard tag>:frontier`, a stream)
- * onto the crawl queues (each link to its own shard's). Every worker is a consumer of the stream's group: it takes a batch, enqueues it
- * (the idempotency key is the job id, so enqueueing one twice adds nothing) and only then
- * acknowledges and deletes it. A worker that dies holding links leaves them pending; another
- * claims them after 30 s. So a link a result write admitted is enqueued, and once.
+ * onto the crawl queues (each link to its own shard's). Every worker is a consumer of the
+ * stream's group: it takes a batch, enqueues it (the idempotency key is the job id, so enqueueing
+ * one twice adds nothing) and only then acknowledges and deletes it. A worker that dies holding
+ * links leaves them pending; another claims them after 30 s. So a link a result write admitted
+ * is enqueued, and once. With more than one shard a page's links come as one entry to admit
+ * (`LinksToAdmit`): the mover has the crawl admit them first (`LinkAdmission`, whose receipt
+ * gives a claimed entry the same links again), then enqueues the admitted ones.
  */
 export class FrontierMover {
   private moving: Promise<void> | undefined;
@@ -28,14 +45,17 @@ export class FrontierMover {
   private grouped: Promise<void> | undefined;
   private closed = false;
 
-  constructor(
-    private readonly redis: RedisClient,
-    /** The frontier stream of the shard this mover serves. */
-    private readonly frontier: string,
-    private readonly consumer: string,
-    private readonly enqueue: (jobs: FetchJob[]) => Promise<void>,
-    private readonly logger: Logger,
-  ) {}
+  private readonly redis: RedisClient;
+  private readonly frontier: string;
+  private readonly consumer: string;
+  private readonly logger: Logger;
+
+  constructor(private readonly options: FrontierMoverOptions) {
+    this.redis = options.redis;
+    this.frontier = options.shard.frontier;
+    this.consumer = options.consumer;
+    this.logger = options.logger;
+  }
 
   /** Starts looking for links dead movers left, now and every few seconds. */
   start(): void {
@@ -114,19 +134,41 @@ export class FrontierMover {
   }
 
   private async move(entries: StreamEntries): Promise<void> {
+    const texts: string[] = [];
+    const receipts: Array<{ crawl: string; receipt: string }> = [];
+    await Promise.all(
+      entries.map(async ([id, fields]) => {
+        if (fields[0] !== 'l') {
+          texts.push(fields[1] ?? 'null');
+          return;
+        }
+        const { crawl, maxPages, links } = JSON.parse(fields[1] ?? 'null') as LinksToAdmit;
+        const receipt = `${this.options.shard.index}:${id}`;
+        const admitted = await this.options.admission.admit(
+          crawl,
+          receipt,
+          maxPages,
+          links.map(([key]) => key),
+        );
+        for (const place of admitted) texts.push(links[place]?.[1] ?? 'null');
+        receipts.push({ crawl, receipt });
+      }),
+    );
     const jobs: FetchJob[] = [];
-    for (const [, fields] of entries) {
-      const parsed = parseFetchJob(JSON.parse(fields[1] ?? 'null'));
+    for (const text of texts) {
+      const parsed = parseFetchJob(JSON.parse(text));
       if (parsed.ok) jobs.push(parsed.job);
       else this.logger.warn({ reason: parsed.reason }, 'dropped a frontier link that is not a job');
     }
-    if (jobs.length > 0) await this.enqueue(jobs);
+    if (jobs.length > 0) await this.options.enqueue(jobs);
     const ids = entries.map(([id]) => id);
     await this.redis
       .multi()
       .xack(this.frontier, GROUP, ...ids)
       .xdel(this.frontier, ...ids)
       .exec();
+    // Only once the entries are gone: a receipt dropped first would let an entry be admitted (and counted) again.
+    await this.options.admission.forget(receipts);
   }
 
   /** Creates the consumer group once (from the stream's start: links written before it are moved too). */

@@ -12,10 +12,22 @@ import {
 } from '@crawlfleet/core';
 
 const START_CRAWL = readFileSync(new URL('../lua/start-crawl.lua', import.meta.url), 'utf8');
+const ADMIT_LINKS = readFileSync(new URL('../lua/admit-links.lua', import.meta.url), 'utf8');
 
 type WithCrawlScripts = RedisClient & {
   cfStartCrawl(numKeys: number, ...args: Array<string | number>): Promise<[number, string, number]>;
+  cfAdmitLinks(numKeys: number, ...args: Array<string | number>): Promise<string>;
 };
+
+/**
+ * Admits a page's links to its crawl where its result write could not (more than one shard):
+ * `admit` answers the places (from 0) of the links admitted, the same again for the same
+ * `receipt`; `forget` drops the receipts once those links are enqueued.
+ */
+export interface LinkAdmission {
+  admit(crawl: string, receipt: string, maxPages: number, keys: readonly string[]): Promise<number[]>;
+  forget(receipts: ReadonlyArray<{ crawl: string; receipt: string }>): Promise<void>;
+}
 
 /** Whether a crawl fetches: `running`, `paused` (its jobs wait), `cancelled` (its jobs end). */
 export type CrawlState = 'running' | 'paused' | 'cancelled';
@@ -34,6 +46,8 @@ export interface CrawlStatus {
   records: number;
   /** Jobs that ended unfetched because the crawl was cancelled. */
   cancelled: number;
+  /** Stored pages whose links are not admitted yet (more than one shard: a mover admits them). */
+  admitting: number;
   /** Pages stored in the last minute, across the fleet. */
   lastMinute: number;
 }
@@ -49,9 +63,12 @@ function scopeOf(definition: CrawlDefinition): string {
   return JSON.stringify({ tenant, sessionId, follow, include, exclude, maxDepth, maxPages });
 }
 
-/** A crawl's URLs admitted and not yet ended: stored, dead-lettered, or dropped by a cancel. */
+/**
+ * A crawl's work not yet ended: URLs admitted and not yet stored, dead-lettered or dropped by a
+ * cancel, and stored pages whose links are still to be admitted.
+ */
 export function pendingOf(status: CrawlStatus): number {
-  return Math.max(0, status.discovered - status.stored - status.deadLettered - status.cancelled);
+  return Math.max(0, status.discovered - status.stored - status.deadLettered - status.cancelled) + status.admitting;
 }
 
 /** Checks a crawl name given on the command line. */
@@ -62,12 +79,14 @@ export function checkCrawlName(name: string): string {
 }
 
 /**
- * Named crawls in Redis (`{prefix}:crawls:<name>`, a hash): the definition the first submit
- * stored, the state people steer, and the counts the result write (stored, links discovered) and
- * the DLQ move (dead-lettered) keep. A crawl's seen set holds each idempotency key it admitted
- * once, so a URL found by many pages, on many workers, enters its frontier once.
+ * Named crawls in Redis (`{prefix}:crawls:<name>`, a hash on the fleet tag): the definition the
+ * first submit stored, the state people steer, and the counts the result write (stored, links
+ * discovered) and the DLQ move (dead-lettered) keep. A crawl's seen set holds each idempotency
+ * key it admitted once, so a URL found by many pages, on many workers, enters its frontier once.
+ * With more than one shard, each shard keeps the crawl's stored pages and records beside its
+ * outbox (`ShardKeys.crawlCounts`), and links are admitted by the frontier movers (`admit`).
  */
-export class CrawlStore {
+export class CrawlStore implements LinkAdmission {
   private readonly redis: WithCrawlScripts;
 
   constructor(
@@ -75,7 +94,29 @@ export class CrawlStore {
     private readonly keys: KeyLayout,
   ) {
     if (!('cfStartCrawl' in redis)) redis.defineCommand('cfStartCrawl', { lua: START_CRAWL });
+    if (!('cfAdmitLinks' in redis)) redis.defineCommand('cfAdmitLinks', { lua: ADMIT_LINKS });
     this.redis = redis as WithCrawlScripts;
+  }
+
+  async admit(crawl: string, receipt: string, maxPages: number, keys: readonly string[]): Promise<number[]> {
+    const answer = await this.redis.cfAdmitLinks(
+      3,
+      this.keys.crawl(crawl),
+      this.keys.crawlSeen(crawl),
+      this.keys.crawlReceipts(crawl),
+      receipt,
+      maxPages,
+      ...keys,
+    );
+    return answer === '' ? [] : answer.split(',').map((place) => Number(place) - 1);
+  }
+
+  async forget(receipts: ReadonlyArray<{ crawl: string; receipt: string }>): Promise<void> {
+    if (receipts.length === 0) return;
+    // Every crawl's receipts are on the fleet tag: one pipeline, one slot.
+    const pipeline = this.redis.pipeline();
+    for (const { crawl, receipt } of receipts) pipeline.hdel(this.keys.crawlReceipts(crawl), receipt);
+    await pipeline.exec();
   }
 
   /**
@@ -88,13 +129,6 @@ export class CrawlStore {
     seedKeys: readonly string[],
     scoped: boolean,
   ): Promise<{ started: boolean; definition: CrawlDefinition; newSeeds: number }> {
-    // A page's result write counts it for its crawl and admits its links in one script, over its
-    // shard's outbox and the crawl's keys (on the fleet tag): one slot only while there is one shard.
-    if (this.keys.shards.length > 1)
-      throw new InputError(
-        'crawls_need_one_shard',
-        `named crawls (--crawl NAME) run on a fleet of one shard for now; this config has queue.shards ${this.keys.shards.length}`,
-      );
     const [status, stored, newSeeds] = await this.redis.cfStartCrawl(
       3,
       this.keys.crawls,
@@ -126,33 +160,38 @@ export class CrawlStore {
 
   /** The crawl's definition, state and counts; undefined when there is none. */
   async status(name: string): Promise<CrawlStatus | undefined> {
-    const [definition, state, discovered, stored, dead, records, cancelled, ...ring] = await this.redis.hmget(
-      this.keys.crawl(name),
-      'definition',
-      'state',
-      'discovered',
-      'stored',
-      'dead',
-      'records',
-      'cancelled',
-      ...RATE_FIELDS,
-    );
+    // The pages each shard stored are counted beside its outbox; with one shard, in the crawl's hash.
+    const [[definition, state, discovered, dead, cancelled, admissions], ...shards] = await Promise.all([
+      this.redis.hmget(this.keys.crawl(name), 'definition', 'state', 'discovered', 'dead', 'cancelled', 'admissions'),
+      ...this.keys.shards.map((shard) =>
+        this.redis.hmget(shard.crawlCounts(name), 'stored', 'records', 'forwarded', ...RATE_FIELDS),
+      ),
+    ]);
+    if (definition === null || definition === undefined) return undefined;
     // The six newest spans: the one under way and the five before it.
     const now = Math.floor(Date.now() / RATE_SPAN_MS);
+    let stored = 0;
+    let records = 0;
     let lastMinute = 0;
-    for (let slot = 0; slot < RATE_SLOTS; slot++) {
-      const span = Number(ring[slot * 2 + 1] ?? Number.NaN);
-      if (span > now - 6 && span <= now) lastMinute += Number(ring[slot * 2] ?? 0);
+    let forwarded = 0;
+    for (const [storedHere, recordsHere, forwardedHere, ...ring] of shards) {
+      stored += Number(storedHere ?? 0);
+      records += Number(recordsHere ?? 0);
+      forwarded += Number(forwardedHere ?? 0);
+      for (let slot = 0; slot < RATE_SLOTS; slot++) {
+        const span = Number(ring[slot * 2 + 1] ?? Number.NaN);
+        if (span > now - 6 && span <= now) lastMinute += Number(ring[slot * 2] ?? 0);
+      }
     }
-    if (definition === null || definition === undefined) return undefined;
     return {
       definition: parseCrawlDefinition(JSON.parse(definition)),
       state: (state ?? 'running') as CrawlState,
       discovered: Number(discovered ?? 0),
-      stored: Number(stored ?? 0),
+      stored,
       deadLettered: Number(dead ?? 0),
-      records: Number(records ?? 0),
+      records,
       cancelled: Number(cancelled ?? 0),
+      admitting: Math.max(0, forwarded - Number(admissions ?? 0)),
       lastMinute,
     };
   }
@@ -200,16 +239,20 @@ export class CrawlStore {
    * (bounded by the fleet's concurrency) read in one pipeline, counted by the crawl their data names.
    */
   async inFlight(name: string): Promise<number> {
-    // Named crawls run on a fleet of one shard (`start`): its queues are the fleet's.
-    const { bullPrefix } = this.keys.shards[0] as ShardKeys;
+    const counts = await Promise.all(this.keys.shards.map((shard) => this.inFlightOn(shard, name)));
+    return counts.reduce((total, count) => total + count, 0);
+  }
+
+  /** The crawl's jobs running now on one shard's queues (one slot: one pipeline). */
+  private async inFlightOn(shard: ShardKeys, name: string): Promise<number> {
     const [http, render] = await Promise.all([
-      this.redis.lrange(`${bullPrefix}:${CRAWL_QUEUE}:active`, 0, 9_999),
-      this.redis.lrange(`${bullPrefix}:${RENDER_QUEUE}:active`, 0, 9_999),
+      this.redis.lrange(`${shard.bullPrefix}:${CRAWL_QUEUE}:active`, 0, 9_999),
+      this.redis.lrange(`${shard.bullPrefix}:${RENDER_QUEUE}:active`, 0, 9_999),
     ]);
     if (http.length + render.length === 0) return 0;
     const pipeline = this.redis.pipeline();
-    for (const id of http) pipeline.hget(this.keys.crawlJob(id), 'data');
-    for (const id of render) pipeline.hget(this.keys.renderJob(id), 'data');
+    for (const id of http) pipeline.hget(`${shard.bullPrefix}:${CRAWL_QUEUE}:${id}`, 'data');
+    for (const id of render) pipeline.hget(`${shard.bullPrefix}:${RENDER_QUEUE}:${id}`, 'data');
     let running = 0;
     for (const [, data] of (await pipeline.exec()) ?? []) {
       if (typeof data !== 'string') continue;

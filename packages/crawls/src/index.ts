@@ -4,5 +4,6 @@ export {
   CrawlStore,
   checkCrawlName,
   describeScope,
+  type LinkAdmission,
   pendingOf,
 } from './crawl-store.js';

@@ -6,7 +6,9 @@
   A page of a named crawl also counts for its crawl, writes the records its handler pushed to the
   outbox (field `d`; a result's is `r`), and admits the links it follows to the frontier in the
   same step: each key once per crawl (its seen set), no more than the crawl's page limit, none for
-  a cancelled crawl; and none of it at all when the result was written before.
+  a cancelled crawl; and none of it at all when the result was written before. On a fleet of more
+  than one shard the crawl's seen set is elsewhere: the links go to the frontier as one entry to
+  admit (field `l`), which a mover admits on the fleet tag (admit-links.lua).
   Nothing is trimmed here: the outbox gives up an entry only when every sink has acknowledged it
   (trim-outbox.lua), and workers hold back while it is full.
 
@@ -18,18 +20,22 @@
       KEYS[5]          the frontier: links waiting to be enqueued  ({prefix}:frontier)
       then, for each result i (from 0), at KEYS[6 + 3i], KEYS[7 + 3i], KEYS[8 + 3i]:
                        its ledger key  ({prefix}:ledger:<idempotencyKey>)
-                       its crawl's hash  ({prefix}:crawls:<name>; the ledger key again for no crawl)
-                       its crawl's seen set  ({prefix}:crawls:<name>:seen; the ledger key again)
+                       its crawl's counts on this shard  ({prefix}:crawls:<name>, the crawl's hash
+                       with one shard; the ledger key again for no crawl)
+                       its crawl's seen set  ({prefix}:crawls:<name>:seen; the ledger key again for
+                       no crawl or more than one shard)
 
       ARGV[1]          ledger TTL, seconds
       then, for each result i, at ARGV[2 + 2i] and ARGV[3 + 2i]:
                        the result, JSON
-                       its crawl part, JSON {max, span, links: [[key, job JSON], ...], records: [record JSON, ...]}
-                       (span: the 10 s since the epoch it is written in); "" for no crawl
+                       its crawl part, JSON {max, span, links: [[key, job JSON], ...], records: [record JSON, ...],
+                       forward?, forwarded?} (span: the 10 s since the epoch it is written in;
+                       forward: with more than one shard, the frontier entry of the page's links
+                       to admit, JSON, and forwarded how many they are); "" for no crawl
 
     Output:
       {w1, id1, a1, ..., wn, idn, an, entries, bytes}, for each result in order:
-        1, entryId, admitted    written; entryId is the new stream entry; admitted links
+        1, entryId, admitted    written; entryId is the new stream entry; links admitted (or forwarded)
         0, entryId, 0           the key was already finished: nothing written; entryId is the earlier entry
       then the outbox's entries and bytes after the call.
 ]]
@@ -58,6 +64,14 @@ local function admit(crawl, seen, part)
     added = added + #record
   end
   if #records > 0 then rcall('HINCRBY', crawl, 'records', #records) end
+  -- More than one shard: the crawl's seen set is on the fleet tag, out of this script's slot. The
+  -- links go to this shard's frontier as one entry still to be admitted (a mover admits them).
+  if spec.forward then
+    rcall('XADD', KEYS[5], '*', 'l', spec.forward)
+    -- Pages whose links are on their way to admission: the crawl counts them as pending.
+    rcall('HINCRBY', crawl, 'forwarded', 1)
+    return spec.forwarded
+  end
   if #spec.links == 0 or rcall('HGET', crawl, 'state') == 'cancelled' then return 0 end
   local discovered = tonumber(rcall('HGET', crawl, 'discovered') or '0')
   local admitted = 0

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { type KeyLayout, type RedisClient, type ShardKeys, TurnBatch } from '@crawlfleet/core';
+import { type KeyLayout, type LinksToAdmit, type RedisClient, type ShardKeys, TurnBatch } from '@crawlfleet/core';
 import { mergeByEntryId } from './merge-entries.js';
 import type { OutboxFill } from './outbox.js';
 import { type PendingResult, resultCalls } from './result-batches.js';
@@ -132,19 +132,30 @@ export class ResultsStore implements ResultSink {
     return (this.batches[shard.index] as TurnBatch<PendingResult, WriteOutcome>).add({
       ledgerKey: this.keys.ledger(result.idempotencyKey),
       json: JSON.stringify(result),
-      ...(frontier === undefined
-        ? {}
-        : {
-            crawlKey: this.keys.crawl(frontier.crawl),
-            seenKey: this.keys.crawlSeen(frontier.crawl),
-            links: JSON.stringify({
-              max: frontier.maxPages,
-              span: Math.floor(Date.now() / RATE_SPAN_MS),
-              links: frontier.links.map(({ key, job }) => [key, job]),
-              records: frontier.records ?? [],
-            }),
-          }),
+      ...(frontier === undefined ? {} : this.crawlPart(shard, frontier)),
     });
+  }
+
+  /**
+   * A crawl page's part of its result write. With one shard the script admits the links itself
+   * (the crawl's seen set shares the shard's slot); with more, they go to the shard's frontier
+   * as one entry to admit (`LinksToAdmit`), and the crawl's counts of this shard are kept here.
+   */
+  private crawlPart(shard: ShardKeys, frontier: FrontierWrite): Pick<PendingResult, 'crawlKey' | 'seenKey' | 'links'> {
+    const links = frontier.links.map(({ key, job }): [string, string] => [key, job]);
+    const sharded = this.keys.shards.length > 1;
+    const forward: LinksToAdmit = { crawl: frontier.crawl, maxPages: frontier.maxPages, links };
+    return {
+      crawlKey: shard.crawlCounts(frontier.crawl),
+      seenKey: sharded ? shard.crawlCounts(frontier.crawl) : this.keys.crawlSeen(frontier.crawl),
+      links: JSON.stringify({
+        max: frontier.maxPages,
+        span: Math.floor(Date.now() / RATE_SPAN_MS),
+        links: sharded ? [] : links,
+        records: frontier.records ?? [],
+        ...(sharded && links.length > 0 ? { forward: JSON.stringify(forward), forwarded: links.length } : {}),
+      }),
+    };
   }
 
   private async writeAll(shard: ShardKeys, batch: readonly PendingResult[]): Promise<WriteOutcome[]> {

@@ -423,7 +423,12 @@ async function runUntilDone(
 ): Promise<void> {
   const { context, queues, interruption, tally, following } = run;
   const pending = new Set(keys);
-  const logger = createLogger({ name: 'crawl', level: process.env.CRAWLFLEET_LOG_LEVEL ?? 'silent' });
+  // Logs go to stderr: stdout is the crawl's summary (JSON with --json), which a log line would break.
+  const logger = createLogger({
+    name: 'crawl',
+    level: process.env.CRAWLFLEET_LOG_LEVEL ?? 'silent',
+    destination: process.stderr,
+  });
   const options = { ...connections, keys: context.keys, config: context.config, logger, handler: run.handler };
   // The browser first: without a usable Chromium the run stops before anything is taken.
   const browser = run.browsers === undefined ? undefined : await openWorker({ ...options, browsers: run.browsers });
@@ -470,6 +475,12 @@ async function runUntilDone(
   };
   const progress = new ProgressLine();
   let lastPending = -1;
+  /** Frontier entries not yet moved: links on their way to the queue. */
+  const linksMoving = async () => {
+    let moving = 0;
+    for (const shard of context.keys.shards) moving += await context.redis.xlen(shard.frontier);
+    return moving;
+  };
   try {
     for (let tick = 0; ; tick++) {
       const { holding, entries } = opened.worker.outbox;
@@ -501,10 +512,7 @@ async function runUntilDone(
         lastPending = pending.size;
         if (idle && following === undefined && (await settleFromRedis(context, pending)) === 0) break;
         // A following crawl may have links on their way to the queue: idle only once none is left.
-        let moving = 0;
-        if (following !== undefined)
-          for (const shard of context.keys.shards) moving += await context.redis.xlen(shard.frontier);
-        if ((await liveJobs(queues)) === 0 && moving === 0) break;
+        if ((await liveJobs(queues)) === 0 && (following === undefined || (await linksMoving()) === 0)) break;
       }
       await Promise.race([new Promise((resolve) => setTimeout(resolve, 250)), interruption.whenRequested()]);
     }
