@@ -153,22 +153,25 @@ describe('the deployment files in infra/', () => {
     );
   });
 
-  it('scale workers of a 3-shard fleet on a Redis Cluster with one KEDA trigger per shard', () => {
-    const [worker] = parseAllDocuments(text('infra/k8s/worker.yaml'))
+  it('scale workers and browser workers of a 3-shard fleet on a Redis Cluster with one KEDA trigger per shard', () => {
+    const scalers = [
+      ...parseAllDocuments(text('infra/k8s/worker.yaml')),
+      ...parseAllDocuments(text('infra/k8s/browser-worker.yaml')),
+    ]
       .map((d) => d.toJSON() as Doc)
       .filter((d) => d.kind === 'ScaledObject');
-    const [scaled] = parseAllDocuments(text('infra/k8s/worker-scaler-3-shards.yaml')).map((d) => d.toJSON() as Doc);
-    // It replaces worker.yaml's ScaledObject, for the same deployment.
-    expect(scaled.metadata.name).toBe(worker.metadata.name);
-    expect(scaled.spec.scaleTargetRef).toEqual(worker.spec.scaleTargetRef);
-    expect(scaled.spec.triggers.map((trigger: Doc) => trigger.type)).toEqual([
-      'redis-cluster',
-      'redis-cluster',
-      'redis-cluster',
-    ]);
-    expect(scaled.spec.triggers.map((trigger: Doc) => trigger.metadata.listName)).toEqual(
-      keyLayout(DEFAULT_PREFIX, 3).shards.map((shard) => `${shard.bullPrefix}:${CRAWL_QUEUE}:wait`),
-    );
+    const sharded = parseAllDocuments(text('infra/k8s/scalers-3-shards.yaml')).map((d) => d.toJSON() as Doc);
+    // They replace the one-shard ScaledObjects, for the same deployments.
+    expect(sharded.map((scaled) => scaled.metadata.name)).toEqual(scalers.map((scaled) => scaled.metadata.name));
+    const shards = keyLayout(DEFAULT_PREFIX, 3).shards;
+    for (const [i, queue] of [CRAWL_QUEUE, RENDER_QUEUE].entries()) {
+      const scaled = sharded[i] as Doc;
+      expect(scaled.spec.scaleTargetRef).toEqual((scalers[i] as Doc).spec.scaleTargetRef);
+      expect(scaled.spec.triggers.map((trigger: Doc) => trigger.type)).toEqual(shards.map(() => 'redis-cluster'));
+      expect(scaled.spec.triggers.map((trigger: Doc) => trigger.metadata.listName)).toEqual(
+        shards.map((shard) => `${shard.bullPrefix}:${queue}:wait`),
+      );
+    }
   });
 
   it('run browser workers on Kubernetes: render jobs only, scaled by KEDA on the crawl-render wait list', () => {
