@@ -45,14 +45,23 @@ describe("a browser worker's metrics", () => {
     const urls = [site.url('/js/set-cookie?name=m&value=1'), site.url('/hang')];
     expect((await runCli(['submit', '--render', '--session', 'metered', ...urls], { env })).code).toBe(0);
     const dlq = new DeadLetterQueue(redis, keyLayout(prefix));
+    const results = () => redis.xlen(soleShard(keyLayout(prefix)).results);
     try {
-      await waitFor(
-        async () => (await redis.xlen(soleShard(keyLayout(prefix)).results)) === 1 && (await dlq.count()) === 1,
-        {
-          timeoutMs: 60_000,
-          what: 'one page rendered and one dead-lettered',
-        },
-      );
+      await waitFor(async () => (await results()) === 1 && (await dlq.count()) === 1, {
+        timeoutMs: 60_000,
+        what: 'one page rendered and one dead-lettered',
+      }).catch(async (error: Error) => {
+        // What the worker was doing, for whoever reads the failure (it failed once in CI only).
+        const queue = `${soleShard(keyLayout(prefix)).bullPrefix}:crawl-render`;
+        const [waiting, active, delayed] = await Promise.all([
+          redis.llen(`${queue}:wait`),
+          redis.llen(`${queue}:active`),
+          redis.zcard(`${queue}:delayed`),
+        ]);
+        throw new Error(
+          `${error.message}: ${await results()} results, ${await dlq.count()} dead letters, render jobs waiting ${waiting}, active ${active}, delayed ${delayed}; worker said: ${worker.output().slice(-4000)}`,
+        );
+      });
     } finally {
       await dlq.close();
     }
