@@ -95,14 +95,53 @@ describe('admitting a named crawl’s links on a fleet of several shards', () =>
     // Another page's entry, on another shard, finding one of them and a new one.
     expect(await crawls.admit('site', '2:5-0', 0, ['ik-b', 'ik-c'])).toEqual([1]);
     expect(await crawls.status('site')).toMatchObject({ discovered: 4 });
-    // Once enqueued and acknowledged, the receipts go; the keys stay seen.
-    await crawls.forget([
+    // Once enqueued and acknowledged, the receipts go after a grace period; the keys stay seen.
+    const graced = new CrawlStore(redis, keys, 300);
+    await graced.forget([
       { crawl: 'site', receipt: '0:1-1' },
       { crawl: 'site', receipt: '2:5-0' },
     ]);
-    expect(await redis.hlen(keys.crawlReceipts('site'))).toBe(0);
+    expect(await redis.hlen(keys.crawlReceipts('site'))).toBe(2);
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    // The next forget deletes what is past its grace.
+    await graced.forget([{ crawl: 'site', receipt: '1:7-0' }]);
+    expect(await redis.hkeys(keys.crawlReceipts('site'))).toEqual([]);
+    expect(await redis.zrange(keys.crawlForgotten('site'), 0, -1)).toEqual(['1:7-0']);
     expect(await crawls.admit('site', '1:9-0', 0, ['ik-a', 'ik-c'])).toEqual([]);
     expect(await crawls.status('site')).toMatchObject({ discovered: 4 });
+    // Receipts never expire on their own: an entry left unacknowledged for days still gets its answer.
+    expect(await redis.pttl(keys.crawlReceipts('site'))).toBe(-1);
+  });
+
+  it('answers a mover that claimed an entry just before another acknowledged and forgot it: same links, counted once', async () => {
+    await crawls.start(definition('site'), ['ik-seed', 'ik-other'], true);
+    // Two stored pages, each handing its links to its shard's frontier.
+    for (const [page, found] of [
+      ['ik-seed', ['a', 'b']],
+      ['ik-other', ['c']],
+    ] as const)
+      expect(
+        await results.write(storedResult(page), { crawl: 'site', maxPages: 0, links: links([...found]) }),
+      ).toMatchObject({ written: true });
+    const entry = async (page: string) => {
+      const shard = keys.shardOf(page);
+      const entries = await redis.xrange(shard.frontier, '-', '+');
+      const mine = entries.find(([, fields]) => (fields[1] as string).includes(page === 'ik-seed' ? 'ik-a' : 'ik-c'));
+      return `${shard.index}:${mine?.[0]}`;
+    };
+    const first = await entry('ik-seed');
+    expect(await crawls.status('site')).toMatchObject({ discovered: 2, stored: 2, admitting: 2 });
+    // Mover A admits the first page's entry, enqueues, acknowledges and forgets it...
+    expect(await crawls.admit('site', first, 0, ['ik-a', 'ik-b'])).toEqual([0, 1]);
+    await crawls.forget([{ crawl: 'site', receipt: first }]);
+    // ...while mover B, which claimed the same entry before A acknowledged it, asks about it after.
+    expect(await crawls.admit('site', first, 0, ['ik-a', 'ik-b'])).toEqual([0, 1]);
+    // Counted once: the other page's links are still on their way, so the crawl is not done.
+    const status = await crawls.status('site');
+    expect(status).toMatchObject({ discovered: 4, stored: 2, admitting: 1 });
+    expect(pendingOf(status as NonNullable<typeof status>)).toBe(3);
+    expect(await crawls.admit('site', await entry('ik-other'), 0, ['ik-c'])).toEqual([0]);
+    expect(await crawls.status('site')).toMatchObject({ discovered: 5, admitting: 0 });
   });
 
   it('holds to the page limit for the whole fleet, and admits nothing for a cancelled crawl', async () => {

@@ -72,6 +72,12 @@ export interface KeyLayout {
    * entry that asked (a hash), so a mover that asks again after a crash gets the same answer.
    */
   crawlReceipts(name: string): string;
+  /**
+   * The receipts whose entries are enqueued and acknowledged, by when (a sorted set): they are
+   * deleted a grace period later, not at once, so a mover that claimed the entry meanwhile still
+   * gets the same answer.
+   */
+  crawlForgotten(name: string): string;
   /** The keys of one session's slates (see `SessionKeys`). */
   session(tenant: string, sessionId: string): SessionKeys;
   /**
@@ -283,6 +289,7 @@ export function keyLayout(prefix: string, shards = 1): KeyLayout {
     crawl: (name) => `${tag}:crawls:${name}`,
     crawlSeen: (name) => `${tag}:crawls:${name}:seen`,
     crawlReceipts: (name) => `${tag}:crawls:${name}:receipts`,
+    crawlForgotten: (name) => `${tag}:crawls:${name}:forgotten`,
     session: (tenant, sessionId) => {
       const id = `${tenant}/${sessionId}`;
       let keys = sessions.get(id);

@@ -154,6 +154,9 @@ export class FrontierMover {
         receipts.push({ crawl, receipt });
       }),
     );
+    // Admissions reach a replica before their links are enqueued: a failover of the fleet tag's
+    // master then cannot lose an admission whose jobs exist (the crawl would count them pending for good).
+    if (receipts.length > 0) await this.options.admission.replicate();
     const jobs: FetchJob[] = [];
     for (const text of texts) {
       const parsed = parseFetchJob(JSON.parse(text));
@@ -167,7 +170,8 @@ export class FrontierMover {
       .xack(this.frontier, GROUP, ...ids)
       .xdel(this.frontier, ...ids)
       .exec();
-    // Only once the entries are gone: a receipt dropped first would let an entry be admitted (and counted) again.
+    // Only once the entries are gone, and even then kept a while: a receipt dropped first would let
+    // an entry be admitted (and counted) again by a mover that claimed it meanwhile.
     await this.options.admission.forget(receipts);
   }
 

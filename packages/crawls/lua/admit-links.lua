@@ -3,11 +3,12 @@
   result write (on its shard) cannot reach the crawl's seen set (on the fleet tag): each key once
   per crawl, no more than the crawl's page limit, none for a cancelled crawl. The answer is kept
   as a receipt under the frontier entry that asked, so a mover that asks again (the first died
-  before enqueueing them, and another claimed the entry) is given the same links again; the mover
-  deletes the receipt once it has enqueued them and acknowledged the entry (receipts left by a
-  mover that died in between expire with the crawl's last admission a day later). Each entry is
-  counted once (`admissions`): a crawl's pages whose links are still on their way are its stored
-  pages' entries (each shard's `forwarded`) less these.
+  before enqueueing them, and another claimed the entry) is given the same links again. A receipt
+  stays until its entry is enqueued and acknowledged, however long that takes (the next mover to
+  claim the entry gets it), and then for a grace period (forget-receipts.lua): a mover that claimed
+  the entry before the first acknowledged it still finds it. Each entry is counted once
+  (`admissions`): a crawl's pages whose links are still on their way are its stored pages' entries
+  (each shard's `forwarded`) less these.
 
     Input:
       KEYS[1]      the crawl's hash  ({prefix}:crawls:<name>)
@@ -40,5 +41,4 @@ end
 rcall('HINCRBY', KEYS[1], 'admissions', 1)
 local answer = table.concat(admitted, ',')
 rcall('HSET', KEYS[3], ARGV[1], answer)
-rcall('PEXPIRE', KEYS[3], 86400000)
 return answer

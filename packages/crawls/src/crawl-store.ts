@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import {
+  awaitReplicas,
   CRAWL_QUEUE,
   type CrawlDefinition,
   InputError,
@@ -13,20 +14,38 @@ import {
 
 const START_CRAWL = readFileSync(new URL('../lua/start-crawl.lua', import.meta.url), 'utf8');
 const ADMIT_LINKS = readFileSync(new URL('../lua/admit-links.lua', import.meta.url), 'utf8');
+const FORGET_RECEIPTS = readFileSync(new URL('../lua/forget-receipts.lua', import.meta.url), 'utf8');
+
+/**
+ * How long a forgotten receipt is still answered: far longer than a frontier entry waits before
+ * another mover may claim it (`CLAIM_IDLE_MS`, 30 s), so a mover that claimed an entry just before
+ * its first mover acknowledged it gets the same links, not a second admission.
+ */
+export const RECEIPT_GRACE_MS = 10 * 60_000;
+
+/** How long a mover waits for a replica to hold its admissions before it enqueues their links. */
+const ADMISSION_REPLICA_WAIT_MS = 1_000;
 
 type WithCrawlScripts = RedisClient & {
   cfStartCrawl(numKeys: number, ...args: Array<string | number>): Promise<[number, string, number]>;
   cfAdmitLinks(numKeys: number, ...args: Array<string | number>): Promise<string>;
+  cfForgetReceipts(numKeys: number, ...args: Array<string | number>): Promise<number>;
 };
 
 /**
  * Admits a page's links to its crawl where its result write could not (more than one shard):
  * `admit` answers the places (from 0) of the links admitted, the same again for the same
- * `receipt`; `forget` drops the receipts once those links are enqueued.
+ * `receipt`; `forget` lets the receipts go once those links are enqueued and their entries
+ * acknowledged (after `RECEIPT_GRACE_MS`).
  */
 export interface LinkAdmission {
   admit(crawl: string, receipt: string, maxPages: number, keys: readonly string[]): Promise<number[]>;
   forget(receipts: ReadonlyArray<{ crawl: string; receipt: string }>): Promise<void>;
+  /**
+   * Waits (a bounded while) until a replica of the fleet tag's master holds the admissions made
+   * so far, so a failover right after cannot lose admissions whose links are enqueued.
+   */
+  replicate(): Promise<void>;
 }
 
 /** Whether a crawl fetches: `running`, `paused` (its jobs wait), `cancelled` (its jobs end). */
@@ -89,12 +108,15 @@ export function checkCrawlName(name: string): string {
 export class CrawlStore implements LinkAdmission {
   private readonly redis: WithCrawlScripts;
 
+  /** `receiptGraceMs`: how long a forgotten receipt is still answered (`RECEIPT_GRACE_MS`; tests shorten it). */
   constructor(
     redis: RedisClient,
     private readonly keys: KeyLayout,
+    private readonly receiptGraceMs: number = RECEIPT_GRACE_MS,
   ) {
     if (!('cfStartCrawl' in redis)) redis.defineCommand('cfStartCrawl', { lua: START_CRAWL });
     if (!('cfAdmitLinks' in redis)) redis.defineCommand('cfAdmitLinks', { lua: ADMIT_LINKS });
+    if (!('cfForgetReceipts' in redis)) redis.defineCommand('cfForgetReceipts', { lua: FORGET_RECEIPTS });
     this.redis = redis as WithCrawlScripts;
   }
 
@@ -111,12 +133,25 @@ export class CrawlStore implements LinkAdmission {
     return answer === '' ? [] : answer.split(',').map((place) => Number(place) - 1);
   }
 
+  async replicate(): Promise<void> {
+    await awaitReplicas(this.redis, ADMISSION_REPLICA_WAIT_MS, this.keys.crawls);
+  }
+
   async forget(receipts: ReadonlyArray<{ crawl: string; receipt: string }>): Promise<void> {
-    if (receipts.length === 0) return;
-    // Every crawl's receipts are on the fleet tag: one pipeline, one slot.
-    const pipeline = this.redis.pipeline();
-    for (const { crawl, receipt } of receipts) pipeline.hdel(this.keys.crawlReceipts(crawl), receipt);
-    await pipeline.exec();
+    const byCrawl = new Map<string, string[]>();
+    for (const { crawl, receipt } of receipts) byCrawl.set(crawl, [...(byCrawl.get(crawl) ?? []), receipt]);
+    // Every crawl's receipts are on the fleet tag: one slot.
+    await Promise.all(
+      [...byCrawl].map(([crawl, list]) =>
+        this.redis.cfForgetReceipts(
+          2,
+          this.keys.crawlReceipts(crawl),
+          this.keys.crawlForgotten(crawl),
+          this.receiptGraceMs,
+          ...list,
+        ),
+      ),
+    );
   }
 
   /**

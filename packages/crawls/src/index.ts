@@ -6,4 +6,5 @@ export {
   describeScope,
   type LinkAdmission,
   pendingOf,
+  RECEIPT_GRACE_MS,
 } from './crawl-store.js';

@@ -22,8 +22,9 @@
                        its ledger key  ({prefix}:ledger:<idempotencyKey>)
                        its crawl's counts on this shard  ({prefix}:crawls:<name>, the crawl's hash
                        with one shard; the ledger key again for no crawl)
-                       its crawl's seen set  ({prefix}:crawls:<name>:seen; the ledger key again for
-                       no crawl or more than one shard)
+                       its crawl's seen set  ({prefix}:crawls:<name>:seen; with more than one
+                       shard, unused: the crawl's counts on this shard again; the ledger key again
+                       for no crawl)
 
       ARGV[1]          ledger TTL, seconds
       then, for each result i, at ARGV[2 + 2i] and ARGV[3 + 2i]:
