@@ -1,7 +1,6 @@
 import { type CrawlDefinition, type CrawlfleetConfig, tenantConfig } from '@crawlfleet/core';
 import { ProxyPlan } from '@crawlfleet/crawler';
 import { type FetchedPage, Fetcher } from '@crawlfleet/fetcher';
-import { CrawlScope, readSitemap, robotsSitemaps } from '@crawlfleet/links';
 
 /** Sitemap files read per submit at most (an index of indexes stops somewhere). */
 const MAX_SITEMAP_FILES = 50;
@@ -28,6 +27,8 @@ export async function sitemapSeeds(
   seeds: readonly string[],
   limit: number,
 ): Promise<SitemapSeeds> {
+  // Loaded here, not with the CLI: every command (a worker too) would otherwise hold the HTML parser.
+  const { CrawlScope, readSitemap, robotsSitemaps } = await import('@crawlfleet/links');
   const tenant = { name: definition.tenant, config: tenantConfig(config, definition.tenant) };
   const plan = tenant.config.proxy === undefined ? undefined : new ProxyPlan(tenant.config.proxy);
   const fetcher = new Fetcher(config.fetch);

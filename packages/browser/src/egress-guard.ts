@@ -8,7 +8,7 @@ import {
   guardedLookup,
   type ProxyEndpoint,
 } from '@crawlfleet/fetcher';
-import { RequestError, Server } from 'proxy-chain';
+import type { RequestError, Server } from 'proxy-chain';
 
 /** Marks the guard's own refusal, which a browser shows as the page's answer over plain http. */
 export const REFUSED_HEADER = 'x-crawlfleet-refused';
@@ -55,16 +55,21 @@ export class EgressGuard {
   private readonly leases = new Map<string, Lease>();
   private next = 0;
 
-  private constructor(private readonly server: Server) {}
+  private constructor(
+    private readonly server: Server,
+    private readonly refusal: typeof RequestError,
+  ) {}
 
   static async start(): Promise<EgressGuard> {
+    // Loaded by browser workers only: an HTTP worker never holds proxy-chain (about 1.4 MB).
+    const { Server, RequestError } = await import('proxy-chain');
     let guard: EgressGuard | undefined;
     const server = new Server({
       port: 0,
       host: '127.0.0.1',
       prepareRequestFunction: (request) => (guard as EgressGuard).prepare(request),
     });
-    guard = new EgressGuard(server);
+    guard = new EgressGuard(server, RequestError);
     await server.listen();
     return guard;
   }
@@ -109,7 +114,7 @@ export class EgressGuard {
     } catch (error) {
       lease.refused.push(error as Error);
       // Over plain http the browser shows the guard's answer as the page: the header says whose it is.
-      throw new RequestError((error as Error).message, 403, { [REFUSED_HEADER]: '1' });
+      throw new this.refusal((error as Error).message, 403, { [REFUSED_HEADER]: '1' });
     }
     if (upstream !== undefined) return { upstreamProxyUrl: upstream.url };
     // Names are resolved here, each address checked before the connection is made.

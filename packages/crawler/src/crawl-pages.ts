@@ -2,7 +2,7 @@ import type { CrawlDefinition, FetchJob, JobCrawl } from '@crawlfleet/core';
 import { InputError } from '@crawlfleet/core';
 import type { CrawlStore } from '@crawlfleet/crawls';
 import type { FetchedPage } from '@crawlfleet/fetcher';
-import { CrawlScope, extractLinks } from '@crawlfleet/links';
+import type { CrawlScope } from '@crawlfleet/links';
 import type { Logger } from '@crawlfleet/log';
 import { buildFetchJob } from '@crawlfleet/producer';
 import { type FrontierWrite, MAX_RECORD_BYTES, MAX_RECORDS_PER_PAGE, type StoredRecord } from '@crawlfleet/results';
@@ -10,6 +10,16 @@ import type { JobSession } from '@crawlfleet/sessions';
 import type { CheerioAPI } from 'cheerio';
 import type { CrawlHandler, EnqueueRequest, Handler, HandlerContext } from './crawl-handler.js';
 import type { Failure } from './verdicts.js';
+
+/**
+ * The link extractor and scopes, loaded with the first page of a named crawl: a worker that only
+ * fetches never holds the HTML parser (htmlparser2 and its DOM helpers, about 2.5 MB).
+ */
+let linksModule: Promise<typeof import('@crawlfleet/links')> | undefined;
+const loadLinks = () => {
+  linksModule ??= import('@crawlfleet/links');
+  return linksModule;
+};
 
 /** Pages whose links a crawl follows: HTML, as the server says. */
 const HTML = /^\s*(text\/html|application\/xhtml\+xml)\s*(;|$)/i;
@@ -59,6 +69,7 @@ export class CrawlPages {
     const ok = page.status >= 200 && page.status < 300;
     const html = ok && HTML.test(String(page.headers['content-type'] ?? ''));
     const links = new Links(data, crawl, known.definition);
+    const { extractLinks } = await loadLinks();
     if (html)
       for (const link of extractLinks(page.body, page.finalUrl).links)
         if (known.scope.judge(link, data.url, crawl.depth) === 'in') links.add({ url: link });
@@ -183,11 +194,9 @@ export class CrawlPages {
   private crawl(name: string): Promise<KnownCrawl | undefined> {
     let known = this.known.get(name);
     if (known === undefined) {
-      known = this.crawls
-        .definition(name)
-        .then((definition) =>
-          definition === undefined ? undefined : { definition, scope: new CrawlScope(definition) },
-        );
+      known = Promise.all([this.crawls.definition(name), loadLinks()]).then(([definition, { CrawlScope }]) =>
+        definition === undefined ? undefined : { definition, scope: new CrawlScope(definition) },
+      );
       // A failed read is asked again by the next job.
       known.catch(() => this.known.delete(name));
       this.known.set(name, known);
