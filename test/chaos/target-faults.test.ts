@@ -24,7 +24,12 @@ const TIMEOUT_LATE_MS = 1_000;
 /** The event loop counts as blocked when /healthz, or the loop's own lag, takes longer than this. */
 const MAX_STALL_MS = 500;
 const MAX_RSS_BYTES = 250 * 1024 * 1024;
-/** What the second wave may add to the resident set over the first: more would be a leak per job. */
+/**
+ * What the third wave may add to the resident set over the second: more would be a leak per job.
+ * Not the second over the first: the young generation (`--max-semi-space-size=32`, up to 64 MB
+ * for both halves) may or may not have grown to its size by the end of the first wave, which
+ * alone moved the first-to-second growth between -22 and +46 MB over ten runs on this machine.
+ */
 const MAX_RSS_GROWTH_BYTES = 40 * 1024 * 1024;
 
 /** What one kind of target should come to, and how many of it a wave holds. */
@@ -258,7 +263,7 @@ describe('a target that hangs, resets, answers garbage or floods', () => {
     const rssAfterWave: number[] = [];
     const expected = new Map<string, Fault>();
     try {
-      for (const wave of [0, 1]) {
+      for (const wave of [0, 1, 2]) {
         const urls = FAULTS.flatMap((fault) =>
           Array.from({ length: fault.count }, (_, i) => {
             const url = site.url(fault.path(wave, i));
@@ -352,7 +357,7 @@ describe('a target that hangs, resets, answers garbage or floods', () => {
     expect(Math.max(...lagMaxMs)).toBeLessThan(MAX_STALL_MS);
     // Memory bounded, and not climbing from one wave of faults to the next.
     expect(Math.max(...rss, ...rssAfterWave)).toBeLessThan(MAX_RSS_BYTES);
-    const [middle, end] = rssAfterWave as [number, number];
+    const [, middle, end] = rssAfterWave as [number, number, number];
     expect(end - middle).toBeLessThan(MAX_RSS_GROWTH_BYTES);
 
     expect(started.output()).not.toContain('internal_error');
