@@ -1,5 +1,7 @@
 import { type CrawlDefinition, keyLayout } from '@crawlfleet/core';
+import { FrontierMover } from '@crawlfleet/crawler';
 import { CrawlStore, pendingOf } from '@crawlfleet/crawls';
+import { createLogger } from '@crawlfleet/log';
 import { ResultsStore } from '@crawlfleet/results';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -142,6 +144,66 @@ describe('admitting a named crawl’s links on a fleet of several shards', () =>
     expect(pendingOf(status as NonNullable<typeof status>)).toBe(3);
     expect(await crawls.admit('site', await entry('ik-other'), 0, ['ik-c'])).toEqual([0]);
     expect(await crawls.status('site')).toMatchObject({ discovered: 5, admitting: 0 });
+  });
+
+  it('gives a mover that claims an entry whose first mover died after admitting it the same links, counted once', async () => {
+    await crawls.start(definition('site'), ['ik-seed'], true);
+    const job = (name: string) => ({
+      key: `ik-${name}`,
+      job: JSON.stringify({
+        v: 1,
+        url: `http://127.0.0.1:9/${name}`,
+        method: 'GET',
+        tenant: 'default',
+        idempotencyKey: `ik-${name}`,
+        submittedAt: new Date().toISOString(),
+      }),
+    });
+    await results.write(storedResult('ik-seed'), { crawl: 'site', maxPages: 0, links: [job('a'), job('b')] });
+    const shard = keys.shardOf('ik-seed');
+    const logger = createLogger({ name: 'mover', level: 'silent' });
+    const tried: string[][] = [];
+    // The first mover admits the entry, then dies before its links are on the queue.
+    const dying = new FrontierMover({
+      redis,
+      shard,
+      consumer: 'dying',
+      enqueue: async (jobs) => {
+        tried.push(jobs.map((j) => j.idempotencyKey));
+        throw new Error('killed before enqueueing');
+      },
+      admission: crawls,
+      logger,
+    });
+    dying.nudge();
+    await dying.close();
+    expect(tried).toEqual([['ik-a', 'ik-b']]);
+    expect(await redis.xlen(shard.frontier)).toBe(1);
+    // Another mover claims it once it has gone unacknowledged long enough.
+    const enqueued: string[] = [];
+    const taking = new FrontierMover({
+      redis,
+      shard,
+      consumer: 'taking',
+      enqueue: async (jobs) => {
+        enqueued.push(...jobs.map((j) => j.idempotencyKey));
+      },
+      admission: crawls,
+      logger,
+      claimIdleMs: 50,
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    taking.start();
+    const until = Date.now() + 5_000;
+    while (enqueued.length < 2 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 20));
+    await taking.close();
+    expect(enqueued.sort()).toEqual(['ik-a', 'ik-b']);
+    expect(await redis.xlen(shard.frontier)).toBe(0);
+    // Admitted once and counted once: nothing is on its way any more, and the two links are pending.
+    expect(await redis.hget(keys.crawl('site'), 'admissions')).toBe('1');
+    const status = await crawls.status('site');
+    expect(status).toMatchObject({ discovered: 3, stored: 1, admitting: 0 });
+    expect(pendingOf(status as NonNullable<typeof status>)).toBe(2);
   });
 
   it('holds to the page limit for the whole fleet, and admits nothing for a cancelled crawl', async () => {

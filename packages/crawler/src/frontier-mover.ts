@@ -24,6 +24,8 @@ export interface FrontierMoverOptions {
   /** Admits the links of entries to admit (field `l`, more than one shard). */
   admission: LinkAdmission;
   logger: Logger;
+  /** How long a taken entry goes unacknowledged before this mover claims it (30 s; tests shorten it). */
+  claimIdleMs?: number | undefined;
 }
 
 /**
@@ -107,7 +109,7 @@ export class FrontierMover {
         this.frontier,
         GROUP,
         this.consumer,
-        CLAIM_IDLE_MS,
+        this.options.claimIdleMs ?? CLAIM_IDLE_MS,
         '0-0',
         'COUNT',
         BATCH,

@@ -9,6 +9,7 @@ export {
 export { CrawlProcessor, type CrawlProcessorDeps } from './crawl-processor.js';
 export { CrawlWorker, type CrawlWorkerOptions, DEFAULT_CONCURRENCY, type JobEvent } from './crawl-worker.js';
 export { type DecideOptions, type Decision, decide } from './decide.js';
+export { FrontierMover, type FrontierMoverOptions } from './frontier-mover.js';
 export { DeadLetteredError, type JobOutcome, RetryLaterError } from './job-errors.js';
 export { type JobIntake, OutboxBackpressure } from './outbox-backpressure.js';
 export { PolitenessGate } from './politeness-gate.js';
