@@ -2,7 +2,7 @@ import type { CrawlDefinition, FetchJob, JobCrawl } from '@crawlfleet/core';
 import { InputError } from '@crawlfleet/core';
 import type { CrawlStore } from '@crawlfleet/crawls';
 import type { FetchedPage } from '@crawlfleet/fetcher';
-import type { CrawlScope } from '@crawlfleet/links';
+import type { CrawlScope, extractLinks } from '@crawlfleet/links';
 import type { Logger } from '@crawlfleet/log';
 import { buildFetchJob } from '@crawlfleet/producer';
 import { type FrontierWrite, MAX_RECORD_BYTES, MAX_RECORDS_PER_PAGE, type StoredRecord } from '@crawlfleet/results';
@@ -12,14 +12,10 @@ import type { CrawlHandler, EnqueueRequest, Handler, HandlerContext } from './cr
 import type { Failure } from './verdicts.js';
 
 /**
- * The link extractor and scopes, loaded with the first page of a named crawl: a worker that only
- * fetches never holds the HTML parser (htmlparser2 and its DOM helpers, about 2.5 MB).
+ * The link extractor and scopes, loaded with a worker's first named crawl (kept in `KnownCrawl`):
+ * a worker that only fetches never holds the HTML parser (htmlparser2 and its DOM helpers, about 2.5 MB).
  */
-let linksModule: Promise<typeof import('@crawlfleet/links')> | undefined;
-const loadLinks = () => {
-  linksModule ??= import('@crawlfleet/links');
-  return linksModule;
-};
+const loadLinks = () => import('@crawlfleet/links');
 
 /** Pages whose links a crawl follows: HTML, as the server says. */
 const HTML = /^\s*(text\/html|application\/xhtml\+xml)\s*(;|$)/i;
@@ -27,6 +23,8 @@ const HTML = /^\s*(text\/html|application\/xhtml\+xml)\s*(;|$)/i;
 interface KnownCrawl {
   definition: CrawlDefinition;
   scope: CrawlScope;
+  /** The link extractor, loaded with the crawl (see `loadLinks`). */
+  extract: typeof extractLinks;
 }
 
 /** A crawl's handler, and how long it may run on one page. */
@@ -69,9 +67,8 @@ export class CrawlPages {
     const ok = page.status >= 200 && page.status < 300;
     const html = ok && HTML.test(String(page.headers['content-type'] ?? ''));
     const links = new Links(data, crawl, known.definition);
-    const { extractLinks } = await loadLinks();
     if (html)
-      for (const link of extractLinks(page.body, page.finalUrl).links)
+      for (const link of known.extract(page.body, page.finalUrl).links)
         if (known.scope.judge(link, data.url, crawl.depth) === 'in') links.add({ url: link });
     const handler = ok ? this.setup?.handler.route(crawl.label) : undefined;
     if (handler !== undefined) {
@@ -194,8 +191,10 @@ export class CrawlPages {
   private crawl(name: string): Promise<KnownCrawl | undefined> {
     let known = this.known.get(name);
     if (known === undefined) {
-      known = Promise.all([this.crawls.definition(name), loadLinks()]).then(([definition, { CrawlScope }]) =>
-        definition === undefined ? undefined : { definition, scope: new CrawlScope(definition) },
+      known = Promise.all([this.crawls.definition(name), loadLinks()]).then(([definition, links]) =>
+        definition === undefined
+          ? undefined
+          : { definition, scope: new links.CrawlScope(definition), extract: links.extractLinks },
       );
       // A failed read is asked again by the next job.
       known.catch(() => this.known.delete(name));

@@ -21,7 +21,7 @@ const FORGET_RECEIPTS = readFileSync(new URL('../lua/forget-receipts.lua', impor
  * another mover may claim it (`CLAIM_IDLE_MS`, 30 s), so a mover that claimed an entry just before
  * its first mover acknowledged it gets the same links, not a second admission.
  */
-export const RECEIPT_GRACE_MS = 10 * 60_000;
+const RECEIPT_GRACE_MS = 10 * 60_000;
 
 /** How long a mover waits for a replica to hold its admissions before it enqueues their links. */
 const ADMISSION_REPLICA_WAIT_MS = 1_000;
@@ -139,7 +139,11 @@ export class CrawlStore implements LinkAdmission {
 
   async forget(receipts: ReadonlyArray<{ crawl: string; receipt: string }>): Promise<void> {
     const byCrawl = new Map<string, string[]>();
-    for (const { crawl, receipt } of receipts) byCrawl.set(crawl, [...(byCrawl.get(crawl) ?? []), receipt]);
+    for (const { crawl, receipt } of receipts) {
+      const list = byCrawl.get(crawl);
+      if (list === undefined) byCrawl.set(crawl, [receipt]);
+      else list.push(receipt);
+    }
     // Every crawl's receipts are on the fleet tag: one slot.
     await Promise.all(
       [...byCrawl].map(([crawl, list]) =>

@@ -6,5 +6,4 @@ export {
   describeScope,
   type LinkAdmission,
   pendingOf,
-  RECEIPT_GRACE_MS,
 } from './crawl-store.js';
