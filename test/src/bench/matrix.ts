@@ -26,7 +26,7 @@ export interface MatrixOptions {
   jobs?: number;
   /** Jobs each process runs before its measured jobs (see `FleetBenchOptions.warmupJobs`). Default 1000. */
   warmupJobs?: number;
-  /** Rounds per workload, the sides taking turns to go first. Default 3. */
+  /** Rounds per workload, the sides taking turns to go first. Default 5. */
   rounds?: number;
   /**
    * Jobs of the larger crawlfleet run under MONITOR for a workload whose sessions are new; the
@@ -268,7 +268,7 @@ function brokenWorkload(workload: MatrixWorkload, error: unknown): WorkloadResul
 export async function benchMatrix(options: MatrixOptions): Promise<MatrixResult> {
   const jobs = options.jobs ?? 4_000;
   const warmupJobs = options.warmupJobs ?? 1_000;
-  const rounds = Math.max(1, options.rounds ?? 3);
+  const rounds = Math.max(1, options.rounds ?? 5);
   const monitorJobs = Math.max(2, options.monitorJobs ?? jobs);
   const progress = options.progress ?? (() => undefined);
   const bench = await openBench({ retain: Math.max(warmupJobs + jobs, monitorJobs), progress });

@@ -18,7 +18,7 @@
  * - CRAWLFLEET_BENCH_PAGE: the page the headline's jobs fetch, the job id appended (`/ok/`);
  *   CRAWLFLEET_BENCH_FRESH_SESSIONS=1: its measured jobs go to sessions their first jobs create.
  * - CRAWLFLEET_BENCH_WORKLOADS=name,name: the matrix workloads to run (all; see workloads.ts).
- * - CRAWLFLEET_BENCH_ROUNDS: the matrix's rounds (3); CRAWLFLEET_BENCH_MATRIX_JOBS: its measured
+ * - CRAWLFLEET_BENCH_ROUNDS: the matrix's rounds (5); CRAWLFLEET_BENCH_MATRIX_JOBS: its measured
  *   jobs per run (4000); CRAWLFLEET_BENCH_MATRIX_WARMUP_JOBS: its warm-up jobs per run (1000);
  *   CRAWLFLEET_BENCH_MATRIX_MONITOR_JOBS: its larger MONITOR run for workloads whose sessions are
  *   new (the measured jobs; the others at most 1000, see matrix.ts).
@@ -56,7 +56,7 @@ const fleetJobs = knob('CRAWLFLEET_BENCH_FLEET_JOBS', 8_000);
 const warmupJobs = knob('CRAWLFLEET_BENCH_WARMUP_JOBS', 2_000, 0);
 const monitorJobs = knob('CRAWLFLEET_BENCH_MONITOR_JOBS', 600, 2);
 const workloads = selectWorkloads(process.env.CRAWLFLEET_BENCH_WORKLOADS);
-const matrixRounds = knob('CRAWLFLEET_BENCH_ROUNDS', 3);
+const matrixRounds = knob('CRAWLFLEET_BENCH_ROUNDS', 5);
 const matrixJobs = knob('CRAWLFLEET_BENCH_MATRIX_JOBS', 4_000);
 const matrixWarmupJobs = knob('CRAWLFLEET_BENCH_MATRIX_WARMUP_JOBS', 1_000, 0);
 const matrixMonitorJobs = knob('CRAWLFLEET_BENCH_MATRIX_MONITOR_JOBS', matrixJobs, 2);
@@ -160,10 +160,10 @@ const matrix = await benchMatrix({
   progress,
 });
 process.stdout.write(
-  `\nfleet matrix, ${matrix.jobs} jobs per run on warm workers at concurrency ${matrix.concurrency}, ${matrix.rounds} round(s); ratio = median of the rounds' crawlfleet/bare ratios; cmds/job = crawlfleet's Redis commands per job (target <= ${COMMANDS_PER_JOB_TARGET}); RSS = crawlfleet worker peak:\n`,
+  `\nfleet matrix, ${matrix.jobs} jobs per run on warm workers at concurrency ${matrix.concurrency}, ${matrix.rounds} round(s); ratio = median of the rounds' crawlfleet/bare ratios, rounds = the least and greatest of them; cmds/job = crawlfleet's Redis commands per job (target <= ${COMMANDS_PER_JOB_TARGET}); RSS = crawlfleet worker peak:\n`,
 );
 /** Widths of the matrix table's columns after the first (left-aligned) one; the note runs free. */
-const MATRIX_WIDTHS = [10, 13, 19, 8, 10, 10, 8, 8];
+const MATRIX_WIDTHS = [10, 13, 19, 8, 12, 10, 10, 8, 8];
 const matrixLine = (cells: Array<string | number>) =>
   cells
     .map((c, i) => (i === 0 ? String(c).padEnd(21) : String(c).padStart(MATRIX_WIDTHS[i - 1] ?? 0)))
@@ -176,6 +176,7 @@ process.stdout.write(
     'bare jobs/s',
     'crawlfleet jobs/s',
     'ratio',
+    'rounds',
     'target',
     'cmds/job',
     'RSS MB',
@@ -197,6 +198,7 @@ for (const w of matrix.workloads) {
       Math.round(w.baselineJobsPerSecond),
       Math.round(w.crawlfleetJobsPerSecond),
       w.ratio.toFixed(3),
+      `${Math.min(...w.roundRatios).toFixed(2)}-${Math.max(...w.roundRatios).toFixed(2)}`,
       w.target === undefined ? '-' : `>= ${w.target}`,
       w.commandsPerJob.toFixed(2),
       w.rssMb,
