@@ -481,11 +481,10 @@ export const sessionsConfigSchema = z.strictObject({
     .default(30 * day),
   workflowTtlSeconds: z.number().int().min(1).default(3600),
   /**
-   * How often a worker writes the meta counters (jobs, errors, last used) of jobs in sessions that
-   * exist. Such a job adds its counts in memory, whatever else it changed; they are written on
-   * this timer and when the worker drains, one write per session. 0 writes them with every job
-   * (a command per job that changed nothing else). A worker killed with SIGKILL loses at most
-   * this much.
+   * How often a worker writes the meta counters (jobs, errors, last used) of jobs that changed
+   * nothing else in their session. Such a job adds its counts in memory; they are written with
+   * the session's next commit, on this timer, and when the worker drains. 0 writes them with
+   * every job (one more command per job). A worker killed with SIGKILL loses at most this much.
    */
   metaFlushMs: z.number().int().min(0).max(600_000).default(5_000),
   /**

@@ -4,7 +4,7 @@ import type { Logger } from '@crawlfleet/log';
 import type { SlateName, SlateRead, SlateStore, SlateWrite } from '@crawlfleet/slates';
 import type { Cookie } from 'tough-cookie';
 import { type AuthState, normalizeAuth } from './auth-state.js';
-import type { MetaBacklog, MetaDelta, SessionMeta } from './meta-backlog.js';
+import { type MetaBacklog, type MetaDelta, type SessionMeta, sumDeltas } from './meta-backlog.js';
 import type { SessionCounters } from './session-counters.js';
 import type { SessionHasher } from './session-hasher.js';
 import { SessionCookieJar } from './session-jar.js';
@@ -324,26 +324,28 @@ export class JobSession {
       return;
     }
     const own = this.ownMeta();
-    // The session exists: its counts are written behind (MetaBacklog), whatever else changed. A
-    // cookie that changes on every response (a load balancer's) then writes that cookie alone.
-    const behind = this.version('meta') > 0 && config.metaFlushMs > 0 && !backlog.closed;
-    if (behind && writes.length === 0) {
+    // Only counters changed, and the session exists: its meta is written behind (MetaBacklog).
+    if (writes.length === 0 && this.version('meta') > 0 && config.metaFlushMs > 0 && !backlog.closed) {
       backlog.add(this.keys, own);
       this.errorDelta = 0;
       this.jobCounted = true;
       return;
     }
-    // A new session: this write creates it, with this job's counts.
-    if (!behind) writes.push({ rule: 'counters', name: 'meta', ...own, ttlMs: config.metaTtlSeconds * 1000 });
+    // Counts this worker's earlier jobs left for this session ride along with this write.
+    const carried = backlog.take(this.keys);
+    const delta = carried === undefined ? own : sumDeltas(own, carried);
+    writes.push({ rule: 'counters', name: 'meta', ...delta, ttlMs: config.metaTtlSeconds * 1000 });
+    let committed = false;
+    let outcomeUnknown = false;
     try {
       for (let attempt = 1; attempt <= config.maxCommitAttempts; attempt++) {
         const started = performance.now();
         const result = await store.commit(this.keys, writes);
         this.context.observer?.stateSynced?.('commit', performance.now() - started);
         if (result.ok) {
-          // Counts go behind only once the write they belong to stood (a failed job is counted by its retry).
-          if (behind) backlog.add(this.keys, own);
           this.committed(writes, result.slates, result.versions, evictedBefore);
+          if (carried !== undefined) counters.metaWrittenBehind += carried.jobs;
+          committed = true;
           return;
         }
         counters.commitConflicts++;
@@ -380,12 +382,20 @@ export class JobSession {
       }
     } catch (error) {
       if (error instanceof RecoverableError) throw error;
+      outcomeUnknown = mayHaveApplied(error);
       counters.commitFailures++;
       logger.warn(
         { session_id: this.hashedId, err: (error as Error).message },
         'session commit failed; this job ran but its session changes are lost',
       );
       return;
+    } finally {
+      // Earlier jobs' counts are not this job's to lose: they wait for the next write, unless
+      // the write may have stored them already.
+      if (!committed && carried !== undefined) {
+        if (outcomeUnknown) counters.metaDropped += carried.jobs;
+        else backlog.add(this.keys, carried);
+      }
     }
     throw new RecoverableError(
       'session_contention',

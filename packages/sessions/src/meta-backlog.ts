@@ -33,9 +33,10 @@ export function sumDeltas(a: MetaDelta, b: MetaDelta): MetaDelta {
 }
 
 /**
- * Meta counts of one worker's jobs in sessions that exist, per session, waiting to be written.
- * Most jobs of a warm session change no cookie, login or profile: writing their counts behind
- * spares each of them a commit; a job that does change something writes that alone.
+ * Meta counts of one worker's jobs that changed nothing else in their session, per session,
+ * waiting to be written. Most jobs of a warm session change no cookie, login or profile: writing
+ * their counts behind spares each of them a sealed commit, and spares a busy session the commit
+ * conflicts of many jobs bumping one counter.
  */
 export class MetaBacklog {
   private readonly pending = new Map<string, { keys: SessionKeys; delta: MetaDelta }>();
@@ -50,6 +51,14 @@ export class MetaBacklog {
     const entry = this.pending.get(keys.base);
     if (entry === undefined) this.pending.set(keys.base, { keys, delta });
     else entry.delta = sumDeltas(entry.delta, delta);
+  }
+
+  /** Removes and returns a session's waiting counts (to be written by a commit). */
+  take(keys: SessionKeys): MetaDelta | undefined {
+    const entry = this.pending.get(keys.base);
+    if (entry === undefined) return undefined;
+    this.pending.delete(keys.base);
+    return entry.delta;
   }
 
   /** Forgets a session's waiting counts (its state was flushed). */
