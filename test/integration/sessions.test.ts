@@ -131,8 +131,13 @@ describe('sessions shared by jobs', () => {
   it('writes waiting counts on the flush timer, and with the next commit of the session', async () => {
     sessionsConfig = { metaFlushMs: 300 };
     const first = await run();
-    await crawl('default', 'timer', ['/cookies/set?t=1', '/ok/t-1', '/ok/t-2', '/ok/t-3']);
+    // The session first, so that the next jobs find it and count behind (run together with it,
+    // they would all find none and write their counts with their own commits).
+    await crawl('default', 'timer', ['/cookies/set?t=1']);
+    await crawl('default', 'timer', ['/ok/t-1', '/ok/t-2', '/ok/t-3']);
     await waitFor(async () => (await metaOf('default', 'timer'))?.jobs === 4, { what: 'meta.jobs = 4 by the timer' });
+    // Written by the timer of a worker still running, not by its drain.
+    expect(first.worker.sessionCounters.metaWrittenBehind).toBe(3);
     await first.stop();
     running = running.filter((w) => w !== first);
 
