@@ -47,8 +47,10 @@ describe('render jobs are bounded', () => {
   }
 
   it('a page past render.timeoutMs is a timeout, retried, then dead-lettered; a download is refused', async () => {
+    // Not much less: the limit bounds the download's render too, which took over a second once
+    // while the rest of the suite ran beside it (it then timed out like the hanging page).
     const config = testConfig({
-      render: { timeoutMs: 1_000 },
+      render: { timeoutMs: 4_000 },
       jobs: { retries: 1, backoffBaseMs: 20, backoffMaxMs: 50 },
     });
     running.push(await startBrowserWorker(keys(), config, 2));
