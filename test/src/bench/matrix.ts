@@ -103,6 +103,9 @@ export interface MatrixResult {
 
 type MatrixSide = FleetSideName | 'crawlee';
 
+/** The matrix's size when its options leave it out (`npm run bench` takes its knobs' defaults from here). */
+export const MATRIX_DEFAULTS = { jobs: 4_000, warmupJobs: 1_000, rounds: 5 } as const;
+
 /** Jobs of the larger MONITOR run of a workload whose sessions are not new: a per-job count needs no more. */
 const STEADY_MONITOR_JOBS = 1_000;
 
@@ -266,9 +269,9 @@ function brokenWorkload(workload: MatrixWorkload, error: unknown): WorkloadResul
  * reported as failed and the matrix goes on.
  */
 export async function benchMatrix(options: MatrixOptions): Promise<MatrixResult> {
-  const jobs = options.jobs ?? 4_000;
-  const warmupJobs = options.warmupJobs ?? 1_000;
-  const rounds = Math.max(1, options.rounds ?? 5);
+  const jobs = options.jobs ?? MATRIX_DEFAULTS.jobs;
+  const warmupJobs = options.warmupJobs ?? MATRIX_DEFAULTS.warmupJobs;
+  const rounds = Math.max(1, options.rounds ?? MATRIX_DEFAULTS.rounds);
   const monitorJobs = Math.max(2, options.monitorJobs ?? jobs);
   const progress = options.progress ?? (() => undefined);
   const bench = await openBench({ retain: Math.max(warmupJobs + jobs, monitorJobs), progress });

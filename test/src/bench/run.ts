@@ -39,7 +39,7 @@ import { benchBodies } from './bodies.js';
 import { benchCluster } from './cluster.js';
 import { benchFleet } from './fleet.js';
 import { benchFollowing } from './following.js';
-import { benchMatrix } from './matrix.js';
+import { benchMatrix, MATRIX_DEFAULTS } from './matrix.js';
 import { benchObservability } from './observability.js';
 import { benchProxied } from './proxied.js';
 import { benchRendering } from './rendering.js';
@@ -56,9 +56,9 @@ const fleetJobs = knob('CRAWLFLEET_BENCH_FLEET_JOBS', 8_000);
 const warmupJobs = knob('CRAWLFLEET_BENCH_WARMUP_JOBS', 2_000, 0);
 const monitorJobs = knob('CRAWLFLEET_BENCH_MONITOR_JOBS', 600, 2);
 const workloads = selectWorkloads(process.env.CRAWLFLEET_BENCH_WORKLOADS);
-const matrixRounds = knob('CRAWLFLEET_BENCH_ROUNDS', 5);
-const matrixJobs = knob('CRAWLFLEET_BENCH_MATRIX_JOBS', 4_000);
-const matrixWarmupJobs = knob('CRAWLFLEET_BENCH_MATRIX_WARMUP_JOBS', 1_000, 0);
+const matrixRounds = knob('CRAWLFLEET_BENCH_ROUNDS', MATRIX_DEFAULTS.rounds);
+const matrixJobs = knob('CRAWLFLEET_BENCH_MATRIX_JOBS', MATRIX_DEFAULTS.jobs);
+const matrixWarmupJobs = knob('CRAWLFLEET_BENCH_MATRIX_WARMUP_JOBS', MATRIX_DEFAULTS.warmupJobs, 0);
 const matrixMonitorJobs = knob('CRAWLFLEET_BENCH_MATRIX_MONITOR_JOBS', matrixJobs, 2);
 const bodyJobs = knob('CRAWLFLEET_BENCH_BODY_JOBS', 2_000, 0);
 const bodyRounds = knob('CRAWLFLEET_BENCH_BODY_ROUNDS', 2);
@@ -198,7 +198,10 @@ for (const w of matrix.workloads) {
       Math.round(w.baselineJobsPerSecond),
       Math.round(w.crawlfleetJobsPerSecond),
       w.ratio.toFixed(3),
-      `${Math.min(...w.roundRatios).toFixed(2)}-${Math.max(...w.roundRatios).toFixed(2)}`,
+      // A workload that broke has no rounds.
+      w.roundRatios.length === 0
+        ? '-'
+        : `${Math.min(...w.roundRatios).toFixed(2)}-${Math.max(...w.roundRatios).toFixed(2)}`,
       w.target === undefined ? '-' : `>= ${w.target}`,
       w.commandsPerJob.toFixed(2),
       w.rssMb,
