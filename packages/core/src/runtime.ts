@@ -22,15 +22,13 @@
  * instead of 195-203) and keeps the limit high for pages with large bodies. Capping the limit at
  * 768 MB gave the same RSS and throughput, with less room.
  *
- * `--single-threaded-gc`: V8 collects on the worker's own thread instead of adding helper
- * threads. A worker shares its cores with Redis, the site's neighbours and other workers (or runs
- * under a CPU quota); the helpers' synchronisation cost more than they saved: on the 2-core
- * benchmark machine a worker does about 20% more jobs per second with them off, and a bare
- * BullMQ worker gains nothing either way (docs/scaling.md).
+ * V8's GC helper threads stay on (no `--single-threaded-gc`, which crawlfleet used until session
+ * 14): with them a worker peaked 15-20 MB lower (171-181 MB against 185-198 at the same loads) and
+ * did as many jobs per second on the headline and more on pages that change a cookie on every
+ * response, where a job allocates most (docs/scaling.md).
  */
 export const NODE_FLAGS: readonly string[] = [
   '--max-old-space-size=1536',
   '--max-semi-space-size=32',
   '--heap-growing-percent=50',
-  '--single-threaded-gc',
 ];
