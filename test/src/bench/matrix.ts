@@ -51,6 +51,11 @@ export interface CrawleeSummary {
   /** crawlfleet jobs/s over Crawlee pages/s in the same round: the median over the rounds. */
   ratio: number;
   roundRatios: number[];
+  /**
+   * The bare worker's jobs/s over Crawlee's pages/s in the same rounds (median): how far the
+   * target is from what a worker that keeps no session does on this machine.
+   */
+  baselineRatio: number;
   target: number;
   pass: boolean;
 }
@@ -189,6 +194,9 @@ async function measureWorkload(
       (run, i) => run.jobsPerSecond / (crawleeRuns[i]?.pagesPerSecond ?? Number.NaN),
     );
     const crawleeRatio = median(crawleeRatios);
+    const baselineRatios = runs.baseline.map(
+      (run, i) => run.jobsPerSecond / (crawleeRuns[i]?.pagesPerSecond ?? Number.NaN),
+    );
     crawlee = {
       pagesPerSecond: median(crawleeRuns.map((r) => r.pagesPerSecond)),
       rssMb: round1(Math.max(...crawleeRuns.map((r) => r.rssMb))),
@@ -196,6 +204,7 @@ async function measureWorkload(
       failed: crawleeRuns.reduce((sum, r) => sum + r.failed, 0),
       ratio: crawleeRatio,
       roundRatios: crawleeRatios.map(round2),
+      baselineRatio: round2(median(baselineRatios)),
       target: CRAWLEE_RATIO_TARGET,
       pass: crawleeRatio >= CRAWLEE_RATIO_TARGET,
     };

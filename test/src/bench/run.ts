@@ -216,7 +216,7 @@ if (crawleeRow === undefined || crawlee === undefined)
   process.stdout.write('crawlee: not run (it runs with changing-cookie-100)\n');
 else
   process.stdout.write(
-    `crawlee HttpCrawler on the ${crawleeRow.name} pages (${crawleeRow.sessions} sessions keeping cookies, concurrency ${crawleeRow.concurrency}): ${Math.round(crawlee.pagesPerSecond)} pages/s, RSS ${crawlee.rssMb} MB, CPU ${crawlee.cpuMsPerPage} ms/page${crawlee.failed > 0 ? `, ${crawlee.failed} pages FAILED` : ''}; crawlfleet ${crawleeRow.name} jobs/s / crawlee pages/s = ${crawlee.ratio.toFixed(2)} (median of the rounds: ${crawlee.roundRatios.join(', ')}; target >= ${crawlee.target} ${verdict(crawlee.pass)})\n`,
+    `crawlee HttpCrawler on the ${crawleeRow.name} pages (${crawleeRow.sessions} sessions keeping cookies, concurrency ${crawleeRow.concurrency}): ${Math.round(crawlee.pagesPerSecond)} pages/s, RSS ${crawlee.rssMb} MB, CPU ${crawlee.cpuMsPerPage} ms/page${crawlee.failed > 0 ? `, ${crawlee.failed} pages FAILED` : ''}; crawlfleet ${crawleeRow.name} jobs/s / crawlee pages/s = ${crawlee.ratio.toFixed(2)} (median of the rounds: ${crawlee.roundRatios.join(', ')}; target >= ${crawlee.target} ${verdict(crawlee.pass)}); the bare worker did ${crawlee.baselineRatio.toFixed(2)} times Crawlee in the same rounds\n`,
   );
 
 let bodies: Awaited<ReturnType<typeof benchBodies>> | undefined;
@@ -492,6 +492,7 @@ process.stdout.write(
           crawlee_pages_per_s: Math.round(crawlee.pagesPerSecond),
           crawlee_ratio: Number(crawlee.ratio.toFixed(3)),
           crawlee_round_ratios: crawlee.roundRatios,
+          crawlee_baseline_ratio: crawlee.baselineRatio,
           crawlee_ratio_target: crawlee.target,
           crawlee_pass: crawlee.pass,
           crawlee_rss_mb: crawlee.rssMb,
