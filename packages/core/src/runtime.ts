@@ -22,8 +22,8 @@
  * instead of 195-203) and keeps the limit high for pages with large bodies. Capping the limit at
  * 768 MB gave the same RSS and throughput, with less room.
  *
- * V8's GC helper threads stay on (no `--single-threaded-gc`, which crawlfleet used until session
- * 14): with them a worker peaked 15-20 MB lower (171-181 MB against 185-198 at the same loads) and
+ * V8's GC helper threads stay on (no `--single-threaded-gc`, which crawlfleet used to pass): with
+ * them a worker peaked 15-20 MB lower (171-181 MB against 185-198 at the same loads) and
  * did as many jobs per second on the headline and more on pages that change a cookie on every
  * response, where a job allocates most (docs/scaling.md).
  */

@@ -190,13 +190,11 @@ async function measureWorkload(
 
   let crawlee: CrawleeSummary | undefined;
   if (crawleeRuns.length > 0) {
-    const crawleeRatios = runs.crawlfleet.map(
-      (run, i) => run.jobsPerSecond / (crawleeRuns[i]?.pagesPerSecond ?? Number.NaN),
-    );
+    /** A side's jobs/s over Crawlee's pages/s, round by round. */
+    const overCrawlee = (side: FleetSideName) =>
+      runs[side].map((run, i) => run.jobsPerSecond / (crawleeRuns[i]?.pagesPerSecond ?? Number.NaN));
+    const crawleeRatios = overCrawlee('crawlfleet');
     const crawleeRatio = median(crawleeRatios);
-    const baselineRatios = runs.baseline.map(
-      (run, i) => run.jobsPerSecond / (crawleeRuns[i]?.pagesPerSecond ?? Number.NaN),
-    );
     crawlee = {
       pagesPerSecond: median(crawleeRuns.map((r) => r.pagesPerSecond)),
       rssMb: round1(Math.max(...crawleeRuns.map((r) => r.rssMb))),
@@ -204,7 +202,7 @@ async function measureWorkload(
       failed: crawleeRuns.reduce((sum, r) => sum + r.failed, 0),
       ratio: crawleeRatio,
       roundRatios: crawleeRatios.map(round2),
-      baselineRatio: round2(median(baselineRatios)),
+      baselineRatio: round2(median(overCrawlee('baseline'))),
       target: CRAWLEE_RATIO_TARGET,
       pass: crawleeRatio >= CRAWLEE_RATIO_TARGET,
     };
